@@ -1,0 +1,222 @@
+//! The product dictionary (`data/products.toml`): canonical names and aliases, validated, with a
+//! version that is the blake3 of its normalized content (order and comments do not matter).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::matcher::normalize_key;
+
+/// The dictionary shipped with convlake, used when no file is given and `data/products.toml`
+/// is not in the working directory.
+pub const EMBEDDED: &str = include_str!("../../data/products.toml");
+
+/// One product: its canonical name and extra surface forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub name: String,
+    pub aliases: Vec<String>,
+}
+
+/// A validated dictionary and its version.
+#[derive(Debug, Clone)]
+pub struct Dictionary {
+    /// Products sorted by canonical name.
+    pub products: Vec<Product>,
+    /// blake3 of the normalized content, 16 hex digits: the `dict=` partition name.
+    pub version: String,
+    /// Where it came from (a path, or "embedded").
+    pub origin: String,
+}
+
+/// What is wrong with a dictionary, with file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum DictionaryError {
+    #[error("cannot read the dictionary {path}: {source}. Pass --dictionary FILE or create data/products.toml")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("{origin}:{line}: {message}")]
+    Invalid {
+        origin: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{origin}: the dictionary has no [[product]] entries; add at least one")]
+    Empty { origin: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    product: Vec<RawProduct>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    name: Spanned<String>,
+    #[serde(default)]
+    aliases: Vec<Spanned<String>>,
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())].matches('\n').count() + 1
+}
+
+impl Dictionary {
+    /// Loads and validates a dictionary file.
+    pub fn load(path: &Path) -> Result<Dictionary, DictionaryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DictionaryError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Dictionary::parse(&text, &path.display().to_string())
+    }
+
+    /// The embedded default dictionary.
+    pub fn embedded() -> Dictionary {
+        // The embedded file is checked by the `embedded_dictionary_is_valid` test.
+        Dictionary::parse(EMBEDDED, "embedded data/products.toml")
+            .unwrap_or_else(|e| panic!("the embedded dictionary is invalid: {e}"))
+    }
+
+    /// Parses and validates dictionary text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Dictionary, DictionaryError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| DictionaryError::Syntax {
+            origin: origin.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        if raw.product.is_empty() {
+            return Err(DictionaryError::Empty {
+                origin: origin.to_string(),
+            });
+        }
+        let invalid = |span: std::ops::Range<usize>, message: String| DictionaryError::Invalid {
+            origin: origin.to_string(),
+            line: line_of(text, span.start),
+            message,
+        };
+        // normalized key → (canonical name, line) of the form that claimed it
+        let mut keys: HashMap<String, (String, usize)> = HashMap::new();
+        let mut products = Vec::new();
+        for p in &raw.product {
+            let name = p.name.get_ref().trim().to_string();
+            if normalize_key(&name).is_empty() {
+                return Err(invalid(
+                    p.name.span(),
+                    "a product name is empty (it needs at least one letter or digit)".into(),
+                ));
+            }
+            let mut aliases: Vec<String> = Vec::new();
+            let forms = std::iter::once(&p.name).chain(p.aliases.iter());
+            for (i, form) in forms.enumerate() {
+                let text_form = form.get_ref().trim();
+                let key = normalize_key(text_form);
+                if key.is_empty() {
+                    return Err(invalid(
+                        form.span(),
+                        format!("an alias of {name:?} is empty"),
+                    ));
+                }
+                let line = line_of(text, form.span().start);
+                if let Some((owner, first_line)) = keys.get(&key) {
+                    if i == 0 {
+                        return Err(invalid(
+                            form.span(),
+                            format!("duplicate product name {name:?}: it matches the same words as {owner:?} (line {first_line}); merge them or make one an alias"),
+                        ));
+                    }
+                    if *owner == name {
+                        // An alias equal to the name or another alias of the same product adds nothing.
+                        continue;
+                    }
+                    return Err(invalid(
+                        form.span(),
+                        format!(
+                            "the alias {text_form:?} is already used by product {owner:?} (line {first_line}); a surface form can belong to one product only"
+                        ),
+                    ));
+                }
+                keys.insert(key, (name.clone(), line));
+                if i > 0 {
+                    aliases.push(text_form.to_string());
+                }
+            }
+            aliases.sort();
+            products.push(Product { name, aliases });
+        }
+        products.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut canonical = String::from("convlake-dictionary-v1\n");
+        for p in &products {
+            canonical.push_str(&p.name);
+            for a in &p.aliases {
+                canonical.push('\t');
+                canonical.push_str(a);
+            }
+            canonical.push('\n');
+        }
+        let version = blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string();
+        Ok(Dictionary {
+            products,
+            version,
+            origin: origin.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_dictionary_is_valid() {
+        let d = Dictionary::parse(EMBEDDED, "embedded").unwrap();
+        assert!(d.products.len() >= 4);
+        assert_eq!(d.version.len(), 16);
+    }
+
+    #[test]
+    fn order_and_comments_do_not_change_the_version() {
+        let a = "[[product]]\nname = \"A One\"\naliases = [\"x\", \"y\"]\n[[product]]\nname = \"B\"\n";
+        let b = "# comment\n[[product]]\nname = \"B\"\n\n[[product]]\nname = \"A One\" # hi\naliases = [\"y\", \"x\"]\n";
+        assert_eq!(
+            Dictionary::parse(a, "a").unwrap().version,
+            Dictionary::parse(b, "b").unwrap().version
+        );
+        let c = "[[product]]\nname = \"A One\"\naliases = [\"x\"]\n[[product]]\nname = \"B\"\n";
+        assert_ne!(
+            Dictionary::parse(a, "a").unwrap().version,
+            Dictionary::parse(c, "c").unwrap().version
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let dup = "[[product]]\nname = \"A\"\n[[product]]\nname = \"a\"\n";
+        let e = Dictionary::parse(dup, "p.toml").unwrap_err().to_string();
+        assert!(e.starts_with("p.toml:4:") && e.contains("duplicate"), "{e}");
+
+        let shared = "[[product]]\nname = \"A\"\naliases=[\"zz\"]\n[[product]]\nname = \"B\"\naliases = [\"ZZ\"]\n";
+        let e = Dictionary::parse(shared, "p.toml").unwrap_err().to_string();
+        assert!(e.starts_with("p.toml:6:") && e.contains("already used by product \"A\""), "{e}");
+
+        let empty = "[[product]]\nname = \"  \"\n";
+        let e = Dictionary::parse(empty, "p.toml").unwrap_err().to_string();
+        assert!(e.starts_with("p.toml:2:") && e.contains("empty"), "{e}");
+
+        let unknown = "[[product]]\nname = \"A\"\nalias = [\"b\"]\n";
+        let e = Dictionary::parse(unknown, "p.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown field `alias`") && e.contains("line 3"), "{e}");
+
+        assert!(Dictionary::parse("", "p.toml").is_err());
+        assert!(Dictionary::parse("[[product]\n", "p.toml").is_err());
+    }
+}

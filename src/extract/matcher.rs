@@ -1,0 +1,440 @@
+//! The product matcher: whole-word, case-insensitive dictionary matching that holds up on
+//! ASR text (lowercase, no punctuation, words split or joined).
+//!
+//! Text is reduced to a *key stream*: its letters and digits, NFKC-normalized and lowercased,
+//! each remembering the original character it came from and what separated it from the previous
+//! one (nothing, whitespace/hyphen/underscore, an apostrophe, or anything else). Names are reduced
+//! the same way, remembering where their word boundaries are (spaces, hyphens, camelCase,
+//! letter/digit changes). Aho-Corasick finds every candidate in the key stream; a candidate
+//! counts only when
+//! - it starts and ends at a word boundary of the text (`nimbus hubble` is not `Nimbus Hub`);
+//! - inside it, the text has separators only where the name has a word boundary, and those are
+//!   whitespace, hyphens or underscores (or the name's own separator, as in `AT&T`): sentence
+//!   punctuation ends a name (`the Acme. Router` is no mention);
+//! - the last word may carry a plural (`s`, `es`) or possessive (`'s`, `’s`).
+//!
+//! Overlapping candidates resolve to the longest; every occurrence counts. Offsets are character
+//! offsets into the original text, so `text[start..end]` is the matched span.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use unicode_normalization::UnicodeNormalization;
+
+use super::dictionary::Dictionary;
+
+/// What separates a key character from the previous one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gap {
+    /// Adjacent letters or digits (or bytes of one character).
+    None,
+    /// Only whitespace, hyphens or underscores.
+    Joiner,
+    /// Exactly one apostrophe.
+    Apostrophe,
+    /// Anything else, or the edge of the text.
+    Other,
+}
+
+fn is_joiner(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '-' | '_' | '\u{2010}' | '\u{2011}')
+}
+
+fn is_apostrophe(c: char) -> bool {
+    matches!(c, '\'' | '\u{2019}' | '\u{02BC}')
+}
+
+/// Appends the normalized (NFKC, lowercase) letters and digits of one character.
+fn push_normalized(c: char, out: &mut String) {
+    if c.is_ascii() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        }
+        return;
+    }
+    for n in std::iter::once(c).nfkc() {
+        for l in n.to_lowercase() {
+            if l.is_alphanumeric() {
+                out.push(l);
+            }
+        }
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric()
+}
+
+/// The matching key of a name: its normalized letters and digits, separators dropped.
+pub fn normalize_key(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if is_word_char(c) {
+            push_normalized(c, &mut out);
+        }
+    }
+    out
+}
+
+/// A compiled surface form.
+#[derive(Debug)]
+struct Pattern {
+    product: u32,
+    /// For each key byte: the separator the name has before it, if this is a word boundary
+    /// (`Some("")` for a camelCase or letter/digit boundary, `Some(sep)` otherwise).
+    boundary: Vec<Option<String>>,
+}
+
+/// One mention found in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Index into [`Matcher::products`].
+    pub product: u32,
+    /// Character offset of the first matched character.
+    pub start_char: usize,
+    /// Character offset one past the last matched character.
+    pub end_char: usize,
+}
+
+/// Reusable buffers for [`Matcher::find`], so a long run allocates once.
+#[derive(Default)]
+pub struct Scratch {
+    key: String,
+    /// Per key byte: the original character index it came from.
+    orig: Vec<u32>,
+    /// Per key byte (plus one past the end): the separator before it.
+    gap: Vec<Gap>,
+    /// Per key byte: start of the separator text (char index) before it, for exact comparison.
+    gap_from: Vec<u32>,
+    /// Byte offset of every original character.
+    char_starts: Vec<usize>,
+    candidates: Vec<(usize, usize, u32)>,
+}
+
+/// The compiled dictionary.
+pub struct Matcher {
+    ac: Option<AhoCorasick>,
+    patterns: Vec<Pattern>,
+    products: Vec<String>,
+}
+
+fn compile_form(form: &str) -> (String, Vec<Option<String>>) {
+    let mut key = String::new();
+    let mut boundary: Vec<Option<String>> = Vec::new();
+    let mut sep = String::new();
+    let mut prev: Option<char> = None;
+    for c in form.chars() {
+        if !is_word_char(c) {
+            sep.push(c);
+            continue;
+        }
+        let before = key.len();
+        push_normalized(c, &mut key);
+        let added = key.len() - before;
+        if added == 0 {
+            continue;
+        }
+        let b = match prev {
+            None => None,
+            Some(_) if !sep.is_empty() => {
+                let s = sep.trim();
+                Some(if s.chars().all(is_joiner) { String::new() } else { s.to_string() })
+            }
+            Some(p) => {
+                let camel = p.is_lowercase() && c.is_uppercase();
+                let digit_change = p.is_numeric() != c.is_numeric();
+                (camel || digit_change).then(String::new)
+            }
+        };
+        boundary.push(b);
+        boundary.extend(std::iter::repeat_n(None, added - 1));
+        sep.clear();
+        prev = Some(c);
+    }
+    (key, boundary)
+}
+
+impl Matcher {
+    /// Compiles a dictionary.
+    pub fn new(dict: &Dictionary) -> Matcher {
+        let mut keys: Vec<String> = Vec::new();
+        let mut patterns = Vec::new();
+        let mut products = Vec::new();
+        for (i, p) in dict.products.iter().enumerate() {
+            products.push(p.name.clone());
+            for form in std::iter::once(&p.name).chain(p.aliases.iter()) {
+                let (key, boundary) = compile_form(form);
+                if key.is_empty() || keys.contains(&key) {
+                    continue;
+                }
+                keys.push(key);
+                patterns.push(Pattern {
+                    product: i as u32,
+                    boundary,
+                });
+            }
+        }
+        let ac = if keys.is_empty() {
+            None
+        } else {
+            // Standard semantics + overlapping search: every candidate is seen, then validated;
+            // a rejected long candidate never hides a valid shorter one.
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(&keys)
+                .ok()
+        };
+        Matcher {
+            ac,
+            patterns,
+            products,
+        }
+    }
+
+    /// Canonical product names, indexed by [`Found::product`].
+    pub fn products(&self) -> &[String] {
+        &self.products
+    }
+
+    fn scan(text: &str, s: &mut Scratch) {
+        s.key.clear();
+        s.orig.clear();
+        s.gap.clear();
+        s.gap_from.clear();
+        s.char_starts.clear();
+        let mut sep_kind = Gap::Other; // the text edge is a boundary
+        let mut sep_len = 0usize;
+        let mut sep_from = 0u32;
+        for (ci, (bi, c)) in text.char_indices().enumerate() {
+            s.char_starts.push(bi);
+            if is_word_char(c) {
+                let before = s.key.len();
+                push_normalized(c, &mut s.key);
+                let added = s.key.len() - before;
+                if added == 0 {
+                    continue;
+                }
+                let first = if before == 0 {
+                    Gap::Other
+                } else if sep_len == 0 {
+                    Gap::None
+                } else {
+                    sep_kind
+                };
+                s.gap.push(first);
+                s.gap_from.push(sep_from);
+                for _ in 1..added {
+                    s.gap.push(Gap::None);
+                    s.gap_from.push(ci as u32);
+                }
+                s.orig.extend(std::iter::repeat_n(ci as u32, added));
+                sep_len = 0;
+                sep_kind = Gap::Joiner;
+            } else {
+                if sep_len == 0 {
+                    sep_from = ci as u32;
+                    sep_kind = if is_joiner(c) {
+                        Gap::Joiner
+                    } else if is_apostrophe(c) {
+                        Gap::Apostrophe
+                    } else {
+                        Gap::Other
+                    };
+                } else if !(sep_kind == Gap::Joiner && is_joiner(c)) {
+                    sep_kind = Gap::Other;
+                }
+                sep_len += 1;
+            }
+        }
+        // The separator after the last key character (or the end of the text).
+        s.gap.push(if sep_len == 0 { Gap::Other } else { sep_kind });
+        s.gap_from.push(sep_from);
+        s.char_starts.push(text.len());
+    }
+
+    /// Separator text (trimmed) before key byte `i`.
+    fn sep_text<'t>(text: &'t str, s: &Scratch, i: usize) -> &'t str {
+        let from = s.char_starts[s.gap_from[i] as usize];
+        let to = s.char_starts[s.orig[i] as usize];
+        text.get(from..to).unwrap_or("").trim()
+    }
+
+    /// Finds every mention in `text`, in order of position.
+    pub fn find(&self, text: &str, s: &mut Scratch, out: &mut Vec<Found>) {
+        out.clear();
+        let Some(ac) = &self.ac else { return };
+        Self::scan(text, s);
+        let key = s.key.as_bytes();
+        let n = key.len();
+        s.candidates.clear();
+        for m in ac.find_overlapping_iter(&s.key) {
+            let (start, end) = (m.start(), m.end());
+            let pat = &self.patterns[m.pattern().as_usize()];
+            if s.gap[start] == Gap::None {
+                continue; // starts inside a word
+            }
+            let inside_ok = (start + 1..end).all(|i| match (s.gap[i], &pat.boundary[i - start]) {
+                (Gap::None, _) => true,
+                (_, None) => false,
+                (Gap::Joiner, Some(_)) => true,
+                (_, Some(sep)) => !sep.is_empty() && Self::sep_text(text, s, i) == sep,
+            });
+            if !inside_ok {
+                continue;
+            }
+            let mut stop = end;
+            let boundary_at = |i: usize| i >= n || s.gap[i] != Gap::None;
+            if !boundary_at(stop) {
+                if key[stop] == b's' && boundary_at(stop + 1) {
+                    stop += 1;
+                } else if key[stop] == b'e'
+                    && stop + 1 < n
+                    && key[stop + 1] == b's'
+                    && boundary_at(stop + 2)
+                {
+                    stop += 2;
+                } else {
+                    continue; // ends inside a word
+                }
+            } else if stop < n
+                && s.gap[stop] == Gap::Apostrophe
+                && key[stop] == b's'
+                && boundary_at(stop + 1)
+            {
+                stop += 1; // possessive
+            }
+            s.candidates.push((start, stop, pat.product));
+        }
+        // Longest first, then leftmost; keep those that overlap nothing kept.
+        s.candidates
+            .sort_by(|a, b| (b.1 - b.0).cmp(&(a.1 - a.0)).then(a.0.cmp(&b.0)));
+        let mut kept: Vec<(usize, usize, u32)> = Vec::new();
+        for &(a, b, p) in &s.candidates {
+            if kept.iter().all(|&(x, y, _)| b <= x || a >= y) {
+                kept.push((a, b, p));
+            }
+        }
+        kept.sort_unstable();
+        out.extend(kept.into_iter().map(|(a, b, p)| Found {
+            product: p,
+            start_char: s.orig[a] as usize,
+            end_char: s.orig[b - 1] as usize + 1,
+        }));
+    }
+}
+
+/// The characters `[start, end)` of `text`.
+pub fn char_slice(text: &str, start: usize, end: usize) -> &str {
+    let mut it = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len()));
+    let from = it.nth(start).unwrap_or(text.len());
+    let to = if end > start {
+        it.nth(end - start - 1).unwrap_or(text.len())
+    } else {
+        from
+    };
+    &text[from..to]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dict() -> Dictionary {
+        Dictionary::parse(
+            r#"
+[[product]]
+name = "Acme Router"
+aliases = ["acme wifi router"]
+[[product]]
+name = "Quantum Headset"
+[[product]]
+name = "CloudPhone Pro"
+aliases = ["cloud fone pro"]
+[[product]]
+name = "Nimbus Hub"
+[[product]]
+name = "AT&T Box"
+"#,
+            "test",
+        )
+        .unwrap()
+    }
+
+    fn found(text: &str) -> Vec<(String, String)> {
+        let m = Matcher::new(&dict());
+        let mut s = Scratch::default();
+        let mut out = Vec::new();
+        m.find(text, &mut s, &mut out);
+        out.iter()
+            .map(|f| {
+                (
+                    m.products()[f.product as usize].clone(),
+                    char_slice(text, f.start_char, f.end_char).to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn names(text: &str) -> Vec<String> {
+        found(text).into_iter().map(|(p, _)| p).collect()
+    }
+
+    #[test]
+    fn split_joined_and_cased_forms_match() {
+        for t in [
+            "my cloud phone pro died",
+            "my CloudPhone-Pro died",
+            "my cloudphonepro died",
+            "my cloudphone pro died",
+            "CLOUDPHONE PRO!",
+            "a cloud\nphone\tpro",
+            "acme_router",
+        ] {
+            assert_eq!(names(t).len(), 1, "{t:?}");
+        }
+        assert_eq!(found("My CloudPhone-Pro died")[0].1, "CloudPhone-Pro");
+    }
+
+    #[test]
+    fn whole_words_only() {
+        assert!(names("the nimbus hubble telescope").is_empty());
+        assert!(names("my router is slow").is_empty());
+        assert!(names("xacme router").is_empty());
+        assert!(names("the Acme. Router").is_empty());
+        assert!(names("the Acme, Router").is_empty());
+        assert!(names("acmer outer").is_empty(), "separators only at name boundaries");
+    }
+
+    #[test]
+    fn plurals_and_possessives() {
+        assert_eq!(found("two acme routers")[0].1, "acme routers");
+        assert_eq!(found("the Quantum Headset's battery")[0].1, "Quantum Headset's");
+        assert_eq!(found("the Quantum Headset’s battery")[0].1, "Quantum Headset’s");
+        assert_eq!(found("quantum headsets' cases")[0].1, "quantum headsets");
+        assert!(names("quantum headsetx").is_empty());
+    }
+
+    #[test]
+    fn unicode_and_symbols() {
+        assert_eq!(names("ＣｌｏｕｄＰｈｏｎｅ Ｐｒｏ"), ["CloudPhone Pro"]);
+        assert_eq!(names("CloudPhone Pro™ rocks"), ["CloudPhone Pro"]);
+        assert_eq!(names("“Acme Router”"), ["Acme Router"]);
+        assert_eq!(names("an AT&T Box"), ["AT&T Box"]);
+        assert_eq!(found("é acme router")[0].1, "acme router");
+    }
+
+    #[test]
+    fn aliases_and_longest_match() {
+        assert_eq!(names("my acme wifi router"), ["Acme Router"]);
+        assert_eq!(found("my acme wifi router")[0].1, "acme wifi router");
+        assert_eq!(names("cloud fone pro"), ["CloudPhone Pro"]);
+        assert_eq!(
+            names("acme router and acme router, quantum headset"),
+            ["Acme Router", "Acme Router", "Quantum Headset"]
+        );
+    }
+
+    #[test]
+    fn char_slice_uses_characters() {
+        assert_eq!(char_slice("héllo wörld", 6, 11), "wörld");
+        assert_eq!(char_slice("abc", 1, 1), "");
+    }
+}

@@ -1,0 +1,183 @@
+//! The tutorial's archive-query contract (GENESYS.md §9): `POST /api/v2/archiving/conversations/query`
+//! with `select/where/timeRange/size`, then GET of `nextPageUri` until it is null.
+//!
+//! Not a real Genesys Cloud endpoint; some teams front their own archive with it, and the
+//! simulator serves it. A page becomes Arrow rows of the raw-snapshot schema.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+
+use crate::lake::schema::raw_schema;
+
+/// The query path.
+pub const QUERY_PATH: &str = "/api/v2/archiving/conversations/query";
+
+/// One page of the archive contract.
+#[derive(Debug, Deserialize)]
+pub struct ArchivePage {
+    #[serde(default)]
+    pub entities: Vec<ArchiveEntity>,
+    #[serde(rename = "nextPageUri", default)]
+    pub next_page_uri: Option<String>,
+}
+
+/// One conversation on a page.
+#[derive(Debug, Deserialize)]
+pub struct ArchiveEntity {
+    pub id: String,
+    pub date: DateTime<Utc>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub interactions: Vec<ArchiveInteraction>,
+}
+
+/// One utterance of a conversation.
+#[derive(Debug, Deserialize)]
+pub struct ArchiveInteraction {
+    #[serde(default)]
+    pub participant: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub transcript: Option<String>,
+}
+
+/// The request body for one interaction type over `[start, end)`.
+pub fn query_body(
+    interaction_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    size: u32,
+) -> serde_json::Value {
+    serde_json::json!({
+        "select": ["date", "id", "type", "interactions"],
+        "where": format!("type = '{}'", interaction_type.replace('\'', "''")),
+        "timeRange": {
+            "start": start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "end": end.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        },
+        "size": size,
+    })
+}
+
+/// Parses a page body, with an error that says what is wrong where.
+pub fn parse_page(body: &[u8]) -> Result<ArchivePage, String> {
+    serde_json::from_slice(body).map_err(|e| format!("not a valid archive page: {e}"))
+}
+
+/// Maps the participant labels of a source onto convlake's: customer, agent, ivr, unknown.
+pub fn participant_role(label: Option<&str>) -> &'static str {
+    match label.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        Some("customer" | "external") => "customer",
+        Some("agent" | "user" | "internal") => "agent",
+        Some("ivr" | "acd" | "botflow" | "bot" | "system") => "ivr",
+        _ => "unknown",
+    }
+}
+
+fn days_since_epoch(d: NaiveDate) -> i32 {
+    // NaiveDate::default() is 1970-01-01.
+    (d - NaiveDate::default()).num_days() as i32
+}
+
+/// The page's utterances as one batch of the raw-snapshot schema.
+pub fn page_to_batch(page: &ArchivePage, snapshot: &str) -> Result<RecordBatch, String> {
+    let mut conv = StringBuilder::new();
+    let mut comm = StringBuilder::new();
+    let mut date = Date32Builder::new();
+    let mut kind = StringBuilder::new();
+    let mut part = StringBuilder::new();
+    let mut idx = Int32Builder::new();
+    let mut start_ms = Int64Builder::new();
+    let mut text = StringBuilder::new();
+    let mut snap = StringBuilder::new();
+    for e in &page.entities {
+        let day = days_since_epoch(e.date.date_naive());
+        let media = e.kind.trim().to_ascii_lowercase();
+        for (i, it) in e.interactions.iter().enumerate() {
+            let Some(t) = it.transcript.as_deref().filter(|t| !t.trim().is_empty()) else {
+                continue;
+            };
+            conv.append_value(&e.id);
+            comm.append_null();
+            date.append_value(day);
+            kind.append_value(&media);
+            part.append_value(participant_role(it.participant.as_deref()));
+            idx.append_value(i as i32);
+            start_ms.append_option(it.timestamp.map(|ts| (ts - e.date).num_milliseconds()));
+            text.append_value(t);
+            snap.append_value(snapshot);
+        }
+    }
+    RecordBatch::try_new(
+        raw_schema(),
+        vec![
+            Arc::new(conv.finish()),
+            Arc::new(comm.finish()),
+            Arc::new(date.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(part.finish()),
+            Arc::new(idx.finish()),
+            Arc::new(start_ms.finish()),
+            Arc::new(text.finish()),
+            Arc::new(snap.finish()),
+        ],
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Array;
+
+    const PAGE: &str = r#"{"entities":[{"id":"c1","date":"2026-01-02T10:00:00.000Z","type":"Voice",
+        "interactions":[{"participant":"customer","timestamp":"2026-01-02T10:00:01.500Z","transcript":"my acme router"},
+                        {"participant":"agent","timestamp":"2026-01-02T10:00:03.000Z","transcript":""},
+                        {"participant":"ivr","transcript":"press one"}]}],
+        "nextPageUri":"/next/1"}"#;
+
+    #[test]
+    fn a_page_becomes_utterance_rows() {
+        let page = parse_page(PAGE.as_bytes()).unwrap();
+        assert_eq!(page.next_page_uri.as_deref(), Some("/next/1"));
+        let b = page_to_batch(&page, "h").unwrap();
+        assert_eq!(b.num_rows(), 2, "the empty transcript is skipped");
+        let starts = b
+            .column(6)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
+        assert_eq!(starts.value(0), 1500);
+        assert!(starts.is_null(1));
+        let kinds = b
+            .column(3)
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(kinds.value(0), "voice");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let err = parse_page(br#"{"entities":[{"date":"2026-01-02T10:00:00Z","type":"voice"}]}"#)
+            .unwrap_err();
+        assert!(err.contains("missing field `id`"), "{err}");
+        assert!(parse_page(br#"{"entities":[{"id":"#).is_err());
+    }
+
+    #[test]
+    fn query_body_quotes_the_type() {
+        let start = "2026-01-01T00:00:00Z".parse().unwrap();
+        let end = "2026-01-02T00:00:00Z".parse().unwrap();
+        let b = query_body("voice", start, end, 100);
+        assert_eq!(b["where"], "type = 'voice'");
+        assert_eq!(b["timeRange"]["end"], "2026-01-02T00:00:00.000Z");
+    }
+}

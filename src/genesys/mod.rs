@@ -1,0 +1,56 @@
+//! The source: Genesys Cloud (or anything that speaks its API, such as the simulator).
+//!
+//! `http` is the client every request goes through (OAuth client credentials with a cached
+//! token, retries, pacing); `archive` is the tutorial's archive-query contract; `fetch` is the
+//! stage that pages through a source and stages every page in the lake as a snapshot.
+
+pub mod archive;
+pub mod fetch;
+pub mod http;
+pub mod region;
+
+pub use fetch::{fetch, FetchOptions, FetchSummary};
+pub use http::{ApiClient, Credentials, Endpoints, RetryPolicy};
+
+/// Errors from talking to Genesys Cloud. Messages name the URL and the next step; they never
+/// contain a token or secret.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesysError {
+    #[error("no Genesys credentials: set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET)")]
+    MissingCredentials,
+    #[error("the login server at {url} rejected the client credentials ({status}: {message}). Check the client id and secret, and that the OAuth client uses the client-credentials grant")]
+    BadCredentials {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("cannot reach {url} after {attempts} attempts: {reason}. Check --api-url/--login-url or --region and the network; a re-run resumes where this one stopped")]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("{url} kept failing ({status}) after {attempts} attempts: {message}. The server is unhealthy or rate limiting; a re-run resumes where this one stopped")]
+    GaveUp {
+        url: String,
+        status: u16,
+        attempts: u32,
+        message: String,
+    },
+    #[error("{url} answered {status}: {message}")]
+    Rejected {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url} returned a body that is not a valid page after {attempts} attempts: {reason}. Nothing from this page was staged; a re-run resumes at this page")]
+    Malformed {
+        url: String,
+        attempts: u32,
+        reason: String,
+    },
+    #[error("invalid URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("unknown region {0:?}: use an AWS-style name such as us-east-1 or eu-west-1, or a domain such as mypurecloud.ie (see `convlake fetch --help`)")]
+    UnknownRegion(String),
+}

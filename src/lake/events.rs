@@ -1,0 +1,254 @@
+//! The event log: `events/<seq>.jsonl`, immutable numbered segments (20-digit zero-padded).
+//!
+//! A segment is created once with create-if-absent; a writer that loses the race for a number
+//! takes the next one, so two writers never overwrite each other's events. Every other view of
+//! the lake (which snapshots exist and in which order, which fetch runs finished) derives from it.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{Lake, LakeError};
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The segment number this event was written in.
+    pub seq: u64,
+    /// Position of the event inside its segment.
+    pub index: u32,
+    /// When it was written (UTC).
+    pub time: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What an event records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A page was received and is stored at `path` (written before this event).
+    Snapshot {
+        snapshot: String,
+        path: String,
+        source: String,
+        /// The fetch run (a hash of source, range and filter) this page belongs to.
+        run: String,
+        /// 0-based page number within the run.
+        page: u64,
+        /// Where the next page is, if any: what a resumed run continues from.
+        next: Option<String>,
+        conversations: u64,
+        utterances: u64,
+        body_bytes: u64,
+        /// False when the same page was already stored (same content, same name).
+        new: bool,
+    },
+    /// A fetch run saw its last page.
+    FetchDone {
+        run: String,
+        source: String,
+        interaction_type: String,
+        from: String,
+        to: String,
+        pages: u64,
+        conversations: u64,
+    },
+    /// Mentions were extracted from snapshots with one dictionary version.
+    Extracted {
+        dictionary_version: String,
+        snapshots: u64,
+        mentions: u64,
+    },
+    /// `mention_counts` was built.
+    Aggregated {
+        dictionary_version: String,
+        rows: u64,
+        content_hash: String,
+    },
+    /// The aggregates were synced to PostgreSQL.
+    Synced {
+        dictionary_version: String,
+        content_hash: String,
+        inserted: u64,
+        updated: u64,
+        deleted: u64,
+    },
+}
+
+impl EventKind {
+    /// The `kind` tag as written in the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Snapshot { .. } => "snapshot",
+            EventKind::FetchDone { .. } => "fetch_done",
+            EventKind::Extracted { .. } => "extracted",
+            EventKind::Aggregated { .. } => "aggregated",
+            EventKind::Synced { .. } => "synced",
+        }
+    }
+}
+
+/// Reader and appender of a lake's event log.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    lake: Lake,
+    /// The next segment number to try; learned from a listing, bumped on every write.
+    next: Arc<AtomicU64>,
+}
+
+const DIR: &str = "events";
+
+fn segment_path(seq: u64) -> String {
+    format!("{DIR}/{seq:020}.jsonl")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let file = name.rsplit('/').next()?;
+    let digits = file.strip_suffix(".jsonl")?;
+    if digits.len() != 20 {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl EventLog {
+    pub(super) fn new(lake: Lake) -> Self {
+        EventLog {
+            lake,
+            next: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    async fn segment_numbers(&self) -> Result<Vec<u64>, LakeError> {
+        let mut seqs: Vec<u64> = self
+            .lake
+            .list(DIR)
+            .await?
+            .iter()
+            .filter_map(|m| parse_segment_name(m.location.as_ref()))
+            .collect();
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    /// Appends events as one new segment and returns its number.
+    pub async fn append(&self, kinds: Vec<EventKind>) -> Result<u64, LakeError> {
+        if self.next.load(Ordering::SeqCst) == 0 {
+            let last = self.segment_numbers().await?.last().copied().unwrap_or(0);
+            self.next.fetch_max(last + 1, Ordering::SeqCst);
+        }
+        let time = Utc::now();
+        loop {
+            let seq = self.next.fetch_add(1, Ordering::SeqCst);
+            let mut body = String::new();
+            for (index, kind) in kinds.iter().enumerate() {
+                let event = Event {
+                    seq,
+                    index: index as u32,
+                    time,
+                    kind: kind.clone(),
+                };
+                let line = serde_json::to_string(&event).map_err(|e| LakeError::Event {
+                    path: segment_path(seq),
+                    reason: e.to_string(),
+                })?;
+                body.push_str(&line);
+                body.push('\n');
+            }
+            if self
+                .lake
+                .put_if_absent(&segment_path(seq), Bytes::from(body))
+                .await?
+            {
+                return Ok(seq);
+            }
+            // Another writer took this number: learn the newest and try after it.
+            let last = self.segment_numbers().await?.last().copied().unwrap_or(seq);
+            self.next.fetch_max(last + 1, Ordering::SeqCst);
+        }
+    }
+
+    /// Reads the whole log, oldest first.
+    pub async fn read_all(&self) -> Result<Vec<Event>, LakeError> {
+        let seqs = self.segment_numbers().await?;
+        let mut out = Vec::new();
+        for seq in seqs {
+            let path = segment_path(seq);
+            let bytes = self.lake.get(&path).await?;
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let event: Event =
+                    serde_json::from_slice(line).map_err(|e| LakeError::Event {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                out.push(event);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The stored snapshots in the order they were first recorded: (snapshot hash, seq of first event).
+pub fn snapshots_in_order(events: &[Event]) -> Vec<(String, u64)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for e in events {
+        if let EventKind::Snapshot { snapshot, .. } = &e.kind {
+            if seen.insert(snapshot.clone()) {
+                out.push((snapshot.clone(), e.seq));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(run: &str) -> EventKind {
+        EventKind::FetchDone {
+            run: run.into(),
+            source: "archive".into(),
+            interaction_type: "voice".into(),
+            from: "2026-01-01".into(),
+            to: "2026-01-02".into(),
+            pages: 1,
+            conversations: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn two_writers_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open_local(dir.path()).unwrap();
+        let a = lake.events();
+        let b = lake.events();
+        let sa = a.append(vec![done("a")]).await.unwrap();
+        let sb = b.append(vec![done("b")]).await.unwrap();
+        let sa2 = a.append(vec![done("a2"), done("a3")]).await.unwrap();
+        assert!(sa < sb && sb < sa2);
+        let all = lake.events().read_all().await.unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[3].index, 1);
+        let runs: Vec<_> = all
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::FetchDone { run, .. } => run.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(runs, ["a", "b", "a2", "a3"]);
+    }
+
+    #[test]
+    fn segment_names_are_zero_padded() {
+        assert_eq!(segment_path(7), "events/00000000000000000007.jsonl");
+        assert_eq!(parse_segment_name("events/00000000000000000007.jsonl"), Some(7));
+        assert_eq!(parse_segment_name("events/7.jsonl"), None);
+    }
+}

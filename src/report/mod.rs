@@ -1,0 +1,107 @@
+//! Reporting: turns the lake's daily product-mention counts into trend charts (PNG and SVG), a
+//! dashboard JSON payload, and an HTTP upload of that payload; plus a tiny local dashboard
+//! receiver for `convlake demo` and tests.
+//!
+//! Invariants:
+//! - A chart file is complete or absent: each file is written under a temporary name in the
+//!   output directory and renamed into place.
+//! - Same rows + same metadata ⇒ same payload bytes: everything in the payload is sorted.
+//! - The dashboard token only ever travels in the `Authorization` header; it never appears in an
+//!   error, a log line or the payload.
+
+mod chart;
+mod dashboard;
+mod receiver;
+
+use std::path::PathBuf;
+
+pub use chart::{write_trend_charts, ChartFiles, CHART_HEIGHT, CHART_WIDTH};
+pub use dashboard::{
+    dashboard_payload, post_dashboard, PayloadMeta, PostOutcome, DASHBOARD_TITLE, NLP_ENGINE,
+};
+pub use receiver::{start_receiver, ReceivedRequest, Receiver, RECEIVER_PATH};
+
+/// Mentions of one product in one interaction type on one day, as aggregated from the lake.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct DailyCount {
+    /// Day the conversations started (UTC).
+    pub date: chrono::NaiveDate,
+    /// Interaction type (e.g. `voice`, `chat`, `email`).
+    pub interaction_type: String,
+    /// Canonical product name from the dictionary.
+    pub product: String,
+    /// Number of mentions of the product that day.
+    pub mentions: u64,
+    /// Number of distinct conversations mentioning the product that day.
+    pub conversations: u64,
+}
+
+/// Errors from drawing charts and uploading the dashboard payload.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The chart output directory could not be created.
+    #[error("cannot create chart directory {path}: {source}; check the path and its permissions")]
+    CreateDir {
+        /// Directory that was being created.
+        path: PathBuf,
+        /// Underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Plotters failed while drawing or encoding a chart.
+    #[error("cannot draw chart {path}: {message}; check that the directory is writable and has free space")]
+    Draw {
+        /// Chart file being produced.
+        path: PathBuf,
+        /// What plotters reported.
+        message: String,
+    },
+    /// A chart file could not be written or moved into place.
+    #[error("cannot write chart {path}: {source}; check that the directory is writable and has free space")]
+    Write {
+        /// File being written.
+        path: PathBuf,
+        /// Underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The font embedded in the binary could not be registered with plotters (a build problem).
+    #[error("the embedded chart font (assets/DejaVuSans.ttf) is not a valid font; rebuild convlake with an intact assets/ directory")]
+    Font,
+    /// The dashboard URL is not a valid http(s) URL.
+    #[error("dashboard URL {url:?} is not valid: {reason}; pass a full URL such as https://host/api/dashboard")]
+    InvalidUrl {
+        /// URL as given.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The HTTP client could not be constructed (TLS setup).
+    #[error("cannot set up the HTTP client for {url}: {message}")]
+    Client {
+        /// Dashboard URL.
+        url: String,
+        /// What reqwest reported.
+        message: String,
+    },
+    /// The dashboard refused the payload with a status that retrying will not fix.
+    #[error("dashboard {url} rejected the payload with HTTP {status}: {body}; check the dashboard token and URL")]
+    Rejected {
+        /// Dashboard URL.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// Start of the response body (at most 500 characters, token redacted).
+        body: String,
+    },
+    /// Every attempt failed with a retryable error (429, 5xx, connection problem).
+    #[error("dashboard {url} did not accept the payload after {attempts} attempts; last error: {last}; check that the dashboard is up and retry later")]
+    RetriesExhausted {
+        /// Dashboard URL.
+        url: String,
+        /// Number of attempts made.
+        attempts: u32,
+        /// Description of the last failure.
+        last: String,
+    },
+}

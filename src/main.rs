@@ -1,1 +1,65 @@
-fn main() {}
+//! The `convlake` binary: parse flags, run one command, map the outcome to an exit code
+//! (0 success, 1 failure, 2 usage error).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use convlake::cli::{Cli, Command};
+use convlake::lake::Lake;
+use convlake::pipeline;
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("convlake={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let dict = || pipeline::load_dictionary(cli.dictionary.as_deref());
+    let lake = || Lake::open_local(&cli.lake);
+    match &cli.command {
+        Command::Simulate(a) => pipeline::simulate(&dict()?, a).await,
+        Command::Fetch(a) => pipeline::fetch(&lake()?, &a.source).await.map(drop),
+        Command::Extract(a) => pipeline::extract(&lake()?, &dict()?, a.workers).await.map(drop),
+        Command::Aggregate => pipeline::aggregate(&lake()?, &dict()?).await.map(drop),
+        Command::Sync(a) => pipeline::sync(&lake()?, &dict()?, &a.db).await.map(drop),
+        Command::Migrate(a) => pipeline::migrate(a).await,
+        Command::Report(a) => pipeline::report(&lake()?, &dict()?, a).await.map(drop),
+        Command::Export(a) => pipeline::export(&lake()?, &dict()?, a).await,
+        Command::Query(a) => pipeline::query(&lake()?, &dict()?, a).await,
+        Command::Run(a) => pipeline::run(&lake()?, &dict()?, a).await.map(drop),
+        Command::Demo(a) => pipeline::demo(&cli.lake, &dict()?, a).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

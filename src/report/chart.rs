@@ -26,8 +26,6 @@ pub const CHART_HEIGHT: u32 = 700;
 
 /// Width of the right-hand margin that holds the legend.
 const LEGEND_WIDTH: u32 = 250;
-/// Longest product name shown in the legend before it is shortened with "…".
-const LEGEND_NAME_CHARS: usize = 24;
 /// Vertical distance between legend entries.
 const LEGEND_ROW: i32 = 26;
 /// Label of the bucket that sums every product outside the top `top_n`.
@@ -111,8 +109,9 @@ pub fn write_trend_charts(
 /// Registers the embedded font once per process so no system font library is needed.
 fn register_font() -> Result<(), ReportError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok());
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
+    });
     if ok {
         Ok(())
     } else {
@@ -170,7 +169,10 @@ fn build_plot(rows: &[DailyCount], top_n: usize) -> TrendPlot {
     for r in rows {
         // `first` is the minimum date, so the difference is a valid non-negative index.
         let day = (r.date - first).num_days() as usize;
-        let line = index_of.get(r.product.as_str()).copied().unwrap_or(top.len());
+        let line = index_of
+            .get(r.product.as_str())
+            .copied()
+            .unwrap_or(top.len());
         if let Some(value) = series.get_mut(line).and_then(|s| s.values.get_mut(day)) {
             *value += r.mentions;
         }
@@ -237,11 +239,56 @@ fn unique_suffix() -> String {
 fn render_svg(plot: &TrendPlot) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (CHART_WIDTH, CHART_HEIGHT)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (CHART_WIDTH, CHART_HEIGHT)).into_drawing_area();
         draw(&root, plot)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
+}
+
+/// The x axis: day indices 0..days as `f64`, with half a day of padding on each side (keeps the
+/// end markers inside the plot and gives a single day a visible range), a labelled tick every
+/// `step` days and a light grid line on every day when there are not too many.
+struct DayAxis {
+    days: usize,
+    step: usize,
+}
+
+impl DayAxis {
+    fn new(days: usize, step: usize) -> Self {
+        DayAxis {
+            days,
+            step: step.max(1),
+        }
+    }
+}
+
+impl Ranged for DayAxis {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let range = self.range();
+        let fraction = (value - range.start) / (range.end - range.start);
+        limit.0 + (fraction * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        let step = if hint.weight().allow_light_points() {
+            if self.days > 92 {
+                return Vec::new();
+            }
+            1
+        } else {
+            self.step
+        };
+        (0..self.days).step_by(step).map(|i| i as f64).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        -0.5..(self.days.max(1) as f64 - 0.5)
+    }
 }
 
 /// Picks a label step (in days) so that at most `max_labels` dates are labelled.
@@ -257,15 +304,13 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let body = root
+        .margin(12, 0, 0, 0)
         .titled(&plot.title, (FONT, 28).into_font().color(&BLACK))
         .map_err(err)?;
     let (width, _) = body.dim_in_pixel();
     let (chart_area, legend_area) = body.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
 
     let days = plot.dates.len();
-    // Half a day of padding on each side keeps the end markers inside the plot and gives a
-    // single day a visible range.
-    let x_range = -0.5f64..(days.max(1) as f64 - 0.5);
     let same_year = plot.dates.first().map(|d| d.year()) == plot.dates.last().map(|d| d.year());
     let (date_format, max_labels) = if same_year {
         ("%m-%d", 14)
@@ -273,7 +318,6 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
         ("%Y-%m-%d", 8)
     };
     let step = label_step(days, max_labels);
-    let key_points: Vec<f64> = (0..days).step_by(step).map(|i| i as f64).collect();
     let y_max = plot
         .series
         .iter()
@@ -281,7 +325,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
         .max()
         .unwrap_or(0);
     // Headroom above the highest point; at least 1 so an all-zero chart has a y range.
-    let y_top = (y_max + y_max / 10 + 1) as f64;
+    let y_top = y_max + y_max / 10 + 1;
 
     let mut chart = ChartBuilder::on(&chart_area)
         .margin_top(10)
@@ -290,7 +334,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
         .margin_bottom(10)
         .x_label_area_size(55)
         .y_label_area_size(75)
-        .build_cartesian_2d(x_range.with_key_points(key_points), 0f64..y_top)
+        .build_cartesian_2d(DayAxis::new(days, step), 0u64..y_top)
         .map_err(err)?;
 
     let dates = &plot.dates;
@@ -304,33 +348,27 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
             .map(|d| d.format(date_format).to_string())
             .unwrap_or_default()
     };
-    let format_count = |y: &f64| -> String {
-        if y.fract() == 0.0 {
-            format!("{y:.0}")
-        } else {
-            format!("{y:.1}")
-        }
-    };
     chart
         .configure_mesh()
         .x_desc("Date")
         .y_desc("Mentions")
         .x_label_formatter(&format_date)
-        .y_label_formatter(&format_count)
         .y_labels(8)
         .axis_desc_style((FONT, 18))
         .label_style((FONT, 14))
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
+        .light_line_style(RGBColor(0xf3, 0xf3, 0xf3))
         .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
         .draw()
         .map_err(err)?;
 
+    // Few days leave room for bigger, easier-to-see markers.
+    let marker = if days <= 7 { 6 } else { 4 };
     for series in &plot.series {
         let points = series
             .values
             .iter()
             .enumerate()
-            .map(|(i, v)| (i as f64, *v as f64));
+            .map(|(i, v)| (i as f64, *v));
         chart
             .draw_series(LineSeries::new(
                 points.clone(),
@@ -338,7 +376,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
             ))
             .map_err(err)?;
         chart
-            .draw_series(points.map(|p| Circle::new(p, 4, series.colour.filled())))
+            .draw_series(points.map(|p| Circle::new(p, marker, series.colour.filled())))
             .map_err(err)?;
     }
 
@@ -365,7 +403,7 @@ fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     series: &[Series],
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let (_, height) = area.dim_in_pixel();
+    let (width, height) = area.dim_in_pixel();
     let top = 30;
     let header = (FONT, 17)
         .into_font()
@@ -390,12 +428,13 @@ fn draw_legend<DB: DrawingBackend>(
             s.colour.stroke_width(3),
         ))?;
         area.draw(&Circle::new((27, y), 4, s.colour.filled()))?;
-        area.draw(&Text::new(shorten(&s.name), (50, y), label.clone()))?;
+        let name = fit(area, &s.name, &label, width.saturating_sub(70));
+        area.draw(&Text::new(name, (50, y), label.clone()))?;
     }
     if shown < series.len() {
         let y = top + LEGEND_ROW * (shown as i32 + 1);
         let more = format!("+{} more", series.len() - shown);
-        area.draw(&Text::new(more, (50, y), label))?;
+        area.draw(&Text::new(more, (50, y), label.clone()))?;
     }
     if series.is_empty() {
         area.draw(&Text::new("(none)", (12, top + LEGEND_ROW), label))?;
@@ -403,15 +442,30 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Shortens a product name to fit the legend margin.
-fn shorten(name: &str) -> String {
-    if name.chars().count() <= LEGEND_NAME_CHARS {
-        name.to_string()
-    } else {
-        let mut short: String = name.chars().take(LEGEND_NAME_CHARS - 1).collect();
-        short.push('…');
-        short
+/// Shortens `name` with "…" until it is at most `max_width` pixels wide in `style`.
+fn fit<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    name: &str,
+    style: &TextStyle<'_>,
+    max_width: u32,
+) -> String {
+    let width = |text: &str| {
+        area.estimate_text_size(text, style)
+            .map(|(w, _)| w)
+            .unwrap_or(u32::MAX)
+    };
+    if width(name) <= max_width {
+        return name.to_string();
     }
+    let mut chars: Vec<char> = name.chars().collect();
+    while !chars.is_empty() {
+        chars.pop();
+        let short: String = chars.iter().collect::<String>().trim_end().to_string() + "…";
+        if width(&short) <= max_width {
+            return short;
+        }
+    }
+    "…".to_string()
 }
 
 #[cfg(test)]
@@ -464,18 +518,27 @@ mod tests {
             .len()
     }
 
+    /// True when the SVG has a text element whose content is exactly `text`.
+    fn has_text(svg: &str, text: &str) -> bool {
+        svg.contains(&format!(">\n{text}\n</text>"))
+    }
+
     fn assert_chart_files(files: &ChartFiles, title: &str, names: &[&str]) -> String {
         let png = std::fs::read(&files.png).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
         // A blank 1200x700 PNG compresses to a few KB; text and lines make it much larger.
-        assert!(png.len() > 10_000, "PNG suspiciously small: {} bytes", png.len());
+        assert!(
+            png.len() > 10_000,
+            "PNG suspiciously small: {} bytes",
+            png.len()
+        );
         let svg = std::fs::read_to_string(&files.svg).unwrap();
         assert!(svg.starts_with("<svg"), "SVG starts with {:?}", &svg[..20]);
         assert!(svg.contains(title), "SVG lacks title {title:?}");
         for name in names {
             assert!(svg.contains(name), "SVG lacks {name:?}");
         }
-        assert!(svg.contains(">Date<") && svg.contains(">Mentions<"));
+        assert!(has_text(&svg, "Date") && has_text(&svg, "Mentions"));
         let leftovers: Vec<_> = std::fs::read_dir(files.png.parent().unwrap())
             .unwrap()
             .filter_map(|e| e.ok())
@@ -510,8 +573,8 @@ mod tests {
             "Product mentions per day, 2024-03-01 to 2024-03-14",
             &names,
         );
-        assert!(svg.contains(">03-01<"), "date labels use %m-%d");
-        assert!(!svg.contains(">other<"));
+        assert!(has_text(&svg, "03-01"), "date labels use %m-%d");
+        assert!(!has_text(&svg, "other"));
     }
 
     #[test]
@@ -529,7 +592,10 @@ mod tests {
 
     #[test]
     fn one_day_renders_with_padding() {
-        let rows = vec![row(7, "voice", "Architect", 4), row(7, "chat", "Genesys Cloud CX", 9)];
+        let rows = vec![
+            row(7, "voice", "Architect", 4),
+            row(7, "chat", "Genesys Cloud CX", 9),
+        ];
         let plot = build_plot(&rows, 5);
         assert_eq!(plot.dates, vec![day(7)]);
         assert!(distinct_colours(&plot) > 20);
@@ -540,12 +606,14 @@ mod tests {
             "Product mentions per day, 2024-03-07 to 2024-03-07",
             &["Architect", "Genesys Cloud CX"],
         );
-        assert!(svg.contains(">03-07<"));
+        assert!(has_text(&svg, "03-07"));
     }
 
     #[test]
     fn one_product_chart() {
-        let rows: Vec<_> = (1..=5).map(|d| row(d, "voice", "Architect", u64::from(d))).collect();
+        let rows: Vec<_> = (1..=5)
+            .map(|d| row(d, "voice", "Architect", u64::from(d)))
+            .collect();
         let plot = build_plot(&rows, 3);
         assert_eq!(plot.series.len(), 1);
         assert_eq!(plot.series[0].values, vec![1, 2, 3, 4, 5]);
@@ -578,7 +646,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = write_trend_charts(&rows, dir.path(), 2).unwrap();
         let svg = assert_chart_files(&files, "Product mentions per day", &names);
-        assert!(svg.contains(">other<"));
+        assert!(has_text(&svg, "other"));
         assert!(!svg.contains("Speech Analytics"));
     }
 
@@ -599,7 +667,7 @@ mod tests {
         assert_eq!(label_step(1, 14), 1);
         assert_eq!(label_step(14, 14), 1);
         assert_eq!(label_step(30, 14), 7);
-        assert_eq!(label_step(365, 8), 91);
+        assert_eq!(label_step(365, 8), 56);
         let rows = vec![
             DailyCount {
                 date: NaiveDate::from_ymd_opt(2023, 12, 20).unwrap(),
@@ -613,15 +681,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = write_trend_charts(&rows, dir.path(), 3).unwrap();
         let svg = std::fs::read_to_string(files.svg).unwrap();
-        assert!(svg.contains(">2023-12-20<"), "multi-year ranges show the year");
+        assert!(
+            has_text(&svg, "2023-12-20"),
+            "multi-year ranges show the year"
+        );
     }
 
     #[test]
-    fn legend_names_are_shortened() {
-        assert_eq!(shorten("Architect"), "Architect");
-        let long = "A very long product name that would not fit";
-        let short = shorten(long);
-        assert_eq!(short.chars().count(), LEGEND_NAME_CHARS);
-        assert!(short.ends_with('…'));
+    fn legend_names_are_shortened_to_fit() {
+        register_font().unwrap();
+        let mut svg = String::new();
+        let root = SVGBackend::with_string(&mut svg, (300, 100)).into_drawing_area();
+        let style = (FONT, 15).into_font().into_text_style(&root);
+        assert_eq!(fit(&root, "Architect", &style, 190), "Architect");
+        let long = "Workforce Engagement Management Suite";
+        let short = fit(&root, long, &style, 190);
+        assert!(short.ends_with('…') && short.len() < long.len(), "{short}");
+        assert!(root.estimate_text_size(&short, &style).unwrap().0 <= 190);
     }
 }

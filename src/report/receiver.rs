@@ -165,7 +165,9 @@ mod tests {
 
     #[tokio::test]
     async fn answers_503_then_200_and_records_only_accepted_requests() {
-        let receiver = start_receiver("127.0.0.1:0".parse().unwrap(), 1).await.unwrap();
+        let receiver = start_receiver("127.0.0.1:0".parse().unwrap(), 1)
+            .await
+            .unwrap();
         assert!(receiver.url.starts_with("http://127.0.0.1:"));
         assert!(receiver.url.ends_with("/api/dashboard"));
         let client = reqwest::Client::new();
@@ -184,7 +186,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(second.status(), 200);
-        assert_eq!(second.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+        assert_eq!(
+            second.json::<Value>().await.unwrap(),
+            json!({"status": "ok"})
+        );
         let bad = client
             .post(&receiver.url)
             .body("not json")

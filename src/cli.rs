@@ -1,0 +1,255 @@
+//! Command-line definitions (clap derive) and the mapping of subcommands to stages. Every flag a
+//! scheduler would set can also come from the environment; flags win over the environment.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// convlake: find which products your customers talk about, from Genesys Cloud conversations.
+#[derive(Debug, Parser)]
+#[command(name = "convlake", version, about, long_about = None)]
+pub struct Cli {
+    /// The lake directory.
+    #[arg(long, global = true, env = "CONVLAKE_LAKE", default_value = "data/lake")]
+    pub lake: PathBuf,
+
+    /// The product dictionary (TOML). Default: data/products.toml when present, else the
+    /// dictionary built into convlake.
+    #[arg(long, global = true, env = "CONVLAKE_DICTIONARY")]
+    pub dictionary: Option<PathBuf>,
+
+    /// More logging (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a Genesys-compatible API with seeded synthetic conversations on loopback.
+    Simulate(SimulateArgs),
+    /// Fetch conversations and stage every page as a Parquet snapshot.
+    Fetch(FetchArgs),
+    /// Find product mentions in every snapshot not yet extracted with this dictionary.
+    Extract(ExtractArgs),
+    /// Build mention_counts from the current mentions (DataFusion, SQL in sql/).
+    Aggregate,
+    /// Make PostgreSQL's product_mentions equal mention_counts (applies migrations first).
+    Sync(SyncArgs),
+    /// Apply the PostgreSQL migrations only.
+    Migrate(DbArgs),
+    /// Draw the trend charts (PNG and SVG).
+    Report(ReportArgs),
+    /// Post the summary to the dashboard API (or write it to a file with --dry-run).
+    Export(ExportArgs),
+    /// Run SQL over the lake's tables: utterances, mentions, mention_counts, events.
+    Query(QueryArgs),
+    /// The whole pipeline: fetch, extract, aggregate, sync, report, export.
+    Run(RunArgs),
+    /// Everything on an embedded default: simulator, local lake, PostgreSQL, dashboard receiver.
+    Demo(DemoArgs),
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("{s:?} is not a date like 2026-01-31: {e}"))
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SimulateArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// Conversations over the whole period.
+    #[arg(long, default_value_t = 500)]
+    pub conversations: usize,
+    /// First day of data (default: 30 days before today).
+    #[arg(long, value_parser = parse_date)]
+    pub start: Option<NaiveDate>,
+    /// Number of days of data.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Seed: the same seed gives the same conversations.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Accept only this client id (default: any non-empty one).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Accept only this client secret (default: any non-empty one).
+    #[arg(long, hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Share of API requests answered 429 (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_429: f64,
+    /// Share of API requests answered 503 (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_500: f64,
+    /// Requests a minute per token before 429 (default: unlimited).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Source {
+    /// The archive-query contract of the original tutorial (GENESYS.md §9).
+    Archive,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Which API to read.
+    #[arg(long, value_enum, default_value = "archive", env = "CONVLAKE_SOURCE")]
+    pub source: Source,
+    /// First day (UTC, inclusive). Default: 30 days before --to.
+    #[arg(long, value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    /// Last day (UTC, inclusive). Default: today.
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+    /// Interaction types, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "voice,chat,email,message")]
+    pub media: Vec<String>,
+    /// Genesys Cloud region: us-east-1, eu-west-1, … or a domain such as mypurecloud.ie.
+    #[arg(long, env = "GENESYSCLOUD_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// API base URL (overrides --region), e.g. the simulator's.
+    #[arg(long, env = "GENESYS_API_URL")]
+    pub api_url: Option<String>,
+    /// Login base URL (default: derived from --api-url or --region).
+    #[arg(long, env = "GENESYS_LOGIN_URL")]
+    pub login_url: Option<String>,
+    /// OAuth client id (also GENESYSCLOUD_OAUTHCLIENT_ID).
+    #[arg(long, env = "GENESYS_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// OAuth client secret (also GENESYSCLOUD_OAUTHCLIENT_SECRET).
+    #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Conversations per page.
+    #[arg(long, default_value_t = 100)]
+    pub page_size: u32,
+    /// Attempts per request before giving up.
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: u32,
+    /// Timeout of one request, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FetchArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExtractArgs {
+    /// Snapshots processed at once (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DbArgs {
+    /// PostgreSQL connection string (also POSTGRES_CONNECTION_STRING).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Schema for every convlake table.
+    #[arg(long, env = "CONVLAKE_DB_SCHEMA", default_value = "public")]
+    pub schema: String,
+    /// Wait for another sync holding the lock instead of exiting.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Output directory (default: <lake>/reports).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Products drawn separately; the rest are summed as "other".
+    #[arg(long, default_value_t = 8)]
+    pub top: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DashboardArgs {
+    /// Dashboard API endpoint that accepts the JSON summary.
+    #[arg(long, env = "DASHBOARD_API_URL")]
+    pub dashboard_url: Option<String>,
+    /// Bearer token for the dashboard API.
+    #[arg(long, env = "DASHBOARD_API_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+    /// Write the payload to a file instead of posting it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where --dry-run writes (default: <lake>/reports/dashboard.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct QueryArgs {
+    /// The SQL, e.g. "SELECT product, SUM(mentions) FROM mention_counts GROUP BY product".
+    #[arg(required_unless_present = "file")]
+    pub sql: Option<String>,
+    /// Read the SQL from a file.
+    #[arg(long, conflicts_with = "sql")]
+    pub file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+    /// Snapshots extracted at once (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Conversations the simulator generates.
+    #[arg(long, default_value_t = 2000)]
+    pub conversations: usize,
+    /// Days of data, ending yesterday.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Simulator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}

@@ -1,0 +1,180 @@
+//! A private, throwaway PostgreSQL cluster for `demo` (and anyone without a database at hand):
+//! `initdb` into a directory with trust authentication, `pg_ctl start` on a free loopback port
+//! (as the `postgres` user when running as root, through `runuser`), stopped and removed on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Errors starting the cluster; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PgTmpError {
+    #[error("no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin. Install them (apt-get install postgresql) or set DATABASE_URL")]
+    NotFound,
+    #[error("{step} failed: {detail}")]
+    Step { step: String, detail: String },
+}
+
+/// A running throwaway cluster.
+pub struct TempCluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    as_postgres: bool,
+    /// A connection string for it (user `postgres`, database `postgres`, no password).
+    pub url: String,
+    stopped: bool,
+}
+
+fn has_server_binaries(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+}
+
+/// The directory holding `initdb` and `pg_ctl`, newest version first.
+pub fn find_bin_dir() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<(u32, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let v: u32 = e.file_name().to_str()?.parse().ok()?;
+                Some((v, e.path().join("bin")))
+            })
+            .collect();
+        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.extend(versions.into_iter().map(|(_, p)| p));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path));
+    }
+    candidates.into_iter().find(|d| has_server_binaries(d))
+}
+
+fn is_root() -> bool {
+    // `id -u` avoids an unsafe libc call for one number.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, PgTmpError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| PgTmpError::Step {
+            step: "finding a free port".into(),
+            detail: e.to_string(),
+        })
+}
+
+impl TempCluster {
+    fn command(&self, tool: &str) -> Command {
+        build_command(&self.bin, tool, self.as_postgres)
+    }
+
+    /// Creates and starts a cluster in a new directory under `parent`.
+    pub fn start(parent: &Path) -> Result<TempCluster, PgTmpError> {
+        let bin = find_bin_dir().ok_or(PgTmpError::NotFound)?;
+        let as_postgres = is_root();
+        std::fs::create_dir_all(parent).map_err(|e| PgTmpError::Step {
+            step: format!("creating {}", parent.display()),
+            detail: e.to_string(),
+        })?;
+        let dir = parent.join(format!("pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| PgTmpError::Step {
+            step: format!("creating {}", dir.display()),
+            detail: e.to_string(),
+        })?;
+        let dir = dir.canonicalize().unwrap_or(dir);
+        if as_postgres {
+            run(
+                Command::new("chown").arg("-R").arg("postgres:").arg(&dir),
+                "chown of the cluster directory to postgres",
+            )?;
+        }
+        let port = free_port()?;
+        let mut cluster = TempCluster {
+            bin,
+            dir,
+            as_postgres,
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            stopped: true,
+        };
+        let data = cluster.dir.join("data");
+        run(
+            cluster
+                .command("initdb")
+                .arg("-D")
+                .arg(&data)
+                .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]),
+            "initdb",
+        )?;
+        let opts = format!(
+            "-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+        );
+        run(
+            cluster
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(cluster.dir.join("server.log"))
+                .args(["-o", &opts, "-w", "-t", "60", "start"]),
+            "pg_ctl start",
+        )?;
+        cluster.stopped = false;
+        Ok(cluster)
+    }
+
+    /// Stops the server and removes its directory.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn build_command(bin: &Path, tool: &str, as_postgres: bool) -> Command {
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+        c
+    } else {
+        Command::new(bin.join(tool))
+    }
+}
+
+fn run(cmd: &mut Command, step: &str) -> Result<(), PgTmpError> {
+    let out = cmd.output().map_err(|e| PgTmpError::Step {
+        step: step.into(),
+        detail: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(PgTmpError::Step {
+            step: step.into(),
+            detail: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+        })
+    }
+}

@@ -1,0 +1,488 @@
+//! The commands: each maps its flags onto one stage, and `run`/`demo` compose the stages in
+//! order. Stages meet in the lake; this module only passes settings and prints summaries.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+use chrono::{NaiveDate, Utc};
+
+use crate::aggregate::{self, CountRow};
+use crate::cli::{
+    DashboardArgs, DbArgs, DemoArgs, ExportArgs, Format, QueryArgs, ReportArgs, RunArgs,
+    SimulateArgs, SourceArgs,
+};
+use crate::extract::{self, Dictionary};
+use crate::genesys::{self, ApiClient, Credentials, Endpoints, FetchOptions, RetryPolicy};
+use crate::lake::Lake;
+use crate::report::{self, DailyCount, PayloadMeta};
+use crate::secret::Secret;
+use crate::simulator::{self, SimConfig, SimProduct};
+use crate::sync::{self, Target};
+
+/// Loads the dictionary: the given file, else `data/products.toml`, else the embedded one.
+pub fn load_dictionary(path: Option<&Path>) -> Result<Dictionary> {
+    match path {
+        Some(p) => Ok(Dictionary::load(p)?),
+        None => {
+            let local = Path::new("data/products.toml");
+            if local.is_file() {
+                Ok(Dictionary::load(local)?)
+            } else {
+                Ok(Dictionary::embedded())
+            }
+        }
+    }
+}
+
+fn env_fallback(value: &Option<String>, other: &str) -> Option<String> {
+    value
+        .clone()
+        .or_else(|| std::env::var(other).ok())
+        .filter(|v| !v.is_empty())
+}
+
+fn date_range(args: &SourceArgs) -> Result<(NaiveDate, NaiveDate)> {
+    let to = args.to.unwrap_or_else(|| Utc::now().date_naive());
+    let from = args.from.unwrap_or(to - chrono::Days::new(30));
+    if from > to {
+        bail!("--from {from} is after --to {to}");
+    }
+    Ok((from, to))
+}
+
+/// `convlake fetch`.
+pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSummary> {
+    let id = env_fallback(&args.client_id, "GENESYSCLOUD_OAUTHCLIENT_ID");
+    let secret = env_fallback(&args.client_secret, "GENESYSCLOUD_OAUTHCLIENT_SECRET");
+    let (Some(client_id), Some(secret)) = (id, secret) else {
+        return Err(genesys::GenesysError::MissingCredentials.into());
+    };
+    let endpoints = Endpoints::resolve(&args.region, args.api_url.as_deref(), args.login_url.as_deref())?;
+    let policy = RetryPolicy {
+        max_attempts: args.max_attempts.max(1),
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        ..RetryPolicy::default()
+    };
+    let client = ApiClient::new(
+        endpoints,
+        Credentials {
+            client_id,
+            client_secret: Secret::new(secret),
+        },
+        policy,
+    )?;
+    let (from, to) = date_range(args)?;
+    let opts = FetchOptions {
+        from,
+        to,
+        media: args.media.iter().map(|m| m.trim().to_ascii_lowercase()).collect(),
+        page_size: args.page_size.clamp(1, 1000),
+    };
+    let s = genesys::fetch(lake, &client, &opts).await?;
+    eprintln!(
+        "fetch: {} pages, {} new snapshots, {} conversations, {} utterances, {:.1} MB ({} to {}){}",
+        s.pages,
+        s.new_snapshots,
+        s.conversations,
+        s.utterances,
+        s.body_bytes as f64 / 1e6,
+        from,
+        to,
+        if s.resumed_runs > 0 { ", resumed an unfinished run" } else { "" }
+    );
+    Ok(s)
+}
+
+fn workers(w: Option<usize>) -> usize {
+    w.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// `convlake extract`.
+pub async fn extract(lake: &Lake, dict: &Dictionary, w: Option<usize>) -> Result<extract::ExtractSummary> {
+    let s = extract::extract(lake, dict, workers(w)).await?;
+    eprintln!(
+        "extract: dictionary {} ({}): {} snapshots extracted, {} already done, {} mentions in {} utterances",
+        s.dictionary_version, dict.origin, s.extracted, s.skipped, s.mentions, s.utterances
+    );
+    Ok(s)
+}
+
+/// `convlake aggregate`.
+pub async fn aggregate(lake: &Lake, dict: &Dictionary) -> Result<aggregate::AggregateSummary> {
+    let s = aggregate::aggregate(lake, &dict.version).await?;
+    eprintln!(
+        "aggregate: {} rows, {} mentions -> {}",
+        s.rows, s.mentions, s.path
+    );
+    Ok(s)
+}
+
+async fn counts(lake: &Lake, dict: &Dictionary) -> Result<(Vec<CountRow>, String)> {
+    match aggregate::read_counts(lake, &dict.version).await? {
+        Some(c) => Ok(c),
+        None => bail!(
+            "no aggregates for dictionary version {} in {}: run `convlake extract` and `convlake aggregate` first",
+            dict.version,
+            lake.root().display()
+        ),
+    }
+}
+
+fn target(db: &DbArgs) -> Result<Option<Target>> {
+    let url = env_fallback(&db.database_url, "POSTGRES_CONNECTION_STRING");
+    url.map(|u| Target::new(Secret::new(u), &db.schema).map_err(Into::into))
+        .transpose()
+}
+
+/// `convlake sync`.
+pub async fn sync(lake: &Lake, dict: &Dictionary, db: &DbArgs) -> Result<sync::SyncSummary> {
+    let Some(t) = target(db)? else {
+        bail!("no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url");
+    };
+    sync_to(lake, dict, &t, db.wait).await
+}
+
+async fn sync_to(lake: &Lake, dict: &Dictionary, t: &Target, wait: bool) -> Result<sync::SyncSummary> {
+    let (rows, hash) = counts(lake, dict).await?;
+    let s = sync::sync(t, &rows, &dict.version, &hash, wait).await?;
+    if s.unchanged {
+        eprintln!("sync: {} already holds these {} rows; nothing to do", t.describe(), s.rows);
+    } else {
+        eprintln!(
+            "sync: {}: {} rows ({} inserted, {} updated, {} deleted)",
+            t.describe(),
+            s.rows,
+            s.inserted,
+            s.updated,
+            s.deleted
+        );
+    }
+    Ok(s)
+}
+
+/// `convlake migrate`.
+pub async fn migrate(db: &DbArgs) -> Result<()> {
+    let Some(t) = target(db)? else {
+        bail!("no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url");
+    };
+    let mut client = t.connect().await?;
+    let applied = sync::migrate(&mut client, &t, db.wait).await?;
+    if applied.is_empty() {
+        eprintln!("migrate: {} is up to date", t.describe());
+    } else {
+        eprintln!("migrate: applied {} to {}", applied.join(", "), t.describe());
+    }
+    Ok(())
+}
+
+fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
+    rows.iter()
+        .map(|r| DailyCount {
+            date: r.conversation_date,
+            interaction_type: r.interaction_type.clone(),
+            product: r.product.clone(),
+            mentions: r.mentions.max(0) as u64,
+            conversations: r.conversations.max(0) as u64,
+        })
+        .collect()
+}
+
+/// `convlake report`.
+pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportArgs) -> Result<report::ChartFiles> {
+    let (rows, _) = counts(lake, dict).await?;
+    let out = args.out.clone().unwrap_or_else(|| lake.root().join("reports"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let files = report::write_trend_charts(&daily(&rows), &out, args.top.max(1))?;
+    eprintln!("report: {} and {}", files.png.display(), files.svg.display());
+    Ok(files)
+}
+
+async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_json::Value, String)> {
+    let (rows, hash) = counts(lake, dict).await?;
+    let ctx = aggregate::session(lake, &dict.version).await?;
+    let convs = aggregate::query(&ctx, "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances").await?;
+    let conversations = convs
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0)))
+        .unwrap_or(0);
+    let meta = PayloadMeta {
+        source: "convlake".into(),
+        dictionary_version: dict.version.clone(),
+        lake_hash: hash.clone(),
+        from: rows.iter().map(|r| r.conversation_date).min(),
+        to: rows.iter().map(|r| r.conversation_date).max(),
+        conversations: conversations.max(0) as u64,
+    };
+    Ok((report::dashboard_payload(&daily(&rows), &meta), hash))
+}
+
+/// `convlake export`.
+pub async fn export(lake: &Lake, dict: &Dictionary, args: &ExportArgs) -> Result<()> {
+    let (body, hash) = payload(lake, dict).await?;
+    if args.dry_run {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| lake.root().join("reports").join("dashboard.json"));
+        write_json(&out, &body)?;
+        eprintln!("export: dry run, payload written to {}", out.display());
+        return Ok(());
+    }
+    post(&args.dashboard, &body, &hash).await
+}
+
+fn write_json(out: &Path, body: &serde_json::Value) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = out.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(body)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+async fn post(d: &DashboardArgs, body: &serde_json::Value, hash: &str) -> Result<()> {
+    let Some(url) = d.dashboard_url.as_deref() else {
+        bail!("no dashboard: set DASHBOARD_API_URL or pass --dashboard-url (or use --dry-run to write the payload to a file)");
+    };
+    let token = d.dashboard_token.clone().map(Secret::new);
+    let key = format!("convlake-{}", &hash[..32.min(hash.len())]);
+    let o = report::post_dashboard(url, token.as_ref(), body, &key).await?;
+    eprintln!("export: posted to {url} ({} after {} attempt(s))", o.status, o.attempts);
+    Ok(())
+}
+
+/// `convlake query`.
+pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<()> {
+    let sql = match (&args.sql, &args.file) {
+        (_, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        (Some(s), None) => s.clone(),
+        (None, None) => bail!("give a SQL string or --file FILE"),
+    };
+    let ctx = aggregate::session(lake, &dict.version).await?;
+    let batches = aggregate::query(&ctx, &sql).await?;
+    let mut out: Vec<u8> = Vec::new();
+    match args.format {
+        Format::Table => {
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            out.extend(arrow::util::pretty::pretty_format_batches(&batches)?.to_string().bytes());
+            out.extend(format!("\n({rows} row{})\n", if rows == 1 { "" } else { "s" }).bytes());
+        }
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            for b in &batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut w = arrow::json::ArrayWriter::new(&mut out);
+            for b in &batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            if batches.iter().all(|b| b.num_rows() == 0) {
+                out = b"[]".to_vec();
+            }
+            out.push(b'\n');
+        }
+    }
+    match &args.output {
+        Some(p) => std::fs::write(p, &out).with_context(|| format!("writing {}", p.display()))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&out)?;
+        }
+    }
+    Ok(())
+}
+
+/// What `run` did, for the demo's summary.
+pub struct RunSummary {
+    pub fetch: genesys::FetchSummary,
+    pub extract: extract::ExtractSummary,
+    pub aggregate: aggregate::AggregateSummary,
+    pub synced: Option<sync::SyncSummary>,
+}
+
+/// `convlake run`.
+pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSummary> {
+    let f = fetch(lake, &args.source).await?;
+    let e = extract(lake, dict, args.workers).await?;
+    let a = aggregate(lake, dict).await?;
+    let synced = match target(&args.db)? {
+        Some(t) => Some(sync_to(lake, dict, &t, args.db.wait).await?),
+        None => {
+            eprintln!("sync: skipped (no DATABASE_URL)");
+            None
+        }
+    };
+    report(lake, dict, &ReportArgs { out: None, top: 8 }).await?;
+    let (body, hash) = payload(lake, dict).await?;
+    write_json(&lake.root().join("reports").join("dashboard.json"), &body)?;
+    if args.dashboard.dashboard_url.is_some() {
+        post(&args.dashboard, &body, &hash).await?;
+    } else {
+        eprintln!("export: no DASHBOARD_API_URL; payload written to reports/dashboard.json");
+    }
+    Ok(RunSummary {
+        fetch: f,
+        extract: e,
+        aggregate: a,
+        synced,
+    })
+}
+
+fn sim_products(dict: &Dictionary) -> Vec<SimProduct> {
+    dict.products
+        .iter()
+        .map(|p| SimProduct {
+            name: p.name.clone(),
+            aliases: p.aliases.clone(),
+        })
+        .collect()
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `convlake simulate`: serves until Ctrl-C.
+pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
+    let mut cfg = SimConfig::new(sim_products(dict));
+    cfg.conversations = args.conversations;
+    if let Some(s) = args.start {
+        cfg.start = s;
+    }
+    cfg.days = args.days.max(1);
+    cfg.seed = args.seed;
+    cfg.client_id = args.client_id.clone();
+    cfg.client_secret = args.client_secret.clone().map(Secret::new);
+    cfg.faults.rate_429 = args.fail_429;
+    cfg.faults.rate_500 = args.fail_500;
+    cfg.rate_limit_per_minute = args.rate_limit;
+    let sim = simulator::start(cfg.clone(), loopback(args.port)).await?;
+    println!("{}", sim.url);
+    eprintln!(
+        "simulate: {} conversations from {} over {} days (seed {}); Ctrl-C to stop",
+        cfg.conversations, cfg.start, cfg.days, cfg.seed
+    );
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// `convlake demo`: the whole pipeline against the simulator, a local receiver and PostgreSQL.
+pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let lake = Lake::open_local(lake_dir)?;
+    let days = args.days.max(1);
+    let today = Utc::now().date_naive();
+    let mut cfg = SimConfig::new(sim_products(dict));
+    cfg.conversations = args.conversations;
+    cfg.start = today - chrono::Days::new(days as u64);
+    cfg.days = days;
+    cfg.seed = args.seed;
+    cfg.client_id = Some("convlake-demo".into());
+    cfg.client_secret = Some(Secret::new("demo-secret"));
+    let sim = simulator::start(cfg.clone(), loopback(0)).await?;
+    let receiver = report::start_receiver(loopback(0), 0).await?;
+    eprintln!("demo: simulator at {}, dashboard receiver at {}", sim.url, receiver.url);
+
+    let mut cluster = None;
+    let database_url = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        Some(u) => Some(u),
+        None => match crate::pgtmp::TempCluster::start(&lake.root().join(".pg")) {
+            Ok(c) => {
+                eprintln!("demo: started a throwaway PostgreSQL for this run");
+                let url = c.url.clone();
+                cluster = Some(c);
+                Some(url)
+            }
+            Err(e) => {
+                eprintln!("demo: skipping the PostgreSQL sync: {e}");
+                None
+            }
+        },
+    };
+    let to = cfg.start + chrono::Days::new(days as u64 - 1);
+    let run_args = RunArgs {
+        source: SourceArgs {
+            source: crate::cli::Source::Archive,
+            from: Some(cfg.start),
+            to: Some(to),
+            media: crate::genesys::fetch::MEDIA_TYPES.iter().map(|s| s.to_string()).collect(),
+            region: "us-east-1".into(),
+            api_url: Some(sim.url.clone()),
+            login_url: None,
+            client_id: Some("convlake-demo".into()),
+            client_secret: Some("demo-secret".into()),
+            page_size: 100,
+            max_attempts: 8,
+            timeout: 60,
+        },
+        db: DbArgs {
+            database_url: database_url.clone(),
+            schema: "public".into(),
+            wait: true,
+        },
+        dashboard: DashboardArgs {
+            dashboard_url: Some(receiver.url.clone()),
+            dashboard_token: Some("demo-token".into()),
+        },
+        workers: None,
+    };
+    let result = run(&lake, dict, &run_args).await;
+    let db_rows = match (&result, &database_url) {
+        (Ok(_), Some(url)) => count_db_rows(url).await.ok(),
+        _ => None,
+    };
+    sim.shutdown().await;
+    let received = receiver.received().len();
+    receiver.shutdown().await;
+    if let Some(mut c) = cluster {
+        c.stop();
+    }
+    let summary = result?;
+
+    let truth = simulator::ground_truth(&cfg, cfg.start, to + chrono::Days::new(1), &["voice", "chat", "email", "message"]);
+    let (rows, _) = counts(&lake, dict).await?;
+    let mut per_product: std::collections::BTreeMap<String, i64> = Default::default();
+    for r in &rows {
+        *per_product.entry(r.product.clone()).or_default() += r.mentions;
+    }
+    let expected = truth.totals_by_product();
+    println!();
+    println!("convlake demo: {} conversations, {} snapshots, {} mentions", summary.fetch.conversations, summary.extract.snapshots, summary.aggregate.mentions);
+    println!("{:<24} {:>10} {:>14}", "product", "mentions", "ground truth");
+    for (p, n) in &per_product {
+        println!("{:<24} {:>10} {:>14}", p, n, expected.get(p).copied().unwrap_or(0));
+    }
+    let exact = expected.iter().all(|(p, n)| per_product.get(p).copied().unwrap_or(0) == *n as i64)
+        && per_product.len() == expected.len();
+    println!("matches the simulator's ground truth: {}", if exact { "yes" } else { "NO" });
+    let root = lake.root();
+    println!("lake:       {}", root.display());
+    println!("snapshots:  {}", root.join("raw").display());
+    println!("mentions:   {}", root.join(crate::lake::mentions_dir(&dict.version)).display());
+    println!("charts:     {} and trend.svg", root.join("reports/trend.png").display());
+    println!("dashboard:  {} (and posted {} time(s) to the local receiver)", root.join("reports/dashboard.json").display(), received);
+    match (db_rows, &database_url) {
+        (Some(n), Some(_)) if std::env::var("DATABASE_URL").is_ok() => println!("postgres:   {n} rows in product_mentions (DATABASE_URL)"),
+        (Some(n), Some(_)) => println!("postgres:   {n} rows were in product_mentions (throwaway cluster, now removed; set DATABASE_URL to keep them)"),
+        _ => println!("postgres:   skipped (set DATABASE_URL or install PostgreSQL)"),
+    }
+    println!("try:        convlake query \"SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY mentions DESC\"");
+    println!("took {:.1} s", started.elapsed().as_secs_f64());
+    if !exact {
+        bail!("the extracted counts differ from the simulator's ground truth");
+    }
+    Ok(())
+}
+
+async fn count_db_rows(url: &str) -> Result<i64> {
+    let t = Target::new(Secret::new(url), "public")?;
+    let client = t.connect().await?;
+    let row = client.query_one("SELECT count(*) FROM product_mentions", &[]).await?;
+    Ok(row.get(0))
+}

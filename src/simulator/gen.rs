@@ -1,0 +1,947 @@
+//! Deterministic synthetic conversations and the ground truth an extractor must reproduce.
+//!
+//! Invariants:
+//! - Everything is a pure function of ([`SimConfig`], index), computed on demand with our own
+//!   SplitMix64, so output never changes with crate versions and nothing is held in memory.
+//! - Start times are strictly increasing in the index (when there are fewer conversations than
+//!   milliseconds in the period) and lie in `[start, start + days)`, so a time range maps to an
+//!   index range by binary search.
+//! - Filler and template words never contain a product word, mentions are separated from their
+//!   neighbours by a space or punctuation, and near misses are checked against the dictionary
+//!   before they are written: a whole-word matcher finds exactly [`Conversation::mentions`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use super::SimConfig;
+
+const STREAM_TIME: u64 = 0x7431;
+const STREAM_PLAN: u64 = 0x9a2c;
+const STREAM_TEXT: u64 = 0x3e57;
+const STREAM_ID: u64 = 0x51d0;
+
+/// The SplitMix64 finaliser: a bijective 64-bit mix.
+pub(crate) fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A tiny SplitMix64 generator; one independent stream per (seed, index, purpose).
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn stream(seed: u64, index: u64, purpose: u64) -> Self {
+        Rng(splitmix(splitmix(seed ^ splitmix(index)) ^ purpose))
+    }
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        splitmix(self.0)
+    }
+    /// Uniform in `0..n` (0 when `n == 0`).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+    /// Uniform in `lo..=hi`.
+    fn between(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+    /// Uniform in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+    /// A random element; callers only pass non-empty constant tables or check emptiness first.
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        items.get(self.below(items.len()))
+    }
+}
+
+/// A uuid-shaped (version 4 layout) string from a 64-bit value.
+pub(crate) fn uuid_like(x: u64) -> String {
+    let (a, b) = (splitmix(x), splitmix(!x));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        ((b >> 48) & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// The channel of a conversation; `as_str` is the archive's `type` and the lake's `interaction_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Media {
+    /// A phone call with an ASR transcript.
+    Voice,
+    /// A web chat.
+    Chat,
+    /// An email thread.
+    Email,
+    /// Asynchronous messaging (SMS, WhatsApp, web messaging).
+    Message,
+}
+
+impl Media {
+    /// Every media type.
+    pub const ALL: [Media; 4] = [Media::Voice, Media::Chat, Media::Email, Media::Message];
+
+    /// `"voice"`, `"chat"`, `"email"` or `"message"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Media::Voice => "voice",
+            Media::Chat => "chat",
+            Media::Email => "email",
+            Media::Message => "message",
+        }
+    }
+
+    /// The inverse of [`Media::as_str`].
+    pub fn parse(s: &str) -> Option<Media> {
+        Media::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// One utterance, message or email of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interaction {
+    /// `"customer"`, `"agent"` or `"ivr"`.
+    pub participant: &'static str,
+    /// When it was said or sent; increases within a conversation.
+    pub timestamp: DateTime<Utc>,
+    /// The text (ASR style for voice, cased and punctuated otherwise).
+    pub transcript: String,
+}
+
+/// One generated conversation, deterministic from (seed, index).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversation {
+    /// A uuid-like id.
+    pub id: String,
+    /// Start time; its UTC date is the conversation date.
+    pub start: DateTime<Utc>,
+    /// The channel.
+    pub media: Media,
+    /// Utterances in time order.
+    pub interactions: Vec<Interaction>,
+    /// Inserted mentions per canonical product name (sorted by name, counts > 0).
+    pub mentions: Vec<(String, usize)>,
+}
+
+/// What a correct extractor must find for a date range and media filter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroundTruth {
+    /// (conversation date, interaction_type, product) -> (mentions, distinct conversations).
+    pub rows: BTreeMap<(NaiveDate, String, String), (u64, u64)>,
+}
+
+impl GroundTruth {
+    /// Total mentions per product over all dates and media.
+    pub fn totals_by_product(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for ((_, _, product), (mentions, _)) in &self.rows {
+            *out.entry(product.clone()).or_insert(0) += mentions;
+        }
+        out
+    }
+}
+
+/// Generates conversation `index` (builds a [`Generator`]; reuse one for many conversations).
+pub fn conversation(cfg: &SimConfig, index: usize) -> Conversation {
+    Generator::new(cfg).conversation(index)
+}
+
+/// Ground truth for conversations starting in `[from, to_exclusive)` (UTC days) whose media is
+/// in `media` (an empty slice means all media).
+pub fn ground_truth(
+    cfg: &SimConfig,
+    from: NaiveDate,
+    to_exclusive: NaiveDate,
+    media: &[&str],
+) -> GroundTruth {
+    let gen = Generator::new(cfg);
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    let mut truth = GroundTruth::default();
+    for i in gen.index_range(midnight(from), midnight(to_exclusive)) {
+        let plan = gen.plan(i);
+        if !media.is_empty() && !media.contains(&plan.media.as_str()) {
+            continue;
+        }
+        let date = gen.start(i).date_naive();
+        for (product, n) in gen.mention_counts(&plan) {
+            let key = (date, plan.media.as_str().to_string(), product);
+            let row = truth.rows.entry(key).or_insert((0, 0));
+            row.0 += n as u64;
+            row.1 += 1;
+        }
+    }
+    truth
+}
+
+const VOCABULARY: &str = "able about above account actually after again against ago almost \
+already also always amount another answer anything anyway appointment around arrive asked \
+available away back balance bank before being believe best better between bill billing both \
+bought break bring broken brother business busy calendar called came cancel cannot care case \
+certain change charge charged check checked city clear close code color come coming complete \
+confirm contact contract correct could country course credit customer daily damage date day days \
+delivery department details did different does done down during each early easy either else \
+email enough evening every everything exactly expect explain family fast fee few file find fine \
+first fix follow form forward free friday friend full gave getting give glad good great green \
+happen happy hear heard help here hold home hope hour hours house idea important information \
+instead into issue item just keep kind know last late later learn least leave left less letter \
+like line little live long look looking lost lot made mail make many maybe mean message minute \
+minutes moment monday money month more morning most mother much must name need never new next \
+nice night note nothing notice number office often okay once online only open order other over \
+package paid paper part password past pay payment people perhaps person place plan please plus \
+point possible post power price probably problem purchase question quick quite rather ready real \
+really reason receipt receive recent record refund remember reply report request return right \
+room said same saturday saw schedule second see seem send sent service several shipping short \
+should show side simple since small some something soon sorry sound speak start status still \
+store street sunday support sure system take talk team tell than thank thanks that then there \
+thing think this thursday time today together told tomorrow took total transfer tried true try \
+tuesday turn under understand update upgrade usual value very visit wait want warranty wednesday \
+week weekend well went were what when where which while white window with without word work \
+working would write wrong year yesterday your";
+
+const CUSTOMER_1: &[&str] = &[
+    "Hi, my {P} keeps dropping calls.",
+    "I bought two {Ps} last week and one stopped working.",
+    "The {Pp} battery runs out too fast.",
+    "Can you help me set up the {P}?",
+    "I want to return the {P} and get a refund.",
+    "My {P}, which I ordered online, will not turn on.",
+    "Does the {P} come with a warranty?",
+    "{P} is not working again.",
+    "Where can I buy more {Ps} for the office?",
+];
+const CUSTOMER_2: &[&str] = &[
+    "Is the {P} compatible with the {P}?",
+    "I am comparing the {P} and the {P}.",
+    "My {P} will not connect to the {P}.",
+    "Should I get the {P}, or the {P}?",
+];
+const AGENT_1: &[&str] = &[
+    "Thanks for calling about the {P}.",
+    "Let me check the {P} settings for you.",
+    "Have you tried restarting the {P}?",
+    "I can send a replacement {P} today.",
+    "The {Pp} firmware was updated last month.",
+    "Most people who buy {Ps} also ask about setup.",
+];
+const AGENT_2: &[&str] = &[
+    "The {P} and the {P} share the same charger.",
+    "Many customers upgrade from the {P} to the {P}.",
+    "You can pair the {P} with the {P} in the settings menu.",
+];
+const IVR: &[&str] = &[
+    "Welcome to customer service.",
+    "Please say the reason for your call.",
+    "Your call may be recorded for quality purposes.",
+    "Please hold while we connect you to an agent.",
+];
+const CUSTOMER_FILLER: &[&str] = &[
+    "I have a question about my account.",
+    "The delivery was late again.",
+    "Can you check my order status?",
+    "I already tried that twice.",
+    "Thank you for your help.",
+    "It worked yesterday but not today.",
+    "How long will the refund take?",
+];
+const AGENT_FILLER: &[&str] = &[
+    "Thank you for contacting us today.",
+    "Could you confirm your name and postal code?",
+    "I understand, that sounds frustrating.",
+    "One moment while I check that.",
+    "Is there anything else I can help with?",
+    "I have updated your account.",
+];
+const NEAR: &[&str] = &[
+    "My {N} is acting up again.",
+    "I think the {N} is a different model.",
+    "We talked about the {N} yesterday.",
+];
+const PII: &[&str] = &[
+    "My card number is {PII}.",
+    "You can reach me at {PII}.",
+    "The card expires {PII}, my name is {PII}.",
+];
+const PII_TAGS: &[&str] = &[
+    "[card number]",
+    "[card expiry date]",
+    "[phone]",
+    "[email]",
+    "[name]",
+    "[postal code]",
+    "[user info]",
+];
+const GREETINGS: &[&str] = &["Hello,", "Hi there,", "Good morning,"];
+const SIGNOFFS: &[&str] = &["Kind regards.", "Thanks.", "Best wishes."];
+/// Glued onto a name to make a near miss; never "s"/"es", which would read as a plural.
+const GLUE: &[&str] = &["ble", "x", "ington", "oid"];
+
+/// A parsed template: literals that passed the vocabulary filter, words to replace, and slots.
+enum Tok {
+    Lit { cased: String, voice: String },
+    Filler { cap: bool, post: String },
+    Slot { slot: Slot, post: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Plain,
+    Plural,
+    Possessive,
+    Near,
+    Pii,
+}
+
+struct Surface {
+    /// As written in the dictionary.
+    text: String,
+    /// Lowercase words, split at spaces, punctuation and camelCase boundaries.
+    words: Vec<String>,
+}
+
+struct Product {
+    canonical: String,
+    surfaces: Vec<Surface>,
+}
+
+/// A joined surface form and the offsets of its internal word boundaries.
+struct Form {
+    joined: String,
+    bounds: Vec<usize>,
+    product: usize,
+}
+
+/// The planned skeleton of a conversation (drawn from its own stream, so ground truth is cheap).
+pub(crate) struct Plan {
+    pub(crate) media: Media,
+    utterances: Vec<Planned>,
+}
+
+struct Planned {
+    participant: &'static str,
+    offset_ms: i64,
+    mentions: Vec<usize>,
+    near_miss: bool,
+    pii: bool,
+}
+
+/// A conversation factory for one configuration; cheap to query for any index.
+pub struct Generator {
+    seed: u64,
+    count: usize,
+    origin: DateTime<Utc>,
+    period_ms: i64,
+    products: Vec<Product>,
+    forms: HashMap<String, Vec<Form>>,
+    max_window: usize,
+    banned: Vec<String>,
+    vocab: Vec<&'static str>,
+    pii_tags: Vec<&'static str>,
+    templates: HashMap<&'static str, Vec<Tok>>,
+}
+
+/// Lowercase words of a product surface: split at non-alphanumerics and at camelCase humps.
+fn split_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in s.chars() {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase() || c.is_numeric();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+impl Generator {
+    /// Prepares the dictionary forms, the filtered vocabulary and the parsed templates.
+    pub fn new(cfg: &SimConfig) -> Self {
+        let products: Vec<Product> = cfg
+            .products
+            .iter()
+            .map(|p| Product {
+                canonical: p.name.clone(),
+                surfaces: std::iter::once(&p.name)
+                    .chain(&p.aliases)
+                    .map(|s| Surface { text: s.clone(), words: split_words(s) })
+                    .filter(|s| !s.words.is_empty())
+                    .collect(),
+            })
+            // A product with no letters or digits cannot be written, so it is never mentioned.
+            .filter(|p| !p.surfaces.is_empty())
+            .collect();
+        let mut forms: HashMap<String, Vec<Form>> = HashMap::new();
+        let mut banned: Vec<String> = Vec::new();
+        let mut max_window = 1;
+        for (i, p) in products.iter().enumerate() {
+            for s in &p.surfaces {
+                let mut bounds = Vec::new();
+                let mut joined = String::new();
+                for w in &s.words {
+                    if !joined.is_empty() {
+                        bounds.push(joined.len());
+                    }
+                    joined.push_str(w);
+                    banned.push(w.clone());
+                }
+                max_window = max_window.max(s.words.len() + 1);
+                forms.entry(joined.clone()).or_default().push(Form { joined, bounds, product: i });
+            }
+        }
+        banned.sort();
+        banned.dedup();
+        let mut gen = Generator {
+            seed: cfg.seed,
+            count: cfg.conversations,
+            origin: cfg.start.and_time(chrono::NaiveTime::MIN).and_utc(),
+            period_ms: i64::from(cfg.days.max(1)) * 86_400_000,
+            products,
+            forms,
+            max_window,
+            banned,
+            vocab: Vec::new(),
+            pii_tags: Vec::new(),
+            templates: HashMap::new(),
+        };
+        gen.vocab = VOCABULARY.split_whitespace().filter(|w| !gen.is_banned(w)).collect();
+        gen.pii_tags =
+            PII_TAGS.iter().copied().filter(|t| !split_words(t).iter().any(|w| gen.is_banned(w))).collect();
+        let all = [
+            CUSTOMER_1, CUSTOMER_2, AGENT_1, AGENT_2, IVR, CUSTOMER_FILLER, AGENT_FILLER, NEAR, PII,
+            GREETINGS, SIGNOFFS,
+        ];
+        for tpl in all.into_iter().flatten() {
+            let toks = gen.parse_template(tpl);
+            gen.templates.insert(tpl, toks);
+        }
+        gen
+    }
+
+    /// A word is banned if it equals a product word or contains one of three or more letters.
+    fn is_banned(&self, word: &str) -> bool {
+        let w = word.to_lowercase();
+        self.banned.iter().any(|b| *b == w || (b.len() >= 3 && w.contains(b.as_str())))
+    }
+
+    fn parse_template(&self, tpl: &str) -> Vec<Tok> {
+        tpl.split_whitespace()
+            .map(|tok| {
+                if let Some((slot, post)) = tok.strip_prefix('{').and_then(|r| r.split_once('}')) {
+                    let slot = match slot {
+                        "Ps" => Slot::Plural,
+                        "Pp" => Slot::Possessive,
+                        "N" => Slot::Near,
+                        "PII" => Slot::Pii,
+                        _ => Slot::Plain,
+                    };
+                    return Tok::Slot { slot, post: post.to_string() };
+                }
+                let core: String = tok.chars().filter(|c| c.is_alphanumeric()).collect();
+                if split_words(&core).iter().any(|w| self.is_banned(w)) {
+                    let cap = core.starts_with(|c: char| c.is_uppercase());
+                    let post = tok.trim_start_matches(|c: char| c.is_alphanumeric()).to_string();
+                    Tok::Filler { cap, post }
+                } else {
+                    Tok::Lit { cased: tok.to_string(), voice: core.to_lowercase() }
+                }
+            })
+            .collect()
+    }
+
+    /// Number of conversations in the whole period.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the configuration has no conversations.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Start time of conversation `index`.
+    ///
+    /// `base(i) = floor(i*P/n)` and the jitter is below `floor(P/n)`; since
+    /// `floor(a) + floor(b) <= floor(a + b)`, `start(i) < base(i+1) <= start(i+1)`.
+    pub fn start(&self, index: usize) -> DateTime<Utc> {
+        let n = self.count.max(1) as i128;
+        let base = (index as i128 * self.period_ms as i128 / n) as i64;
+        let slot = (self.period_ms as i128 / n) as usize;
+        let jitter = Rng::stream(self.seed, index as u64, STREAM_TIME).below(slot) as i64;
+        self.origin + Duration::milliseconds(base + jitter)
+    }
+
+    /// Indexes of conversations starting in `[from, to)`.
+    pub fn index_range(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Range<usize> {
+        let lower = |t: DateTime<Utc>| {
+            let (mut lo, mut hi) = (0, self.count);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.start(mid) < t {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        let lo = lower(from);
+        lo..lower(to).max(lo)
+    }
+
+    /// The media of conversation `index` (the first draw of its plan stream).
+    pub fn media(&self, index: usize) -> Media {
+        Self::media_from(&mut Rng::stream(self.seed, index as u64, STREAM_PLAN))
+    }
+
+    fn media_from(rng: &mut Rng) -> Media {
+        match rng.below(100) {
+            0..=39 => Media::Voice,
+            40..=64 => Media::Chat,
+            65..=79 => Media::Email,
+            _ => Media::Message,
+        }
+    }
+
+    pub(crate) fn plan(&self, index: usize) -> Plan {
+        let mut rng = Rng::stream(self.seed, index as u64, STREAM_PLAN);
+        let media = Self::media_from(&mut rng);
+        let (n, gap_ms) = match media {
+            Media::Voice => (rng.between(8, 40), (2_000, 25_000)),
+            Media::Chat => (rng.between(4, 20), (5_000, 90_000)),
+            Media::Email => (rng.between(1, 4), (3_600_000, 36 * 3_600_000)),
+            Media::Message => (rng.between(3, 15), (20_000, 3 * 3_600_000)),
+        };
+        let ivr = media == Media::Voice && rng.chance(0.5);
+        let mentioning = !self.products.is_empty() && rng.chance(0.6);
+        let mut offset_ms = 0i64;
+        let mut utterances: Vec<Planned> = (0..n)
+            .map(|k| {
+                let participant = match (ivr, k) {
+                    (true, 0) => "ivr",
+                    _ if (k + usize::from(ivr)) % 2 == 0 => "customer",
+                    _ => "agent",
+                };
+                if k > 0 {
+                    offset_ms += rng.between(gap_ms.0, gap_ms.1) as i64;
+                }
+                let human = participant != "ivr";
+                let mut mentions = Vec::new();
+                if mentioning && human && rng.chance(0.3) {
+                    for _ in 0..1 + usize::from(rng.chance(0.3)) {
+                        mentions.push(rng.below(self.products.len()));
+                    }
+                }
+                let near_miss = human && !self.products.is_empty() && rng.chance(0.08);
+                let pii = participant == "customer" && media != Media::Voice && rng.chance(0.1);
+                Planned { participant, offset_ms, mentions, near_miss, pii }
+            })
+            .collect();
+        if mentioning && utterances.iter().all(|u| u.mentions.is_empty()) {
+            let k = usize::from(ivr) + rng.below(n - usize::from(ivr));
+            utterances[k].mentions.push(rng.below(self.products.len()));
+        }
+        Plan { media, utterances }
+    }
+
+    fn mention_counts(&self, plan: &Plan) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for p in plan.utterances.iter().flat_map(|u| &u.mentions) {
+            *counts.entry(self.products[*p].canonical.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Generates conversation `index`.
+    pub fn conversation(&self, index: usize) -> Conversation {
+        let plan = self.plan(index);
+        let start = self.start(index);
+        let mut idr = Rng::stream(self.seed, index as u64, STREAM_ID);
+        let mut rng = Rng::stream(self.seed, index as u64, STREAM_TEXT);
+        let interactions = plan
+            .utterances
+            .iter()
+            .map(|u| Interaction {
+                participant: u.participant,
+                timestamp: start + Duration::milliseconds(u.offset_ms),
+                transcript: self.utterance(plan.media, u, &mut rng),
+            })
+            .collect();
+        Conversation {
+            id: uuid_like(idr.next_u64()),
+            start,
+            media: plan.media,
+            interactions,
+            mentions: self.mention_counts(&plan).into_iter().collect(),
+        }
+    }
+
+    fn utterance(&self, media: Media, u: &Planned, rng: &mut Rng) -> String {
+        let voice = media == Media::Voice;
+        let customer = u.participant == "customer";
+        let tpl = |rng: &mut Rng, set: &[&'static str]| *rng.pick(set).unwrap_or(&"");
+        let mut special = Vec::new();
+        if u.participant == "ivr" {
+            special.push(self.render(tpl(rng, IVR), voice, &[], None, rng));
+        }
+        if !u.mentions.is_empty() {
+            let set = match (customer, u.mentions.len()) {
+                (true, 1) => CUSTOMER_1,
+                (true, _) => CUSTOMER_2,
+                (false, 1) => AGENT_1,
+                (false, _) => AGENT_2,
+            };
+            special.push(self.render(tpl(rng, set), voice, &u.mentions, None, rng));
+        }
+        if u.near_miss {
+            if let Some(near) = self.near_miss(voice, rng) {
+                special.push(self.render(tpl(rng, NEAR), voice, &[], Some(&near), rng));
+            }
+        }
+        if u.pii && !self.pii_tags.is_empty() {
+            special.push(self.render(tpl(rng, PII), voice, &[], None, rng));
+        }
+        let fillers = match media {
+            Media::Voice | Media::Message => rng.between(usize::from(special.is_empty()), 1),
+            Media::Chat => rng.between(usize::from(special.is_empty()), 2),
+            Media::Email => rng.between(2, 5),
+        };
+        let mut sentences: Vec<String> = (0..fillers)
+            .map(|_| {
+                let set = if customer { CUSTOMER_FILLER } else { AGENT_FILLER };
+                if u.participant != "ivr" && rng.chance(0.5) {
+                    self.render(tpl(rng, set), voice, &[], None, rng)
+                } else {
+                    self.free_sentence(voice, rng)
+                }
+            })
+            .collect();
+        for s in special {
+            let at = rng.below(sentences.len() + 1);
+            sentences.insert(at, s);
+        }
+        if media == Media::Email {
+            sentences.insert(0, self.render(tpl(rng, GREETINGS), voice, &[], None, rng));
+            sentences.push(self.render(tpl(rng, SIGNOFFS), voice, &[], None, rng));
+        }
+        sentences.retain(|s| !s.is_empty());
+        sentences.join(" ")
+    }
+
+    /// Random vocabulary words (empty only if the dictionary bans the whole vocabulary).
+    fn free_sentence(&self, voice: bool, rng: &mut Rng) -> String {
+        let n = rng.between(4, 10);
+        let mut words: Vec<String> =
+            (0..n).filter_map(|_| rng.pick(&self.vocab).map(|w| w.to_string())).collect();
+        if !voice {
+            if let Some(first) = words.first_mut() {
+                *first = capitalize(first);
+            }
+            if let Some(last) = words.last_mut() {
+                last.push(if rng.chance(0.2) { '?' } else { '.' });
+            }
+        }
+        words.join(" ")
+    }
+
+    fn render(
+        &self,
+        tpl: &str,
+        voice: bool,
+        products: &[usize],
+        near: Option<&str>,
+        rng: &mut Rng,
+    ) -> String {
+        let mut products = products.iter();
+        let mut parts: Vec<String> = Vec::new();
+        for tok in self.templates.get(tpl).map(Vec::as_slice).unwrap_or(&[]) {
+            let (mut text, post) = match tok {
+                Tok::Lit { cased, voice: v } => (if voice { v.clone() } else { cased.clone() }, ""),
+                Tok::Filler { cap, post } => {
+                    let w = rng.pick(&self.vocab).copied().unwrap_or("");
+                    (if *cap && !voice { capitalize(w) } else { w.to_string() }, post.as_str())
+                }
+                Tok::Slot { slot: Slot::Near, post } => (near.unwrap_or("").to_string(), post.as_str()),
+                Tok::Slot { slot: Slot::Pii, post } => {
+                    (rng.pick(&self.pii_tags).copied().unwrap_or("").to_string(), post.as_str())
+                }
+                Tok::Slot { slot, post } => match products.next() {
+                    Some(&p) => (self.mention(p, *slot, voice, rng), post.as_str()),
+                    None => (String::new(), post.as_str()),
+                },
+            };
+            if !voice {
+                text.push_str(post);
+            }
+            if !text.is_empty() {
+                parts.push(text);
+            }
+        }
+        debug_assert!(products.next().is_none(), "template {tpl:?} has fewer slots than products");
+        parts.join(" ")
+    }
+
+    fn surface(&self, product: usize, rng: &mut Rng) -> Option<&Surface> {
+        let surfaces = &self.products.get(product)?.surfaces;
+        if surfaces.len() > 1 && rng.chance(0.3) {
+            rng.pick(&surfaces[1..])
+        } else {
+            surfaces.first()
+        }
+    }
+
+    /// A mention: dictionary spelling in cased text, randomly split or joined words in voice.
+    fn mention(&self, product: usize, slot: Slot, voice: bool, rng: &mut Rng) -> String {
+        let Some(s) = self.surface(product, rng) else { return String::new() };
+        if voice {
+            let mut out = String::new();
+            for (k, w) in s.words.iter().enumerate() {
+                if k > 0 && rng.chance(0.5) {
+                    out.push(' ');
+                }
+                out.push_str(w);
+            }
+            return out;
+        }
+        let mut out = s.text.clone();
+        match slot {
+            Slot::Plural if !out.ends_with('s') => out.push('s'),
+            Slot::Possessive => out.push_str("'s"),
+            _ => {}
+        }
+        out
+    }
+
+    /// Something that looks like a product but must not be counted, or `None` if the one drawn
+    /// would collide with the dictionary.
+    fn near_miss(&self, voice: bool, rng: &mut Rng) -> Option<String> {
+        let s = self.surface(rng.below(self.products.len()), rng)?;
+        let text = match rng.below(3) {
+            0 if s.words.len() >= 2 => s.words.last()?.clone(),
+            2 if !voice && s.text.contains(' ') => {
+                let spaces: Vec<usize> = s.text.match_indices(' ').map(|(i, _)| i).collect();
+                let at = *rng.pick(&spaces)?;
+                format!("{}.{}", &s.text[..at], &s.text[at..])
+            }
+            _ => {
+                let glue = rng.pick(GLUE)?;
+                let base = if voice { s.words.join(" ") } else { s.text.clone() };
+                format!("{base}{glue}")
+            }
+        };
+        self.count_matches(&text).is_empty().then_some(text)
+    }
+
+    /// A reference whole-word matcher: case-insensitive, words of a name may be joined or split
+    /// at their boundaries, an optional plural `s`/`es` or possessive `'s`, and never across a
+    /// sentence end. Returns matches per product index.
+    pub(crate) fn count_matches(&self, text: &str) -> BTreeMap<usize, usize> {
+        let mut counts = BTreeMap::new();
+        for segment in text.split(['.', '!', '?', ';', ':']) {
+            let tokens: Vec<String> = segment
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|t| !t.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            let mut k = 0;
+            'next: while k < tokens.len() {
+                for w in (1..=self.max_window.min(tokens.len() - k)).rev() {
+                    if let Some(p) = self.match_window(&tokens[k..k + w]) {
+                        *counts.entry(p).or_insert(0) += 1;
+                        k += w;
+                        continue 'next;
+                    }
+                }
+                k += 1;
+            }
+        }
+        counts
+    }
+
+    fn match_window(&self, tokens: &[String]) -> Option<usize> {
+        let concat = tokens.concat();
+        let mut ends = Vec::new();
+        let mut at = 0;
+        for t in &tokens[..tokens.len().saturating_sub(1)] {
+            at += t.len();
+            ends.push(at);
+        }
+        let bases = [Some(concat.as_str()), concat.strip_suffix('s'), concat.strip_suffix("es")];
+        for base in bases.into_iter().flatten() {
+            for f in self.forms.get(base).into_iter().flatten() {
+                if ends.iter().all(|e| f.bounds.contains(e) || *e == f.joined.len()) {
+                    return Some(f.product);
+                }
+            }
+        }
+        None
+    }
+}
+
+fn capitalize(w: &str) -> String {
+    let mut c = w.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::SimProduct;
+
+    pub(crate) fn products() -> Vec<SimProduct> {
+        let p = |name: &str, aliases: &[&str]| SimProduct {
+            name: name.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        };
+        vec![
+            p("Acme Router", &["acme wifi router"]),
+            p("Quantum Headset", &["quantum headphones"]),
+            p("CloudPhone Pro", &["cloud fone pro"]),
+            p("Agent Assist Suite", &[]),
+            p("Nimbus Hub", &[]),
+            p("StreamBox Mini", &["stream box mini"]),
+        ]
+    }
+
+    fn cfg(n: usize) -> SimConfig {
+        let mut cfg = SimConfig::new(products());
+        cfg.conversations = n;
+        cfg.start = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap_or_default();
+        cfg
+    }
+
+    #[test]
+    fn deterministic_and_seed_dependent() {
+        let c = cfg(200);
+        assert_eq!(conversation(&c, 17), conversation(&c, 17));
+        let mut other = c.clone();
+        other.seed = 7;
+        assert_ne!(conversation(&c, 17), conversation(&other, 17));
+    }
+
+    #[test]
+    fn starts_are_increasing_and_inside_the_period() {
+        let c = cfg(1000);
+        let gen = Generator::new(&c);
+        let end = gen.origin + Duration::days(30);
+        let mut prev = gen.origin - Duration::milliseconds(1);
+        for i in 0..gen.len() {
+            let s = gen.start(i);
+            assert!(s > prev && s < end, "index {i}: {s}");
+            prev = s;
+        }
+        let from = gen.origin + Duration::days(3);
+        let to = gen.origin + Duration::days(5);
+        let r = gen.index_range(from, to);
+        assert!(r.clone().all(|i| gen.start(i) >= from && gen.start(i) < to));
+        assert!(gen.start(r.start - 1) < from && gen.start(r.end) >= to);
+    }
+
+    #[test]
+    fn mentions_are_exactly_what_a_whole_word_matcher_finds() {
+        // Includes a dictionary that bans common words, so the filter is exercised.
+        let mut tricky = products();
+        tricky.push(SimProduct { name: "Account Helper".into(), aliases: vec!["Order Box".into()] });
+        tricky.push(SimProduct { name: "Card".into(), aliases: vec![] });
+        for prods in [products(), tricky] {
+            let mut c = cfg(400);
+            c.products = prods;
+            let gen = Generator::new(&c);
+            let (mut with, mut near) = (0, 0);
+            for i in 0..gen.len() {
+                let conv = gen.conversation(i);
+                let mut found: BTreeMap<String, usize> = BTreeMap::new();
+                for it in &conv.interactions {
+                    for (p, n) in gen.count_matches(&it.transcript) {
+                        *found.entry(gen.products[p].canonical.clone()).or_insert(0) += n;
+                    }
+                }
+                let expected: BTreeMap<String, usize> = conv.mentions.iter().cloned().collect();
+                assert_eq!(found, expected, "conversation {i}: {:#?}", conv.interactions);
+                with += usize::from(!conv.mentions.is_empty());
+                near += usize::from(gen.plan(i).utterances.iter().any(|u| u.near_miss));
+            }
+            assert!((180..300).contains(&with), "{with} of 400 mention products");
+            assert!(near > 50);
+        }
+    }
+
+    #[test]
+    fn vocabulary_never_contains_product_words() {
+        let mut c = cfg(10);
+        c.products.push(SimProduct { name: "HelpDesk".into(), aliases: vec!["Order".into()] });
+        let gen = Generator::new(&c);
+        for w in ["help", "order", "account"] {
+            assert_eq!(gen.vocab.contains(&w), w == "account");
+        }
+        assert!(gen.vocab.iter().all(|w| !w.contains("pro") && !w.contains("box")));
+        assert!(!gen.vocab.contains(&"agent") && gen.vocab.len() > 200);
+    }
+
+    #[test]
+    fn voice_is_lowercase_without_punctuation_and_text_is_cased() {
+        let gen = Generator::new(&cfg(300));
+        let mut media = BTreeMap::new();
+        for i in 0..gen.len() {
+            let conv = gen.conversation(i);
+            *media.entry(conv.media).or_insert(0) += 1;
+            for it in &conv.interactions {
+                let t = &it.transcript;
+                assert!(!t.is_empty() && !t.contains("  "), "{t:?}");
+                if conv.media == Media::Voice {
+                    assert!(t.chars().all(|c| c == ' ' || c.is_lowercase() || c.is_numeric()), "{t:?}");
+                } else {
+                    assert!(t.ends_with(['.', '?']) && t.contains(char::is_uppercase), "{t:?}");
+                }
+            }
+            assert!(conv.interactions.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+        }
+        assert!(media.values().all(|n| *n > 20), "{media:?}");
+    }
+
+    #[test]
+    fn ground_truth_is_the_sum_of_mentions() {
+        let c = cfg(500);
+        let gen = Generator::new(&c);
+        let (from, to) = (c.start + Duration::days(2), c.start + Duration::days(9));
+        let truth = ground_truth(&c, from, to, &["voice", "chat"]);
+        let mut expected = GroundTruth::default();
+        for i in 0..gen.len() {
+            let conv = gen.conversation(i);
+            let date = conv.start.date_naive();
+            if date < from || date >= to || !matches!(conv.media, Media::Voice | Media::Chat) {
+                continue;
+            }
+            for (p, n) in conv.mentions {
+                let row = expected.rows.entry((date, conv.media.as_str().into(), p)).or_default();
+                row.0 += n as u64;
+                row.1 += 1;
+            }
+        }
+        assert!(!truth.rows.is_empty());
+        assert_eq!(truth, expected);
+        let all = ground_truth(&c, c.start, c.start + Duration::days(30), &[]);
+        assert!(all.totals_by_product().values().sum::<u64>() > truth.totals_by_product().values().sum());
+    }
+}

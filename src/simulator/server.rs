@@ -1,0 +1,519 @@
+//! The simulator's HTTP routes (axum): OAuth client credentials, the archive query with stateless
+//! page cursors, per-token rate limits and fault injection.
+//!
+//! Invariants: every response carries `ININ-Correlation-Id`; successful API responses carry the
+//! `inin-ratelimit-*` headers; a page is a pure function of its cursor and the configuration, so
+//! the same query returns the same bytes, before and after a restart.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::gen::{uuid_like, Generator, Media, Rng};
+use super::SimConfig;
+
+const QUERY_PATH: &str = "/api/v2/archiving/conversations/query";
+const STREAM_FAULT: u64 = 0xfa17;
+const SELECTABLE: [&str; 4] = ["id", "date", "type", "interactions"];
+const WINDOW: Duration = Duration::from_secs(60);
+
+struct AppState {
+    cfg: SimConfig,
+    gen: Generator,
+    /// Issued access tokens and their expiry.
+    tokens: Mutex<HashMap<String, Instant>>,
+    /// Per-token rate-limit window: (window start, requests in it).
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    requests: Arc<AtomicU64>,
+    api_calls: AtomicU64,
+}
+
+#[derive(Clone)]
+struct CorrelationId(String);
+
+/// The values of the `inin-ratelimit-*` headers.
+struct RateInfo {
+    count: u32,
+    allowed: u64,
+    reset: u64,
+}
+
+/// Where a query continues: the query itself plus the next conversation index and page number.
+#[derive(Clone, Serialize, Deserialize)]
+struct Cursor {
+    select: Vec<String>,
+    types: Vec<String>,
+    start_ms: i64,
+    end_ms: i64,
+    size: usize,
+    next: usize,
+    page: usize,
+}
+
+#[derive(Deserialize)]
+struct QueryRequest {
+    #[serde(default)]
+    select: Vec<String>,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    #[serde(rename = "timeRange")]
+    time_range: TimeRange,
+    size: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct TimeRange {
+    start: String,
+    end: String,
+}
+
+#[derive(Serialize)]
+struct PageBody {
+    entities: Vec<Entity>,
+    #[serde(rename = "nextPageUri")]
+    next_page_uri: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Entity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interactions: Option<Vec<InteractionBody>>,
+}
+
+#[derive(Serialize)]
+struct InteractionBody {
+    participant: &'static str,
+    timestamp: String,
+    transcript: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: String,
+    code: &'a str,
+    status: u16,
+    #[serde(rename = "contextId", skip_serializing_if = "Option::is_none")]
+    context_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<[(); 0]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<[(); 0]>,
+}
+
+/// Builds the router; `requests` counts every HTTP request served.
+pub(super) fn router(cfg: SimConfig, requests: Arc<AtomicU64>) -> Router {
+    let state = Arc::new(AppState {
+        gen: Generator::new(&cfg),
+        cfg,
+        tokens: Mutex::new(HashMap::new()),
+        windows: Mutex::new(HashMap::new()),
+        requests,
+        api_calls: AtomicU64::new(0),
+    });
+    Router::new()
+        .route("/oauth/token", post(token))
+        .route(QUERY_PATH, post(query))
+        .route(&format!("{QUERY_PATH}/pages/{{cursor}}"), get(next_page))
+        .route("/_sim/health", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), correlate))
+        .with_state(state)
+}
+
+/// Counts the request and stamps `ININ-Correlation-Id` on the response.
+async fn correlate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let id = CorrelationId(uuid_like(rand::random::<u64>()));
+    req.extensions_mut().insert(id.clone());
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id.0) {
+        resp.headers_mut().insert(HeaderName::from_static("inin-correlation-id"), v);
+    }
+    resp
+}
+
+async fn token(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let accepted = basic_credentials(&headers).is_some_and(|(id, secret)| {
+        !id.is_empty()
+            && st.cfg.client_id.as_ref().is_none_or(|want| *want == id)
+            && st.cfg.client_secret.as_ref().is_none_or(|want| want.expose() == secret)
+    });
+    if !accepted {
+        return unauthorized();
+    }
+    let grant = url::form_urlencoded::parse(&body)
+        .any(|(k, v)| k == "grant_type" && v == "client_credentials");
+    if !grant {
+        let body = serde_json::json!({
+            "error": "unsupported_grant_type",
+            "description": "grant_type must be client_credentials",
+        });
+        return json(StatusCode::BAD_REQUEST, body.to_string().into_bytes());
+    }
+    let now = Instant::now();
+    let token = format!("{:032x}", rand::random::<u128>());
+    {
+        let mut tokens = lock(&st.tokens);
+        tokens.retain(|_, expiry| *expiry > now);
+        tokens.insert(token.clone(), now + Duration::from_secs(st.cfg.token_ttl_secs));
+    }
+    lock(&st.windows).retain(|_, (started, _)| now.duration_since(*started) < WINDOW);
+    let body = serde_json::json!({
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": st.cfg.token_ttl_secs,
+    });
+    json(StatusCode::OK, body.to_string().into_bytes())
+}
+
+async fn query(
+    State(st): State<Arc<AppState>>,
+    Extension(corr): Extension<CorrelationId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let rate = match st.admit(&headers, &corr) {
+        Ok(rate) => rate,
+        Err(resp) => return resp,
+    };
+    match parse_query(&body) {
+        Ok(cursor) => st.page(&cursor, &rate, &corr),
+        Err(msg) => bad_request(msg, &corr),
+    }
+}
+
+async fn next_page(
+    State(st): State<Arc<AppState>>,
+    Extension(corr): Extension<CorrelationId>,
+    Path(cursor): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let rate = match st.admit(&headers, &corr) {
+        Ok(rate) => rate,
+        Err(resp) => return resp,
+    };
+    let decoded = URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .ok()
+        .and_then(|raw| serde_json::from_slice::<Cursor>(&raw).ok());
+    match decoded {
+        Some(c) if c.size > 0 => st.page(&c, &rate, &corr),
+        _ => bad_request("invalid page cursor: start the query again".into(), &corr),
+    }
+}
+
+async fn not_found(Extension(corr): Extension<CorrelationId>) -> Response {
+    error(StatusCode::NOT_FOUND, "not.found", "no such resource".into(), &corr)
+}
+
+impl AppState {
+    /// Fault injection, then bearer authentication, then the rate limit.
+    fn admit(&self, headers: &HeaderMap, corr: &CorrelationId) -> Result<RateInfo, Response> {
+        if let Some(resp) = self.fault(corr) {
+            return Err(resp);
+        }
+        let token = bearer(headers).ok_or_else(unauthorized)?;
+        let valid = lock(&self.tokens).get(&token).is_some_and(|expiry| *expiry > Instant::now());
+        if !valid {
+            return Err(unauthorized());
+        }
+        self.rate(&token).map_err(|retry| too_many(retry, corr))
+    }
+
+    /// Deterministic given the seed and the number of API calls so far.
+    fn fault(&self, corr: &CorrelationId) -> Option<Response> {
+        let f = &self.cfg.faults;
+        if f.rate_429 <= 0.0 && f.rate_500 <= 0.0 {
+            return None;
+        }
+        let n = self.api_calls.fetch_add(1, Ordering::Relaxed);
+        let u = Rng::stream(self.cfg.seed, n, STREAM_FAULT).unit();
+        if u < f.rate_429 {
+            Some(too_many(1, corr))
+        } else if u < f.rate_429 + f.rate_500 {
+            let msg = "The service is currently unavailable (injected fault)".to_string();
+            Some(error(StatusCode::SERVICE_UNAVAILABLE, "service.unavailable", msg, corr))
+        } else {
+            None
+        }
+    }
+
+    /// Counts the request in the token's 60 s window; `Err(seconds)` when over the budget.
+    fn rate(&self, token: &str) -> Result<RateInfo, u64> {
+        let now = Instant::now();
+        let mut windows = lock(&self.windows);
+        let w = windows.entry(token.to_string()).or_insert((now, 0));
+        if now.duration_since(w.0) >= WINDOW {
+            *w = (now, 0);
+        }
+        w.1 = w.1.saturating_add(1);
+        let left = WINDOW.saturating_sub(now.duration_since(w.0));
+        let reset = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        match self.cfg.rate_limit_per_minute {
+            Some(limit) if w.1 > limit => Err(reset.max(1)),
+            limit => Ok(RateInfo {
+                count: w.1,
+                allowed: limit.map_or(u64::from(u32::MAX), u64::from),
+                reset,
+            }),
+        }
+    }
+
+    fn page(&self, c: &Cursor, rate: &RateInfo, corr: &CorrelationId) -> Response {
+        let (Some(from), Some(to)) =
+            (DateTime::from_timestamp_millis(c.start_ms), DateTime::from_timestamp_millis(c.end_ms))
+        else {
+            return bad_request("timeRange is out of range".into(), corr);
+        };
+        let wanted = |m: Media| c.types.is_empty() || c.types.iter().any(|t| t == m.as_str());
+        let has = |f: &str| c.select.is_empty() || c.select.iter().any(|s| s == f);
+        let range = self.gen.index_range(from, to);
+        let mut i = c.next.max(range.start);
+        let mut entities = Vec::new();
+        while i < range.end && entities.len() < c.size {
+            if wanted(self.gen.media(i)) {
+                let conv = self.gen.conversation(i);
+                entities.push(Entity {
+                    id: has("id").then_some(conv.id),
+                    date: has("date").then(|| iso(conv.start)),
+                    kind: has("type").then_some(conv.media.as_str()),
+                    interactions: has("interactions").then(|| {
+                        conv.interactions
+                            .into_iter()
+                            .map(|it| InteractionBody {
+                                participant: it.participant,
+                                timestamp: iso(it.timestamp),
+                                transcript: it.transcript,
+                            })
+                            .collect()
+                    }),
+                });
+            }
+            i += 1;
+        }
+        // Skip ahead so the last page is never an empty one.
+        while i < range.end && !wanted(self.gen.media(i)) {
+            i += 1;
+        }
+        let next_page_uri = (i < range.end).then(|| {
+            let next = Cursor { next: i, page: c.page + 1, ..c.clone() };
+            format!("{QUERY_PATH}/pages/{}", next.encode())
+        });
+        let mut body = to_json(&PageBody { entities, next_page_uri });
+        if self.cfg.faults.malformed_page == Some(c.page) {
+            body.truncate(body.len() / 2);
+        }
+        let mut resp = json(StatusCode::OK, body);
+        let h = resp.headers_mut();
+        h.insert("inin-ratelimit-count", HeaderValue::from(rate.count));
+        h.insert("inin-ratelimit-allowed", HeaderValue::from(rate.allowed));
+        h.insert("inin-ratelimit-reset", HeaderValue::from(rate.reset));
+        resp
+    }
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(to_json(self))
+    }
+}
+
+/// Validates a query body and turns it into the cursor of its first page.
+fn parse_query(body: &[u8]) -> Result<Cursor, String> {
+    let q: QueryRequest =
+        serde_json::from_slice(body).map_err(|e| format!("invalid query body: {e}"))?;
+    if let Some(bad) = q.select.iter().find(|s| !SELECTABLE.contains(&s.as_str())) {
+        return Err(format!("unknown field {bad:?} in select; use {SELECTABLE:?}"));
+    }
+    let size = q.size.unwrap_or(100);
+    if !(1..=1000).contains(&size) {
+        return Err(format!("size must be between 1 and 1000, got {size}"));
+    }
+    let time = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("timeRange: {s:?} is not ISO-8601 with an offset: {e}"))
+    };
+    let (start, end) = (time(&q.time_range.start)?, time(&q.time_range.end)?);
+    if end < start {
+        return Err("timeRange.end is before timeRange.start".into());
+    }
+    let types = match q.filter.as_deref().map(str::trim) {
+        None | Some("") => Vec::new(),
+        Some(w) => parse_where(w)?.iter().map(|m| m.as_str().to_string()).collect(),
+    };
+    Ok(Cursor {
+        select: q.select,
+        types,
+        start_ms: start.timestamp_millis(),
+        end_ms: end.timestamp_millis(),
+        size: size as usize,
+        next: 0,
+        page: 0,
+    })
+}
+
+#[derive(Debug, PartialEq)]
+enum Lexeme {
+    Word(String),
+    Str(String),
+    Sym(char),
+}
+
+/// Parses `type = 'x'` or `type IN ('a', 'b')` (keywords case-insensitive).
+fn parse_where(w: &str) -> Result<Vec<Media>, String> {
+    use Lexeme::{Str, Sym, Word};
+    let unsupported =
+        || format!("unsupported where clause {w:?}: use type = 'voice' or type IN ('chat', 'email')");
+    let mut lex = Vec::new();
+    let mut chars = w.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '=' | '(' | ')' | ',' => lex.push(Sym(c)),
+            '\'' => {
+                let s: String = chars.by_ref().take_while(|&c| c != '\'').collect();
+                lex.push(Str(s));
+            }
+            c if c.is_alphabetic() => {
+                let mut s = c.to_string();
+                while let Some(c) = chars.next_if(|c| c.is_alphanumeric() || *c == '_') {
+                    s.push(c);
+                }
+                lex.push(Word(s.to_ascii_lowercase()));
+            }
+            _ => return Err(unsupported()),
+        }
+    }
+    if w.matches('\'').count() % 2 == 1 {
+        return Err(unsupported());
+    }
+    let values: Vec<&String> = match lex.as_slice() {
+        [Word(t), Sym('='), Str(v)] if t == "type" => vec![v],
+        [Word(t), Word(kw), Sym('('), list @ .., Sym(')')] if t == "type" && kw == "in" => {
+            let mut values = Vec::new();
+            for (k, item) in list.iter().enumerate() {
+                match (k % 2, item) {
+                    (0, Str(v)) => values.push(v),
+                    (1, Sym(',')) => {}
+                    _ => return Err(unsupported()),
+                }
+            }
+            if values.is_empty() || list.len() % 2 == 0 {
+                return Err(unsupported());
+            }
+            values
+        }
+        _ => return Err(unsupported()),
+    };
+    values
+        .into_iter()
+        .map(|v| {
+            Media::parse(v).ok_or_else(|| {
+                format!("unknown interaction type {v:?}: use voice, chat, email or message")
+            })
+        })
+        .collect()
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Serialises one of this module's plain structs (strings, integers, options, vectors), which
+/// cannot fail, so the empty fallback is unreachable.
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a map of tokens or counters inconsistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+fn error(status: StatusCode, code: &str, message: String, corr: &CorrelationId) -> Response {
+    let body = ErrorBody {
+        message,
+        code,
+        status: status.as_u16(),
+        context_id: Some(&corr.0),
+        details: None,
+        errors: None,
+    };
+    json(status, to_json(&body))
+}
+
+fn bad_request(message: String, corr: &CorrelationId) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad.request", message, corr)
+}
+
+/// The body observed from Genesys for bad credentials and expired tokens (GENESYS.md §5).
+fn unauthorized() -> Response {
+    let body = ErrorBody {
+        message: "Invalid login credentials.".into(),
+        code: "bad.credentials",
+        status: 401,
+        context_id: None,
+        details: None,
+        errors: None,
+    };
+    json(StatusCode::UNAUTHORIZED, to_json(&body))
+}
+
+/// The normalised 429 (GENESYS.md §5) with `Retry-After`.
+fn too_many(retry_after: u64, corr: &CorrelationId) -> Response {
+    let body = ErrorBody {
+        message: format!(
+            "Rate limit exceeded the maximum. Retry the request in [{retry_after}] seconds"
+        ),
+        code: "too.many.requests.retry.after",
+        status: 429,
+        context_id: Some(&corr.0),
+        details: Some([]),
+        errors: Some([]),
+    };
+    let mut resp = json(StatusCode::TOO_MANY_REQUESTS, to_json(&body));
+    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    resp
+}

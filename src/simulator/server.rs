@@ -517,3 +517,245 @@ fn too_many(retry_after: u64, corr: &CorrelationId) -> Response {
     resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use crate::simulator::{start, RunningSimulator, SimProduct};
+    use chrono::NaiveDate;
+    use serde_json::{json, Value};
+
+    fn cfg() -> SimConfig {
+        let mut cfg = SimConfig::new(vec![
+            SimProduct { name: "Acme Router".into(), aliases: vec!["acme wifi router".into()] },
+            SimProduct { name: "CloudPhone Pro".into(), aliases: vec![] },
+        ]);
+        cfg.conversations = 300;
+        cfg.start = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        cfg.client_id = Some("cid".into());
+        cfg.client_secret = Some(Secret::new("csecret"));
+        cfg
+    }
+
+    async fn launch(cfg: SimConfig) -> RunningSimulator {
+        start(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap()
+    }
+
+    async fn token(http: &reqwest::Client, sim: &RunningSimulator) -> String {
+        token_with_ttl(http, sim, 86_400).await
+    }
+
+    async fn token_with_ttl(http: &reqwest::Client, sim: &RunningSimulator, ttl: u64) -> String {
+        let resp = http
+            .post(format!("{}/oauth/token", sim.url))
+            .basic_auth("cid", Some("csecret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["token_type"], "bearer");
+        assert_eq!(body["expires_in"], ttl);
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    fn range_query(filter: Option<&str>, size: i64) -> Value {
+        let mut q = json!({
+            "select": ["date", "id", "type", "interactions"],
+            "timeRange": {"start": "2024-03-03T00:00:00Z", "end": "2024-03-10T00:00:00.000Z"},
+            "size": size,
+        });
+        if let Some(f) = filter {
+            q["where"] = json!(f);
+        }
+        q
+    }
+
+    async fn post_query(
+        http: &reqwest::Client,
+        sim: &RunningSimulator,
+        tok: &str,
+        q: &Value,
+    ) -> reqwest::Response {
+        http.post(format!("{}{QUERY_PATH}", sim.url)).bearer_auth(tok).json(q).send().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn credentials_and_tokens_are_checked() {
+        let sim = launch(cfg()).await;
+        let http = reqwest::Client::new();
+        let health = http.get(format!("{}/_sim/health", sim.url)).send().await.unwrap();
+        assert!(health.headers().contains_key("inin-correlation-id"));
+        assert_eq!(health.text().await.unwrap(), "ok");
+        let url = format!("{}/oauth/token", sim.url);
+        for (id, secret) in [("cid", "wrong"), ("other", "csecret"), ("", "csecret")] {
+            let resp = http
+                .post(&url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 401);
+            assert_eq!(
+                resp.text().await.unwrap(),
+                r#"{"message":"Invalid login credentials.","code":"bad.credentials","status":401}"#
+            );
+        }
+        let no_auth = http.post(&url).form(&[("grant_type", "client_credentials")]);
+        assert_eq!(no_auth.send().await.unwrap().status(), 401);
+        let bad_grant =
+            http.post(&url).basic_auth("cid", Some("csecret")).form(&[("grant_type", "password")]);
+        assert_eq!(bad_grant.send().await.unwrap().status(), 400);
+
+        let q = range_query(None, 10);
+        assert_eq!(post_query(&http, &sim, "not-a-token", &q).await.status(), 401);
+        let tok = token(&http, &sim).await;
+        let resp = post_query(&http, &sim, &tok, &q).await;
+        assert_eq!(resp.status(), 200);
+        for h in ["inin-correlation-id", "inin-ratelimit-count", "inin-ratelimit-reset"] {
+            assert!(resp.headers().contains_key(h), "{h}");
+        }
+        assert!(sim.requests() >= 8);
+        sim.shutdown().await;
+
+        let mut short = cfg();
+        short.token_ttl_secs = 1;
+        let sim = launch(short).await;
+        let tok = token_with_ttl(&http, &sim, 1).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(post_query(&http, &sim, &tok, &q).await.status(), 401);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn paging_returns_each_conversation_once_and_is_deterministic() {
+        let cfg = cfg();
+        let gen = Generator::new(&cfg);
+        let sim = launch(cfg).await;
+        let http = reqwest::Client::new();
+        let tok = token(&http, &sim).await;
+        let q = range_query(Some("type IN ('voice', 'chat')"), 7);
+        let first = post_query(&http, &sim, &tok, &q).await.bytes().await.unwrap();
+        assert_eq!(first, post_query(&http, &sim, &tok, &q).await.bytes().await.unwrap());
+
+        let (from, to) = ("2024-03-03T00:00:00Z".parse().unwrap(), "2024-03-10T00:00:00Z".parse().unwrap());
+        let expected: Vec<String> = gen
+            .index_range(from, to)
+            .filter(|&i| matches!(gen.media(i), Media::Voice | Media::Chat))
+            .map(|i| gen.conversation(i).id)
+            .collect();
+        let mut seen = Vec::new();
+        let mut body: Value = serde_json::from_slice(&first).unwrap();
+        let mut pages = 1;
+        loop {
+            for e in body["entities"].as_array().unwrap() {
+                assert!(matches!(e["type"].as_str(), Some("voice" | "chat")));
+                let date = e["date"].as_str().unwrap();
+                assert!(date.ends_with('Z') && date.len() == 24 && ("2024-03-03".."2024-03-10").contains(&date));
+                assert!(!e["interactions"].as_array().unwrap().is_empty());
+                seen.push(e["id"].as_str().unwrap().to_string());
+            }
+            let Some(next) = body["nextPageUri"].as_str() else { break };
+            let url = format!("{}{next}", sim.url);
+            let page = http.get(&url).bearer_auth(&tok).send().await.unwrap().bytes().await.unwrap();
+            let again = http.get(&url).bearer_auth(&tok).send().await.unwrap().bytes().await.unwrap();
+            assert_eq!(page, again);
+            body = serde_json::from_slice(&page).unwrap();
+            pages += 1;
+        }
+        assert!(expected.len() > 30);
+        assert_eq!(seen, expected);
+        assert_eq!(pages, expected.len().div_ceil(7));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn bad_queries_get_400_with_a_json_body() {
+        let sim = launch(cfg()).await;
+        let http = reqwest::Client::new();
+        let tok = token(&http, &sim).await;
+        let mut bad: Vec<Value> = [
+            "type LIKE 'voice'",
+            "type = 'fax'",
+            "type IN ()",
+            "type IN ('voice',)",
+            "type = 'voice' OR 1 = 1",
+            "media = 'voice'",
+            "type = 'voice",
+        ]
+        .iter()
+        .map(|w| range_query(Some(w), 10))
+        .collect();
+        bad.push(range_query(None, 0));
+        bad.push(range_query(None, 1001));
+        bad.push(json!({"size": 10}));
+        bad.push(json!({"select": ["id", "secret"], "timeRange": {"start": "2024-03-03T00:00:00Z", "end": "2024-03-04T00:00:00Z"}}));
+        bad.push(json!({"timeRange": {"start": "2024-03-03", "end": "2024-03-04T00:00:00Z"}}));
+        for q in &bad {
+            let resp = post_query(&http, &sim, &tok, q).await;
+            assert_eq!(resp.status(), 400, "{q}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["code"], "bad.request", "{q}");
+        }
+        let ok = post_query(&http, &sim, &tok, &range_query(Some("TYPE in ('email','message')"), 1000)).await;
+        assert_eq!(ok.status(), 200);
+        let url = format!("{}{QUERY_PATH}/pages/not-a-cursor", sim.url);
+        assert_eq!(http.get(url).bearer_auth(&tok).send().await.unwrap().status(), 400);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn faults_and_rate_limits() {
+        let http = reqwest::Client::new();
+        let q = range_query(None, 5);
+        let mut c = cfg();
+        c.faults.rate_429 = 1.0;
+        let sim = launch(c).await;
+        let tok = token(&http, &sim).await;
+        let resp = post_query(&http, &sim, &tok, &q).await;
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "too.many.requests.retry.after");
+        assert_eq!(body["details"], json!([]));
+        sim.shutdown().await;
+
+        let mut c = cfg();
+        c.faults.rate_500 = 1.0;
+        let sim = launch(c).await;
+        let tok = token(&http, &sim).await;
+        assert_eq!(post_query(&http, &sim, &tok, &q).await.status(), 503);
+        sim.shutdown().await;
+
+        let mut c = cfg();
+        c.faults.malformed_page = Some(1);
+        c.rate_limit_per_minute = Some(3);
+        let sim = launch(c).await;
+        let tok = token(&http, &sim).await;
+        let resp = post_query(&http, &sim, &tok, &q).await;
+        assert_eq!(resp.headers()["inin-ratelimit-allowed"], "3");
+        let first: Value = resp.json().await.unwrap();
+        let next = format!("{}{}", sim.url, first["nextPageUri"].as_str().unwrap());
+        let resp = http.get(&next).bearer_auth(&tok).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).is_err());
+        assert_eq!(post_query(&http, &sim, &tok, &q).await.status(), 200);
+        let limited = post_query(&http, &sim, &tok, &q).await;
+        assert_eq!(limited.status(), 429);
+        let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry));
+        sim.shutdown().await;
+    }
+
+    #[test]
+    fn where_clauses() {
+        assert_eq!(parse_where("type = 'voice'"), Ok(vec![Media::Voice]));
+        assert_eq!(parse_where("TYPE IN ( 'chat' ,'email')"), Ok(vec![Media::Chat, Media::Email]));
+        for bad in ["type = voice", "type IN ('chat' 'email')", "type == 'chat'", "'chat' = type"] {
+            assert!(parse_where(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The shared harness for integration tests: a temp lake, the simulator on a free loopback
+//! port, the real `convlake` binary, and a fresh PostgreSQL schema per test.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use chrono::NaiveDate;
+use convlake::extract::Dictionary;
+use convlake::simulator::{self, RunningSimulator, SimConfig, SimProduct};
+
+pub const CLIENT_ID: &str = "test-client";
+pub const CLIENT_SECRET: &str = "test-secret-value";
+
+/// The database every test uses (a fresh schema each). The test command (`scripts/test`)
+/// starts a throwaway cluster and sets it; the database tests never skip.
+pub fn database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").expect(
+        "TEST_DATABASE_URL is not set: run the suite with scripts/test, which starts a throwaway PostgreSQL",
+    )
+}
+
+/// A schema name no other test uses.
+pub fn fresh_schema() -> String {
+    format!("t_{}", &blake3::hash(format!("{:?}{}", std::time::SystemTime::now(), rand_u64()).as_bytes()).to_hex()[..16])
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish()
+}
+
+pub fn products() -> Vec<SimProduct> {
+    Dictionary::embedded()
+        .products
+        .iter()
+        .map(|p| SimProduct {
+            name: p.name.clone(),
+            aliases: p.aliases.clone(),
+        })
+        .collect()
+}
+
+pub const START: &str = "2026-03-01";
+
+pub fn start_date() -> NaiveDate {
+    START.parse().unwrap()
+}
+
+/// A small simulator config: `n` conversations over 10 days from START.
+pub fn sim_config(n: usize) -> SimConfig {
+    let mut cfg = SimConfig::new(products());
+    cfg.conversations = n;
+    cfg.start = start_date();
+    cfg.days = 10;
+    cfg.seed = 7;
+    cfg.client_id = Some(CLIENT_ID.into());
+    cfg.client_secret = Some(convlake::secret::Secret::new(CLIENT_SECRET));
+    cfg
+}
+
+pub async fn start_sim(cfg: SimConfig) -> RunningSimulator {
+    simulator::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts")
+}
+
+/// Ground truth per product over [from, to] (inclusive), all media.
+pub fn truth(cfg: &SimConfig, from: NaiveDate, to: NaiveDate) -> BTreeMap<String, u64> {
+    simulator::ground_truth(
+        cfg,
+        from,
+        to + chrono::Days::new(1),
+        &["voice", "chat", "email", "message"],
+    )
+    .totals_by_product()
+}
+
+/// A temp lake and a way to run the binary against it.
+pub struct TestLake {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestLake {
+    pub fn new() -> TestLake {
+        TestLake {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `convlake --lake <lake> args…` with the test credentials in the environment.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[]).await
+    }
+
+    pub async fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_convlake"));
+        cmd.arg("--lake").arg(self.path()).args(args);
+        cmd.env("GENESYS_CLIENT_ID", CLIENT_ID)
+            .env("GENESYS_CLIENT_SECRET", CLIENT_SECRET)
+            .env_remove("DATABASE_URL")
+            .env_remove("POSTGRES_CONNECTION_STRING")
+            .env_remove("DASHBOARD_API_URL")
+            .env_remove("CONVLAKE_LAKE")
+            .env_remove("CONVLAKE_DICTIONARY")
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_ID")
+            .env_remove("GENESYSCLOUD_OAUTHCLIENT_SECRET");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // Use the repository's dictionary whatever the working directory.
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.output().await.expect("the convlake binary runs")
+    }
+
+    /// Runs and asserts success, returning stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(
+            out.status.success(),
+            "convlake {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Fetch args for the simulator over [from, to].
+    pub async fn fetch(&self, sim: &RunningSimulator, from: &str, to: &str) -> Output {
+        self.run(&["fetch", "--api-url", &sim.url, "--from", from, "--to", to])
+            .await
+    }
+
+    /// Every file under a lake directory, relative, sorted, with its blake3.
+    pub fn files(&self, sub: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        collect(&self.path().join(sub), self.path(), &mut out);
+        out.sort();
+        out
+    }
+
+    /// `SELECT product, SUM(mentions)` from mention_counts as a map.
+    pub async fn totals(&self) -> BTreeMap<String, u64> {
+        let csv = self
+            .ok(&[
+                "query",
+                "SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY product",
+                "--format",
+                "csv",
+            ])
+            .await;
+        parse_totals(&csv)
+    }
+}
+
+pub fn parse_totals(csv: &str) -> BTreeMap<String, u64> {
+    csv.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (p, n) = l.rsplit_once(',').unwrap();
+            (p.trim_matches('"').to_string(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p: PathBuf = e.path();
+        if p.is_dir() {
+            collect(&p, root, out);
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            out.push((
+                p.strip_prefix(root).unwrap().display().to_string(),
+                blake3::hash(&bytes).to_hex().to_string(),
+            ));
+        }
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}

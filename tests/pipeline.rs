@@ -1,0 +1,401 @@
+//! The whole pipeline against the simulator and a real PostgreSQL, checked against the
+//! simulator's ground truth.
+
+mod common;
+
+use common::*;
+use tokio_postgres::NoTls;
+
+async fn pg(schema: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&database_url(), NoTls)
+        .await
+        .expect("TEST_DATABASE_URL accepts connections");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("SET search_path TO \"{schema}\""))
+        .await
+        .unwrap();
+    client
+}
+
+/// (product, mentions, xmin) of every row: xmin changes whenever a row is rewritten.
+async fn pg_rows(schema: &str) -> Vec<(String, String, String, i32, String)> {
+    pg(schema)
+        .await
+        .query(
+            "SELECT recorded_date::text, interaction_type, product_name, mention_count, xmin::text
+             FROM product_mentions ORDER BY 1, 2, 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_matches_ground_truth_and_reruns_change_nothing() {
+    let cfg = sim_config(300);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let (from, to) = ("2026-03-01", "2026-03-10");
+
+    let out = lake.fetch(&sim, from, to).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let raw_before = lake.files("raw");
+    assert!(!raw_before.is_empty());
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+
+    let expected = truth(&cfg, start_date(), "2026-03-10".parse().unwrap());
+    assert!(expected.values().sum::<u64>() > 100, "the simulator mentions products");
+    assert_eq!(lake.totals().await, expected);
+
+    // Per day, interaction type and product too, with distinct conversations.
+    let gt = convlake::simulator::ground_truth(
+        &cfg,
+        start_date(),
+        "2026-03-11".parse().unwrap(),
+        &["voice", "chat", "email", "message"],
+    );
+    let csv = lake
+        .ok(&[
+            "query",
+            "SELECT conversation_date, interaction_type, product, mentions, conversations FROM mention_counts ORDER BY 1, 2, 3",
+            "--format",
+            "csv",
+        ])
+        .await;
+    let got: Vec<String> = csv.lines().skip(1).map(String::from).collect();
+    let want: Vec<String> = gt
+        .rows
+        .iter()
+        .map(|((d, t, p), (m, c))| format!("{d},{t},{p},{m},{c}"))
+        .collect();
+    assert_eq!(got, want);
+
+    // A second fetch of the same range stores no new file.
+    let out = lake.fetch(&sim, from, to).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(" 0 new snapshots"), "{}", stderr(&out));
+    assert_eq!(lake.files("raw"), raw_before);
+    // Extract skips what it has done.
+    let out = lake.run(&["extract"]).await;
+    assert!(stderr(&out).contains("0 snapshots extracted"), "{}", stderr(&out));
+
+    // Sync, then a second sync changes no row.
+    let schema = fresh_schema();
+    let url = database_url();
+    let sync = ["sync", "--database-url", &url, "--schema", &schema];
+    lake.ok(&sync).await;
+    let rows = pg_rows(&schema).await;
+    let mut db_totals = std::collections::BTreeMap::<String, u64>::new();
+    for r in &rows {
+        *db_totals.entry(r.2.clone()).or_default() += r.3 as u64;
+    }
+    assert_eq!(db_totals, expected);
+    let out = lake.run(&sync).await;
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
+    assert_eq!(pg_rows(&schema).await, rows, "no row was rewritten");
+
+    // The schema has the contract's primary key and indexes, and migrations are recorded.
+    let c = pg(&schema).await;
+    let idx: Vec<String> = c
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'product_mentions' ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        idx,
+        ["idx_mentions_date", "idx_mentions_type_product", "product_mentions_pkey"]
+    );
+    let migrations: i64 = c
+        .query_one("SELECT count(*) FROM convlake_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(migrations, convlake::sync::MIGRATIONS.len() as i64);
+
+    // Report and export dry run.
+    lake.ok(&["report"]).await;
+    for f in ["reports/trend.png", "reports/trend.svg"] {
+        let len = std::fs::metadata(lake.path().join(f)).unwrap().len();
+        assert!(len > 5_000, "{f} is {len} bytes");
+    }
+    lake.ok(&["export", "--dry-run"]).await;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lake.path().join("reports/dashboard.json")).unwrap())
+            .unwrap();
+    assert_eq!(payload["title"], "Genesys Cloud Product Mention Insights");
+    let total: u64 = payload["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mention_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, expected.values().sum::<u64>());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_fetches_count_each_conversation_once() {
+    let cfg = sim_config(200);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    for (from, to) in [("2026-03-01", "2026-03-06"), ("2026-03-04", "2026-03-10")] {
+        let out = lake.fetch(&sim, from, to).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    assert_eq!(
+        lake.totals().await,
+        truth(&cfg, start_date(), "2026-03-10".parse().unwrap())
+    );
+    let n = lake
+        .ok(&["query", "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances", "--format", "csv"])
+        .await;
+    assert_eq!(n.lines().nth(1), Some("200"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_page_is_a_clear_error_and_a_rerun_resumes() {
+    let mut cfg = sim_config(300);
+    cfg.faults.malformed_page = Some(1);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let out = lake
+        .run(&[
+            "fetch", "--api-url", &sim.url, "--from", "2026-03-01", "--to", "2026-03-10",
+            "--media", "voice", "--max-attempts", "2",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("not a valid page") && err.contains("re-run resumes"), "{err}");
+    // The page before the bad one is staged and recorded; the lake reads fine.
+    let raw = lake.files("raw");
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    lake.ok(&["query", "SELECT COUNT(*) FROM events"]).await;
+    sim.shutdown().await;
+
+    // The server recovers: the re-run continues at the failed page and completes.
+    cfg.faults.malformed_page = None;
+    let sim = start_sim(cfg.clone()).await;
+    let out = lake
+        .run(&["fetch", "--api-url", &sim.url, "--from", "2026-03-01", "--to", "2026-03-10", "--media", "voice"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    let want = convlake::simulator::ground_truth(
+        &cfg,
+        start_date(),
+        "2026-03-11".parse().unwrap(),
+        &["voice"],
+    )
+    .totals_by_product();
+    assert_eq!(lake.totals().await, want);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_retried() {
+    let mut cfg = sim_config(150);
+    cfg.faults.rate_429 = 0.15;
+    cfg.faults.rate_500 = 0.15;
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let out = lake.fetch(&sim, "2026-03-01", "2026-03-10").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    assert_eq!(
+        lake.totals().await,
+        truth(&cfg, start_date(), "2026-03-10".parse().unwrap())
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_and_unreachable_servers_fail_clearly() {
+    let sim = start_sim(sim_config(10)).await;
+    let lake = TestLake::new();
+    let out = lake
+        .run_env(
+            &["fetch", "--api-url", &sim.url, "--from", "2026-03-01", "--to", "2026-03-02"],
+            &[("GENESYS_CLIENT_SECRET", "wrong-secret-xyz")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("rejected the client credentials"), "{err}");
+    assert!(!err.contains("wrong-secret-xyz"), "the secret leaked: {err}");
+    sim.shutdown().await;
+
+    let out = lake
+        .run(&[
+            "fetch", "--api-url", "http://127.0.0.1:9", "--from", "2026-03-01", "--to", "2026-03-02",
+            "--max-attempts", "2",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+
+    let out = lake
+        .run_env(&["fetch", "--api-url", "http://127.0.0.1:9"], &[("GENESYS_CLIENT_ID", "")])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("GENESYS_CLIENT_ID"), "{}", stderr(&out));
+
+    // Usage errors exit 2.
+    let out = lake.run(&["fetch", "--from", "yesterday"]).await;
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_dictionary_is_a_clear_error_and_changes_nothing() {
+    let cfg = sim_config(100);
+    let sim = start_sim(cfg).await;
+    let lake = TestLake::new();
+    assert!(lake.fetch(&sim, "2026-03-01", "2026-03-10").await.status.success());
+    lake.ok(&["extract"]).await;
+    let before = lake.files("");
+    let bad = lake.path().join("../bad-products.toml");
+    std::fs::write(
+        &bad,
+        "[[product]]\nname = \"Acme Router\"\n\n[[product]]\nname = \"acme router\"\n",
+    )
+    .unwrap();
+    let out = lake
+        .run(&["--dictionary", bad.to_str().unwrap(), "extract"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("bad-products.toml:5") && err.contains("duplicate"), "{err}");
+    assert_eq!(lake.files(""), before, "the lake is untouched");
+
+    let out = lake
+        .run(&["--dictionary", "/nonexistent/products.toml", "extract"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nonexistent/products.toml"));
+    std::fs::remove_file(bad).unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dictionary_change_writes_a_new_partition_and_sync_follows() {
+    let cfg = sim_config(150);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    assert!(lake.fetch(&sim, "2026-03-01", "2026-03-10").await.status.success());
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    let schema = fresh_schema();
+    let url = database_url();
+    let sync = ["sync", "--database-url", &url, "--schema", &schema];
+    lake.ok(&sync).await;
+
+    // A dictionary with one product only.
+    let small = lake.path().join("../small-products.toml");
+    std::fs::write(&small, "[[product]]\nname = \"Acme Router\"\naliases = [\"acme wifi router\"]\n").unwrap();
+    let d = small.to_str().unwrap();
+    lake.ok(&["--dictionary", d, "extract"]).await;
+    lake.ok(&["--dictionary", d, "aggregate"]).await;
+    let totals = {
+        let csv = lake
+            .ok(&["--dictionary", d, "query", "SELECT product, SUM(mentions) AS m FROM mention_counts GROUP BY product", "--format", "csv"])
+            .await;
+        parse_totals(&csv)
+    };
+    let full = truth(&cfg, start_date(), "2026-03-10".parse().unwrap());
+    assert_eq!(totals.len(), 1);
+    assert_eq!(totals.get("Acme Router"), full.get("Acme Router"));
+    assert_eq!(std::fs::read_dir(lake.path().join("mentions")).unwrap().count(), 2);
+
+    lake.ok(&["--dictionary", d, "sync", "--database-url", &url, "--schema", &schema]).await;
+    let rows = pg_rows(&schema).await;
+    assert!(rows.iter().all(|r| r.2 == "Acme Router"), "other products were deleted");
+    let sum: i64 = rows.iter().map(|r| r.3 as i64).sum();
+    assert_eq!(sum as u64, full["Acme Router"]);
+    std::fs::remove_file(small).unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_posts_with_retries_and_query_formats_work() {
+    let cfg = sim_config(100);
+    let sim = start_sim(cfg).await;
+    let lake = TestLake::new();
+    assert!(lake.fetch(&sim, "2026-03-01", "2026-03-10").await.status.success());
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    let receiver = convlake::report::start_receiver("127.0.0.1:0".parse().unwrap(), 2)
+        .await
+        .unwrap();
+    let out = lake
+        .run_env(
+            &["export", "--dashboard-url", &receiver.url],
+            &[("DASHBOARD_API_TOKEN", "tok-123")],
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("after 3 attempt"), "{}", stderr(&out));
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].authorization.as_deref(), Some("Bearer tok-123"));
+    assert!(got[0].idempotency_key.as_deref().unwrap().starts_with("convlake-"));
+    assert_eq!(got[0].body["type"], "line_chart");
+    receiver.shutdown().await;
+
+    let json = lake
+        .ok(&["query", "SELECT product, SUM(mentions) AS m FROM mention_counts GROUP BY product ORDER BY product", "--format", "json"])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v.as_array().unwrap().len() >= 2);
+    let table = lake.ok(&["query", "SELECT COUNT(*) AS n FROM mentions"]).await;
+    assert!(table.contains("| n ") && table.contains("(1 row)"), "{table}");
+    let out = lake.run(&["query", "SELECT nope FROM mentions"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_every_stage_on_a_throwaway_cluster() {
+    let lake = TestLake::new();
+    let out = lake.run(&["demo", "--conversations", "200"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("matches the simulator's ground truth: yes"), "{stdout}");
+    assert!(stdout.contains("rows were in product_mentions"), "{stdout}\n{}", stderr(&out));
+    for f in ["reports/trend.png", "reports/trend.svg", "reports/dashboard.json"] {
+        assert!(lake.path().join(f).is_file(), "{f}");
+    }
+    assert!(!lake.files("raw").is_empty());
+    assert!(!lake.path().join(".pg").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false), "the throwaway cluster is removed");
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        "simulate", "fetch", "extract", "aggregate", "sync", "migrate", "report", "export", "query", "run", "demo",
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_convlake"))
+            .args([cmd, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd} --help");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: convlake"), "{cmd}");
+    }
+}

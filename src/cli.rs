@@ -11,7 +11,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "convlake", version, about, long_about = None)]
 pub struct Cli {
     /// The lake directory.
-    #[arg(long, global = true, env = "CONVLAKE_LAKE", default_value = "data/lake")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONVLAKE_LAKE",
+        default_value = "data/lake"
+    )]
     pub lake: PathBuf,
 
     /// The product dictionary (TOML). Default: data/products.toml when present, else the
@@ -58,7 +63,8 @@ pub enum Command {
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("{s:?} is not a date like 2026-01-31: {e}"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("{s:?} is not a date like 2026-01-31: {e}"))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -113,7 +119,11 @@ pub struct SourceArgs {
     #[arg(long, value_parser = parse_date)]
     pub to: Option<NaiveDate>,
     /// Interaction types, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "voice,chat,email,message")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "voice,chat,email,message"
+    )]
     pub media: Vec<String>,
     /// Genesys Cloud region: us-east-1, eu-west-1, … or a domain such as mypurecloud.ie.
     #[arg(long, env = "GENESYSCLOUD_REGION", default_value = "us-east-1")]

@@ -2,15 +2,16 @@
 //! mentions with a versioned dictionary, aggregate with DataFusion, sync to PostgreSQL, report.
 //!
 //! One module per stage; stages meet in the lake (`lake`), never in each other's internals.
+//! `cli` holds the flags, `pipeline` maps commands onto stages and composes `run` and `demo`.
 
+pub mod aggregate;
+pub mod cli;
+pub mod extract;
 pub mod genesys;
 pub mod lake;
-pub mod secret;
-pub mod extract;
-pub mod aggregate;
-pub mod sync;
 pub mod pgtmp;
-pub mod cli;
 pub mod pipeline;
 pub mod report;
+pub mod secret;
 pub mod simulator;
+pub mod sync;

@@ -33,7 +33,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Simulate(a) => pipeline::simulate(&dict()?, a).await,
         Command::Fetch(a) => pipeline::fetch(&lake()?, &a.source).await.map(drop),
-        Command::Extract(a) => pipeline::extract(&lake()?, &dict()?, a.workers).await.map(drop),
+        Command::Extract(a) => pipeline::extract(&lake()?, &dict()?, a.workers)
+            .await
+            .map(drop),
         Command::Aggregate => pipeline::aggregate(&lake()?, &dict()?).await.map(drop),
         Command::Sync(a) => pipeline::sync(&lake()?, &dict()?, &a.db).await.map(drop),
         Command::Migrate(a) => pipeline::migrate(a).await,
@@ -48,7 +50,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

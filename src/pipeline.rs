@@ -58,7 +58,11 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
     let (Some(client_id), Some(secret)) = (id, secret) else {
         return Err(genesys::GenesysError::MissingCredentials.into());
     };
-    let endpoints = Endpoints::resolve(&args.region, args.api_url.as_deref(), args.login_url.as_deref())?;
+    let endpoints = Endpoints::resolve(
+        &args.region,
+        args.api_url.as_deref(),
+        args.login_url.as_deref(),
+    )?;
     let policy = RetryPolicy {
         max_attempts: args.max_attempts.max(1),
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
@@ -76,7 +80,11 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
     let opts = FetchOptions {
         from,
         to,
-        media: args.media.iter().map(|m| m.trim().to_ascii_lowercase()).collect(),
+        media: args
+            .media
+            .iter()
+            .map(|m| m.trim().to_ascii_lowercase())
+            .collect(),
         page_size: args.page_size.clamp(1, 1000),
     };
     let s = genesys::fetch(lake, &client, &opts).await?;
@@ -89,7 +97,11 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
         s.body_bytes as f64 / 1e6,
         from,
         to,
-        if s.resumed_runs > 0 { ", resumed an unfinished run" } else { "" }
+        if s.resumed_runs > 0 {
+            ", resumed an unfinished run"
+        } else {
+            ""
+        }
     );
     Ok(s)
 }
@@ -99,7 +111,11 @@ fn workers(w: Option<usize>) -> usize {
 }
 
 /// `convlake extract`.
-pub async fn extract(lake: &Lake, dict: &Dictionary, w: Option<usize>) -> Result<extract::ExtractSummary> {
+pub async fn extract(
+    lake: &Lake,
+    dict: &Dictionary,
+    w: Option<usize>,
+) -> Result<extract::ExtractSummary> {
     let s = extract::extract(lake, dict, workers(w)).await?;
     eprintln!(
         "extract: dictionary {} ({}): {} snapshots extracted, {} already done, {} mentions in {} utterances",
@@ -138,16 +154,27 @@ fn target(db: &DbArgs) -> Result<Option<Target>> {
 /// `convlake sync`.
 pub async fn sync(lake: &Lake, dict: &Dictionary, db: &DbArgs) -> Result<sync::SyncSummary> {
     let Some(t) = target(db)? else {
-        bail!("no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url");
+        bail!(
+            "no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url"
+        );
     };
     sync_to(lake, dict, &t, db.wait).await
 }
 
-async fn sync_to(lake: &Lake, dict: &Dictionary, t: &Target, wait: bool) -> Result<sync::SyncSummary> {
+async fn sync_to(
+    lake: &Lake,
+    dict: &Dictionary,
+    t: &Target,
+    wait: bool,
+) -> Result<sync::SyncSummary> {
     let (rows, hash) = counts(lake, dict).await?;
     let s = sync::sync(t, &rows, &dict.version, &hash, wait).await?;
     if s.unchanged {
-        eprintln!("sync: {} already holds these {} rows; nothing to do", t.describe(), s.rows);
+        eprintln!(
+            "sync: {} already holds these {} rows; nothing to do",
+            t.describe(),
+            s.rows
+        );
     } else {
         eprintln!(
             "sync: {}: {} rows ({} inserted, {} updated, {} deleted)",
@@ -164,14 +191,20 @@ async fn sync_to(lake: &Lake, dict: &Dictionary, t: &Target, wait: bool) -> Resu
 /// `convlake migrate`.
 pub async fn migrate(db: &DbArgs) -> Result<()> {
     let Some(t) = target(db)? else {
-        bail!("no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url");
+        bail!(
+            "no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url"
+        );
     };
     let mut client = t.connect().await?;
     let applied = sync::migrate(&mut client, &t, db.wait).await?;
     if applied.is_empty() {
         eprintln!("migrate: {} is up to date", t.describe());
     } else {
-        eprintln!("migrate: applied {} to {}", applied.join(", "), t.describe());
+        eprintln!(
+            "migrate: applied {} to {}",
+            applied.join(", "),
+            t.describe()
+        );
     }
     Ok(())
 }
@@ -189,22 +222,42 @@ fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
 }
 
 /// `convlake report`.
-pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportArgs) -> Result<report::ChartFiles> {
+pub async fn report(
+    lake: &Lake,
+    dict: &Dictionary,
+    args: &ReportArgs,
+) -> Result<report::ChartFiles> {
     let (rows, _) = counts(lake, dict).await?;
-    let out = args.out.clone().unwrap_or_else(|| lake.root().join("reports"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| lake.root().join("reports"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let files = report::write_trend_charts(&daily(&rows), &out, args.top.max(1))?;
-    eprintln!("report: {} and {}", files.png.display(), files.svg.display());
+    eprintln!(
+        "report: {} and {}",
+        files.png.display(),
+        files.svg.display()
+    );
     Ok(files)
 }
 
 async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_json::Value, String)> {
     let (rows, hash) = counts(lake, dict).await?;
     let ctx = aggregate::session(lake, &dict.version).await?;
-    let convs = aggregate::query(&ctx, "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances").await?;
+    let convs = aggregate::query(
+        &ctx,
+        "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
+    )
+    .await?;
     let conversations = convs
         .first()
-        .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0)))
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
         .unwrap_or(0);
     let meta = PayloadMeta {
         source: "convlake".into(),
@@ -237,7 +290,8 @@ fn write_json(out: &Path, body: &serde_json::Value) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = out.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(body)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(body)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }
@@ -249,14 +303,19 @@ async fn post(d: &DashboardArgs, body: &serde_json::Value, hash: &str) -> Result
     let token = d.dashboard_token.clone().map(Secret::new);
     let key = format!("convlake-{}", &hash[..32.min(hash.len())]);
     let o = report::post_dashboard(url, token.as_ref(), body, &key).await?;
-    eprintln!("export: posted to {url} ({} after {} attempt(s))", o.status, o.attempts);
+    eprintln!(
+        "export: posted to {url} ({} after {} attempt(s))",
+        o.status, o.attempts
+    );
     Ok(())
 }
 
 /// `convlake query`.
 pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<()> {
     let sql = match (&args.sql, &args.file) {
-        (_, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        (_, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
+        }
         (Some(s), None) => s.clone(),
         (None, None) => bail!("give a SQL string or --file FILE"),
     };
@@ -266,11 +325,17 @@ pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<(
     match args.format {
         Format::Table => {
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            out.extend(arrow::util::pretty::pretty_format_batches(&batches)?.to_string().bytes());
+            out.extend(
+                arrow::util::pretty::pretty_format_batches(&batches)?
+                    .to_string()
+                    .bytes(),
+            );
             out.extend(format!("\n({rows} row{})\n", if rows == 1 { "" } else { "s" }).bytes());
         }
         Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut out);
             for b in &batches {
                 w.write(b)?;
             }
@@ -387,7 +452,10 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
     cfg.client_secret = Some(Secret::new("demo-secret"));
     let sim = simulator::start(cfg.clone(), loopback(0)).await?;
     let receiver = report::start_receiver(loopback(0), 0).await?;
-    eprintln!("demo: simulator at {}, dashboard receiver at {}", sim.url, receiver.url);
+    eprintln!(
+        "demo: simulator at {}, dashboard receiver at {}",
+        sim.url, receiver.url
+    );
 
     let mut cluster = None;
     let database_url = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
@@ -411,7 +479,10 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
             source: crate::cli::Source::Archive,
             from: Some(cfg.start),
             to: Some(to),
-            media: crate::genesys::fetch::MEDIA_TYPES.iter().map(|s| s.to_string()).collect(),
+            media: crate::genesys::fetch::MEDIA_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             region: "us-east-1".into(),
             api_url: Some(sim.url.clone()),
             login_url: None,
@@ -445,7 +516,12 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
     }
     let summary = result?;
 
-    let truth = simulator::ground_truth(&cfg, cfg.start, to + chrono::Days::new(1), &["voice", "chat", "email", "message"]);
+    let truth = simulator::ground_truth(
+        &cfg,
+        cfg.start,
+        to + chrono::Days::new(1),
+        &["voice", "chat", "email", "message"],
+    );
     let (rows, _) = counts(&lake, dict).await?;
     let mut per_product: std::collections::BTreeMap<String, i64> = Default::default();
     for r in &rows {
@@ -453,20 +529,47 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
     }
     let expected = truth.totals_by_product();
     println!();
-    println!("convlake demo: {} conversations, {} snapshots, {} mentions", summary.fetch.conversations, summary.extract.snapshots, summary.aggregate.mentions);
-    println!("{:<24} {:>10} {:>14}", "product", "mentions", "ground truth");
+    println!(
+        "convlake demo: {} conversations, {} snapshots, {} mentions",
+        summary.fetch.conversations, summary.extract.snapshots, summary.aggregate.mentions
+    );
+    println!(
+        "{:<24} {:>10} {:>14}",
+        "product", "mentions", "ground truth"
+    );
     for (p, n) in &per_product {
-        println!("{:<24} {:>10} {:>14}", p, n, expected.get(p).copied().unwrap_or(0));
+        println!(
+            "{:<24} {:>10} {:>14}",
+            p,
+            n,
+            expected.get(p).copied().unwrap_or(0)
+        );
     }
-    let exact = expected.iter().all(|(p, n)| per_product.get(p).copied().unwrap_or(0) == *n as i64)
+    let exact = expected
+        .iter()
+        .all(|(p, n)| per_product.get(p).copied().unwrap_or(0) == *n as i64)
         && per_product.len() == expected.len();
-    println!("matches the simulator's ground truth: {}", if exact { "yes" } else { "NO" });
+    println!(
+        "matches the simulator's ground truth: {}",
+        if exact { "yes" } else { "NO" }
+    );
     let root = lake.root();
     println!("lake:       {}", root.display());
     println!("snapshots:  {}", root.join("raw").display());
-    println!("mentions:   {}", root.join(crate::lake::mentions_dir(&dict.version)).display());
-    println!("charts:     {} and trend.svg", root.join("reports/trend.png").display());
-    println!("dashboard:  {} (and posted {} time(s) to the local receiver)", root.join("reports/dashboard.json").display(), received);
+    println!(
+        "mentions:   {}",
+        root.join(crate::lake::mentions_dir(&dict.version))
+            .display()
+    );
+    println!(
+        "charts:     {} and trend.svg",
+        root.join("reports/trend.png").display()
+    );
+    println!(
+        "dashboard:  {} (and posted {} time(s) to the local receiver)",
+        root.join("reports/dashboard.json").display(),
+        received
+    );
     match (db_rows, &database_url) {
         (Some(n), Some(_)) if std::env::var("DATABASE_URL").is_ok() => println!("postgres:   {n} rows in product_mentions (DATABASE_URL)"),
         (Some(n), Some(_)) => println!("postgres:   {n} rows were in product_mentions (throwaway cluster, now removed; set DATABASE_URL to keep them)"),
@@ -483,6 +586,8 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
 async fn count_db_rows(url: &str) -> Result<i64> {
     let t = Target::new(Secret::new(url), "public")?;
     let client = t.connect().await?;
-    let row = client.query_one("SELECT count(*) FROM product_mentions", &[]).await?;
+    let row = client
+        .query_one("SELECT count(*) FROM product_mentions", &[])
+        .await?;
     Ok(row.get(0))
 }

@@ -49,7 +49,10 @@ async fn pipeline_matches_ground_truth_and_reruns_change_nothing() {
     lake.ok(&["aggregate"]).await;
 
     let expected = truth(&cfg, start_date(), "2026-03-10".parse().unwrap());
-    assert!(expected.values().sum::<u64>() > 100, "the simulator mentions products");
+    assert!(
+        expected.values().sum::<u64>() > 100,
+        "the simulator mentions products"
+    );
     assert_eq!(lake.totals().await, expected);
 
     // Per day, interaction type and product too, with distinct conversations.
@@ -78,11 +81,19 @@ async fn pipeline_matches_ground_truth_and_reruns_change_nothing() {
     // A second fetch of the same range stores no new file.
     let out = lake.fetch(&sim, from, to).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains(" 0 new snapshots"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(" 0 new snapshots"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(lake.files("raw"), raw_before);
     // Extract skips what it has done.
     let out = lake.run(&["extract"]).await;
-    assert!(stderr(&out).contains("0 snapshots extracted"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0 snapshots extracted"),
+        "{}",
+        stderr(&out)
+    );
 
     // Sync, then a second sync changes no row.
     let schema = fresh_schema();
@@ -114,7 +125,11 @@ async fn pipeline_matches_ground_truth_and_reruns_change_nothing() {
         .collect();
     assert_eq!(
         idx,
-        ["idx_mentions_date", "idx_mentions_type_product", "product_mentions_pkey"]
+        [
+            "idx_mentions_date",
+            "idx_mentions_type_product",
+            "product_mentions_pkey"
+        ]
     );
     let migrations: i64 = c
         .query_one("SELECT count(*) FROM convlake_migrations", &[])
@@ -160,7 +175,12 @@ async fn overlapping_fetches_count_each_conversation_once() {
         truth(&cfg, start_date(), "2026-03-10".parse().unwrap())
     );
     let n = lake
-        .ok(&["query", "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances", "--format", "csv"])
+        .ok(&[
+            "query",
+            "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
+            "--format",
+            "csv",
+        ])
         .await;
     assert_eq!(n.lines().nth(1), Some("200"));
     sim.shutdown().await;
@@ -174,13 +194,25 @@ async fn malformed_page_is_a_clear_error_and_a_rerun_resumes() {
     let lake = TestLake::new();
     let out = lake
         .run(&[
-            "fetch", "--api-url", &sim.url, "--from", "2026-03-01", "--to", "2026-03-10",
-            "--media", "voice", "--max-attempts", "2",
+            "fetch",
+            "--api-url",
+            &sim.url,
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-10",
+            "--media",
+            "voice",
+            "--max-attempts",
+            "2",
         ])
         .await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("not a valid page") && err.contains("re-run resumes"), "{err}");
+    assert!(
+        err.contains("not a valid page") && err.contains("re-run resumes"),
+        "{err}"
+    );
     // The page before the bad one is staged and recorded; the lake reads fine.
     let raw = lake.files("raw");
     assert_eq!(raw.len(), 1, "{raw:?}");
@@ -191,7 +223,17 @@ async fn malformed_page_is_a_clear_error_and_a_rerun_resumes() {
     cfg.faults.malformed_page = None;
     let sim = start_sim(cfg.clone()).await;
     let out = lake
-        .run(&["fetch", "--api-url", &sim.url, "--from", "2026-03-01", "--to", "2026-03-10", "--media", "voice"])
+        .run(&[
+            "fetch",
+            "--api-url",
+            &sim.url,
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-10",
+            "--media",
+            "voice",
+        ])
         .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));
@@ -232,30 +274,55 @@ async fn bad_credentials_and_unreachable_servers_fail_clearly() {
     let lake = TestLake::new();
     let out = lake
         .run_env(
-            &["fetch", "--api-url", &sim.url, "--from", "2026-03-01", "--to", "2026-03-02"],
+            &[
+                "fetch",
+                "--api-url",
+                &sim.url,
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-03-02",
+            ],
             &[("GENESYS_CLIENT_SECRET", "wrong-secret-xyz")],
         )
         .await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("rejected the client credentials"), "{err}");
-    assert!(!err.contains("wrong-secret-xyz"), "the secret leaked: {err}");
+    assert!(
+        !err.contains("wrong-secret-xyz"),
+        "the secret leaked: {err}"
+    );
     sim.shutdown().await;
 
     let out = lake
         .run(&[
-            "fetch", "--api-url", "http://127.0.0.1:9", "--from", "2026-03-01", "--to", "2026-03-02",
-            "--max-attempts", "2",
+            "fetch",
+            "--api-url",
+            "http://127.0.0.1:9",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-02",
+            "--max-attempts",
+            "2",
         ])
         .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
 
     let out = lake
-        .run_env(&["fetch", "--api-url", "http://127.0.0.1:9"], &[("GENESYS_CLIENT_ID", "")])
+        .run_env(
+            &["fetch", "--api-url", "http://127.0.0.1:9"],
+            &[("GENESYS_CLIENT_ID", "")],
+        )
         .await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("GENESYS_CLIENT_ID"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("GENESYS_CLIENT_ID"),
+        "{}",
+        stderr(&out)
+    );
 
     // Usage errors exit 2.
     let out = lake.run(&["fetch", "--from", "yesterday"]).await;
@@ -267,7 +334,11 @@ async fn broken_dictionary_is_a_clear_error_and_changes_nothing() {
     let cfg = sim_config(100);
     let sim = start_sim(cfg).await;
     let lake = TestLake::new();
-    assert!(lake.fetch(&sim, "2026-03-01", "2026-03-10").await.status.success());
+    assert!(lake
+        .fetch(&sim, "2026-03-01", "2026-03-10")
+        .await
+        .status
+        .success());
     lake.ok(&["extract"]).await;
     let before = lake.files("");
     let bad = lake.path().join("../bad-products.toml");
@@ -281,7 +352,10 @@ async fn broken_dictionary_is_a_clear_error_and_changes_nothing() {
         .await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("bad-products.toml:5") && err.contains("duplicate"), "{err}");
+    assert!(
+        err.contains("bad-products.toml:5") && err.contains("duplicate"),
+        "{err}"
+    );
     assert_eq!(lake.files(""), before, "the lake is untouched");
 
     let out = lake
@@ -298,7 +372,11 @@ async fn a_dictionary_change_writes_a_new_partition_and_sync_follows() {
     let cfg = sim_config(150);
     let sim = start_sim(cfg.clone()).await;
     let lake = TestLake::new();
-    assert!(lake.fetch(&sim, "2026-03-01", "2026-03-10").await.status.success());
+    assert!(lake
+        .fetch(&sim, "2026-03-01", "2026-03-10")
+        .await
+        .status
+        .success());
     lake.ok(&["extract"]).await;
     lake.ok(&["aggregate"]).await;
     let schema = fresh_schema();
@@ -308,24 +386,52 @@ async fn a_dictionary_change_writes_a_new_partition_and_sync_follows() {
 
     // A dictionary with one product only.
     let small = lake.path().join("../small-products.toml");
-    std::fs::write(&small, "[[product]]\nname = \"Acme Router\"\naliases = [\"acme wifi router\"]\n").unwrap();
+    std::fs::write(
+        &small,
+        "[[product]]\nname = \"Acme Router\"\naliases = [\"acme wifi router\"]\n",
+    )
+    .unwrap();
     let d = small.to_str().unwrap();
     lake.ok(&["--dictionary", d, "extract"]).await;
     lake.ok(&["--dictionary", d, "aggregate"]).await;
     let totals = {
         let csv = lake
-            .ok(&["--dictionary", d, "query", "SELECT product, SUM(mentions) AS m FROM mention_counts GROUP BY product", "--format", "csv"])
+            .ok(&[
+                "--dictionary",
+                d,
+                "query",
+                "SELECT product, SUM(mentions) AS m FROM mention_counts GROUP BY product",
+                "--format",
+                "csv",
+            ])
             .await;
         parse_totals(&csv)
     };
     let full = truth(&cfg, start_date(), "2026-03-10".parse().unwrap());
     assert_eq!(totals.len(), 1);
     assert_eq!(totals.get("Acme Router"), full.get("Acme Router"));
-    assert_eq!(std::fs::read_dir(lake.path().join("mentions")).unwrap().count(), 2);
+    assert_eq!(
+        std::fs::read_dir(lake.path().join("mentions"))
+            .unwrap()
+            .count(),
+        2
+    );
 
-    lake.ok(&["--dictionary", d, "sync", "--database-url", &url, "--schema", &schema]).await;
+    lake.ok(&[
+        "--dictionary",
+        d,
+        "sync",
+        "--database-url",
+        &url,
+        "--schema",
+        &schema,
+    ])
+    .await;
     let rows = pg_rows(&schema).await;
-    assert!(rows.iter().all(|r| r.2 == "Acme Router"), "other products were deleted");
+    assert!(
+        rows.iter().all(|r| r.2 == "Acme Router"),
+        "other products were deleted"
+    );
     let sum: i64 = rows.iter().map(|r| r.3 as i64).sum();
     assert_eq!(sum as u64, full["Acme Router"]);
     std::fs::remove_file(small).unwrap();
@@ -337,7 +443,11 @@ async fn export_posts_with_retries_and_query_formats_work() {
     let cfg = sim_config(100);
     let sim = start_sim(cfg).await;
     let lake = TestLake::new();
-    assert!(lake.fetch(&sim, "2026-03-01", "2026-03-10").await.status.success());
+    assert!(lake
+        .fetch(&sim, "2026-03-01", "2026-03-10")
+        .await
+        .status
+        .success());
     lake.ok(&["extract"]).await;
     lake.ok(&["aggregate"]).await;
     let receiver = convlake::report::start_receiver("127.0.0.1:0".parse().unwrap(), 2)
@@ -354,7 +464,11 @@ async fn export_posts_with_retries_and_query_formats_work() {
     let got = receiver.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].authorization.as_deref(), Some("Bearer tok-123"));
-    assert!(got[0].idempotency_key.as_deref().unwrap().starts_with("convlake-"));
+    assert!(got[0]
+        .idempotency_key
+        .as_deref()
+        .unwrap()
+        .starts_with("convlake-"));
     assert_eq!(got[0].body["type"], "line_chart");
     receiver.shutdown().await;
 
@@ -363,8 +477,13 @@ async fn export_posts_with_retries_and_query_formats_work() {
         .await;
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(v.as_array().unwrap().len() >= 2);
-    let table = lake.ok(&["query", "SELECT COUNT(*) AS n FROM mentions"]).await;
-    assert!(table.contains("| n ") && table.contains("(1 row)"), "{table}");
+    let table = lake
+        .ok(&["query", "SELECT COUNT(*) AS n FROM mentions"])
+        .await;
+    assert!(
+        table.contains("| n ") && table.contains("(1 row)"),
+        "{table}"
+    );
     let out = lake.run(&["query", "SELECT nope FROM mentions"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
@@ -377,25 +496,57 @@ async fn demo_runs_every_stage_on_a_throwaway_cluster() {
     let out = lake.run(&["demo", "--conversations", "200"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("matches the simulator's ground truth: yes"), "{stdout}");
-    assert!(stdout.contains("rows were in product_mentions"), "{stdout}\n{}", stderr(&out));
-    for f in ["reports/trend.png", "reports/trend.svg", "reports/dashboard.json"] {
+    assert!(
+        stdout.contains("matches the simulator's ground truth: yes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rows were in product_mentions"),
+        "{stdout}\n{}",
+        stderr(&out)
+    );
+    for f in [
+        "reports/trend.png",
+        "reports/trend.svg",
+        "reports/dashboard.json",
+    ] {
         assert!(lake.path().join(f).is_file(), "{f}");
     }
     assert!(!lake.files("raw").is_empty());
-    assert!(!lake.path().join(".pg").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false), "the throwaway cluster is removed");
+    assert!(
+        !lake
+            .path()
+            .join(".pg")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
+        "the throwaway cluster is removed"
+    );
 }
 
 #[test]
 fn every_command_has_help() {
     for cmd in [
-        "simulate", "fetch", "extract", "aggregate", "sync", "migrate", "report", "export", "query", "run", "demo",
+        "simulate",
+        "fetch",
+        "extract",
+        "aggregate",
+        "sync",
+        "migrate",
+        "report",
+        "export",
+        "query",
+        "run",
+        "demo",
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_convlake"))
             .args([cmd, "--help"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{cmd} --help");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: convlake"), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: convlake"),
+            "{cmd}"
+        );
     }
 }

@@ -110,13 +110,22 @@ fn snapshot_order_table(events: &[Event]) -> Result<MemTable, AggregateError> {
 }
 
 /// A DataFusion session over the lake, for one dictionary version.
-pub async fn session(lake: &Lake, dictionary_version: &str) -> Result<SessionContext, AggregateError> {
+pub async fn session(
+    lake: &Lake,
+    dictionary_version: &str,
+) -> Result<SessionContext, AggregateError> {
     let config = SessionConfig::new()
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        )
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
         // raw/ is split into raw/<h0h1>/ directories.
-        .set_bool("datafusion.execution.listing_table_ignore_subdirectory", false);
+        .set_bool(
+            "datafusion.execution.listing_table_ignore_subdirectory",
+            false,
+        );
     let ctx = SessionContext::new_with_config(config);
     let mentions = mentions_dir(dictionary_version);
     let counts_dir = format!("aggregates/dict={dictionary_version}");
@@ -163,7 +172,10 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, 
 }
 
 /// Casts batches to the declared schema (DataFusion may hand back view or dictionary types).
-fn conform(batches: &[RecordBatch], target: &SchemaRef) -> Result<Vec<RecordBatch>, AggregateError> {
+fn conform(
+    batches: &[RecordBatch],
+    target: &SchemaRef,
+) -> Result<Vec<RecordBatch>, AggregateError> {
     batches
         .iter()
         .filter(|b| b.num_rows() > 0)
@@ -173,16 +185,21 @@ fn conform(batches: &[RecordBatch], target: &SchemaRef) -> Result<Vec<RecordBatc
                 .iter()
                 .enumerate()
                 .map(|(i, f)| {
-                    cast(b.column(i), f.data_type()).map_err(|e| AggregateError::Shape(e.to_string()))
+                    cast(b.column(i), f.data_type())
+                        .map_err(|e| AggregateError::Shape(e.to_string()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(target.clone(), cols).map_err(|e| AggregateError::Shape(e.to_string()))
+            RecordBatch::try_new(target.clone(), cols)
+                .map_err(|e| AggregateError::Shape(e.to_string()))
         })
         .collect()
 }
 
 /// Builds `aggregates/dict=<version>/mention_counts.parquet` from the current mentions.
-pub async fn aggregate(lake: &Lake, dictionary_version: &str) -> Result<AggregateSummary, AggregateError> {
+pub async fn aggregate(
+    lake: &Lake,
+    dictionary_version: &str,
+) -> Result<AggregateSummary, AggregateError> {
     let ctx = session(lake, dictionary_version).await?;
     let batches = query(&ctx, MENTION_COUNTS_SQL).await?;
     let target = schema::mention_counts_schema();
@@ -190,7 +207,12 @@ pub async fn aggregate(lake: &Lake, dictionary_version: &str) -> Result<Aggregat
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mentions: i64 = batches
         .iter()
-        .filter_map(|b| b.column(3).as_any().downcast_ref::<Int64Array>().map(|a| a.iter().flatten().sum::<i64>()))
+        .filter_map(|b| {
+            b.column(3)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|a| a.iter().flatten().sum::<i64>())
+        })
         .sum();
     let bytes = schema::to_parquet(&target, &batches).map_err(AggregateError::Shape)?;
     let hash = content_hash(&bytes);
@@ -242,11 +264,31 @@ pub async fn read_counts(
     let epoch = chrono::NaiveDate::default();
     for b in &batches {
         let shape = || AggregateError::Shape(format!("{path} has unexpected columns"));
-        let date = b.column(0).as_any().downcast_ref::<Date32Array>().ok_or_else(shape)?;
-        let kind = b.column(1).as_any().downcast_ref::<StringArray>().ok_or_else(shape)?;
-        let product = b.column(2).as_any().downcast_ref::<StringArray>().ok_or_else(shape)?;
-        let mentions = b.column(3).as_any().downcast_ref::<Int64Array>().ok_or_else(shape)?;
-        let convs = b.column(4).as_any().downcast_ref::<Int64Array>().ok_or_else(shape)?;
+        let date = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .ok_or_else(shape)?;
+        let kind = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(shape)?;
+        let product = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(shape)?;
+        let mentions = b
+            .column(3)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(shape)?;
+        let convs = b
+            .column(4)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(shape)?;
         for i in 0..b.num_rows() {
             if date.is_null(i) {
                 continue;

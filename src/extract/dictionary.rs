@@ -185,7 +185,8 @@ mod tests {
 
     #[test]
     fn order_and_comments_do_not_change_the_version() {
-        let a = "[[product]]\nname = \"A One\"\naliases = [\"x\", \"y\"]\n[[product]]\nname = \"B\"\n";
+        let a =
+            "[[product]]\nname = \"A One\"\naliases = [\"x\", \"y\"]\n[[product]]\nname = \"B\"\n";
         let b = "# comment\n[[product]]\nname = \"B\"\n\n[[product]]\nname = \"A One\" # hi\naliases = [\"y\", \"x\"]\n";
         assert_eq!(
             Dictionary::parse(a, "a").unwrap().version,
@@ -206,15 +207,23 @@ mod tests {
 
         let shared = "[[product]]\nname = \"A\"\naliases=[\"zz\"]\n[[product]]\nname = \"B\"\naliases = [\"ZZ\"]\n";
         let e = Dictionary::parse(shared, "p.toml").unwrap_err().to_string();
-        assert!(e.starts_with("p.toml:6:") && e.contains("already used by product \"A\""), "{e}");
+        assert!(
+            e.starts_with("p.toml:6:") && e.contains("already used by product \"A\""),
+            "{e}"
+        );
 
         let empty = "[[product]]\nname = \"  \"\n";
         let e = Dictionary::parse(empty, "p.toml").unwrap_err().to_string();
         assert!(e.starts_with("p.toml:2:") && e.contains("empty"), "{e}");
 
         let unknown = "[[product]]\nname = \"A\"\nalias = [\"b\"]\n";
-        let e = Dictionary::parse(unknown, "p.toml").unwrap_err().to_string();
-        assert!(e.contains("unknown field `alias`") && e.contains("line 3"), "{e}");
+        let e = Dictionary::parse(unknown, "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown field `alias`") && e.contains("line 3"),
+            "{e}"
+        );
 
         assert!(Dictionary::parse("", "p.toml").is_err());
         assert!(Dictionary::parse("[[product]\n", "p.toml").is_err());

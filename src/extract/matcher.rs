@@ -136,7 +136,11 @@ fn compile_form(form: &str) -> (String, Vec<Option<String>>) {
             None => None,
             Some(_) if !sep.is_empty() => {
                 let s = sep.trim();
-                Some(if s.chars().all(is_joiner) { String::new() } else { s.to_string() })
+                Some(if s.chars().all(is_joiner) {
+                    String::new()
+                } else {
+                    s.to_string()
+                })
             }
             Some(p) => {
                 let camel = p.is_lowercase() && c.is_uppercase();
@@ -323,7 +327,10 @@ impl Matcher {
 
 /// The characters `[start, end)` of `text`.
 pub fn char_slice(text: &str, start: usize, end: usize) -> &str {
-    let mut it = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len()));
+    let mut it = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(text.len()));
     let from = it.nth(start).unwrap_or(text.len());
     let to = if end > start {
         it.nth(end - start - 1).unwrap_or(text.len())
@@ -400,14 +407,23 @@ name = "AT&T Box"
         assert!(names("xacme router").is_empty());
         assert!(names("the Acme. Router").is_empty());
         assert!(names("the Acme, Router").is_empty());
-        assert!(names("acmer outer").is_empty(), "separators only at name boundaries");
+        assert!(
+            names("acmer outer").is_empty(),
+            "separators only at name boundaries"
+        );
     }
 
     #[test]
     fn plurals_and_possessives() {
         assert_eq!(found("two acme routers")[0].1, "acme routers");
-        assert_eq!(found("the Quantum Headset's battery")[0].1, "Quantum Headset's");
-        assert_eq!(found("the Quantum Headset’s battery")[0].1, "Quantum Headset’s");
+        assert_eq!(
+            found("the Quantum Headset's battery")[0].1,
+            "Quantum Headset's"
+        );
+        assert_eq!(
+            found("the Quantum Headset’s battery")[0].1,
+            "Quantum Headset’s"
+        );
         assert_eq!(found("quantum headsets' cases")[0].1, "quantum headsets");
         assert!(names("quantum headsetx").is_empty());
     }

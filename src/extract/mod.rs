@@ -177,7 +177,8 @@ pub async fn extract(
                 .await
                 .map_err(|e| bad(e.to_string()))?
                 .map_err(bad)?;
-                lake.put(&mentions_path(&version, &snap), res.parquet).await?;
+                lake.put(&mentions_path(&version, &snap), res.parquet)
+                    .await?;
                 Ok::<_, ExtractError>((res.utterances, res.text_bytes, res.mentions))
             }
         })

@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-};
+use arrow::array::{Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 

@@ -145,7 +145,7 @@ pub async fn fetch(
             let conversations = page.entities.len() as u64;
             let new = !lake.exists(&path).await?;
             if new {
-                let bytes = schema::to_parquet(&batch.schema(), &[batch.clone()])
+                let bytes = schema::to_parquet(&batch.schema(), std::slice::from_ref(&batch))
                     .map_err(bad_page)?;
                 lake.put(&path, bytes).await?;
                 summary.new_snapshots += 1;
@@ -219,7 +219,11 @@ mod tests {
 
     #[test]
     fn resume_continues_after_the_last_stored_page() {
-        let events = vec![snap("r", 0, Some("/p1")), snap("x", 0, Some("/q")), snap("r", 1, Some("/p2"))];
+        let events = vec![
+            snap("r", 0, Some("/p1")),
+            snap("x", 0, Some("/q")),
+            snap("r", 1, Some("/p2")),
+        ];
         assert_eq!(resume_point(&events, "r"), Some((2, "/p2".into())));
         assert_eq!(resume_point(&events, "none"), None);
         let mut done = events.clone();

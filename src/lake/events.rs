@@ -180,11 +180,10 @@ impl EventLog {
             let path = segment_path(seq);
             let bytes = self.lake.get(&path).await?;
             for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let event: Event =
-                    serde_json::from_slice(line).map_err(|e| LakeError::Event {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let event: Event = serde_json::from_slice(line).map_err(|e| LakeError::Event {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
                 out.push(event);
             }
         }
@@ -248,7 +247,10 @@ mod tests {
     #[test]
     fn segment_names_are_zero_padded() {
         assert_eq!(segment_path(7), "events/00000000000000000007.jsonl");
-        assert_eq!(parse_segment_name("events/00000000000000000007.jsonl"), Some(7));
+        assert_eq!(
+            parse_segment_name("events/00000000000000000007.jsonl"),
+            Some(7)
+        );
         assert_eq!(parse_segment_name("events/7.jsonl"), None);
     }
 }

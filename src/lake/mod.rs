@@ -163,15 +163,15 @@ impl Lake {
     /// (local staging files such as `x.parquet#1`) are left out.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, LakeError> {
         let p = Path::from(prefix);
-        let mut items: Vec<ObjectMeta> = self
-            .store
-            .list(Some(&p))
-            .try_collect()
-            .await
-            .map_err(|source| LakeError::List {
-                prefix: prefix.to_string(),
-                source,
-            })?;
+        let mut items: Vec<ObjectMeta> =
+            self.store
+                .list(Some(&p))
+                .try_collect()
+                .await
+                .map_err(|source| LakeError::List {
+                    prefix: prefix.to_string(),
+                    source,
+                })?;
         items.retain(|m| !m.location.as_ref().contains('#'));
         items.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(items)
@@ -227,8 +227,14 @@ mod tests {
     async fn put_if_absent_never_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open_local(dir.path()).unwrap();
-        assert!(lake.put_if_absent("events/a", Bytes::from("1")).await.unwrap());
-        assert!(!lake.put_if_absent("events/a", Bytes::from("2")).await.unwrap());
+        assert!(lake
+            .put_if_absent("events/a", Bytes::from("1"))
+            .await
+            .unwrap());
+        assert!(!lake
+            .put_if_absent("events/a", Bytes::from("2"))
+            .await
+            .unwrap());
         assert_eq!(lake.get("events/a").await.unwrap(), Bytes::from("1"));
         assert!(lake.exists("events/a").await.unwrap());
         assert!(!lake.exists("events/b").await.unwrap());

@@ -385,7 +385,10 @@ impl Generator {
                 canonical: p.name.clone(),
                 surfaces: std::iter::once(&p.name)
                     .chain(&p.aliases)
-                    .map(|s| Surface { text: s.clone(), words: split_words(s) })
+                    .map(|s| Surface {
+                        text: s.clone(),
+                        words: split_words(s),
+                    })
                     .filter(|s| !s.words.is_empty())
                     .collect(),
             })
@@ -407,7 +410,11 @@ impl Generator {
                     banned.push(w.clone());
                 }
                 max_window = max_window.max(s.words.len() + 1);
-                forms.entry(joined.clone()).or_default().push(Form { joined, bounds, product: i });
+                forms.entry(joined.clone()).or_default().push(Form {
+                    joined,
+                    bounds,
+                    product: i,
+                });
             }
         }
         banned.sort();
@@ -425,12 +432,27 @@ impl Generator {
             pii_tags: Vec::new(),
             templates: HashMap::new(),
         };
-        gen.vocab = VOCABULARY.split_whitespace().filter(|w| !gen.is_banned(w)).collect();
-        gen.pii_tags =
-            PII_TAGS.iter().copied().filter(|t| !split_words(t).iter().any(|w| gen.is_banned(w))).collect();
+        gen.vocab = VOCABULARY
+            .split_whitespace()
+            .filter(|w| !gen.is_banned(w))
+            .collect();
+        gen.pii_tags = PII_TAGS
+            .iter()
+            .copied()
+            .filter(|t| !split_words(t).iter().any(|w| gen.is_banned(w)))
+            .collect();
         let all = [
-            CUSTOMER_1, CUSTOMER_2, AGENT_1, AGENT_2, IVR, CUSTOMER_FILLER, AGENT_FILLER, NEAR, PII,
-            GREETINGS, SIGNOFFS,
+            CUSTOMER_1,
+            CUSTOMER_2,
+            AGENT_1,
+            AGENT_2,
+            IVR,
+            CUSTOMER_FILLER,
+            AGENT_FILLER,
+            NEAR,
+            PII,
+            GREETINGS,
+            SIGNOFFS,
         ];
         for tpl in all.into_iter().flatten() {
             let toks = gen.parse_template(tpl);
@@ -442,7 +464,9 @@ impl Generator {
     /// A word is banned if it equals a product word or contains one of three or more letters.
     fn is_banned(&self, word: &str) -> bool {
         let w = word.to_lowercase();
-        self.banned.iter().any(|b| *b == w || (b.len() >= 3 && w.contains(b.as_str())))
+        self.banned
+            .iter()
+            .any(|b| *b == w || (b.len() >= 3 && w.contains(b.as_str())))
     }
 
     fn parse_template(&self, tpl: &str) -> Vec<Tok> {
@@ -456,15 +480,23 @@ impl Generator {
                         "PII" => Slot::Pii,
                         _ => Slot::Plain,
                     };
-                    return Tok::Slot { slot, post: post.to_string() };
+                    return Tok::Slot {
+                        slot,
+                        post: post.to_string(),
+                    };
                 }
                 let core: String = tok.chars().filter(|c| c.is_alphanumeric()).collect();
                 if split_words(&core).iter().any(|w| self.is_banned(w)) {
                     let cap = core.starts_with(|c: char| c.is_uppercase());
-                    let post = tok.trim_start_matches(|c: char| c.is_alphanumeric()).to_string();
+                    let post = tok
+                        .trim_start_matches(|c: char| c.is_alphanumeric())
+                        .to_string();
                     Tok::Filler { cap, post }
                 } else {
-                    Tok::Lit { cased: tok.to_string(), voice: core.to_lowercase() }
+                    Tok::Lit {
+                        cased: tok.to_string(),
+                        voice: core.to_lowercase(),
+                    }
                 }
             })
             .collect()
@@ -555,7 +587,13 @@ impl Generator {
                 }
                 let near_miss = human && !self.products.is_empty() && rng.chance(0.08);
                 let pii = participant == "customer" && media != Media::Voice && rng.chance(0.1);
-                Planned { participant, offset_ms, mentions, near_miss, pii }
+                Planned {
+                    participant,
+                    offset_ms,
+                    mentions,
+                    near_miss,
+                    pii,
+                }
             })
             .collect();
         if mentioning && utterances.iter().all(|u| u.mentions.is_empty()) {
@@ -568,7 +606,9 @@ impl Generator {
     fn mention_counts(&self, plan: &Plan) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for p in plan.utterances.iter().flat_map(|u| &u.mentions) {
-            *counts.entry(self.products[*p].canonical.clone()).or_insert(0) += 1;
+            *counts
+                .entry(self.products[*p].canonical.clone())
+                .or_insert(0) += 1;
         }
         counts
     }
@@ -629,7 +669,11 @@ impl Generator {
         };
         let mut sentences: Vec<String> = (0..fillers)
             .map(|_| {
-                let set = if customer { CUSTOMER_FILLER } else { AGENT_FILLER };
+                let set = if customer {
+                    CUSTOMER_FILLER
+                } else {
+                    AGENT_FILLER
+                };
                 if u.participant != "ivr" && rng.chance(0.5) {
                     self.render(tpl(rng, set), voice, &[], None, rng)
                 } else {
@@ -652,8 +696,9 @@ impl Generator {
     /// Random vocabulary words (empty only if the dictionary bans the whole vocabulary).
     fn free_sentence(&self, voice: bool, rng: &mut Rng) -> String {
         let n = rng.between(4, 10);
-        let mut words: Vec<String> =
-            (0..n).filter_map(|_| rng.pick(&self.vocab).map(|w| w.to_string())).collect();
+        let mut words: Vec<String> = (0..n)
+            .filter_map(|_| rng.pick(&self.vocab).map(|w| w.to_string()))
+            .collect();
         if !voice {
             if let Some(first) = words.first_mut() {
                 *first = capitalize(first);
@@ -680,12 +725,26 @@ impl Generator {
                 Tok::Lit { cased, voice: v } => (if voice { v.clone() } else { cased.clone() }, ""),
                 Tok::Filler { cap, post } => {
                     let w = rng.pick(&self.vocab).copied().unwrap_or("");
-                    (if *cap && !voice { capitalize(w) } else { w.to_string() }, post.as_str())
+                    (
+                        if *cap && !voice {
+                            capitalize(w)
+                        } else {
+                            w.to_string()
+                        },
+                        post.as_str(),
+                    )
                 }
-                Tok::Slot { slot: Slot::Near, post } => (near.unwrap_or("").to_string(), post.as_str()),
-                Tok::Slot { slot: Slot::Pii, post } => {
-                    (rng.pick(&self.pii_tags).copied().unwrap_or("").to_string(), post.as_str())
-                }
+                Tok::Slot {
+                    slot: Slot::Near,
+                    post,
+                } => (near.unwrap_or("").to_string(), post.as_str()),
+                Tok::Slot {
+                    slot: Slot::Pii,
+                    post,
+                } => (
+                    rng.pick(&self.pii_tags).copied().unwrap_or("").to_string(),
+                    post.as_str(),
+                ),
                 Tok::Slot { slot, post } => match products.next() {
                     Some(&p) => (self.mention(p, *slot, voice, rng), post.as_str()),
                     None => (String::new(), post.as_str()),
@@ -698,7 +757,10 @@ impl Generator {
                 parts.push(text);
             }
         }
-        debug_assert!(products.next().is_none(), "template {tpl:?} has fewer slots than products");
+        debug_assert!(
+            products.next().is_none(),
+            "template {tpl:?} has fewer slots than products"
+        );
         parts.join(" ")
     }
 
@@ -713,7 +775,9 @@ impl Generator {
 
     /// A mention: dictionary spelling in cased text, randomly split or joined words in voice.
     fn mention(&self, product: usize, slot: Slot, voice: bool, rng: &mut Rng) -> String {
-        let Some(s) = self.surface(product, rng) else { return String::new() };
+        let Some(s) = self.surface(product, rng) else {
+            return String::new();
+        };
         if voice {
             let mut out = String::new();
             for (k, w) in s.words.iter().enumerate() {
@@ -746,7 +810,11 @@ impl Generator {
             }
             _ => {
                 let glue = rng.pick(GLUE)?;
-                let base = if voice { s.words.join(" ") } else { s.text.clone() };
+                let base = if voice {
+                    s.words.join(" ")
+                } else {
+                    s.text.clone()
+                };
                 format!("{base}{glue}")
             }
         };
@@ -787,10 +855,17 @@ impl Generator {
             at += t.len();
             ends.push(at);
         }
-        let bases = [Some(concat.as_str()), concat.strip_suffix('s'), concat.strip_suffix("es")];
+        let bases = [
+            Some(concat.as_str()),
+            concat.strip_suffix('s'),
+            concat.strip_suffix("es"),
+        ];
         for base in bases.into_iter().flatten() {
             for f in self.forms.get(base).into_iter().flatten() {
-                if ends.iter().all(|e| f.bounds.contains(e) || *e == f.joined.len()) {
+                if ends
+                    .iter()
+                    .all(|e| f.bounds.contains(e) || *e == f.joined.len())
+                {
                     return Some(f.product);
                 }
             }
@@ -801,7 +876,9 @@ impl Generator {
 
 fn capitalize(w: &str) -> String {
     let mut c = w.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -862,8 +939,14 @@ mod tests {
     fn mentions_are_exactly_what_a_whole_word_matcher_finds() {
         // Includes a dictionary that bans common words, so the filter is exercised.
         let mut tricky = products();
-        tricky.push(SimProduct { name: "Account Helper".into(), aliases: vec!["Order Box".into()] });
-        tricky.push(SimProduct { name: "Card".into(), aliases: vec![] });
+        tricky.push(SimProduct {
+            name: "Account Helper".into(),
+            aliases: vec!["Order Box".into()],
+        });
+        tricky.push(SimProduct {
+            name: "Card".into(),
+            aliases: vec![],
+        });
         for prods in [products(), tricky] {
             let mut c = cfg(400);
             c.products = prods;
@@ -878,7 +961,11 @@ mod tests {
                     }
                 }
                 let expected: BTreeMap<String, usize> = conv.mentions.iter().cloned().collect();
-                assert_eq!(found, expected, "conversation {i}: {:#?}", conv.interactions);
+                assert_eq!(
+                    found, expected,
+                    "conversation {i}: {:#?}",
+                    conv.interactions
+                );
                 with += usize::from(!conv.mentions.is_empty());
                 near += usize::from(gen.plan(i).utterances.iter().any(|u| u.near_miss));
             }
@@ -890,12 +977,18 @@ mod tests {
     #[test]
     fn vocabulary_never_contains_product_words() {
         let mut c = cfg(10);
-        c.products.push(SimProduct { name: "HelpDesk".into(), aliases: vec!["Order".into()] });
+        c.products.push(SimProduct {
+            name: "HelpDesk".into(),
+            aliases: vec!["Order".into()],
+        });
         let gen = Generator::new(&c);
         for w in ["help", "order", "account"] {
             assert_eq!(gen.vocab.contains(&w), w == "account");
         }
-        assert!(gen.vocab.iter().all(|w| !w.contains("pro") && !w.contains("box")));
+        assert!(gen
+            .vocab
+            .iter()
+            .all(|w| !w.contains("pro") && !w.contains("box")));
         assert!(!gen.vocab.contains(&"agent") && gen.vocab.len() > 200);
     }
 
@@ -910,12 +1003,22 @@ mod tests {
                 let t = &it.transcript;
                 assert!(!t.is_empty() && !t.contains("  "), "{t:?}");
                 if conv.media == Media::Voice {
-                    assert!(t.chars().all(|c| c == ' ' || c.is_lowercase() || c.is_numeric()), "{t:?}");
+                    assert!(
+                        t.chars()
+                            .all(|c| c == ' ' || c.is_lowercase() || c.is_numeric()),
+                        "{t:?}"
+                    );
                 } else {
-                    assert!(t.ends_with(['.', '?']) && t.contains(char::is_uppercase), "{t:?}");
+                    assert!(
+                        t.ends_with(['.', '?']) && t.contains(char::is_uppercase),
+                        "{t:?}"
+                    );
                 }
             }
-            assert!(conv.interactions.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
+            assert!(conv
+                .interactions
+                .windows(2)
+                .all(|w| w[0].timestamp < w[1].timestamp));
         }
         assert!(media.values().all(|n| *n > 20), "{media:?}");
     }
@@ -934,7 +1037,10 @@ mod tests {
                 continue;
             }
             for (p, n) in conv.mentions {
-                let row = expected.rows.entry((date, conv.media.as_str().into(), p)).or_default();
+                let row = expected
+                    .rows
+                    .entry((date, conv.media.as_str().into(), p))
+                    .or_default();
                 row.0 += n as u64;
                 row.1 += 1;
             }
@@ -942,6 +1048,9 @@ mod tests {
         assert!(!truth.rows.is_empty());
         assert_eq!(truth, expected);
         let all = ground_truth(&c, c.start, c.start + Duration::days(30), &[]);
-        assert!(all.totals_by_product().values().sum::<u64>() > truth.totals_by_product().values().sum());
+        assert!(
+            all.totals_by_product().values().sum::<u64>()
+                > truth.totals_by_product().values().sum()
+        );
     }
 }

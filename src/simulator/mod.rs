@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 
 use crate::secret::Secret;
 
-pub use gen::{conversation, ground_truth, Conversation, Generator, GroundTruth, Interaction, Media};
+pub use gen::{
+    conversation, ground_truth, Conversation, Generator, GroundTruth, Interaction, Media,
+};
 
 /// A product the simulator mentions: its canonical name and extra surface forms.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,7 +158,9 @@ impl RunningSimulator {
 pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<RunningSimulator, SimError> {
     cfg.validate()?;
     let bind_err = |source| SimError::Bind { addr, source };
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_err)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
     let requests = Arc::new(AtomicU64::new(0));
     let app = server::router(cfg, requests.clone());
@@ -165,10 +169,20 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<RunningSimulator,
         let shutdown = async {
             let _ = stopped.await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!("simulator server failed: {e}");
         }
     });
     tracing::debug!("simulator listening on {local}");
-    Ok(RunningSimulator { url: format!("http://{local}"), addr: local, stop, task, requests })
+    Ok(RunningSimulator {
+        url: format!("http://{local}"),
+        addr: local,
+        stop,
+        task,
+        requests,
+    })
 }
+#[cfg(test)] mod xcheck;

@@ -147,7 +147,8 @@ async fn correlate(State(st): State<Arc<AppState>>, mut req: Request, next: Next
     req.extensions_mut().insert(id.clone());
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id.0) {
-        resp.headers_mut().insert(HeaderName::from_static("inin-correlation-id"), v);
+        resp.headers_mut()
+            .insert(HeaderName::from_static("inin-correlation-id"), v);
     }
     resp
 }
@@ -156,7 +157,11 @@ async fn token(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
     let accepted = basic_credentials(&headers).is_some_and(|(id, secret)| {
         !id.is_empty()
             && st.cfg.client_id.as_ref().is_none_or(|want| *want == id)
-            && st.cfg.client_secret.as_ref().is_none_or(|want| want.expose() == secret)
+            && st
+                .cfg
+                .client_secret
+                .as_ref()
+                .is_none_or(|want| want.expose() == secret)
     });
     if !accepted {
         return unauthorized();
@@ -175,7 +180,10 @@ async fn token(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
     {
         let mut tokens = lock(&st.tokens);
         tokens.retain(|_, expiry| *expiry > now);
-        tokens.insert(token.clone(), now + Duration::from_secs(st.cfg.token_ttl_secs));
+        tokens.insert(
+            token.clone(),
+            now + Duration::from_secs(st.cfg.token_ttl_secs),
+        );
     }
     lock(&st.windows).retain(|_, (started, _)| now.duration_since(*started) < WINDOW);
     let body = serde_json::json!({
@@ -194,7 +202,7 @@ async fn query(
 ) -> Response {
     let rate = match st.admit(&headers, &corr) {
         Ok(rate) => rate,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     match parse_query(&body) {
         Ok(cursor) => st.page(&cursor, &rate, &corr),
@@ -210,7 +218,7 @@ async fn next_page(
 ) -> Response {
     let rate = match st.admit(&headers, &corr) {
         Ok(rate) => rate,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let decoded = URL_SAFE_NO_PAD
         .decode(cursor.as_bytes())
@@ -223,21 +231,29 @@ async fn next_page(
 }
 
 async fn not_found(Extension(corr): Extension<CorrelationId>) -> Response {
-    error(StatusCode::NOT_FOUND, "not.found", "no such resource".into(), &corr)
+    error(
+        StatusCode::NOT_FOUND,
+        "not.found",
+        "no such resource".into(),
+        &corr,
+    )
 }
 
 impl AppState {
     /// Fault injection, then bearer authentication, then the rate limit.
-    fn admit(&self, headers: &HeaderMap, corr: &CorrelationId) -> Result<RateInfo, Response> {
+    fn admit(&self, headers: &HeaderMap, corr: &CorrelationId) -> Result<RateInfo, Box<Response>> {
         if let Some(resp) = self.fault(corr) {
-            return Err(resp);
+            return Err(Box::new(resp));
         }
-        let token = bearer(headers).ok_or_else(unauthorized)?;
-        let valid = lock(&self.tokens).get(&token).is_some_and(|expiry| *expiry > Instant::now());
+        let token = bearer(headers).ok_or_else(|| Box::new(unauthorized()))?;
+        let valid = lock(&self.tokens)
+            .get(&token)
+            .is_some_and(|expiry| *expiry > Instant::now());
         if !valid {
-            return Err(unauthorized());
+            return Err(Box::new(unauthorized()));
         }
-        self.rate(&token).map_err(|retry| too_many(retry, corr))
+        self.rate(&token)
+            .map_err(|retry| Box::new(too_many(retry, corr)))
     }
 
     /// Deterministic given the seed and the number of API calls so far.
@@ -252,7 +268,12 @@ impl AppState {
             Some(too_many(1, corr))
         } else if u < f.rate_429 + f.rate_500 {
             let msg = "The service is currently unavailable (injected fault)".to_string();
-            Some(error(StatusCode::SERVICE_UNAVAILABLE, "service.unavailable", msg, corr))
+            Some(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service.unavailable",
+                msg,
+                corr,
+            ))
         } else {
             None
         }
@@ -280,9 +301,10 @@ impl AppState {
     }
 
     fn page(&self, c: &Cursor, rate: &RateInfo, corr: &CorrelationId) -> Response {
-        let (Some(from), Some(to)) =
-            (DateTime::from_timestamp_millis(c.start_ms), DateTime::from_timestamp_millis(c.end_ms))
-        else {
+        let (Some(from), Some(to)) = (
+            DateTime::from_timestamp_millis(c.start_ms),
+            DateTime::from_timestamp_millis(c.end_ms),
+        ) else {
             return bad_request("timeRange is out of range".into(), corr);
         };
         let wanted = |m: Media| c.types.is_empty() || c.types.iter().any(|t| t == m.as_str());
@@ -316,10 +338,17 @@ impl AppState {
             i += 1;
         }
         let next_page_uri = (i < range.end).then(|| {
-            let next = Cursor { next: i, page: c.page + 1, ..c.clone() };
+            let next = Cursor {
+                next: i,
+                page: c.page + 1,
+                ..c.clone()
+            };
             format!("{QUERY_PATH}/pages/{}", next.encode())
         });
-        let mut body = to_json(&PageBody { entities, next_page_uri });
+        let mut body = to_json(&PageBody {
+            entities,
+            next_page_uri,
+        });
         if self.cfg.faults.malformed_page == Some(c.page) {
             body.truncate(body.len() / 2);
         }
@@ -343,7 +372,9 @@ fn parse_query(body: &[u8]) -> Result<Cursor, String> {
     let q: QueryRequest =
         serde_json::from_slice(body).map_err(|e| format!("invalid query body: {e}"))?;
     if let Some(bad) = q.select.iter().find(|s| !SELECTABLE.contains(&s.as_str())) {
-        return Err(format!("unknown field {bad:?} in select; use {SELECTABLE:?}"));
+        return Err(format!(
+            "unknown field {bad:?} in select; use {SELECTABLE:?}"
+        ));
     }
     let size = q.size.unwrap_or(100);
     if !(1..=1000).contains(&size) {
@@ -360,7 +391,10 @@ fn parse_query(body: &[u8]) -> Result<Cursor, String> {
     }
     let types = match q.filter.as_deref().map(str::trim) {
         None | Some("") => Vec::new(),
-        Some(w) => parse_where(w)?.iter().map(|m| m.as_str().to_string()).collect(),
+        Some(w) => parse_where(w)?
+            .iter()
+            .map(|m| m.as_str().to_string())
+            .collect(),
     };
     Ok(Cursor {
         select: q.select,
@@ -383,8 +417,9 @@ enum Lexeme {
 /// Parses `type = 'x'` or `type IN ('a', 'b')` (keywords case-insensitive).
 fn parse_where(w: &str) -> Result<Vec<Media>, String> {
     use Lexeme::{Str, Sym, Word};
-    let unsupported =
-        || format!("unsupported where clause {w:?}: use type = 'voice' or type IN ('chat', 'email')");
+    let unsupported = || {
+        format!("unsupported where clause {w:?}: use type = 'voice' or type IN ('chat', 'email')")
+    };
     let mut lex = Vec::new();
     let mut chars = w.chars().peekable();
     while let Some(c) = chars.next() {
@@ -450,7 +485,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -469,7 +506,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, code: &str, message: String, corr: &CorrelationId) -> Response {
@@ -514,7 +556,8 @@ fn too_many(retry_after: u64, corr: &CorrelationId) -> Response {
         errors: Some([]),
     };
     let mut resp = json(StatusCode::TOO_MANY_REQUESTS, to_json(&body));
-    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after));
     resp
 }
 
@@ -528,8 +571,14 @@ mod tests {
 
     fn cfg() -> SimConfig {
         let mut cfg = SimConfig::new(vec![
-            SimProduct { name: "Acme Router".into(), aliases: vec!["acme wifi router".into()] },
-            SimProduct { name: "CloudPhone Pro".into(), aliases: vec![] },
+            SimProduct {
+                name: "Acme Router".into(),
+                aliases: vec!["acme wifi router".into()],
+            },
+            SimProduct {
+                name: "CloudPhone Pro".into(),
+                aliases: vec![],
+            },
         ]);
         cfg.conversations = 300;
         cfg.start = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
@@ -579,14 +628,23 @@ mod tests {
         tok: &str,
         q: &Value,
     ) -> reqwest::Response {
-        http.post(format!("{}{QUERY_PATH}", sim.url)).bearer_auth(tok).json(q).send().await.unwrap()
+        http.post(format!("{}{QUERY_PATH}", sim.url))
+            .bearer_auth(tok)
+            .json(q)
+            .send()
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
     async fn credentials_and_tokens_are_checked() {
         let sim = launch(cfg()).await;
         let http = reqwest::Client::new();
-        let health = http.get(format!("{}/_sim/health", sim.url)).send().await.unwrap();
+        let health = http
+            .get(format!("{}/_sim/health", sim.url))
+            .send()
+            .await
+            .unwrap();
         assert!(health.headers().contains_key("inin-correlation-id"));
         assert_eq!(health.text().await.unwrap(), "ok");
         let url = format!("{}/oauth/token", sim.url);
@@ -604,18 +662,29 @@ mod tests {
                 r#"{"message":"Invalid login credentials.","code":"bad.credentials","status":401}"#
             );
         }
-        let no_auth = http.post(&url).form(&[("grant_type", "client_credentials")]);
+        let no_auth = http
+            .post(&url)
+            .form(&[("grant_type", "client_credentials")]);
         assert_eq!(no_auth.send().await.unwrap().status(), 401);
-        let bad_grant =
-            http.post(&url).basic_auth("cid", Some("csecret")).form(&[("grant_type", "password")]);
+        let bad_grant = http
+            .post(&url)
+            .basic_auth("cid", Some("csecret"))
+            .form(&[("grant_type", "password")]);
         assert_eq!(bad_grant.send().await.unwrap().status(), 400);
 
         let q = range_query(None, 10);
-        assert_eq!(post_query(&http, &sim, "not-a-token", &q).await.status(), 401);
+        assert_eq!(
+            post_query(&http, &sim, "not-a-token", &q).await.status(),
+            401
+        );
         let tok = token(&http, &sim).await;
         let resp = post_query(&http, &sim, &tok, &q).await;
         assert_eq!(resp.status(), 200);
-        for h in ["inin-correlation-id", "inin-ratelimit-count", "inin-ratelimit-reset"] {
+        for h in [
+            "inin-correlation-id",
+            "inin-ratelimit-count",
+            "inin-ratelimit-reset",
+        ] {
             assert!(resp.headers().contains_key(h), "{h}");
         }
         assert!(sim.requests() >= 8);
@@ -638,10 +707,24 @@ mod tests {
         let http = reqwest::Client::new();
         let tok = token(&http, &sim).await;
         let q = range_query(Some("type IN ('voice', 'chat')"), 7);
-        let first = post_query(&http, &sim, &tok, &q).await.bytes().await.unwrap();
-        assert_eq!(first, post_query(&http, &sim, &tok, &q).await.bytes().await.unwrap());
+        let first = post_query(&http, &sim, &tok, &q)
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            post_query(&http, &sim, &tok, &q)
+                .await
+                .bytes()
+                .await
+                .unwrap()
+        );
 
-        let (from, to) = ("2024-03-03T00:00:00Z".parse().unwrap(), "2024-03-10T00:00:00Z".parse().unwrap());
+        let (from, to) = (
+            "2024-03-03T00:00:00Z".parse().unwrap(),
+            "2024-03-10T00:00:00Z".parse().unwrap(),
+        );
         let expected: Vec<String> = gen
             .index_range(from, to)
             .filter(|&i| matches!(gen.media(i), Media::Voice | Media::Chat))
@@ -654,14 +737,36 @@ mod tests {
             for e in body["entities"].as_array().unwrap() {
                 assert!(matches!(e["type"].as_str(), Some("voice" | "chat")));
                 let date = e["date"].as_str().unwrap();
-                assert!(date.ends_with('Z') && date.len() == 24 && ("2024-03-03".."2024-03-10").contains(&date));
+                assert!(
+                    date.ends_with('Z')
+                        && date.len() == 24
+                        && ("2024-03-03".."2024-03-10").contains(&date)
+                );
                 assert!(!e["interactions"].as_array().unwrap().is_empty());
                 seen.push(e["id"].as_str().unwrap().to_string());
             }
-            let Some(next) = body["nextPageUri"].as_str() else { break };
+            let Some(next) = body["nextPageUri"].as_str() else {
+                break;
+            };
             let url = format!("{}{next}", sim.url);
-            let page = http.get(&url).bearer_auth(&tok).send().await.unwrap().bytes().await.unwrap();
-            let again = http.get(&url).bearer_auth(&tok).send().await.unwrap().bytes().await.unwrap();
+            let page = http
+                .get(&url)
+                .bearer_auth(&tok)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let again = http
+                .get(&url)
+                .bearer_auth(&tok)
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
             assert_eq!(page, again);
             body = serde_json::from_slice(&page).unwrap();
             pages += 1;
@@ -700,10 +805,24 @@ mod tests {
             let body: Value = resp.json().await.unwrap();
             assert_eq!(body["code"], "bad.request", "{q}");
         }
-        let ok = post_query(&http, &sim, &tok, &range_query(Some("TYPE in ('email','message')"), 1000)).await;
+        let ok = post_query(
+            &http,
+            &sim,
+            &tok,
+            &range_query(Some("TYPE in ('email','message')"), 1000),
+        )
+        .await;
         assert_eq!(ok.status(), 200);
         let url = format!("{}{QUERY_PATH}/pages/not-a-cursor", sim.url);
-        assert_eq!(http.get(url).bearer_auth(&tok).send().await.unwrap().status(), 400);
+        assert_eq!(
+            http.get(url)
+                .bearer_auth(&tok)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            400
+        );
         sim.shutdown().await;
     }
 
@@ -745,7 +864,11 @@ mod tests {
         assert_eq!(post_query(&http, &sim, &tok, &q).await.status(), 200);
         let limited = post_query(&http, &sim, &tok, &q).await;
         assert_eq!(limited.status(), 429);
-        let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry: u64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&retry));
         sim.shutdown().await;
     }
@@ -753,8 +876,16 @@ mod tests {
     #[test]
     fn where_clauses() {
         assert_eq!(parse_where("type = 'voice'"), Ok(vec![Media::Voice]));
-        assert_eq!(parse_where("TYPE IN ( 'chat' ,'email')"), Ok(vec![Media::Chat, Media::Email]));
-        for bad in ["type = voice", "type IN ('chat' 'email')", "type == 'chat'", "'chat' = type"] {
+        assert_eq!(
+            parse_where("TYPE IN ( 'chat' ,'email')"),
+            Ok(vec![Media::Chat, Media::Email])
+        );
+        for bad in [
+            "type = voice",
+            "type IN ('chat' 'email')",
+            "type == 'chat'",
+            "'chat' = type",
+        ] {
             assert!(parse_where(bad).is_err(), "{bad}");
         }
     }

@@ -50,7 +50,9 @@ pub enum SyncError {
     },
     #[error("another convlake sync holds the lock on schema {0}; it will finish soon. Re-run later, or pass --wait to wait for it")]
     Busy(String),
-    #[error("invalid schema name {0:?}: use letters, digits and underscores, starting with a letter")]
+    #[error(
+        "invalid schema name {0:?}: use letters, digits and underscores, starting with a letter"
+    )]
     BadSchema(String),
 }
 
@@ -75,8 +77,13 @@ impl Target {
             .expose()
             .parse()
             .map_err(|e: tokio_postgres::Error| SyncError::BadUrl(e.to_string()))?;
-        let ok = schema.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        let ok = schema
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
             && schema.len() <= 63;
         if !ok {
             return Err(SyncError::BadSchema(schema.to_string()));
@@ -127,14 +134,14 @@ impl Target {
 
     /// Connects, with `search_path` set to the schema (created if missing).
     pub async fn connect(&self) -> Result<Client, SyncError> {
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| SyncError::Connect {
-                target: self.describe(),
-                reason: pg_reason(&e),
-            })?;
+        let (client, connection) =
+            self.config
+                .connect(NoTls)
+                .await
+                .map_err(|e| SyncError::Connect {
+                    target: self.describe(),
+                    reason: pg_reason(&e),
+                })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %pg_reason(&e), "PostgreSQL connection closed");
@@ -176,7 +183,11 @@ fn pg_reason(e: &tokio_postgres::Error) -> String {
     }
 }
 
-async fn lock(client: &tokio_postgres::Transaction<'_>, target: &Target, wait: bool) -> Result<(), SyncError> {
+async fn lock(
+    client: &tokio_postgres::Transaction<'_>,
+    target: &Target,
+    wait: bool,
+) -> Result<(), SyncError> {
     let key = target.lock_key();
     if wait {
         client
@@ -197,7 +208,11 @@ async fn lock(client: &tokio_postgres::Transaction<'_>, target: &Target, wait: b
 }
 
 /// Applies the migrations not yet applied; returns the names applied now.
-pub async fn migrate(client: &mut Client, target: &Target, wait: bool) -> Result<Vec<String>, SyncError> {
+pub async fn migrate(
+    client: &mut Client,
+    target: &Target,
+    wait: bool,
+) -> Result<Vec<String>, SyncError> {
     let tx = client
         .transaction()
         .await
@@ -310,7 +325,14 @@ pub async fn sync(
         .map_err(target.db_err("starting COPY"))?;
     let writer = BinaryCopyInWriter::new(
         sink,
-        &[Type::DATE, Type::TEXT, Type::TEXT, Type::INT4, Type::INT4, Type::TEXT],
+        &[
+            Type::DATE,
+            Type::TEXT,
+            Type::TEXT,
+            Type::INT4,
+            Type::INT4,
+            Type::TEXT,
+        ],
     );
     pin_mut!(writer);
     for r in rows {
@@ -418,8 +440,14 @@ mod tests {
         let url = || Secret::new("postgres://u@h/d");
         assert!(Target::new(url(), "public").is_ok());
         assert!(Target::new(url(), "t_01").is_ok());
-        assert!(matches!(Target::new(url(), "a;drop"), Err(SyncError::BadSchema(_))));
-        assert!(matches!(Target::new(url(), ""), Err(SyncError::BadSchema(_))));
+        assert!(matches!(
+            Target::new(url(), "a;drop"),
+            Err(SyncError::BadSchema(_))
+        ));
+        assert!(matches!(
+            Target::new(url(), ""),
+            Err(SyncError::BadSchema(_))
+        ));
     }
 
     #[test]

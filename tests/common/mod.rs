@@ -23,7 +23,11 @@ pub fn database_url() -> String {
 
 /// A schema name no other test uses.
 pub fn fresh_schema() -> String {
-    format!("t_{}", &blake3::hash(format!("{:?}{}", std::time::SystemTime::now(), rand_u64()).as_bytes()).to_hex()[..16])
+    format!(
+        "t_{}",
+        &blake3::hash(format!("{:?}{}", std::time::SystemTime::now(), rand_u64()).as_bytes())
+            .to_hex()[..16]
+    )
 }
 
 fn rand_u64() -> u64 {

@@ -185,4 +185,3 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<RunningSimulator,
         requests,
     })
 }
-#[cfg(test)] mod xcheck;

@@ -225,7 +225,7 @@ async fn next_page(
         .ok()
         .and_then(|raw| serde_json::from_slice::<Cursor>(&raw).ok());
     match decoded {
-        Some(c) if c.size > 0 => st.page(&c, &rate, &corr),
+        Some(c) if (1..=1000).contains(&c.size) => st.page(&c, &rate, &corr),
         _ => bad_request("invalid page cursor: start the query again".into(), &corr),
     }
 }

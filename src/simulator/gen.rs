@@ -21,6 +21,13 @@ const STREAM_TIME: u64 = 0x7431;
 const STREAM_PLAN: u64 = 0x9a2c;
 const STREAM_TEXT: u64 = 0x3e57;
 const STREAM_ID: u64 = 0x51d0;
+const STREAM_STA: u64 = 0x57a0;
+
+/// The longest a generated conversation lasts (emails: up to three 36-hour gaps), rounded up:
+/// a conversation active at time `t` started after `t - MAX_SPAN`.
+pub(crate) const MAX_SPAN: Duration = Duration::days(5);
+/// Time from the last utterance to the end of the conversation.
+const TAIL_MS: i64 = 4_000;
 
 /// The SplitMix64 finaliser: a bijective 64-bit mix.
 pub(crate) fn splitmix(x: u64) -> u64 {
@@ -46,18 +53,18 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as usize
     }
     /// Uniform in `lo..=hi`.
-    fn between(&mut self, lo: usize, hi: usize) -> usize {
+    pub(crate) fn between(&mut self, lo: usize, hi: usize) -> usize {
         lo + self.below(hi - lo + 1)
     }
     /// Uniform in `[0, 1)`.
     pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }
     /// A random element; callers only pass non-empty constant tables or check emptiness first.
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
         items.get(self.below(items.len()))
     }
 }
@@ -173,6 +180,9 @@ pub fn ground_truth(
         if !media.is_empty() && !media.contains(&plan.media.as_str()) {
             continue;
         }
+        if !gen.has_transcript(i) {
+            continue;
+        }
         let date = gen.start(i).date_naive();
         for (product, n) in gen.mention_counts(&plan) {
             let key = (date, plan.media.as_str().to_string(), product);
@@ -182,6 +192,17 @@ pub fn ground_truth(
         }
     }
     truth
+}
+
+/// Ids of the voice conversations starting in `[from, to_exclusive)` that have no transcript
+/// (their `transcripturl` answers 404; they are not in [`ground_truth`]).
+pub fn untranscribed(cfg: &SimConfig, from: NaiveDate, to_exclusive: NaiveDate) -> Vec<String> {
+    let gen = Generator::new(cfg);
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    gen.index_range(midnight(from), midnight(to_exclusive))
+        .filter(|&i| !gen.has_transcript(i))
+        .map(|i| gen.id(i))
+        .collect()
 }
 
 const VOCABULARY: &str = "able about above account actually after again against ago almost \
@@ -338,6 +359,7 @@ struct Planned {
 /// A conversation factory for one configuration; cheap to query for any index.
 pub struct Generator {
     seed: u64,
+    untranscribed_rate: f64,
     count: usize,
     origin: DateTime<Utc>,
     period_ms: i64,
@@ -421,6 +443,7 @@ impl Generator {
         banned.dedup();
         let mut gen = Generator {
             seed: cfg.seed,
+            untranscribed_rate: cfg.untranscribed_rate,
             count: cfg.conversations,
             origin: cfg.start.and_time(chrono::NaiveTime::MIN).and_utc(),
             period_ms: i64::from(cfg.days.max(1)) * 86_400_000,
@@ -613,6 +636,34 @@ impl Generator {
         counts
     }
 
+    /// The seed everything is drawn from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The id of conversation `index` (the same as `conversation(index).id`, without the text).
+    pub fn id(&self, index: usize) -> String {
+        uuid_like(Rng::stream(self.seed, index as u64, STREAM_ID).next_u64())
+    }
+
+    /// When conversation `index` ends: its last utterance plus a few seconds.
+    pub fn end(&self, index: usize) -> DateTime<Utc> {
+        let last = self
+            .plan(index)
+            .utterances
+            .last()
+            .map_or(0, |u| u.offset_ms);
+        self.start(index) + Duration::milliseconds(last + TAIL_MS)
+    }
+
+    /// False for the voice conversations that Speech & Text Analytics never transcribed
+    /// (`SimConfig::untranscribed_rate` of them); digital conversations always have text.
+    pub fn has_transcript(&self, index: usize) -> bool {
+        self.untranscribed_rate <= 0.0
+            || self.media(index) != Media::Voice
+            || Rng::stream(self.seed, index as u64, STREAM_STA).unit() >= self.untranscribed_rate
+    }
+
     /// Generates conversation `index`.
     pub fn conversation(&self, index: usize) -> Conversation {
         let plan = self.plan(index);
@@ -691,6 +742,17 @@ impl Generator {
         }
         sentences.retain(|s| !s.is_empty());
         sentences.join(" ")
+    }
+
+    /// A voice-style sentence with a redaction tag such as `[card number]`, as Sensitive Data
+    /// Redaction leaves in an STA transcript; it never contains a product word. `None` when the
+    /// dictionary bans every tag.
+    pub(crate) fn redaction_phrase(&self, rng: &mut Rng) -> Option<String> {
+        if self.pii_tags.is_empty() {
+            return None;
+        }
+        let tpl = *rng.pick(PII)?;
+        Some(self.render(tpl, true, &[], None, rng)).filter(|s| !s.is_empty())
     }
 
     /// Random vocabulary words (empty only if the dictionary bans the whole vocabulary).

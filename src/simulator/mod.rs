@@ -12,21 +12,23 @@
 //! - [`ground_truth`] is exactly the set of mentions inserted into the text: near misses and
 //!   filler words never match a product as a whole word.
 
+mod analytics;
 mod gen;
 mod server;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::secret::Secret;
 
 pub use gen::{
-    conversation, ground_truth, Conversation, Generator, GroundTruth, Interaction, Media,
+    conversation, ground_truth, untranscribed, Conversation, Generator, GroundTruth, Interaction,
+    Media,
 };
 
 /// A product the simulator mentions: its canonical name and extra surface forms.
@@ -45,8 +47,22 @@ pub struct Faults {
     pub rate_429: f64,
     /// Probability that a request gets 503.
     pub rate_500: f64,
-    /// The 0-based page index (within any one query) that returns truncated JSON with status 200.
+    /// The 0-based page index (within any one query, details job or details query) that returns
+    /// truncated JSON with status 200.
     pub malformed_page: Option<usize>,
+    /// Probability that a request's connection is dropped: the status line arrives, then the body
+    /// breaks off (also on the presigned transcript links).
+    pub drop_rate: f64,
+    /// Probability that a response is delayed by `slow_ms`.
+    pub slow_rate: f64,
+    /// The delay of a slow response, in milliseconds.
+    pub slow_ms: u64,
+    /// Probability that a digital conversation's recordings are "still being prepared" on the
+    /// first request: 202 with an empty body, or 200 with an empty body.
+    pub not_ready_rate: f64,
+    /// Tokens stop working this many seconds after they were issued, whatever `expires_in` said
+    /// (a revoked or early-expired token): the next API call gets 401 `bad.credentials`.
+    pub revoke_tokens_after_secs: Option<u64>,
 }
 
 /// Everything that determines what the simulator serves.
@@ -72,6 +88,20 @@ pub struct SimConfig {
     pub products: Vec<SimProduct>,
     /// Injected failures.
     pub faults: Faults,
+    /// Share of voice conversations that have no Speech & Text Analytics transcript: their
+    /// `transcripturl` answers 404, the archive serves them without interactions, and the ground
+    /// truth leaves them out (see [`untranscribed`]).
+    pub untranscribed_rate: f64,
+    /// Status polls a details job answers before it is FULFILLED (QUEUED, then PENDING).
+    pub job_polls: u32,
+    /// The longest interval the synchronous details query accepts, in days.
+    pub max_query_interval_days: u32,
+    /// The most results the synchronous details query pages through (`pageSize*pageNumber`).
+    pub max_query_results: usize,
+    /// Lifetime of a presigned transcript link, in seconds (Genesys: 600).
+    pub transcript_url_ttl_secs: u64,
+    /// `dataAvailabilityDate` of the analytics data lake; `None` is "now".
+    pub data_availability: Option<DateTime<Utc>>,
 }
 
 impl SimConfig {
@@ -89,6 +119,12 @@ impl SimConfig {
             rate_limit_per_minute: None,
             products,
             faults: Faults::default(),
+            untranscribed_rate: 0.0,
+            job_polls: 3,
+            max_query_interval_days: 31,
+            max_query_results: 100_000,
+            transcript_url_ttl_secs: 600,
+            data_availability: None,
         }
     }
 
@@ -98,11 +134,25 @@ impl SimConfig {
         if self.days == 0 {
             return bad("days must be at least 1");
         }
-        if !rate(self.faults.rate_429) || !rate(self.faults.rate_500) {
+        let f = &self.faults;
+        let rates = [
+            f.rate_429,
+            f.rate_500,
+            f.drop_rate,
+            f.slow_rate,
+            f.not_ready_rate,
+            self.untranscribed_rate,
+        ];
+        if !rates.into_iter().all(rate) {
             return bad("fault rates must be between 0 and 1");
         }
-        if self.faults.rate_429 + self.faults.rate_500 > 1.0 {
-            return bad("rate_429 + rate_500 must not exceed 1");
+        if f.rate_429 + f.rate_500 + f.drop_rate > 1.0 {
+            return bad("the 429, 5xx and dropped-connection rates must not sum to more than 1");
+        }
+        if self.job_polls == 0 || self.max_query_interval_days == 0 || self.max_query_results == 0 {
+            return bad(
+                "job_polls, max_query_interval_days and max_query_results must be positive",
+            );
         }
         if self.token_ttl_secs == 0 || self.rate_limit_per_minute == Some(0) {
             return bad("token_ttl_secs and rate_limit_per_minute must be positive");
@@ -127,6 +177,73 @@ pub enum SimError {
     InvalidConfig(String),
 }
 
+/// What the simulator served so far, by kind of request; for tests and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Every HTTP request, injected faults included.
+    pub requests: u64,
+    /// Requests under `/api/` (the ones the rate limit counts).
+    pub api_requests: u64,
+    /// `POST /oauth/token`.
+    pub tokens: u64,
+    /// Analytics details requests: jobs (submit, status, results, availability) and queries.
+    pub listing: u64,
+    /// `GET …/transcripturl`.
+    pub transcript_urls: u64,
+    /// `GET /api/v2/conversations/{id}/recordings`.
+    pub recordings: u64,
+    /// GETs of presigned transcript links (not API requests).
+    pub presigned: u64,
+    /// Responses with status 429 (injected or over the rate limit).
+    pub too_many: u64,
+    /// Responses with status 401.
+    pub unauthorized: u64,
+    /// The `interval` of every details job submitted, in order.
+    pub job_intervals: Vec<String>,
+    /// `(interval, pageNumber)` of every details query answered, in order.
+    pub query_pages: Vec<(String, u64)>,
+}
+
+/// Live counters behind [`SimStats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    api_requests: AtomicU64,
+    tokens: AtomicU64,
+    listing: AtomicU64,
+    transcript_urls: AtomicU64,
+    recordings: AtomicU64,
+    presigned: AtomicU64,
+    too_many: AtomicU64,
+    unauthorized: AtomicU64,
+    job_intervals: Mutex<Vec<String>>,
+    query_pages: Mutex<Vec<(String, u64)>>,
+}
+
+impl Counters {
+    fn snapshot(&self) -> SimStats {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let list = |m: &Mutex<Vec<String>>| m.lock().map(|v| v.clone()).unwrap_or_default();
+        SimStats {
+            requests: n(&self.requests),
+            api_requests: n(&self.api_requests),
+            tokens: n(&self.tokens),
+            listing: n(&self.listing),
+            transcript_urls: n(&self.transcript_urls),
+            recordings: n(&self.recordings),
+            presigned: n(&self.presigned),
+            too_many: n(&self.too_many),
+            unauthorized: n(&self.unauthorized),
+            job_intervals: list(&self.job_intervals),
+            query_pages: self
+                .query_pages
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// A simulator serving in a background task; stop it with [`RunningSimulator::shutdown`].
 pub struct RunningSimulator {
     /// Base URL, e.g. `http://127.0.0.1:40123`.
@@ -135,7 +252,7 @@ pub struct RunningSimulator {
     pub addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
-    requests: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 impl RunningSimulator {
@@ -150,7 +267,12 @@ impl RunningSimulator {
 
     /// Total HTTP requests served so far, including injected faults.
     pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.counters.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests served so far, by kind.
+    pub fn stats(&self) -> SimStats {
+        self.counters.snapshot()
     }
 }
 
@@ -162,8 +284,8 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<RunningSimulator,
         .await
         .map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
-    let requests = Arc::new(AtomicU64::new(0));
-    let app = server::router(cfg, requests.clone());
+    let counters = Arc::new(Counters::default());
+    let app = server::router(cfg, counters.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async {
@@ -182,6 +304,6 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<RunningSimulator,
         addr: local,
         stop,
         task,
-        requests,
+        counters,
     })
 }

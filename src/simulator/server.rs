@@ -24,29 +24,33 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::gen::{uuid_like, Generator, Media, Rng};
-use super::SimConfig;
+use super::{analytics, Counters, SimConfig};
 
 const QUERY_PATH: &str = "/api/v2/archiving/conversations/query";
 const STREAM_FAULT: u64 = 0xfa17;
+const STREAM_NETWORK: u64 = 0xd809;
 const SELECTABLE: [&str; 4] = ["id", "date", "type", "interactions"];
 const WINDOW: Duration = Duration::from_secs(60);
 
-struct AppState {
-    cfg: SimConfig,
-    gen: Generator,
-    /// Issued access tokens and their expiry.
+pub(super) struct AppState {
+    pub(super) cfg: SimConfig,
+    pub(super) gen: Generator,
+    /// Issued access tokens and when they stop working.
     tokens: Mutex<HashMap<String, Instant>>,
     /// Per-token rate-limit window: (window start, requests in it).
     windows: Mutex<HashMap<String, (Instant, u32)>>,
-    requests: Arc<AtomicU64>,
+    pub(super) counters: Arc<Counters>,
     api_calls: AtomicU64,
+    network_calls: AtomicU64,
+    /// Details jobs, transcript links and recordings readiness.
+    pub(super) analytics: analytics::AnalyticsState,
 }
 
 #[derive(Clone)]
-struct CorrelationId(String);
+pub(super) struct CorrelationId(pub(super) String);
 
 /// The values of the `inin-ratelimit-*` headers.
-struct RateInfo {
+pub(super) struct RateInfo {
     count: u32,
     allowed: u64,
     reset: u64,
@@ -120,36 +124,106 @@ struct ErrorBody<'a> {
     errors: Option<[(); 0]>,
 }
 
-/// Builds the router; `requests` counts every HTTP request served.
-pub(super) fn router(cfg: SimConfig, requests: Arc<AtomicU64>) -> Router {
+/// Builds the router; `counters` counts what was served.
+pub(super) fn router(cfg: SimConfig, counters: Arc<Counters>) -> Router {
     let state = Arc::new(AppState {
         gen: Generator::new(&cfg),
+        analytics: analytics::AnalyticsState::new(&cfg),
         cfg,
         tokens: Mutex::new(HashMap::new()),
         windows: Mutex::new(HashMap::new()),
-        requests,
+        counters,
         api_calls: AtomicU64::new(0),
+        network_calls: AtomicU64::new(0),
     });
-    Router::new()
+    let router = Router::new()
         .route("/oauth/token", post(token))
         .route(QUERY_PATH, post(query))
         .route(&format!("{QUERY_PATH}/pages/{{cursor}}"), get(next_page))
-        .route("/_sim/health", get(|| async { "ok" }))
+        .route("/_sim/health", get(|| async { "ok" }));
+    analytics::routes(router)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), correlate))
         .with_state(state)
 }
 
-/// Counts the request and stamps `ININ-Correlation-Id` on the response.
+/// Counts the request, injects network faults (slow responses, dropped connections) on API
+/// and presigned-link requests, and stamps `ININ-Correlation-Id` on the response.
 async fn correlate(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
-    st.requests.fetch_add(1, Ordering::Relaxed);
+    let c = &st.counters;
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    let path = req.uri().path().to_string();
+    let api = path.starts_with("/api/");
+    let presigned = path.starts_with(analytics::PRESIGNED_PREFIX);
+    let counter = if path == "/oauth/token" {
+        Some(&c.tokens)
+    } else if presigned {
+        Some(&c.presigned)
+    } else if path.starts_with("/api/v2/analytics/") {
+        Some(&c.listing)
+    } else if path.starts_with("/api/v2/speechandtextanalytics/") {
+        Some(&c.transcript_urls)
+    } else if path.ends_with("/recordings") {
+        Some(&c.recordings)
+    } else {
+        None
+    };
+    if let Some(counter) = counter {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    if api {
+        c.api_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    let (slow, drop) = if api || presigned {
+        st.network_fault()
+    } else {
+        (false, false)
+    };
+    if slow {
+        tokio::time::sleep(Duration::from_millis(st.cfg.faults.slow_ms)).await;
+    }
     let id = CorrelationId(uuid_like(rand::random::<u64>()));
     req.extensions_mut().insert(id.clone());
     let mut resp = next.run(req).await;
+    match resp.status() {
+        StatusCode::TOO_MANY_REQUESTS => {
+            c.too_many.fetch_add(1, Ordering::Relaxed);
+        }
+        StatusCode::UNAUTHORIZED => {
+            c.unauthorized.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
     if let Ok(v) = HeaderValue::from_str(&id.0) {
         resp.headers_mut()
             .insert(HeaderName::from_static("inin-correlation-id"), v);
     }
+    if drop {
+        return cut_off(resp).await;
+    }
+    resp
+}
+
+/// The response's status and headers, then half its body, then a broken connection.
+async fn cut_off(resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection dropped (injected fault)",
+        )),
+    ];
+    let mut resp = Response::from_parts(
+        parts,
+        axum::body::Body::from_stream(futures::stream::iter(chunks)),
+    );
+    resp.headers_mut()
+        .remove(axum::http::header::CONTENT_LENGTH);
     resp
 }
 
@@ -177,13 +251,14 @@ async fn token(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
     }
     let now = Instant::now();
     let token = format!("{:032x}", rand::random::<u128>());
+    let lifetime = match st.cfg.faults.revoke_tokens_after_secs {
+        Some(revoke) => revoke.min(st.cfg.token_ttl_secs),
+        None => st.cfg.token_ttl_secs,
+    };
     {
         let mut tokens = lock(&st.tokens);
         tokens.retain(|_, expiry| *expiry > now);
-        tokens.insert(
-            token.clone(),
-            now + Duration::from_secs(st.cfg.token_ttl_secs),
-        );
+        tokens.insert(token.clone(), now + Duration::from_secs(lifetime));
     }
     lock(&st.windows).retain(|_, (started, _)| now.duration_since(*started) < WINDOW);
     let body = serde_json::json!({
@@ -240,8 +315,23 @@ async fn not_found(Extension(corr): Extension<CorrelationId>) -> Response {
 }
 
 impl AppState {
+    /// (slow, dropped) for one request: deterministic given the seed and the request count.
+    fn network_fault(&self) -> (bool, bool) {
+        let f = &self.cfg.faults;
+        if f.slow_rate <= 0.0 && f.drop_rate <= 0.0 {
+            return (false, false);
+        }
+        let n = self.network_calls.fetch_add(1, Ordering::Relaxed);
+        let mut rng = Rng::stream(self.cfg.seed, n, STREAM_NETWORK);
+        (rng.unit() < f.slow_rate, rng.unit() < f.drop_rate)
+    }
+
     /// Fault injection, then bearer authentication, then the rate limit.
-    fn admit(&self, headers: &HeaderMap, corr: &CorrelationId) -> Result<RateInfo, Box<Response>> {
+    pub(super) fn admit(
+        &self,
+        headers: &HeaderMap,
+        corr: &CorrelationId,
+    ) -> Result<RateInfo, Box<Response>> {
         if let Some(resp) = self.fault(corr) {
             return Err(Box::new(resp));
         }
@@ -319,9 +409,14 @@ impl AppState {
                     id: has("id").then_some(conv.id),
                     date: has("date").then(|| iso(conv.start)),
                     kind: has("type").then_some(conv.media.as_str()),
+                    // A call that was never transcribed has no text in an archive either.
                     interactions: has("interactions").then(|| {
-                        conv.interactions
-                            .into_iter()
+                        let text = if self.gen.has_transcript(i) {
+                            conv.interactions
+                        } else {
+                            Vec::new()
+                        };
+                        text.into_iter()
                             .map(|it| InteractionBody {
                                 participant: it.participant,
                                 timestamp: iso(it.timestamp),
@@ -352,13 +447,17 @@ impl AppState {
         if self.cfg.faults.malformed_page == Some(c.page) {
             body.truncate(body.len() / 2);
         }
-        let mut resp = json(StatusCode::OK, body);
-        let h = resp.headers_mut();
-        h.insert("inin-ratelimit-count", HeaderValue::from(rate.count));
-        h.insert("inin-ratelimit-allowed", HeaderValue::from(rate.allowed));
-        h.insert("inin-ratelimit-reset", HeaderValue::from(rate.reset));
-        resp
+        with_rate(json(StatusCode::OK, body), rate)
     }
+}
+
+/// Adds the `inin-ratelimit-*` headers to a successful API response.
+pub(super) fn with_rate(mut resp: Response, rate: &RateInfo) -> Response {
+    let h = resp.headers_mut();
+    h.insert("inin-ratelimit-count", HeaderValue::from(rate.count));
+    h.insert("inin-ratelimit-allowed", HeaderValue::from(rate.allowed));
+    h.insert("inin-ratelimit-reset", HeaderValue::from(rate.reset));
+    resp
 }
 
 impl Cursor {
@@ -490,22 +589,22 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-fn iso(t: DateTime<Utc>) -> String {
+pub(super) fn iso(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// Serialises one of this module's plain structs (strings, integers, options, vectors), which
 /// cannot fail, so the empty fallback is unreachable.
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a map of tokens or counters inconsistent.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn json(status: StatusCode, body: Vec<u8>) -> Response {
+pub(super) fn json(status: StatusCode, body: Vec<u8>) -> Response {
     (
         status,
         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
@@ -514,7 +613,12 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn error(status: StatusCode, code: &str, message: String, corr: &CorrelationId) -> Response {
+pub(super) fn error(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    corr: &CorrelationId,
+) -> Response {
     let body = ErrorBody {
         message,
         code,
@@ -526,7 +630,7 @@ fn error(status: StatusCode, code: &str, message: String, corr: &CorrelationId) 
     json(status, to_json(&body))
 }
 
-fn bad_request(message: String, corr: &CorrelationId) -> Response {
+pub(super) fn bad_request(message: String, corr: &CorrelationId) -> Response {
     error(StatusCode::BAD_REQUEST, "bad.request", message, corr)
 }
 

@@ -183,6 +183,17 @@ pub struct SyncArgs {
     pub db: DbArgs,
 }
 
+/// How `convlake report` splits the trend chart.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum Facet {
+    /// One chart with a line per product.
+    #[default]
+    None,
+    /// One small chart per interaction type (voice, chat, …), sharing the legend.
+    #[value(name = "interaction_type", alias = "interaction-type")]
+    InteractionType,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ReportArgs {
     /// Output directory (default: <lake>/reports).
@@ -191,6 +202,24 @@ pub struct ReportArgs {
     /// Products drawn separately; the rest are summed as "other".
     #[arg(long, default_value_t = 8)]
     pub top: usize,
+    /// First day (inclusive). Default: 29 days before --to.
+    #[arg(long, value_parser = parse_date)]
+    pub from: Option<NaiveDate>,
+    /// Last day (inclusive). Default: the last day with data.
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<NaiveDate>,
+    /// Only this product (its canonical name, as in the dictionary).
+    #[arg(long)]
+    pub product: Option<String>,
+    /// Only this interaction type (voice, chat, email, message, …).
+    #[arg(long)]
+    pub interaction_type: Option<String>,
+    /// Split the trend chart: `--by interaction_type` draws one small chart per type.
+    #[arg(long, value_enum, default_value = "none")]
+    pub by: Facet,
+    /// Example snippets shown per product in report.html.
+    #[arg(long, default_value_t = 3)]
+    pub examples: usize,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -217,19 +246,30 @@ pub struct ExportArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Format {
+    /// An aligned table with a row count; long text is shortened.
     Table,
+    /// CSV with a header line.
     Csv,
+    /// A JSON array of objects.
     Json,
+    /// A Parquet file (needs --output).
+    Parquet,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct QueryArgs {
     /// The SQL, e.g. "SELECT product, SUM(mentions) FROM mention_counts GROUP BY product".
-    #[arg(required_unless_present = "file")]
+    #[arg(required_unless_present_any = ["file", "saved", "list"])]
     pub sql: Option<String>,
     /// Read the SQL from a file.
-    #[arg(long, conflicts_with = "sql")]
+    #[arg(long, conflicts_with_all = ["sql", "saved"])]
     pub file: Option<PathBuf>,
+    /// Run a saved query by name (see --list), e.g. top-products.
+    #[arg(long, conflicts_with = "sql")]
+    pub saved: Option<String>,
+    /// List the saved queries and exit.
+    #[arg(long, conflicts_with_all = ["sql", "file", "saved"])]
+    pub list: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,

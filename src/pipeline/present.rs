@@ -1,17 +1,38 @@
-//! The presentation commands: `report` (charts), `export` (the dashboard payload) and `query`
-//! (SQL over the lake).
+//! The presentation commands: `report` (charts and `report.html`), `export` (the dashboard
+//! payload) and `query` (SQL over the lake, ad hoc or saved in `sql/saved/`).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
 
 use super::counts;
 use crate::aggregate::{self, CountRow};
-use crate::cli::{DashboardArgs, ExportArgs, Format, QueryArgs, ReportArgs};
+use crate::cli::{DashboardArgs, ExportArgs, Facet, Format, QueryArgs, ReportArgs};
 use crate::extract::Dictionary;
 use crate::lake::Lake;
-use crate::report::{self, DailyCount, PayloadMeta};
+use crate::report::{self, ChartOptions, DailyCount, PayloadMeta, ReportFilter};
 use crate::secret::Secret;
+
+impl Default for ReportArgs {
+    /// What `convlake report` does without flags (and what `run` uses).
+    fn default() -> Self {
+        ReportArgs {
+            out: None,
+            top: 8,
+            from: None,
+            to: None,
+            product: None,
+            interaction_type: None,
+            by: Facet::None,
+            examples: 3,
+        }
+    }
+}
 
 pub(crate) fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
     rows.iter()
@@ -25,24 +46,49 @@ pub(crate) fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
         .collect()
 }
 
-/// `convlake report`.
+/// `convlake report`: `trend` and `share` charts (PNG and SVG) and `report.html` for a date
+/// range (default: the last 30 days of data) and optional product / interaction-type filters.
 pub async fn report(
     lake: &Lake,
     dict: &Dictionary,
     args: &ReportArgs,
-) -> Result<report::ChartFiles> {
-    let (rows, _) = counts(lake, dict).await?;
+) -> Result<report::ReportFiles> {
+    // A clear message when extract/aggregate have not run for this dictionary.
+    counts(lake, dict).await?;
+    let ctx = aggregate::session(lake, &dict.version).await?;
+    let filter = ReportFilter {
+        from: args.from,
+        to: args.to,
+        product: args.product.clone(),
+        interaction_type: args.interaction_type.clone(),
+    };
+    let data = report::load_report_data(&ctx, &filter, args.examples, &dict.version).await?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| lake.root().join("reports"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let files = report::write_trend_charts(&daily(&rows), &out, args.top.max(1))?;
+    let opts = ChartOptions {
+        top_n: args.top.max(1),
+        facet_by_type: args.by == Facet::InteractionType,
+        ..ChartOptions::default()
+    };
+    let files = report::write_report(&data, &out, &opts)?;
+    let range = match data.range {
+        Some((from, to)) => format!("{from} to {to}"),
+        None => "no conversations in the lake".to_string(),
+    };
     eprintln!(
-        "report: {} and {}",
-        files.png.display(),
-        files.svg.display()
+        "report: {range}: {} conversations, {} mentions -> {} (and trend.png/.svg, share.png/.svg)",
+        data.conversations,
+        data.mentions(),
+        files.html.display()
     );
+    if data.range.is_some() && data.daily.is_empty() {
+        eprintln!(
+            "report: no product mentions in this range; widen --from/--to or drop the filters"
+        );
+    }
     Ok(files)
 }
 
@@ -114,32 +160,96 @@ pub(crate) async fn post(d: &DashboardArgs, body: &serde_json::Value, hash: &str
     Ok(())
 }
 
+/// A query shipped in `sql/saved/`, runnable with `convlake query --saved NAME`.
+pub struct SavedQuery {
+    /// File name without `.sql`.
+    pub name: &'static str,
+    /// The SQL; its first comment line describes it.
+    pub sql: &'static str,
+}
+
+/// The saved queries, in `--list` order.
+pub const SAVED_QUERIES: &[SavedQuery] = &[
+    SavedQuery {
+        name: "top-products",
+        sql: include_str!("../../sql/saved/top-products.sql"),
+    },
+    SavedQuery {
+        name: "daily-by-type",
+        sql: include_str!("../../sql/saved/daily-by-type.sql"),
+    },
+    SavedQuery {
+        name: "customer-vs-agent",
+        sql: include_str!("../../sql/saved/customer-vs-agent.sql"),
+    },
+];
+
+impl SavedQuery {
+    /// The first comment line, without `--`.
+    pub fn description(&self) -> &'static str {
+        self.sql
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix("--"))
+            .map_or("", str::trim)
+    }
+}
+
+/// Tables a user's SQL can name, in the order `query` lists them after an error.
+const USER_TABLES: &[&str] = &["utterances", "mentions", "mention_counts", "events", "raw"];
+/// Longest cell in table output, in characters; longer text ends in "…".
+const MAX_CELL: usize = 60;
+
 /// `convlake query`.
 pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<()> {
-    let sql = match (&args.sql, &args.file) {
-        (_, Some(f)) => {
+    if args.list {
+        let width = SAVED_QUERIES
+            .iter()
+            .map(|q| q.name.len())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        for q in SAVED_QUERIES {
+            out.push_str(&format!("{:<width$}  {}\n", q.name, q.description()));
+        }
+        out.push_str("\nrun one with: convlake query --saved NAME\n");
+        return emit(args, out.as_bytes());
+    }
+    let sql = match (&args.sql, &args.file, &args.saved) {
+        (_, Some(f), _) => {
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
         }
-        (Some(s), None) => s.clone(),
-        (None, None) => bail!("give a SQL string or --file FILE"),
+        (_, _, Some(name)) => match SAVED_QUERIES.iter().find(|q| q.name == name.as_str()) {
+            Some(q) => q.sql.to_string(),
+            None => bail!(
+                "no saved query {name:?}; saved queries: {} (see convlake query --list)",
+                SAVED_QUERIES
+                    .iter()
+                    .map(|q| q.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        (Some(s), None, None) => s.clone(),
+        (None, None, None) => bail!("give a SQL string, --file FILE or --saved NAME"),
     };
+    if args.format == Format::Parquet && args.output.is_none() {
+        bail!("--format parquet writes a binary file: add --output FILE");
+    }
     let ctx = aggregate::session(lake, &dict.version).await?;
-    let batches = aggregate::query(&ctx, &sql).await?;
+    let (schema, batches) = match run_sql(&ctx, &sql).await {
+        Ok(r) => r,
+        Err(e) => bail!("{}\n\n{}", e, describe_tables(&ctx).await),
+    };
     let mut out: Vec<u8> = Vec::new();
     match args.format {
-        Format::Table => {
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            out.extend(
-                arrow::util::pretty::pretty_format_batches(&batches)?
-                    .to_string()
-                    .bytes(),
-            );
-            out.extend(format!("\n({rows} row{})\n", if rows == 1 { "" } else { "s" }).bytes());
-        }
+        Format::Table => out.extend(format_table(&schema, &batches)?.bytes()),
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(&mut out);
+            // An empty batch still writes the header line.
+            w.write(&RecordBatch::new_empty(schema.clone()))?;
             for b in &batches {
                 w.write(b)?;
             }
@@ -155,13 +265,200 @@ pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<(
             }
             out.push(b'\n');
         }
+        Format::Parquet => {
+            let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), None)?;
+            for b in &batches {
+                w.write(b)?;
+            }
+            w.close()?;
+        }
     }
+    emit(args, &out)
+}
+
+fn emit(args: &QueryArgs, out: &[u8]) -> Result<()> {
     match &args.output {
-        Some(p) => std::fs::write(p, &out).with_context(|| format!("writing {}", p.display()))?,
+        Some(p) => std::fs::write(p, out).with_context(|| format!("writing {}", p.display()))?,
         None => {
             use std::io::Write;
-            std::io::stdout().write_all(&out)?;
+            std::io::stdout().write_all(out)?;
         }
     }
     Ok(())
+}
+
+/// Runs one statement; the error is DataFusion's message, prefixed with what failed.
+async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    let message = |e: datafusion::error::DataFusionError| format!("query failed: {e}");
+    let df = ctx.sql(sql).await.map_err(message)?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(message)?;
+    Ok((schema, batches))
+}
+
+/// "available tables:" and each table with its columns, for error messages.
+async fn describe_tables(ctx: &SessionContext) -> String {
+    let mut out = String::from("available tables:");
+    for name in USER_TABLES {
+        if let Ok(table) = ctx.table_provider(*name).await {
+            let columns: Vec<String> = table
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            out.push_str(&format!("\n  {name}: {}", columns.join(", ")));
+        }
+    }
+    out
+}
+
+/// An aligned text table (numbers right-aligned, text cut at `MAX_CELL` characters, line
+/// breaks shown as spaces) followed by the row count.
+fn format_table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
+    let headers: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let numeric: Vec<bool> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().is_numeric())
+        .collect();
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for b in batches {
+        let formatters = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for i in 0..b.num_rows() {
+            rows.push(
+                formatters
+                    .iter()
+                    .map(|f| cell(&f.value(i).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    let len = |s: &str| s.chars().count();
+    let widths: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(c, h)| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| len(s)))
+                .chain(std::iter::once(len(h)))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let pad = |s: &str, c: usize, right: bool| {
+        let fill = " ".repeat(widths[c].saturating_sub(len(s)));
+        if right {
+            format!("{fill}{s}")
+        } else {
+            format!("{s}{fill}")
+        }
+    };
+    let mut out = String::new();
+    let line = |cells: Vec<String>| cells.join(" | ").trim_end().to_string() + "\n";
+    out.push_str(&line(
+        headers
+            .iter()
+            .enumerate()
+            .map(|(c, h)| pad(h, c, numeric[c]))
+            .collect(),
+    ));
+    out.push_str(
+        &(widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-")
+            + "\n"),
+    );
+    for r in &rows {
+        out.push_str(&line(
+            r.iter()
+                .enumerate()
+                .map(|(c, v)| pad(v, c, numeric[c]))
+                .collect(),
+        ));
+    }
+    let n = rows.len();
+    out.push_str(&format!("({n} row{})\n", if n == 1 { "" } else { "s" }));
+    Ok(out)
+}
+
+/// One table cell: control characters as spaces, at most `MAX_CELL` characters.
+fn cell(value: &str) -> String {
+    let flat: String = value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= MAX_CELL {
+        flat
+    } else {
+        flat.chars().take(MAX_CELL - 1).collect::<String>() + "…"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn tables_align_numbers_right_and_cut_long_text() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("product", DataType::Utf8, true),
+            Field::new("mentions", DataType::Int64, true),
+        ]));
+        let long = "a very long transcript line\nwith a break ".repeat(5);
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![
+                    Some("Acme Router"),
+                    Some(long.as_str()),
+                    None,
+                ])),
+                Arc::new(Int64Array::from(vec![Some(7), Some(1234), None])),
+            ],
+        )
+        .unwrap();
+        let t = format_table(&schema, &[batch]).unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("product") && lines[0].ends_with("| mentions"),
+            "{t}"
+        );
+        assert!(lines[1].contains("-+-"));
+        assert!(lines[2].ends_with("|        7"), "{t}");
+        assert!(lines[3].contains('…') && !lines[3].contains("\n"));
+        assert_eq!(
+            lines[3].split(" | ").next().unwrap().chars().count(),
+            MAX_CELL
+        );
+        assert!(lines[4].contains("NULL"));
+        assert_eq!(lines[5], "(3 rows)");
+        let empty = format_table(&schema, &[]).unwrap();
+        assert!(empty.ends_with("(0 rows)\n"));
+    }
+
+    #[test]
+    fn saved_queries_have_descriptions() {
+        for q in SAVED_QUERIES {
+            assert!(
+                !q.description().is_empty(),
+                "{} needs a first comment line",
+                q.name
+            );
+        }
+        let names: Vec<_> = SAVED_QUERIES.iter().map(|q| q.name).collect();
+        assert_eq!(
+            names,
+            ["top-products", "daily-by-type", "customer-vs-agent"]
+        );
+    }
 }

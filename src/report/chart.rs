@@ -1,10 +1,12 @@
-//! Trend charts: daily mentions per product as a line chart, written as `trend.png` and
-//! `trend.svg`.
+//! The report's charts, as PNG and SVG: `trend` (daily mentions per product, one line per
+//! product, optionally one small chart per interaction type) and `share` (mentions by
+//! interaction type, stacked by product).
 //!
-//! Invariants: every day between the first and last date counts (a missing day is 0 for every
-//! product); the top `top_n` products by total get their own line and the rest are summed into
-//! "other"; the legend sits in a right-hand margin so it never covers a line; empty input still
-//! gives a labelled chart; each file is written under a temporary name and renamed into place.
+//! Invariants: every day of the range counts (a day without data is 0 for every product); the
+//! top `top_n` products by total get their own colour, the same in every chart, and the rest are
+//! summed into "other", so no mention is lost or counted twice; the legend sits in a right-hand
+//! margin so it never covers the data; empty input still gives a labelled chart that says there
+//! is nothing to plot; each file is written under a temporary name and renamed into place.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use super::{DailyCount, ReportError};
 
 /// Width of the rendered charts in pixels.
 pub const CHART_WIDTH: u32 = 1200;
-/// Height of the rendered charts in pixels.
+/// Height of the rendered charts in pixels (a faceted trend chart grows with its panels).
 pub const CHART_HEIGHT: u32 = 700;
 
 /// Width of the right-hand margin that holds the legend.
@@ -34,10 +36,12 @@ const OTHER: &str = "other";
 const EMPTY_TITLE: &str = "No product mentions in range";
 /// Font family name under which the embedded font is registered.
 const FONT: &str = "sans-serif";
+/// Height of one row of small charts in a faceted trend chart.
+const PANEL_HEIGHT: u32 = 320;
 
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
-/// Colour-blind-friendly palette (Tableau 10) for the product lines; cycled when there are more.
+/// Colour-blind-friendly palette (Tableau 10) for the products; cycled when there are more.
 const PALETTE: [RGBColor; 10] = [
     RGBColor(0x4e, 0x79, 0xa7),
     RGBColor(0xf2, 0x8e, 0x2b),
@@ -50,19 +54,47 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0x9c, 0x75, 0x5f),
     RGBColor(0x1b, 0x1b, 0x6b),
 ];
-/// Colour of the "other" line, kept neutral so the named products stand out.
+/// Colour of the "other" bucket, kept neutral so the named products stand out.
 const OTHER_COLOUR: RGBColor = RGBColor(0x8c, 0x8c, 0x8c);
 
-/// Paths of the chart files written by [`write_trend_charts`].
+/// Paths of one chart's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChartFiles {
-    /// The PNG rendering (`trend.png`, 1200x700).
+    /// The PNG rendering (1200 pixels wide).
     pub png: PathBuf,
-    /// The SVG rendering (`trend.svg`, 1200x700).
+    /// The SVG rendering, same size.
     pub svg: PathBuf,
 }
 
-/// One line of the chart: a product (or "other") and its mentions on each day of the range.
+/// What the report's charts show, beyond the rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChartOptions {
+    /// Products drawn separately; the rest are summed as "other" (at least 1).
+    pub top_n: usize,
+    /// The days on the x axis (both inclusive); default: the first to the last day in the rows.
+    /// Rows outside it are ignored.
+    pub range: Option<(NaiveDate, NaiveDate)>,
+    /// One small trend chart per interaction type instead of one chart.
+    pub facet_by_type: bool,
+    /// Appended to the titles, e.g. "voice only".
+    pub subtitle: Option<String>,
+}
+
+/// The files written by [`write_report_charts`], and the SVG documents for inlining.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportCharts {
+    /// `trend.png` and `trend.svg`.
+    pub trend: ChartFiles,
+    /// `share.png` and `share.svg`.
+    pub share: ChartFiles,
+    /// The content of `trend.svg`.
+    pub trend_svg: String,
+    /// The content of `share.svg`.
+    pub share_svg: String,
+}
+
+/// One product (or "other") and its mentions on each day of the range (trend) or in each
+/// interaction type (share).
 #[derive(Debug, Clone, PartialEq)]
 struct Series {
     name: String,
@@ -70,13 +102,58 @@ struct Series {
     colour: RGBColor,
 }
 
-/// Everything needed to draw the chart, computed from the rows without touching a backend.
+/// One small chart of a faceted trend chart: the values of every series in one interaction type.
+#[derive(Debug, Clone, PartialEq)]
+struct Panel {
+    title: String,
+    /// Indexed like `TrendPlot::series`, then by day.
+    values: Vec<Vec<u64>>,
+}
+
+/// Everything needed to draw the trend chart, computed from the rows without touching a backend.
 #[derive(Debug, Clone, PartialEq)]
 struct TrendPlot {
     title: String,
-    /// Every day from the first to the last date in the rows, without gaps.
+    /// Every day of the range, without gaps.
     dates: Vec<NaiveDate>,
+    /// Per product, the sum over interaction types; also the legend.
     series: Vec<Series>,
+    /// Empty unless faceted by interaction type.
+    panels: Vec<Panel>,
+    size: (u32, u32),
+}
+
+/// Everything needed to draw the share chart.
+#[derive(Debug, Clone, PartialEq)]
+struct SharePlot {
+    title: String,
+    /// Interaction types, most mentions first.
+    categories: Vec<String>,
+    /// Per product, mentions in each category.
+    series: Vec<Series>,
+}
+
+/// A chart to render on any backend.
+#[derive(Clone, Copy)]
+enum Figure<'a> {
+    Trend(&'a TrendPlot),
+    Share(&'a SharePlot),
+}
+
+impl Figure<'_> {
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Figure::Trend(p) => p.size,
+            Figure::Share(_) => (CHART_WIDTH, CHART_HEIGHT),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        match self {
+            Figure::Trend(p) => draw(root, p),
+            Figure::Share(p) => draw_share(root, p),
+        }
+    }
 }
 
 /// Writes `trend.png` and `trend.svg` into `out_dir` (created if missing): daily mentions per
@@ -86,24 +163,49 @@ pub fn write_trend_charts(
     out_dir: &Path,
     top_n: usize,
 ) -> Result<ChartFiles, ReportError> {
+    let opts = ChartOptions {
+        top_n,
+        ..ChartOptions::default()
+    };
+    Ok(write_figure(Figure::Trend(&build_trend(rows, &opts)), out_dir, "trend")?.0)
+}
+
+/// Writes the report's charts into `out_dir` (created if missing): `trend.png`/`.svg` and
+/// `share.png`/`.svg`.
+pub fn write_report_charts(
+    rows: &[DailyCount],
+    out_dir: &Path,
+    opts: &ChartOptions,
+) -> Result<ReportCharts, ReportError> {
+    let trend = build_trend(rows, opts);
+    let share = build_share(rows, opts);
+    let (trend_files, trend_svg) = write_figure(Figure::Trend(&trend), out_dir, "trend")?;
+    let (share_files, share_svg) = write_figure(Figure::Share(&share), out_dir, "share")?;
+    Ok(ReportCharts {
+        trend: trend_files,
+        share: share_files,
+        trend_svg,
+        share_svg,
+    })
+}
+
+/// Writes `<name>.png` and `<name>.svg`; returns their paths and the SVG document.
+fn write_figure(
+    figure: Figure<'_>,
+    out_dir: &Path,
+    name: &str,
+) -> Result<(ChartFiles, String), ReportError> {
     register_font()?;
     std::fs::create_dir_all(out_dir).map_err(|source| ReportError::CreateDir {
         path: out_dir.to_path_buf(),
         source,
     })?;
-    let plot = build_plot(rows, top_n);
-    let png = out_dir.join("trend.png");
-    let svg = out_dir.join("trend.svg");
-    write_png(&plot, out_dir, &png)?;
-    write_svg(&plot, out_dir, &svg)?;
-    tracing::info!(
-        png = %png.display(),
-        svg = %svg.display(),
-        days = plot.dates.len(),
-        lines = plot.series.len(),
-        "wrote trend charts"
-    );
-    Ok(ChartFiles { png, svg })
+    let png = out_dir.join(format!("{name}.png"));
+    let svg = out_dir.join(format!("{name}.svg"));
+    write_png(figure, out_dir, &png)?;
+    let document = write_svg(figure, out_dir, &svg)?;
+    tracing::info!(png = %png.display(), svg = %svg.display(), "wrote {name} chart");
+    Ok((ChartFiles { png, svg }, document))
 }
 
 /// Registers the embedded font once per process so no system font library is needed.
@@ -119,80 +221,235 @@ fn register_font() -> Result<(), ReportError> {
     }
 }
 
-/// Sums the rows per day and product, fills missing days with 0 and folds the tail into "other".
-fn build_plot(rows: &[DailyCount], top_n: usize) -> TrendPlot {
-    let (Some(first), Some(last)) = (
-        rows.iter().map(|r| r.date).min(),
-        rows.iter().map(|r| r.date).max(),
-    ) else {
-        return TrendPlot {
-            title: EMPTY_TITLE.to_string(),
-            dates: Vec::new(),
-            series: Vec::new(),
-        };
-    };
-    let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
-
+/// The products with their own colour (largest total first, ties by name) and the label of the
+/// "other" bucket when some products are left out.
+fn rank_products(rows: &[&DailyCount], top_n: usize) -> (Vec<String>, Option<&'static str>) {
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     for r in rows {
         *totals.entry(r.product.as_str()).or_default() += r.mentions;
     }
-    // Largest total first; ties broken by name so the order is deterministic.
     let mut ranked: Vec<(&str, u64)> = totals.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let top: Vec<&str> = ranked.iter().take(top_n).map(|(name, _)| *name).collect();
-    let has_other = ranked.len() > top.len();
+    let top: Vec<String> = ranked
+        .iter()
+        .take(top_n.max(1))
+        .map(|(name, _)| (*name).to_string())
+        .collect();
     // A real product called "other" must not be confused with the bucket.
-    let other_label = if top.contains(&OTHER) {
-        "other products"
-    } else {
-        OTHER
-    };
+    let other = (ranked.len() > top.len()).then(|| {
+        if top.iter().any(|t| t == OTHER) {
+            "other products"
+        } else {
+            OTHER
+        }
+    });
+    (top, other)
+}
 
+/// Empty series (all zeros, `len` values) for the ranked products and the "other" bucket.
+fn empty_series(top: &[String], other: Option<&str>, len: usize) -> Vec<Series> {
     let mut series: Vec<Series> = top
         .iter()
         .enumerate()
         .map(|(i, name)| Series {
-            name: (*name).to_string(),
-            values: vec![0; dates.len()],
+            name: name.clone(),
+            values: vec![0; len],
             colour: PALETTE[i % PALETTE.len()],
         })
         .collect();
-    if has_other {
+    if let Some(label) = other {
         series.push(Series {
-            name: other_label.to_string(),
-            values: vec![0; dates.len()],
+            name: label.to_string(),
+            values: vec![0; len],
             colour: OTHER_COLOUR,
         });
     }
-    let index_of: BTreeMap<&str, usize> = top.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    for r in rows {
-        // `first` is the minimum date, so the difference is a valid non-negative index.
+    series
+}
+
+/// Index of `product`'s series: its rank, or the "other" bucket after the ranked ones.
+fn series_index(top: &[String], product: &str) -> usize {
+    top.iter().position(|t| t == product).unwrap_or(top.len())
+}
+
+fn with_subtitle(title: String, opts: &ChartOptions) -> String {
+    match &opts.subtitle {
+        Some(s) if !s.is_empty() => format!("{title} ({s})"),
+        _ => title,
+    }
+}
+
+/// The range of the chart and the rows inside it; `None` when there is neither a range nor data.
+fn in_range<'a>(
+    rows: &'a [DailyCount],
+    opts: &ChartOptions,
+) -> Option<(NaiveDate, NaiveDate, Vec<&'a DailyCount>)> {
+    let (first, last) = match opts.range {
+        Some(r) => r,
+        None => (
+            rows.iter().map(|r| r.date).min()?,
+            rows.iter().map(|r| r.date).max()?,
+        ),
+    };
+    let inside = rows
+        .iter()
+        .filter(|r| r.date >= first && r.date <= last)
+        .collect();
+    Some((first, last, inside))
+}
+
+/// Sums the rows per day and product (and per interaction type when faceted), fills missing
+/// days with 0 and folds the tail into "other". Kept for the unit tests' older entry point.
+#[cfg(test)]
+fn build_plot(rows: &[DailyCount], top_n: usize) -> TrendPlot {
+    build_trend(
+        rows,
+        &ChartOptions {
+            top_n,
+            ..ChartOptions::default()
+        },
+    )
+}
+
+fn build_trend(rows: &[DailyCount], opts: &ChartOptions) -> TrendPlot {
+    let size = (CHART_WIDTH, CHART_HEIGHT);
+    let Some((first, last, rows)) = in_range(rows, opts) else {
+        return TrendPlot {
+            title: with_subtitle(EMPTY_TITLE.to_string(), opts),
+            dates: Vec::new(),
+            series: Vec::new(),
+            panels: Vec::new(),
+            size,
+        };
+    };
+    let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
+    let (top, other) = rank_products(&rows, opts.top_n);
+    let mut series = if rows.is_empty() {
+        Vec::new()
+    } else {
+        empty_series(&top, other, dates.len())
+    };
+
+    // Panels: interaction types, most mentions first (ties by name).
+    let mut type_totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &rows {
+        *type_totals.entry(r.interaction_type.as_str()).or_default() += r.mentions;
+    }
+    let mut types: Vec<(&str, u64)> = type_totals.into_iter().collect();
+    types.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut panels: Vec<Panel> = if opts.facet_by_type {
+        types
+            .iter()
+            .map(|(t, _)| Panel {
+                title: (*t).to_string(),
+                values: vec![vec![0; dates.len()]; series.len()],
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    for r in &rows {
+        // `first` is at most r.date (rows are filtered to the range), so the index is valid.
         let day = (r.date - first).num_days() as usize;
-        let line = index_of
-            .get(r.product.as_str())
-            .copied()
-            .unwrap_or(top.len());
+        let line = series_index(&top, &r.product);
         if let Some(value) = series.get_mut(line).and_then(|s| s.values.get_mut(day)) {
+            *value += r.mentions;
+        }
+        let panel = types.iter().position(|(t, _)| *t == r.interaction_type);
+        if let Some(value) = panel
+            .and_then(|p| panels.get_mut(p))
+            .and_then(|p| p.values.get_mut(line))
+            .and_then(|v| v.get_mut(day))
+        {
             *value += r.mentions;
         }
     }
 
+    let title = if rows.is_empty() {
+        format!("{EMPTY_TITLE}, {first} to {last}")
+    } else if panels.is_empty() {
+        format!("Product mentions per day, {first} to {last}")
+    } else {
+        format!("Product mentions per day by interaction type, {first} to {last}")
+    };
+    let size = if panels.len() > 1 {
+        let (_, rows) = grid(panels.len());
+        (
+            CHART_WIDTH,
+            (80 + rows as u32 * PANEL_HEIGHT).max(CHART_HEIGHT),
+        )
+    } else {
+        size
+    };
     TrendPlot {
-        title: format!("Product mentions per day, {first} to {last}"),
+        title: with_subtitle(title, opts),
         dates,
+        series,
+        panels,
+        size,
+    }
+}
+
+/// Columns and rows of the grid of small charts.
+fn grid(panels: usize) -> (usize, usize) {
+    let cols = match panels {
+        0 | 1 => 1,
+        2..=4 => 2,
+        _ => 3,
+    };
+    (cols, panels.div_ceil(cols).max(1))
+}
+
+/// Mentions per interaction type (most first), stacked by product.
+fn build_share(rows: &[DailyCount], opts: &ChartOptions) -> SharePlot {
+    let Some((first, last, rows)) = in_range(rows, opts) else {
+        return SharePlot {
+            title: with_subtitle(EMPTY_TITLE.to_string(), opts),
+            categories: Vec::new(),
+            series: Vec::new(),
+        };
+    };
+    let mut type_totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &rows {
+        *type_totals.entry(r.interaction_type.as_str()).or_default() += r.mentions;
+    }
+    let mut types: Vec<(&str, u64)> = type_totals.into_iter().collect();
+    types.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let categories: Vec<String> = types.iter().map(|(t, _)| (*t).to_string()).collect();
+    let (top, other) = rank_products(&rows, opts.top_n);
+    let mut series = if rows.is_empty() {
+        Vec::new()
+    } else {
+        empty_series(&top, other, categories.len())
+    };
+    for r in &rows {
+        let line = series_index(&top, &r.product);
+        let column = categories.iter().position(|c| *c == r.interaction_type);
+        if let Some(value) = column.and_then(|c| series.get_mut(line)?.values.get_mut(c)) {
+            *value += r.mentions;
+        }
+    }
+    let title = if rows.is_empty() {
+        format!("{EMPTY_TITLE}, {first} to {last}")
+    } else {
+        format!("Mentions by interaction type and product, {first} to {last}")
+    };
+    SharePlot {
+        title: with_subtitle(title, opts),
+        categories,
         series,
     }
 }
 
 /// Renders the PNG under a temporary name (with a `.png` extension, which the encoder needs)
 /// and renames it into place.
-fn write_png(plot: &TrendPlot, out_dir: &Path, target: &Path) -> Result<(), ReportError> {
-    let tmp = out_dir.join(format!(".trend.{}.tmp.png", unique_suffix()));
+fn write_png(figure: Figure<'_>, out_dir: &Path, target: &Path) -> Result<(), ReportError> {
+    let tmp = out_dir.join(format!(".chart.{}.tmp.png", unique_suffix()));
     let result = (|| {
-        let backend = BitMapBackend::new(&tmp, (CHART_WIDTH, CHART_HEIGHT));
+        let backend = BitMapBackend::new(&tmp, figure.size());
         let root = backend.into_drawing_area();
-        draw(&root, plot)?;
+        figure.draw(&root)?;
         root.present().map_err(|e| e.to_string())
     })();
     if let Err(message) = result {
@@ -212,12 +469,12 @@ fn write_png(plot: &TrendPlot, out_dir: &Path, target: &Path) -> Result<(), Repo
 }
 
 /// Renders the SVG into memory and writes it under a temporary name, then renames it.
-fn write_svg(plot: &TrendPlot, out_dir: &Path, target: &Path) -> Result<(), ReportError> {
-    let svg = render_svg(plot).map_err(|message| ReportError::Draw {
+fn write_svg(figure: Figure<'_>, out_dir: &Path, target: &Path) -> Result<String, ReportError> {
+    let svg = render_svg(figure).map_err(|message| ReportError::Draw {
         path: target.to_path_buf(),
         message,
     })?;
-    let tmp = out_dir.join(format!(".trend.{}.tmp.svg", unique_suffix()));
+    let tmp = out_dir.join(format!(".chart.{}.tmp.svg", unique_suffix()));
     let write = std::fs::write(&tmp, svg.as_bytes()).and_then(|()| std::fs::rename(&tmp, target));
     write.map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
@@ -225,7 +482,8 @@ fn write_svg(plot: &TrendPlot, out_dir: &Path, target: &Path) -> Result<(), Repo
             path: target.to_path_buf(),
             source,
         }
-    })
+    })?;
+    Ok(svg)
 }
 
 /// Process id plus a per-process counter, so concurrent writers never share a temporary file.
@@ -235,21 +493,20 @@ fn unique_suffix() -> String {
     format!("{}-{n}", std::process::id())
 }
 
-/// The SVG document for `plot`.
-fn render_svg(plot: &TrendPlot) -> Result<String, String> {
+/// The SVG document for `figure`.
+fn render_svg(figure: Figure<'_>) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root =
-            SVGBackend::with_string(&mut svg, (CHART_WIDTH, CHART_HEIGHT)).into_drawing_area();
-        draw(&root, plot)?;
+        let root = SVGBackend::with_string(&mut svg, figure.size()).into_drawing_area();
+        figure.draw(&root)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
 }
 
-/// The x axis: day indices 0..days as `f64`, with half a day of padding on each side (keeps the
-/// end markers inside the plot and gives a single day a visible range), a labelled tick every
-/// `step` days and a light grid line on every day when there are not too many.
+/// The x axis: indices 0..n (days, or bar categories) as `f64`, with half a step of padding on
+/// each side (keeps the end markers inside the plot and gives a single day a visible range), a
+/// labelled tick every `step` and a light grid line on every index when there are not too many.
 struct DayAxis {
     days: usize,
     step: usize,
@@ -299,45 +556,119 @@ fn label_step(days: usize, max_labels: usize) -> usize {
         .unwrap_or_else(|| days.div_ceil(max_labels.max(1)))
 }
 
-/// Draws the whole chart (title, axes, lines, legend) on any plotters backend.
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> Result<(), String> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(err)?;
+/// Draws the title and splits off the legend margin; returns (chart area, legend area).
+type Areas<DB> = (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>);
+fn frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> Result<Areas<DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
     let body = root
         .margin(12, 0, 0, 0)
-        .titled(&plot.title, (FONT, 28).into_font().color(&BLACK))
-        .map_err(err)?;
+        .titled(title, (FONT, 28).into_font().color(&BLACK))?;
     let (width, _) = body.dim_in_pixel();
-    let (chart_area, legend_area) = body.split_horizontally(width.saturating_sub(LEGEND_WIDTH));
+    Ok(body.split_horizontally(width.saturating_sub(LEGEND_WIDTH)))
+}
 
-    let days = plot.dates.len();
-    let same_year = plot.dates.first().map(|d| d.year()) == plot.dates.last().map(|d| d.year());
-    let (date_format, max_labels) = if same_year {
-        ("%m-%d", 14)
+/// Writes `message` in the middle of `area` (used when there is nothing to plot).
+fn centred_note<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    area: &DrawingArea<DB, Shift>,
+    message: &str,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (w, h) = area.dim_in_pixel();
+    let (x0, y0) = area.get_base_pixel();
+    let style = (FONT, 22)
+        .into_font()
+        .color(&RGBColor(0x66, 0x66, 0x66))
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    let (rx, ry) = root.get_base_pixel();
+    root.draw(&Text::new(
+        message.to_string(),
+        (x0 - rx + w as i32 / 2, y0 - ry + h as i32 / 2),
+        style,
+    ))
+}
+
+/// Draws the whole trend chart (title, one or several plots, legend) on any plotters backend.
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (chart_area, legend_area) = frame(root, &plot.title).map_err(err)?;
+    let y_max = if plot.panels.is_empty() {
+        plot.series
+            .iter()
+            .flat_map(|s| s.values.iter().copied())
+            .max()
     } else {
-        ("%Y-%m-%d", 8)
-    };
-    let step = label_step(days, max_labels);
-    let y_max = plot
-        .series
-        .iter()
-        .flat_map(|s| s.values.iter().copied())
-        .max()
-        .unwrap_or(0);
+        // Small charts share the y axis so their heights compare honestly.
+        plot.panels
+            .iter()
+            .flat_map(|p| p.values.iter().flatten().copied())
+            .max()
+    }
+    .unwrap_or(0);
     // Headroom above the highest point; at least 1 so an all-zero chart has a y range.
     let y_top = y_max + y_max / 10 + 1;
 
-    let mut chart = ChartBuilder::on(&chart_area)
+    if plot.panels.is_empty() {
+        let lines: Vec<(RGBColor, &[u64])> = plot
+            .series
+            .iter()
+            .map(|s| (s.colour, s.values.as_slice()))
+            .collect();
+        let plotted = draw_lines(&chart_area, None, &plot.dates, &lines, y_top).map_err(err)?;
+        if plot.series.is_empty() {
+            centred_note(root, &plotted, "No data to plot").map_err(err)?;
+        }
+    } else {
+        let (cols, rows) = grid(plot.panels.len());
+        let cells = chart_area.split_evenly((rows, cols));
+        for (cell, panel) in cells.iter().zip(&plot.panels) {
+            let lines: Vec<(RGBColor, &[u64])> = plot
+                .series
+                .iter()
+                .zip(&panel.values)
+                .map(|(s, v)| (s.colour, v.as_slice()))
+                .collect();
+            draw_lines(cell, Some(&panel.title), &plot.dates, &lines, y_top).map_err(err)?;
+        }
+    }
+    draw_legend(&legend_area, "Products", &plot.series).map_err(err)
+}
+
+/// One line chart (dates on x, mentions on y) in `area`; `caption` makes it a small chart of a
+/// grid. Returns the plotting area (inside the axes).
+fn draw_lines<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: Option<&str>,
+    dates: &[NaiveDate],
+    lines: &[(RGBColor, &[u64])],
+    y_top: u64,
+) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let small = caption.is_some();
+    let days = dates.len();
+    let same_year = dates.first().map(|d| d.year()) == dates.last().map(|d| d.year());
+    let (date_format, max_labels) = match (same_year, small) {
+        (true, false) => ("%m-%d", 14),
+        (true, true) => ("%m-%d", 6),
+        (false, false) => ("%Y-%m-%d", 8),
+        (false, true) => ("%Y-%m-%d", 3),
+    };
+    let step = label_step(days, max_labels);
+
+    let mut builder = ChartBuilder::on(area);
+    builder
         .margin_top(10)
         .margin_left(10)
         .margin_right(20)
         .margin_bottom(10)
-        .x_label_area_size(55)
-        .y_label_area_size(75)
-        .build_cartesian_2d(DayAxis::new(days, step), 0u64..y_top)
-        .map_err(err)?;
+        .x_label_area_size(if small { 40 } else { 55 })
+        .y_label_area_size(if small { 60 } else { 75 });
+    if let Some(caption) = caption {
+        builder.caption(caption, (FONT, 18).into_font().color(&BLACK));
+    }
+    let mut chart = builder.build_cartesian_2d(DayAxis::new(days, step), 0u64..y_top)?;
 
-    let dates = &plot.dates;
     let format_date = |x: &f64| -> String {
         let i = x.round();
         if i < 0.0 {
@@ -353,54 +684,120 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
         .x_desc("Date")
         .y_desc("Mentions")
         .x_label_formatter(&format_date)
+        .y_labels(if small { 5 } else { 8 })
+        .axis_desc_style((FONT, if small { 14 } else { 18 }))
+        .label_style((FONT, if small { 12 } else { 14 }))
+        .light_line_style(RGBColor(0xf3, 0xf3, 0xf3))
+        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
+        .draw()?;
+
+    // Few days leave room for bigger, easier-to-see markers.
+    let marker = match (days <= 7, small) {
+        (true, false) => 6,
+        (true, true) => 4,
+        (false, false) => 4,
+        (false, true) => 2,
+    };
+    for (colour, values) in lines {
+        let points = values.iter().enumerate().map(|(i, v)| (i as f64, *v));
+        chart.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?;
+        chart.draw_series(points.map(|p| Circle::new(p, marker, colour.filled())))?;
+    }
+    Ok(chart.plotting_area().strip_coord_spec())
+}
+
+/// Draws the share chart: one stacked bar per interaction type, a segment per product.
+fn draw_share<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    plot: &SharePlot,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (chart_area, legend_area) = frame(root, &plot.title).map_err(err)?;
+    let n = plot.categories.len();
+    let totals: Vec<u64> = (0..n)
+        .map(|c| plot.series.iter().map(|s| s.values[c]).sum())
+        .collect();
+    let y_max = totals.iter().copied().max().unwrap_or(0);
+    let y_top = y_max + y_max / 10 + 1;
+
+    let mut chart = ChartBuilder::on(&chart_area)
+        .margin_top(10)
+        .margin_left(10)
+        .margin_right(20)
+        .margin_bottom(10)
+        .x_label_area_size(55)
+        .y_label_area_size(75)
+        .build_cartesian_2d(DayAxis::new(n, 1), 0u64..y_top)
+        .map_err(err)?;
+    let categories = &plot.categories;
+    let format_category = |x: &f64| -> String {
+        let i = x.round();
+        if i < 0.0 {
+            return String::new();
+        }
+        categories.get(i as usize).cloned().unwrap_or_default()
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("Interaction type")
+        .y_desc("Mentions")
+        .x_label_formatter(&format_category)
         .y_labels(8)
         .axis_desc_style((FONT, 18))
-        .label_style((FONT, 14))
+        .label_style((FONT, 15))
         .light_line_style(RGBColor(0xf3, 0xf3, 0xf3))
         .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
         .draw()
         .map_err(err)?;
 
-    // Few days leave room for bigger, easier-to-see markers.
-    let marker = if days <= 7 { 6 } else { 4 };
-    for series in &plot.series {
-        let points = series
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (i as f64, *v));
-        chart
-            .draw_series(LineSeries::new(
-                points.clone(),
-                series.colour.stroke_width(2),
-            ))
-            .map_err(err)?;
-        chart
-            .draw_series(points.map(|p| Circle::new(p, marker, series.colour.filled())))
-            .map_err(err)?;
-    }
-
-    if plot.series.is_empty() {
-        let (w, h) = chart.plotting_area().dim_in_pixel();
-        let style = (FONT, 22)
+    // Bars are narrower when there are few, so one bar does not fill the whole chart.
+    let half = if n <= 2 { 0.25 } else { 0.35 };
+    for (c, total) in totals.iter().enumerate() {
+        let x = c as f64;
+        let mut base = 0u64;
+        for s in &plot.series {
+            let v = s.values[c];
+            if v == 0 {
+                continue;
+            }
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x - half, base), (x + half, base + v)],
+                    s.colour.filled(),
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x - half, base), (x + half, base + v)],
+                    WHITE.stroke_width(1),
+                )))
+                .map_err(err)?;
+            base += v;
+        }
+        let label = (FONT, 15)
             .into_font()
-            .color(&RGBColor(0x66, 0x66, 0x66))
-            .pos(Pos::new(HPos::Center, VPos::Center));
-        let (x0, y0) = chart.plotting_area().get_base_pixel();
-        root.draw(&Text::new(
-            "No data to plot",
-            (x0 + w as i32 / 2, y0 + h as i32 / 2),
-            style,
-        ))
-        .map_err(err)?;
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart
+            .draw_series(std::iter::once(Text::new(
+                total.to_string(),
+                (x, *total),
+                label,
+            )))
+            .map_err(err)?;
     }
-
-    draw_legend(&legend_area, &plot.series).map_err(err)
+    if plot.series.is_empty() {
+        let plotted = chart.plotting_area().strip_coord_spec();
+        centred_note(root, &plotted, "No data to plot").map_err(err)?;
+    }
+    draw_legend(&legend_area, "Products", &plot.series).map_err(err)
 }
 
-/// Draws one entry per line (marker, swatch, name) in the right-hand margin.
+/// Draws one entry per series (marker, swatch, name) in the right-hand margin.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    heading: &str,
     series: &[Series],
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (width, height) = area.dim_in_pixel();
@@ -409,9 +806,9 @@ fn draw_legend<DB: DrawingBackend>(
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Left, VPos::Center));
-    area.draw(&Text::new("Products", (12, top), header))?;
+    area.draw(&Text::new(heading, (12, top), header))?;
     let fits = ((height as i32 - top - 20) / LEGEND_ROW).max(1) as usize;
-    // When there are more lines than rows, the last row says how many were left out.
+    // When there are more entries than rows, the last row says how many were left out.
     let shown = if series.len() > fits {
         fits - 1
     } else {

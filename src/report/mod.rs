@@ -1,24 +1,33 @@
-//! Reporting: turns the lake's daily product-mention counts into trend charts (PNG and SVG), a
-//! dashboard JSON payload, and an HTTP upload of that payload; plus a tiny local dashboard
-//! receiver for `convlake demo` and tests.
+//! Reporting: turns the lake's product mentions into charts (PNG and SVG), a self-contained
+//! `report.html`, a dashboard JSON payload and an HTTP upload of that payload; plus a tiny local
+//! dashboard receiver for `convlake demo` and tests.
 //!
 //! Invariants:
 //! - A chart file is complete or absent: each file is written under a temporary name in the
 //!   output directory and renamed into place.
-//! - Same rows + same metadata ⇒ same payload bytes: everything in the payload is sorted.
+//! - Same rows + same metadata ⇒ same payload bytes: everything in the payload is sorted; the
+//!   same data gives the same `report.html` (no clock in it).
+//! - Text from the lake is HTML-escaped before it reaches `report.html`.
 //! - The dashboard token only ever travels in the `Authorization` header; it never appears in an
 //!   error, a log line or the payload.
 
 mod chart;
 mod dashboard;
+mod data;
+mod html;
 mod receiver;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-pub use chart::{write_trend_charts, ChartFiles, CHART_HEIGHT, CHART_WIDTH};
+pub use chart::{
+    write_report_charts, write_trend_charts, ChartFiles, ChartOptions, ReportCharts, CHART_HEIGHT,
+    CHART_WIDTH,
+};
 pub use dashboard::{
     dashboard_payload, post_dashboard, PayloadMeta, PostOutcome, DASHBOARD_TITLE, NLP_ENGINE,
 };
+pub use data::{load_report_data, Example, ReportData, ReportFilter, SpeakerCounts, DEFAULT_DAYS};
+pub use html::{highlight, movers, render_html, Mover};
 pub use receiver::{start_receiver, ReceivedRequest, Receiver, RECEIVER_PATH};
 
 /// Mentions of one product in one interaction type on one day, as aggregated from the lake.
@@ -36,7 +45,55 @@ pub struct DailyCount {
     pub conversations: u64,
 }
 
-/// Errors from drawing charts and uploading the dashboard payload.
+/// Paths of everything [`write_report`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportFiles {
+    /// `trend.png` and `trend.svg`.
+    pub trend: ChartFiles,
+    /// `share.png` and `share.svg`.
+    pub share: ChartFiles,
+    /// `report.html`.
+    pub html: PathBuf,
+}
+
+/// Writes the charts and `report.html` (charts inlined) for `data` into `out_dir`.
+pub fn write_report(
+    data: &ReportData,
+    out_dir: &Path,
+    opts: &ChartOptions,
+) -> Result<ReportFiles, ReportError> {
+    let mut opts = opts.clone();
+    opts.range = data.range;
+    if opts.subtitle.is_none() {
+        let parts: Vec<&str> = [data.product.as_deref(), data.interaction_type.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !parts.is_empty() {
+            opts.subtitle = Some(parts.join(", "));
+        }
+    }
+    let charts = write_report_charts(&data.daily, out_dir, &opts)?;
+    let page = render_html(data, &charts.trend_svg, &charts.share_svg);
+    let html = out_dir.join("report.html");
+    let tmp = out_dir.join(format!(".report.{}.tmp.html", std::process::id()));
+    std::fs::write(&tmp, page.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, &html))
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            ReportError::Write {
+                path: html.clone(),
+                source,
+            }
+        })?;
+    Ok(ReportFiles {
+        trend: charts.trend,
+        share: charts.share,
+        html,
+    })
+}
+
+/// Errors from reading the report's data, drawing charts and uploading the dashboard payload.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The chart output directory could not be created.
@@ -68,6 +125,17 @@ pub enum ReportError {
     /// The font embedded in the binary could not be registered with plotters (a build problem).
     #[error("the embedded chart font (assets/DejaVuSans.ttf) is not a valid font; rebuild convlake with an intact assets/ directory")]
     Font,
+    /// A report filter (date range, product, interaction type) cannot be satisfied.
+    #[error("{0}")]
+    Filter(String),
+    /// A query for the report failed.
+    #[error("cannot read {what} from the lake: {message}")]
+    Query {
+        /// Which part of the report was being read.
+        what: String,
+        /// What DataFusion reported.
+        message: String,
+    },
     /// The dashboard URL is not a valid http(s) URL.
     #[error("dashboard URL {url:?} is not valid: {reason}; pass a full URL such as https://host/api/dashboard")]
     InvalidUrl {

@@ -1,0 +1,442 @@
+//! The numbers behind `report.html`, read with SQL from the lake's tables (`utterances`,
+//! `mentions`, `mention_counts`) in a DataFusion session the caller opened.
+//!
+//! Invariants: every query sees the same filter (date range, product, interaction type), so the
+//! headline, the charts, the tables and the examples agree; the examples are chosen by
+//! conversation id, not by time of the run, so the same lake gives the same report.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+
+use super::{DailyCount, ReportError};
+
+/// Days in the default range: the last 30 days of data.
+pub const DEFAULT_DAYS: u64 = 30;
+
+/// What the report covers; `None` means "not filtered" (or, for dates, the default range).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportFilter {
+    /// First day, inclusive. Default: `DEFAULT_DAYS - 1` days before `to`, not before the data.
+    pub from: Option<NaiveDate>,
+    /// Last day, inclusive. Default: the last day with conversations.
+    pub to: Option<NaiveDate>,
+    /// Only this product (canonical name; matched case-insensitively).
+    pub product: Option<String>,
+    /// Only this interaction type (matched case-insensitively).
+    pub interaction_type: Option<String>,
+}
+
+/// Mentions of one product by speaker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpeakerCounts {
+    /// Canonical product name.
+    pub product: String,
+    /// Mentions in what customers said or wrote.
+    pub customer: u64,
+    /// Mentions in what agents said or wrote.
+    pub agent: u64,
+    /// Mentions by anyone else (IVR, unknown).
+    pub other: u64,
+}
+
+/// One utterance that mentions a product, with where every mention in it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// The product this is an example of.
+    pub product: String,
+    /// Conversation the utterance belongs to.
+    pub conversation_id: String,
+    /// Day of the conversation.
+    pub date: NaiveDate,
+    /// Interaction type (voice, chat, …).
+    pub interaction_type: String,
+    /// Who spoke or wrote it (customer, agent, …).
+    pub participant: String,
+    /// The utterance text as staged (untrusted: escape before showing it).
+    pub text: String,
+    /// Every mention in `text`: character offsets `[start, end)` and whether it is `product`.
+    pub highlights: Vec<(usize, usize, bool)>,
+}
+
+/// Everything `report.html` shows, for one filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportData {
+    /// The days covered (both inclusive); `None` when the lake holds no conversations.
+    pub range: Option<(NaiveDate, NaiveDate)>,
+    /// The product filter, as the dictionary spells it.
+    pub product: Option<String>,
+    /// The interaction-type filter, as the lake spells it.
+    pub interaction_type: Option<String>,
+    /// Mentions per day, interaction type and product in the range.
+    pub daily: Vec<DailyCount>,
+    /// Conversations in the range (of the filtered interaction type), with or without mentions.
+    pub conversations: u64,
+    /// Conversations in the range that mention a (the filtered) product.
+    pub conversations_with_mentions: u64,
+    /// Mentions per product and speaker, most mentioned product first.
+    pub speakers: Vec<SpeakerCounts>,
+    /// A few examples per product, grouped by product in the order of `speakers`.
+    pub examples: Vec<Example>,
+    /// Version of the dictionary the mentions come from.
+    pub dictionary_version: String,
+}
+
+impl ReportData {
+    /// Total mentions in the range.
+    pub fn mentions(&self) -> u64 {
+        self.daily.iter().map(|r| r.mentions).sum()
+    }
+}
+
+/// Reads the report's data: resolves the date range (default: the last 30 days of data) and the
+/// filters (case-insensitively, to the spelling in the lake), then runs one query per section.
+/// An unknown product or interaction type is an error that lists the known ones.
+pub async fn load_report_data(
+    ctx: &SessionContext,
+    filter: &ReportFilter,
+    examples_per_product: usize,
+    dictionary_version: &str,
+) -> Result<ReportData, ReportError> {
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if from > to {
+            return Err(ReportError::Filter(format!(
+                "--from {from} is after --to {to}"
+            )));
+        }
+    }
+    let product = match &filter.product {
+        Some(p) => Some(resolve(ctx, "product", "mention_counts", p).await?),
+        None => None,
+    };
+    let interaction_type = match &filter.interaction_type {
+        Some(t) => Some(resolve(ctx, "interaction_type", "utterances", t).await?),
+        None => None,
+    };
+    let mut data = ReportData {
+        product,
+        interaction_type,
+        dictionary_version: dictionary_version.to_string(),
+        ..ReportData::default()
+    };
+
+    let bounds = run(
+        ctx,
+        "the range of the data",
+        "SELECT MIN(conversation_date), MAX(conversation_date) FROM utterances",
+    )
+    .await?;
+    let first_day = bounds
+        .first()
+        .and_then(|b| dates(b, 0).first().copied().flatten());
+    let last_day = bounds
+        .first()
+        .and_then(|b| dates(b, 1).first().copied().flatten());
+    let to = match (filter.to, last_day) {
+        (Some(t), _) => t,
+        (None, Some(last)) => last.max(filter.from.unwrap_or(last)),
+        (None, None) => match filter.from {
+            Some(f) => f,
+            // No data and no dates asked for: an empty report that says so.
+            None => return Ok(data),
+        },
+    };
+    let from = filter.from.unwrap_or_else(|| {
+        let default = to - chrono::Days::new(DEFAULT_DAYS - 1);
+        first_day.map_or(default, |f| default.max(f.min(to)))
+    });
+    data.range = Some((from, to));
+
+    let mut conditions = vec![
+        format!("conversation_date >= DATE '{from}'"),
+        format!("conversation_date <= DATE '{to}'"),
+    ];
+    if let Some(t) = &data.interaction_type {
+        conditions.push(format!("interaction_type = {}", literal(t)));
+    }
+    let conversations_where = conditions.join(" AND ");
+    if let Some(p) = &data.product {
+        conditions.push(format!("product = {}", literal(p)));
+    }
+    let mentions_where = conditions.join(" AND ");
+
+    let daily = run(
+        ctx,
+        "the daily counts",
+        &format!(
+            "SELECT conversation_date, interaction_type, product, mentions, conversations \
+             FROM mention_counts WHERE {mentions_where} ORDER BY 1, 2, 3"
+        ),
+    )
+    .await?;
+    for b in &daily {
+        let (d, t, p, m, c) = (
+            dates(b, 0),
+            strings(b, 1),
+            strings(b, 2),
+            ints(b, 3),
+            ints(b, 4),
+        );
+        for i in 0..b.num_rows() {
+            let Some(date) = d[i] else { continue };
+            data.daily.push(DailyCount {
+                date,
+                interaction_type: t[i].clone(),
+                product: p[i].clone(),
+                mentions: m[i].max(0) as u64,
+                conversations: c[i].max(0) as u64,
+            });
+        }
+    }
+
+    data.conversations = count(
+        ctx,
+        "the conversations",
+        &format!(
+            "SELECT COUNT(DISTINCT conversation_id) FROM utterances WHERE {conversations_where}"
+        ),
+    )
+    .await?;
+    data.conversations_with_mentions = count(
+        ctx,
+        "the conversations with mentions",
+        &format!("SELECT COUNT(DISTINCT conversation_id) FROM mentions WHERE {mentions_where}"),
+    )
+    .await?;
+
+    let speakers = run(
+        ctx,
+        "the mentions by speaker",
+        &format!(
+            "SELECT product, participant, COUNT(*) FROM mentions WHERE {mentions_where} \
+             GROUP BY product, participant"
+        ),
+    )
+    .await?;
+    let mut by_product: BTreeMap<String, SpeakerCounts> = BTreeMap::new();
+    for b in &speakers {
+        let (p, who, n) = (strings(b, 0), strings(b, 1), ints(b, 2));
+        for i in 0..b.num_rows() {
+            let entry = by_product
+                .entry(p[i].clone())
+                .or_insert_with(|| SpeakerCounts {
+                    product: p[i].clone(),
+                    ..SpeakerCounts::default()
+                });
+            let n = n[i].max(0) as u64;
+            match who[i].as_str() {
+                "customer" => entry.customer += n,
+                "agent" => entry.agent += n,
+                _ => entry.other += n,
+            }
+        }
+    }
+    let mut speakers: Vec<SpeakerCounts> = by_product.into_values().collect();
+    speakers.sort_by(|a, b| {
+        let total = |s: &SpeakerCounts| s.customer + s.agent + s.other;
+        total(b).cmp(&total(a)).then(a.product.cmp(&b.product))
+    });
+    data.speakers = speakers;
+
+    if examples_per_product > 0 {
+        data.examples = examples(ctx, &mentions_where, examples_per_product).await?;
+        let order: BTreeMap<&str, usize> = data
+            .speakers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.product.as_str(), i))
+            .collect();
+        // Stable: within a product the examples keep the query's order.
+        data.examples
+            .sort_by_key(|e| order.get(e.product.as_str()).copied().unwrap_or(usize::MAX));
+    }
+    Ok(data)
+}
+
+/// Up to `n` example utterances per product, from different conversations, each with every
+/// mention in it (of any product) so all matched words can be highlighted.
+async fn examples(
+    ctx: &SessionContext,
+    mentions_where: &str,
+    n: usize,
+) -> Result<Vec<Example>, ReportError> {
+    let sql = format!(
+        "WITH firsts AS (
+             SELECT product, conversation_id, MIN(utterance_index) AS utterance_index
+             FROM mentions WHERE {mentions_where}
+             GROUP BY product, conversation_id
+         ), picked AS (
+             SELECT product, conversation_id, utterance_index,
+                    ROW_NUMBER() OVER (PARTITION BY product ORDER BY conversation_id) AS pick
+             FROM firsts
+         )
+         SELECT p.product, u.conversation_id, u.conversation_date, u.interaction_type,
+                u.participant, u.text, m.product AS matched, m.start_char, m.end_char
+         FROM picked AS p
+         JOIN utterances AS u
+           ON u.conversation_id = p.conversation_id AND u.utterance_index = p.utterance_index
+         JOIN mentions AS m
+           ON m.conversation_id = p.conversation_id AND m.utterance_index = p.utterance_index
+         WHERE p.pick <= {n}
+         ORDER BY p.product, p.pick, m.start_char, m.end_char"
+    );
+    let batches = run(ctx, "the examples", &sql).await?;
+    let mut out: Vec<Example> = Vec::new();
+    for b in &batches {
+        let (product, conv, date, kind) =
+            (strings(b, 0), strings(b, 1), dates(b, 2), strings(b, 3));
+        let (who, text, matched) = (strings(b, 4), strings(b, 5), strings(b, 6));
+        let (start, end) = (ints(b, 7), ints(b, 8));
+        for i in 0..b.num_rows() {
+            let span = (
+                start[i].max(0) as usize,
+                end[i].max(0) as usize,
+                matched[i] == product[i],
+            );
+            match out.last_mut() {
+                Some(e) if e.product == product[i] && e.conversation_id == conv[i] => {
+                    e.highlights.push(span)
+                }
+                _ => out.push(Example {
+                    product: product[i].clone(),
+                    conversation_id: conv[i].clone(),
+                    date: date[i].unwrap_or_default(),
+                    interaction_type: kind[i].clone(),
+                    participant: who[i].clone(),
+                    text: text[i].clone(),
+                    highlights: vec![span],
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The spelling in the lake of `wanted` in `column` of `table` (case-insensitive), or an error
+/// that lists what is there.
+async fn resolve(
+    ctx: &SessionContext,
+    column: &str,
+    table: &str,
+    wanted: &str,
+) -> Result<String, ReportError> {
+    let batches = run(
+        ctx,
+        "the known values",
+        &format!("SELECT DISTINCT {column} FROM {table} ORDER BY 1"),
+    )
+    .await?;
+    let known: Vec<String> = batches.iter().flat_map(|b| strings(b, 0)).collect();
+    let wanted_lower = wanted.trim().to_lowercase();
+    if let Some(found) = known.iter().find(|k| k.to_lowercase() == wanted_lower) {
+        return Ok(found.clone());
+    }
+    let flag = column.replace('_', "-");
+    Err(ReportError::Filter(if known.is_empty() {
+        format!("--{flag} {wanted:?}: the lake has no {table} yet; run `convlake fetch`, `extract` and `aggregate` first")
+    } else {
+        format!(
+            "--{flag} {wanted:?} does not occur in the lake; known: {}",
+            known.join(", ")
+        )
+    }))
+}
+
+/// A SQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+async fn run(ctx: &SessionContext, what: &str, sql: &str) -> Result<Vec<RecordBatch>, ReportError> {
+    let query = |e: datafusion::error::DataFusionError| ReportError::Query {
+        what: what.to_string(),
+        message: e.to_string(),
+    };
+    ctx.sql(sql)
+        .await
+        .map_err(query)?
+        .collect()
+        .await
+        .map_err(query)
+}
+
+async fn count(ctx: &SessionContext, what: &str, sql: &str) -> Result<u64, ReportError> {
+    let batches = run(ctx, what, sql).await?;
+    Ok(batches
+        .first()
+        .and_then(|b| ints(b, 0).first().copied())
+        .unwrap_or(0)
+        .max(0) as u64)
+}
+
+/// Column `i` cast to `to` (DataFusion may hand back view, dictionary or other integer types);
+/// `None` when the column is missing or cannot be cast.
+fn column_as(batch: &RecordBatch, i: usize, to: &DataType) -> Option<ArrayRef> {
+    (i < batch.num_columns())
+        .then(|| cast(batch.column(i), to).ok())
+        .flatten()
+}
+
+fn strings(batch: &RecordBatch, i: usize) -> Vec<String> {
+    let col = column_as(batch, i, &DataType::Utf8);
+    match col
+        .as_ref()
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+    {
+        Some(a) => (0..a.len())
+            .map(|j| {
+                if a.is_null(j) {
+                    String::new()
+                } else {
+                    a.value(j).to_string()
+                }
+            })
+            .collect(),
+        None => vec![String::new(); batch.num_rows()],
+    }
+}
+
+fn ints(batch: &RecordBatch, i: usize) -> Vec<i64> {
+    let col = column_as(batch, i, &DataType::Int64);
+    match col
+        .as_ref()
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+    {
+        Some(a) => (0..a.len())
+            .map(|j| if a.is_null(j) { 0 } else { a.value(j) })
+            .collect(),
+        None => vec![0; batch.num_rows()],
+    }
+}
+
+fn dates(batch: &RecordBatch, i: usize) -> Vec<Option<NaiveDate>> {
+    let col = column_as(batch, i, &DataType::Date32);
+    let epoch = NaiveDate::default();
+    match col
+        .as_ref()
+        .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
+    {
+        Some(a) => (0..a.len())
+            .map(|j| {
+                (!a.is_null(j))
+                    .then(|| epoch.checked_add_signed(chrono::Duration::days(a.value(j).into())))
+                    .flatten()
+            })
+            .collect(),
+        None => vec![None; batch.num_rows()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_double_single_quotes() {
+        assert_eq!(literal("Bob's Router"), "'Bob''s Router'");
+    }
+}

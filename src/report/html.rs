@@ -1,0 +1,526 @@
+//! `report.html`: one self-contained page (styles and charts inline, no script, no external
+//! request) with the headline numbers, the charts, mentions by speaker per product and example
+//! snippets with the matched words highlighted.
+//!
+//! Invariants: every piece of text that comes from the lake (transcripts, product names,
+//! interaction types, conversation ids) is HTML-escaped, and a Content-Security-Policy forbids
+//! scripts and external loads in case anything slipped through; the page is a pure function of
+//! its inputs (no clock), so the same lake gives the same bytes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+
+use super::data::{Example, ReportData};
+
+/// Characters of context kept before the first highlighted mention of a long example.
+const CONTEXT_BEFORE: usize = 120;
+/// Characters kept after it.
+const CONTEXT_AFTER: usize = 180;
+/// Products listed under "top products".
+const TOP_PRODUCTS: usize = 3;
+/// Products listed under "biggest movers".
+const MOVERS: usize = 3;
+
+/// One product's change between the last 7 days of the range and the 7 days before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mover {
+    /// Canonical product name.
+    pub product: String,
+    /// Mentions in the last 7 days of the range.
+    pub this_week: u64,
+    /// Mentions in the 7 days before those.
+    pub last_week: u64,
+}
+
+impl Mover {
+    fn change(&self) -> i64 {
+        self.this_week as i64 - self.last_week as i64
+    }
+}
+
+/// The products whose mentions changed most between the last two weeks of the range, biggest
+/// absolute change first; `Err` explains why there is no comparison (range under 14 days).
+pub fn movers(data: &ReportData) -> Result<Vec<Mover>, String> {
+    let Some((from, to)) = data.range else {
+        return Err("no data".into());
+    };
+    let days = (to - from).num_days() + 1;
+    if days < 14 {
+        return Err(format!(
+            "week over week needs at least 14 days in the range; this one has {days}"
+        ));
+    }
+    let this_start = to - chrono::Days::new(6);
+    let last_start = to - chrono::Days::new(13);
+    let mut weeks: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for r in &data.daily {
+        let entry = weeks.entry(r.product.as_str()).or_default();
+        if r.date >= this_start && r.date <= to {
+            entry.0 += r.mentions;
+        } else if r.date >= last_start && r.date < this_start {
+            entry.1 += r.mentions;
+        }
+    }
+    let mut out: Vec<Mover> = weeks
+        .into_iter()
+        .map(|(p, (this_week, last_week))| Mover {
+            product: p.to_string(),
+            this_week,
+            last_week,
+        })
+        .filter(|m| m.change() != 0)
+        .collect();
+    out.sort_by(|a, b| {
+        b.change()
+            .abs()
+            .cmp(&a.change().abs())
+            .then(a.product.cmp(&b.product))
+    });
+    out.truncate(MOVERS);
+    Ok(out)
+}
+
+/// Escapes text for an HTML element body or a double-quoted attribute.
+fn esc(s: &str) -> String {
+    html_escape::encode_double_quoted_attribute(s).into_owned()
+}
+
+/// Renders `text` with the highlighted spans (character offsets) wrapped in `<mark>`; the
+/// product's own mentions get class `own`. Long texts are cut around the first own mention.
+pub fn highlight(example: &Example) -> String {
+    let chars: Vec<char> = example.text.chars().collect();
+    let mut spans: Vec<(usize, usize, bool)> = example
+        .highlights
+        .iter()
+        .copied()
+        .filter(|(s, e, _)| s < e && *e <= chars.len())
+        .collect();
+    spans.sort();
+    let anchor = spans
+        .iter()
+        .find(|s| s.2)
+        .or(spans.first())
+        .map_or(0, |s| s.0);
+    let start = anchor.saturating_sub(CONTEXT_BEFORE);
+    let end = (anchor + CONTEXT_AFTER).min(chars.len()).max(start);
+    let slice = |a: usize, b: usize| -> String { chars[a..b].iter().collect() };
+
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    let mut cursor = start;
+    for (s, e, own) in spans {
+        // Spans outside the window, or overlapping one already written, are left plain.
+        if s < cursor || s >= end {
+            continue;
+        }
+        let e = e.min(end);
+        out.push_str(&esc(&slice(cursor, s)));
+        let class = if own { "own" } else { "other" };
+        let _ = write!(out, "<mark class=\"{class}\">{}</mark>", esc(&slice(s, e)));
+        cursor = e;
+    }
+    out.push_str(&esc(&slice(cursor, end)));
+    if end < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "–".into()
+    } else {
+        format!("{:.0}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root { color-scheme: light; }
+body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 0;
+       color: #1f2328; background: #f6f7f9; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 32px 48px; }
+h1 { font-size: 1.8rem; margin: 0 0 4px; }
+h2 { font-size: 1.3rem; margin: 36px 0 12px; border-bottom: 1px solid #d0d7de; padding-bottom: 6px; }
+h3 { font-size: 1.05rem; margin: 20px 0 8px; }
+.sub { color: #57606a; margin: 0 0 20px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(210px, 1fr)); gap: 14px; }
+.card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 14px 16px; }
+.card .label { color: #57606a; font-size: .85rem; text-transform: uppercase; letter-spacing: .04em; }
+.card .value { font-size: 2rem; font-weight: 600; margin-top: 4px; }
+.card ol, .card ul { margin: 6px 0 0; padding-left: 20px; }
+.card li { margin: 2px 0; }
+.up { color: #1a7f37; } .down { color: #cf222e; }
+.note { color: #57606a; font-style: italic; }
+figure { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; margin: 0 0 18px; padding: 8px; }
+figure svg { display: block; width: 100%; height: auto; }
+figcaption { color: #57606a; font-size: .9rem; padding: 4px 8px; }
+table { border-collapse: collapse; background: #fff; width: 100%; border: 1px solid #d0d7de; }
+th, td { padding: 6px 10px; border-bottom: 1px solid #eaeef2; text-align: left; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+.bar { display: flex; height: 10px; min-width: 160px; border-radius: 5px; overflow: hidden; background: #eaeef2; }
+.c { background: #4e79a7; } .a { background: #f28e2b; } .o { background: #8c8c8c; }
+.sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 4px 0 8px; }
+.examples { list-style: none; padding: 0; margin: 0; }
+.examples li { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 10px 14px; margin: 0 0 10px; }
+.meta { color: #57606a; font-size: .85rem; margin-bottom: 4px; }
+.text { white-space: pre-wrap; overflow-wrap: anywhere; }
+mark.own { background: #ffe08a; padding: 0 2px; border-radius: 3px; font-weight: 600; }
+mark.other { background: #dbe9f7; padding: 0 2px; border-radius: 3px; }
+footer { color: #57606a; font-size: .8rem; margin-top: 40px; }
+"#;
+
+/// The whole page. `trend_svg` and `share_svg` are the charts' SVG documents (made by our chart
+/// code, whose text plotters escapes).
+pub fn render_html(data: &ReportData, trend_svg: &str, share_svg: &str) -> String {
+    let mut h = String::new();
+    let range_text = match data.range {
+        Some((from, to)) if from == to => format!("{from}"),
+        Some((from, to)) => format!("{from} to {to}"),
+        None => "no data".to_string(),
+    };
+    let mut filters = Vec::new();
+    if let Some(p) = &data.product {
+        filters.push(format!("product {}", esc(p)));
+    }
+    if let Some(t) = &data.interaction_type {
+        filters.push(format!("interaction type {}", esc(t)));
+    }
+    let filter_text = if filters.is_empty() {
+        "all products and interaction types".to_string()
+    } else {
+        filters.join(", ")
+    };
+
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    h.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n");
+    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    h.push_str("<link rel=\"icon\" href=\"data:,\">\n");
+    let _ = writeln!(h, "<title>Product mentions, {}</title>", esc(&range_text));
+    let _ = writeln!(h, "<style>{STYLE}</style>\n</head>\n<body>\n<main>");
+    let _ = writeln!(h, "<h1>Product mentions, {}</h1>", esc(&range_text));
+    let _ = writeln!(h, "<p class=\"sub\">{filter_text}</p>");
+
+    if data.range.is_none() {
+        h.push_str("<p class=\"note\" id=\"empty\">The lake holds no conversations yet. Run <code>convlake fetch</code>, <code>convlake extract</code> and <code>convlake aggregate</code>, then <code>convlake report</code> again.</p>\n");
+    } else if data.daily.is_empty() {
+        h.push_str("<p class=\"note\" id=\"empty\">No product mentions in this range. Widen it with <code>--from</code>/<code>--to</code> or drop the filters.</p>\n");
+    }
+
+    headline(&mut h, data);
+
+    h.push_str("<h2>Charts</h2>\n");
+    let _ = writeln!(
+        h,
+        "<figure id=\"trend\">{}<figcaption>Mentions per day per product; products outside the top are summed as “other”.</figcaption></figure>",
+        strip_xml_prolog(trend_svg)
+    );
+    let _ = writeln!(
+        h,
+        "<figure id=\"share\">{}<figcaption>Mentions by interaction type, stacked by product.</figcaption></figure>",
+        strip_xml_prolog(share_svg)
+    );
+
+    speakers(&mut h, data);
+    examples(&mut h, data);
+
+    let _ = writeln!(
+        h,
+        "<footer>Generated by convlake from the lake's current conversations; dictionary version <code>{}</code>.</footer>",
+        esc(&data.dictionary_version)
+    );
+    h.push_str("</main>\n</body>\n</html>\n");
+    h
+}
+
+/// Inline SVG must not carry an XML declaration.
+fn strip_xml_prolog(svg: &str) -> &str {
+    match svg.trim_start().strip_prefix("<?xml") {
+        Some(rest) => rest.split_once("?>").map_or(svg, |(_, body)| body),
+        None => svg,
+    }
+}
+
+fn headline(h: &mut String, data: &ReportData) {
+    let mentions = data.mentions();
+    h.push_str("<section class=\"cards\" id=\"headline\">\n");
+    let card = |h: &mut String, label: &str, value: String| {
+        let _ = writeln!(
+            h,
+            "<div class=\"card\"><div class=\"label\">{label}</div><div class=\"value\">{value}</div></div>"
+        );
+    };
+    card(h, "Conversations", thousands(data.conversations));
+    card(h, "Mentions", thousands(mentions));
+    card(
+        h,
+        "Conversations with a mention",
+        format!(
+            "{} <small>({})</small>",
+            thousands(data.conversations_with_mentions),
+            pct(data.conversations_with_mentions, data.conversations)
+        ),
+    );
+
+    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &data.daily {
+        *totals.entry(r.product.as_str()).or_default() += r.mentions;
+    }
+    let mut ranked: Vec<(&str, u64)> = totals.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    h.push_str("<div class=\"card\" id=\"top-products\"><div class=\"label\">Top products</div>");
+    if ranked.is_empty() {
+        h.push_str("<p class=\"note\">none in range</p>");
+    } else {
+        h.push_str("<ol>");
+        for (p, n) in ranked.iter().take(TOP_PRODUCTS) {
+            let _ = write!(
+                h,
+                "<li>{} — {} ({})</li>",
+                esc(p),
+                thousands(*n),
+                pct(*n, mentions)
+            );
+        }
+        h.push_str("</ol>");
+    }
+    h.push_str("</div>\n");
+
+    h.push_str("<div class=\"card\" id=\"movers\"><div class=\"label\">Biggest movers, week over week</div>");
+    match movers(data) {
+        Err(why) => {
+            let _ = write!(h, "<p class=\"note\">{}</p>", esc(&why));
+        }
+        Ok(list) if list.is_empty() => h.push_str("<p class=\"note\">no change</p>"),
+        Ok(list) => {
+            h.push_str("<ul>");
+            for m in list {
+                let change = m.change();
+                let (class, sign) = if change > 0 {
+                    ("up", "▲ +")
+                } else {
+                    ("down", "▼ ")
+                };
+                let rel = if m.last_week == 0 {
+                    "new".to_string()
+                } else {
+                    format!("{:+.0}%", change as f64 * 100.0 / m.last_week as f64)
+                };
+                let _ = write!(
+                    h,
+                    "<li>{} <span class=\"{class}\">{sign}{change} ({rel})</span> <small>{} → {}</small></li>",
+                    esc(&m.product),
+                    m.last_week,
+                    m.this_week
+                );
+            }
+            h.push_str("</ul>");
+        }
+    }
+    h.push_str("</div>\n</section>\n");
+}
+
+fn speakers(h: &mut String, data: &ReportData) {
+    h.push_str("<h2>Who mentions each product</h2>\n");
+    if data.speakers.is_empty() {
+        h.push_str("<p class=\"note\">No mentions in this range.</p>\n");
+        return;
+    }
+    h.push_str("<table id=\"speakers\">\n<thead><tr><th>Product</th><th class=\"n\">Mentions</th><th class=\"n\">Customer</th><th class=\"n\">Agent</th><th class=\"n\">Other</th><th class=\"n\">Customer share</th><th><span class=\"sw c\"></span>customer <span class=\"sw a\"></span>agent <span class=\"sw o\"></span>other</th></tr></thead>\n<tbody>\n");
+    for s in &data.speakers {
+        let total = s.customer + s.agent + s.other;
+        let width = |n: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / total as f64
+            }
+        };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td><div class=\"bar\"><span class=\"c\" style=\"width:{:.1}%\"></span><span class=\"a\" style=\"width:{:.1}%\"></span><span class=\"o\" style=\"width:{:.1}%\"></span></div></td></tr>",
+            esc(&s.product),
+            thousands(total),
+            thousands(s.customer),
+            thousands(s.agent),
+            thousands(s.other),
+            pct(s.customer, total),
+            width(s.customer),
+            width(s.agent),
+            width(s.other),
+        );
+    }
+    h.push_str("</tbody>\n</table>\n");
+}
+
+fn examples(h: &mut String, data: &ReportData) {
+    h.push_str("<h2>Examples</h2>\n");
+    if data.examples.is_empty() {
+        h.push_str("<p class=\"note\">No examples in this range.</p>\n");
+        return;
+    }
+    h.push_str("<div id=\"examples\">\n");
+    let mut current: Option<&str> = None;
+    for e in &data.examples {
+        if current != Some(e.product.as_str()) {
+            if current.is_some() {
+                h.push_str("</ul>\n");
+            }
+            let _ = writeln!(h, "<h3>{}</h3>\n<ul class=\"examples\">", esc(&e.product));
+            current = Some(e.product.as_str());
+        }
+        let _ = writeln!(
+            h,
+            "<li><div class=\"meta\">{} · {} · {} · conversation <code>{}</code></div><div class=\"text\">{}</div></li>",
+            day(e.date),
+            esc(&e.interaction_type),
+            esc(&e.participant),
+            esc(&e.conversation_id),
+            highlight(e)
+        );
+    }
+    h.push_str("</ul>\n</div>\n");
+}
+
+fn day(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::DailyCount;
+
+    fn example(text: &str, highlights: Vec<(usize, usize, bool)>) -> Example {
+        Example {
+            product: "Acme Router".into(),
+            conversation_id: "c-1".into(),
+            date: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            interaction_type: "chat".into(),
+            participant: "customer".into(),
+            text: text.into(),
+            highlights,
+        }
+    }
+
+    #[test]
+    fn highlights_use_character_offsets_and_escape_everything() {
+        // "é" is one character but two bytes: offsets are characters.
+        let text = "é <script>alert(1)</script> my acme router & Nimbus Hub";
+        let start = text.chars().position(|c| c == 'a').unwrap();
+        let start = text.chars().skip(start + 1).position(|c| c == 'a').unwrap() + start + 1;
+        let own = (start, start + "acme router".len(), true);
+        let nimbus = text.chars().count() - "Nimbus Hub".len();
+        let html = highlight(&example(text, vec![own, (nimbus, nimbus + 10, false)]));
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(
+            html.contains("<mark class=\"own\">acme router</mark>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&amp; <mark class=\"other\">Nimbus Hub</mark>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_around_the_mention_and_bad_offsets_ignored() {
+        let text = format!("{}Acme Router{}", "x".repeat(500), "y".repeat(500));
+        let html = highlight(&example(&text, vec![(500, 511, true), (2000, 2010, true)]));
+        assert!(html.starts_with('…') && html.ends_with('…'));
+        assert!(html.contains("<mark class=\"own\">Acme Router</mark>"));
+        assert!(html.chars().count() < CONTEXT_BEFORE + CONTEXT_AFTER + 50);
+    }
+
+    fn data(days: &[(u32, &str, u64)], from: u32, to: u32) -> ReportData {
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
+        ReportData {
+            range: Some((d(from), d(to))),
+            daily: days
+                .iter()
+                .map(|(n, p, m)| DailyCount {
+                    date: d(*n),
+                    interaction_type: "voice".into(),
+                    product: (*p).into(),
+                    mentions: *m,
+                    conversations: 1,
+                })
+                .collect(),
+            ..ReportData::default()
+        }
+    }
+
+    #[test]
+    fn movers_compare_the_last_two_weeks() {
+        let d = data(
+            &[
+                (2, "A", 5),
+                (10, "A", 1),
+                (16, "A", 9),
+                (3, "B", 4),
+                (20, "C", 2),
+            ],
+            1,
+            21,
+        );
+        // Weeks: 15..=21 and 8..=14. A: 9 vs 1; B: 0 vs 0 (day 3 is older); C: 2 vs 0.
+        let m = movers(&d).unwrap();
+        assert_eq!(
+            m,
+            vec![
+                Mover {
+                    product: "A".into(),
+                    this_week: 9,
+                    last_week: 1
+                },
+                Mover {
+                    product: "C".into(),
+                    this_week: 2,
+                    last_week: 0
+                },
+            ]
+        );
+        assert!(movers(&data(&[(1, "A", 1)], 1, 1))
+            .unwrap_err()
+            .contains("14 days"));
+    }
+
+    #[test]
+    fn page_is_self_contained_and_escapes_names() {
+        let mut d = data(&[(1, "<b>Evil</b>", 3)], 1, 1);
+        d.speakers = vec![crate::report::SpeakerCounts {
+            product: "<b>Evil</b>".into(),
+            customer: 2,
+            agent: 1,
+            other: 0,
+        }];
+        let html = render_html(&d, "<svg></svg>", "<svg></svg>");
+        assert!(!html.contains("<b>Evil"), "product names are escaped");
+        assert!(html.contains("&lt;b&gt;Evil"));
+        assert!(
+            !html.contains("http://") && !html.contains("https://") && !html.contains("<script")
+        );
+        assert!(
+            html.contains("14 days"),
+            "one day gives a clear note on movers"
+        );
+        let empty = render_html(&ReportData::default(), "<svg></svg>", "<svg></svg>");
+        assert!(empty.contains("no conversations yet"));
+    }
+}

@@ -42,7 +42,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Report(a) => pipeline::report(&lake()?, &dict()?, a).await.map(drop),
         Command::Export(a) => pipeline::export(&lake()?, &dict()?, a).await,
         Command::Query(a) => pipeline::query(&lake()?, &dict()?, a).await,
-        Command::Run(a) => pipeline::run(&lake()?, &dict()?, a).await.map(drop),
+        Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, a).await,
         Command::Demo(a) => pipeline::demo(&cli.lake, &dict()?, a).await,
     }
 }

@@ -17,13 +17,18 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::lake::events::{snapshots_in_order, Event, EventKind};
-use crate::lake::{content_hash, mention_counts_path, mentions_dir, schema, Lake, LakeError};
+use crate::lake::{
+    content_hash, conversation_mentions_path, mention_counts_path, mentions_dir, schema, Lake,
+    LakeError,
+};
 
 const CURRENT_COPIES_SQL: &str = include_str!("../../sql/current_copies.sql");
 const UTTERANCES_SQL: &str = include_str!("../../sql/utterances.sql");
 const MENTIONS_SQL: &str = include_str!("../../sql/mentions.sql");
 /// The query that builds `mention_counts`.
 pub const MENTION_COUNTS_SQL: &str = include_str!("../../sql/mention_counts.sql");
+/// The query that builds `conversation_mentions`.
+pub const CONVERSATION_MENTIONS_SQL: &str = include_str!("../../sql/conversation_mentions.sql");
 
 /// Errors of the aggregate stage and of queries.
 #[derive(Debug, thiserror::Error)]
@@ -195,15 +200,44 @@ fn conform(
         .collect()
 }
 
-/// Builds `aggregates/dict=<version>/mention_counts.parquet` from the current mentions.
+/// Runs `sql` and writes its result (conformed to `target`) to `path`; returns (rows, bytes).
+async fn build(
+    ctx: &SessionContext,
+    lake: &Lake,
+    sql: &str,
+    target: &SchemaRef,
+    path: &str,
+) -> Result<(Vec<RecordBatch>, bytes::Bytes), AggregateError> {
+    let batches = conform(&query(ctx, sql).await?, target)?;
+    let bytes = schema::to_parquet(target, &batches).map_err(AggregateError::Shape)?;
+    lake.put(path, bytes.clone()).await?;
+    Ok((batches, bytes))
+}
+
+/// Builds `aggregates/dict=<version>/mention_counts.parquet` (and the per-conversation
+/// `conversation_mentions.parquet`) from the current mentions.
 pub async fn aggregate(
     lake: &Lake,
     dictionary_version: &str,
 ) -> Result<AggregateSummary, AggregateError> {
     let ctx = session(lake, dictionary_version).await?;
-    let batches = query(&ctx, MENTION_COUNTS_SQL).await?;
-    let target = schema::mention_counts_schema();
-    let batches = conform(&batches, &target)?;
+    let path = mention_counts_path(dictionary_version);
+    let (batches, bytes) = build(
+        &ctx,
+        lake,
+        MENTION_COUNTS_SQL,
+        &schema::mention_counts_schema(),
+        &path,
+    )
+    .await?;
+    let (_, detail) = build(
+        &ctx,
+        lake,
+        CONVERSATION_MENTIONS_SQL,
+        &schema::conversation_mentions_schema(),
+        &conversation_mentions_path(dictionary_version),
+    )
+    .await?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let mentions: i64 = batches
         .iter()
@@ -214,10 +248,7 @@ pub async fn aggregate(
                 .map(|a| a.iter().flatten().sum::<i64>())
         })
         .sum();
-    let bytes = schema::to_parquet(&target, &batches).map_err(AggregateError::Shape)?;
-    let hash = content_hash(&bytes);
-    let path = mention_counts_path(dictionary_version);
-    lake.put(&path, bytes).await?;
+    let hash = aggregates_hash(&bytes, &detail);
     lake.events()
         .append(vec![EventKind::Aggregated {
             dictionary_version: dictionary_version.to_string(),
@@ -232,6 +263,14 @@ pub async fn aggregate(
         content_hash: hash,
         path,
     })
+}
+
+/// The content hash of a version's aggregates: both files, in order.
+pub fn aggregates_hash(mention_counts: &[u8], conversation_mentions: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(blake3::hash(mention_counts).as_bytes());
+    h.update(blake3::hash(conversation_mentions).as_bytes());
+    h.finalize().to_hex().to_string()
 }
 
 /// One row of `mention_counts`, as read back from the lake.

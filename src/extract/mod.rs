@@ -5,6 +5,7 @@
 //! only complete files and a re-run does the rest.
 
 pub mod dictionary;
+pub mod eval;
 pub mod matcher;
 
 use std::sync::Arc;

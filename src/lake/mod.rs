@@ -214,6 +214,11 @@ pub fn mention_counts_path(dictionary_version: &str) -> String {
     format!("aggregates/dict={dictionary_version}/mention_counts.parquet")
 }
 
+/// The lake path of the per-conversation aggregates for one dictionary version.
+pub fn conversation_mentions_path(dictionary_version: &str) -> String {
+    format!("aggregates/dict={dictionary_version}/conversation_mentions.parquet")
+}
+
 /// blake3 of some bytes as lowercase hex.
 pub fn content_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()

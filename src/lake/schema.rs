@@ -58,6 +58,19 @@ pub fn mention_counts_schema() -> SchemaRef {
     ]))
 }
 
+/// Columns of `conversation_mentions` (per conversation, speaker and product).
+pub fn conversation_mentions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("conversation_id", DataType::Utf8, false),
+        Field::new("conversation_date", DataType::Date32, false),
+        Field::new("interaction_type", DataType::Utf8, false),
+        Field::new("participant", DataType::Utf8, false),
+        Field::new("product", DataType::Utf8, false),
+        Field::new("mentions", DataType::Int64, false),
+        Field::new("dictionary_version", DataType::Utf8, false),
+    ]))
+}
+
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))

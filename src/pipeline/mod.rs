@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use chrono::{NaiveDate, Utc};
 
 use crate::aggregate::{self, CountRow};
@@ -168,8 +168,8 @@ async fn sync_to(
     t: &Target,
     wait: bool,
 ) -> Result<sync::SyncSummary> {
-    let (rows, hash) = counts(lake, dict).await?;
-    let s = sync::sync(t, &rows, &dict.version, &hash, wait).await?;
+    let aggregates = sync::Aggregates::read(lake, &dict.version).await?;
+    let s = sync::sync(t, &aggregates, &dict.version, wait).await?;
     if s.unchanged {
         eprintln!(
             "sync: {} already holds these {} rows; nothing to do",
@@ -178,12 +178,14 @@ async fn sync_to(
         );
     } else {
         eprintln!(
-            "sync: {}: {} rows ({} inserted, {} updated, {} deleted)",
+            "sync: {}: product_mentions {} rows ({} inserted, {} updated, {} deleted); conversation_mentions {} rows ({} changed)",
             t.describe(),
             s.rows,
             s.inserted,
             s.updated,
-            s.deleted
+            s.deleted,
+            s.conversation_rows,
+            s.conversation_changes
         );
     }
     Ok(s)
@@ -218,11 +220,132 @@ pub struct RunSummary {
     pub synced: Option<sync::SyncSummary>,
 }
 
-/// `convlake run`.
+/// Set by the first Ctrl-C/SIGTERM: the current stage finishes, no new stage starts.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn check_stop(next: &str) -> Result<()> {
+    if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        bail!("stopped by a signal before {next}; the stages before it are complete and a re-run continues from there");
+    }
+    Ok(())
+}
+
+/// Holds `<lake>/.convlake-run.lock` (an OS file lock, released when the process ends, even on
+/// a crash) so two schedulers never run on one lake.
+pub struct LakeLock {
+    _file: std::fs::File,
+}
+
+/// Takes the scheduler lock of a lake, or says who holds it.
+pub fn lock_lake(lake: &Lake) -> Result<LakeLock> {
+    use std::io::{Read, Seek, Write};
+    let path = lake.root().join(".convlake-run.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        bail!(
+            "another convlake run ({}) is using the lake {}; stop it first, or use another --lake",
+            holder.trim(),
+            lake.root().display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "pid {}", std::process::id())?;
+    Ok(LakeLock { _file: file })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `convlake run`, once or `--every` DURATION. The first Ctrl-C/SIGTERM lets the current stage
+/// finish and stops; a second one aborts at once (a sync in progress is rolled back by
+/// PostgreSQL, a page being written is never recorded).
+pub async fn run_command(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<()> {
+    let _lock = lock_lake(lake)?;
+    let work = async {
+        let mut cycle = 0u64;
+        loop {
+            cycle += 1;
+            let started = std::time::Instant::now();
+            let s = run(lake, dict, args).await?;
+            let Some(every) = args.every else {
+                return Ok::<(), anyhow::Error>(());
+            };
+            eprintln!(
+                "cycle {cycle}: {} pages ({} new), {} snapshots extracted, {} mentions, sync: {}, {:.1} s",
+                s.fetch.pages,
+                s.fetch.new_snapshots,
+                s.extract.extracted,
+                s.aggregate.mentions,
+                match &s.synced {
+                    None => "skipped".to_string(),
+                    Some(x) if x.unchanged => "unchanged".to_string(),
+                    Some(x) => format!("{} changes", x.inserted + x.updated + x.deleted + x.conversation_changes),
+                },
+                started.elapsed().as_secs_f64()
+            );
+            let wait = every.saturating_sub(started.elapsed());
+            let mut slept = std::time::Duration::ZERO;
+            while slept < wait {
+                if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+                    eprintln!("run: stopped after cycle {cycle}");
+                    return Ok(());
+                }
+                let step = (wait - slept).min(std::time::Duration::from_millis(200));
+                tokio::time::sleep(step).await;
+                slept += step;
+            }
+        }
+    };
+    let signals = async {
+        signal().await;
+        STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+        eprintln!("run: stopping after the current stage (press Ctrl-C again to abort now)");
+        signal().await;
+    };
+    tokio::select! {
+        r = work => r,
+        _ = signals => bail!("aborted by a second signal; a sync in progress was rolled back, and a re-run continues where this one stopped"),
+    }
+}
+
+/// `convlake run`: one pass of every stage.
 pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSummary> {
+    check_stop("fetch")?;
     let f = fetch(lake, &args.source).await?;
+    check_stop("extract")?;
     let e = extract(lake, dict, args.workers).await?;
+    check_stop("aggregate")?;
     let a = aggregate(lake, dict).await?;
+    check_stop("sync")?;
     let synced = match target(&args.db)? {
         Some(t) => Some(sync_to(lake, dict, &t, args.db.wait).await?),
         None => {
@@ -230,7 +353,22 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSu
             None
         }
     };
-    report(lake, dict, &ReportArgs { out: None, top: 8 }).await?;
+    report(
+        lake,
+        dict,
+        &ReportArgs {
+            out: None,
+            top: 8,
+            from: None,
+            to: None,
+            product: None,
+            interaction_type: None,
+            by: crate::cli::Facet::None,
+            examples: 3,
+        },
+    )
+    .await?;
+    check_stop("export")?;
     let (body, hash) = payload(lake, dict).await?;
     write_json(&lake.root().join("reports").join("dashboard.json"), &body)?;
     if args.dashboard.dashboard_url.is_some() {
@@ -350,6 +488,7 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
             dashboard_token: Some("demo-token".into()),
         },
         workers: None,
+        every: None,
     };
     let result = run(&lake, dict, &run_args).await;
     let db_rows = match (&result, &database_url) {

@@ -13,7 +13,9 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls};
 
-use crate::aggregate::CountRow;
+use arrow::array::{Array, Date32Array, Int64Array, RecordBatch, StringArray};
+
+use crate::lake::{conversation_mentions_path, mention_counts_path, schema, Lake, LakeError};
 use crate::secret::Secret;
 
 /// The migrations, in order: (file name, SQL).
@@ -25,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_sync_state.sql",
         include_str!("../../migrations/0002_sync_state.sql"),
+    ),
+    (
+        "0003_conversation_mentions.sql",
+        include_str!("../../migrations/0003_conversation_mentions.sql"),
     ),
 ];
 
@@ -54,6 +60,10 @@ pub enum SyncError {
         "invalid schema name {0:?}: use letters, digits and underscores, starting with a letter"
     )]
     BadSchema(String),
+    #[error("cannot sync: {0}")]
+    Input(String),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
 }
 
 /// Where to sync: a connection string (a secret: it may hold a password) and a schema.
@@ -265,25 +275,314 @@ pub async fn migrate(
     Ok(done)
 }
 
+/// A table the sync keeps equal to a lake file: its columns (in the file's order) and key.
+struct TableSpec {
+    table: &'static str,
+    columns: &'static [(&'static str, Type)],
+    key: usize,
+}
+
+const PRODUCT_MENTIONS: TableSpec = TableSpec {
+    table: "product_mentions",
+    columns: &[
+        ("recorded_date", Type::DATE),
+        ("interaction_type", Type::TEXT),
+        ("product_name", Type::TEXT),
+        ("mention_count", Type::INT4),
+        ("conversation_count", Type::INT4),
+        ("dictionary_version", Type::TEXT),
+    ],
+    key: 3,
+};
+
+const CONVERSATION_MENTIONS: TableSpec = TableSpec {
+    table: "conversation_mentions",
+    columns: &[
+        ("conversation_id", Type::TEXT),
+        ("conversation_date", Type::DATE),
+        ("interaction_type", Type::TEXT),
+        ("participant", Type::TEXT),
+        ("product", Type::TEXT),
+        ("mentions", Type::INT4),
+        ("dictionary_version", Type::TEXT),
+    ],
+    key: 0,
+};
+
+impl TableSpec {
+    fn names(&self, cols: &[(&str, Type)], prefix: &str) -> String {
+        cols.iter()
+            .map(|(c, _)| format!("{prefix}{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn key_columns(&self) -> Vec<&'static str> {
+        match self.key {
+            0 => vec!["conversation_id", "participant", "product"],
+            n => self.columns[..n].iter().map(|(c, _)| *c).collect(),
+        }
+    }
+
+    fn value_columns(&self) -> Vec<(&'static str, Type)> {
+        let key = self.key_columns();
+        self.columns
+            .iter()
+            .filter(|(c, _)| !key.contains(c))
+            .cloned()
+            .collect()
+    }
+
+    fn staging(&self) -> String {
+        format!("incoming_{}", self.table)
+    }
+
+    fn create_staging(&self) -> String {
+        let cols = self
+            .columns
+            .iter()
+            .map(|(c, t)| {
+                let ty = match *t {
+                    Type::DATE => "DATE",
+                    Type::INT4 => "INTEGER",
+                    _ => "TEXT",
+                };
+                format!("{c} {ty} NOT NULL")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "CREATE TEMP TABLE {} ({cols}) ON COMMIT DROP",
+            self.staging()
+        )
+    }
+
+    fn upsert(&self) -> String {
+        let all = self.names(self.columns, "");
+        let key = self.key_columns().join(", ");
+        let values = self.value_columns();
+        let set = values
+            .iter()
+            .map(|(c, _)| format!("{c} = EXCLUDED.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "WITH upserted AS (
+                 INSERT INTO {table} AS t ({all}, synced_at)
+                 SELECT {all}, now() FROM {staging}
+                 ON CONFLICT ({key}) DO UPDATE SET {set}, synced_at = EXCLUDED.synced_at
+                 WHERE ({old}) IS DISTINCT FROM ({new})
+                 RETURNING (xmax = 0) AS inserted)
+             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+             FROM upserted",
+            table = self.table,
+            staging = self.staging(),
+            old = self.names(&values, "t."),
+            new = self.names(&values, "EXCLUDED."),
+        )
+    }
+
+    fn delete_vanished(&self) -> String {
+        let on = self
+            .key_columns()
+            .iter()
+            .map(|c| format!("i.{c} = t.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!(
+            "DELETE FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {} i WHERE {on})",
+            self.table,
+            self.staging()
+        )
+    }
+}
+
+/// One value on its way into COPY.
+#[derive(Debug)]
+enum Cell<'a> {
+    Date(chrono::NaiveDate),
+    Text(&'a str),
+    Int(i32),
+}
+
+impl ToSql for Cell<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Cell::Date(d) => d.to_sql(ty, out),
+            Cell::Text(s) => s.to_sql(ty, out),
+            Cell::Int(i) => i.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <chrono::NaiveDate as ToSql>::accepts(ty)
+            || <&str as ToSql>::accepts(ty)
+            || <i32 as ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+fn cell<'a>(col: &'a dyn Array, ty: &Type, row: usize) -> Result<Cell<'a>, String> {
+    let any = col.as_any();
+    match *ty {
+        Type::DATE => any
+            .downcast_ref::<Date32Array>()
+            .and_then(|a| a.value_as_date(row))
+            .map(Cell::Date),
+        Type::INT4 => any
+            .downcast_ref::<Int64Array>()
+            .map(|a| Cell::Int(i32::try_from(a.value(row)).unwrap_or(i32::MAX))),
+        _ => any
+            .downcast_ref::<StringArray>()
+            .map(|a| Cell::Text(a.value(row))),
+    }
+    .ok_or_else(|| format!("column of type {ty} has an unexpected Arrow type"))
+}
+
+/// Loads one lake file into the staging table and merges it; returns (rows, inserted, updated, deleted).
+async fn merge_table(
+    tx: &tokio_postgres::Transaction<'_>,
+    target: &Target,
+    spec: &TableSpec,
+    batches: &[RecordBatch],
+) -> Result<(u64, u64, u64, u64), SyncError> {
+    tx.batch_execute(&spec.create_staging())
+        .await
+        .map_err(target.db_err(&format!("creating the staging table for {}", spec.table)))?;
+    let sink = tx
+        .copy_in(&format!(
+            "COPY {} FROM STDIN (FORMAT binary)",
+            spec.staging()
+        ))
+        .await
+        .map_err(target.db_err("starting COPY"))?;
+    let types: Vec<Type> = spec.columns.iter().map(|(_, t)| t.clone()).collect();
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    let mut rows = 0u64;
+    for b in batches {
+        if b.num_columns() != spec.columns.len() {
+            return Err(SyncError::Input(format!(
+                "{} input has {} columns, expected {}",
+                spec.table,
+                b.num_columns(),
+                spec.columns.len()
+            )));
+        }
+        for r in 0..b.num_rows() {
+            let cells = spec
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, ty))| cell(b.column(i).as_ref(), ty, r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(SyncError::Input)?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+            writer
+                .as_mut()
+                .write(&refs)
+                .await
+                .map_err(target.db_err("copying rows"))?;
+            rows += 1;
+        }
+    }
+    writer
+        .finish()
+        .await
+        .map_err(target.db_err("finishing COPY"))?;
+    let counts = tx
+        .query_one(&spec.upsert(), &[])
+        .await
+        .map_err(target.db_err(&format!("merging into {}", spec.table)))?;
+    let deleted = tx
+        .execute(&spec.delete_vanished(), &[])
+        .await
+        .map_err(target.db_err(&format!("deleting vanished rows of {}", spec.table)))?;
+    Ok((
+        rows,
+        counts.get::<_, i64>(0) as u64,
+        counts.get::<_, i64>(1) as u64,
+        deleted,
+    ))
+}
+
 /// What a sync did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncSummary {
+    /// Rows of `product_mentions` after the sync.
     pub rows: u64,
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Rows of `conversation_mentions` after the sync, and how many changed.
+    pub conversation_rows: u64,
+    pub conversation_changes: u64,
     /// True when the database already held exactly this state.
     pub unchanged: bool,
 }
 
-/// Makes `product_mentions` equal `rows` in one transaction.
+async fn read_lake_file(lake: &Lake, path: &str) -> Result<Vec<RecordBatch>, SyncError> {
+    if !lake.exists(path).await? {
+        return Err(SyncError::Input(format!(
+            "{path} is missing in the lake: run `convlake aggregate` first"
+        )));
+    }
+    let bytes = lake.get(path).await?;
+    schema::from_parquet(bytes).map_err(|reason| {
+        SyncError::Lake(LakeError::Parquet {
+            path: path.to_string(),
+            reason,
+        })
+    })
+}
+
+/// The aggregates of one dictionary version, read from the lake, and their content hash.
+pub struct Aggregates {
+    mention_counts: Vec<RecordBatch>,
+    conversation_mentions: Vec<RecordBatch>,
+    /// blake3 over both files.
+    pub content_hash: String,
+}
+
+impl Aggregates {
+    /// Reads `aggregates/dict=<version>/` from the lake.
+    pub async fn read(lake: &Lake, dictionary_version: &str) -> Result<Aggregates, SyncError> {
+        let counts_path = mention_counts_path(dictionary_version);
+        let detail_path = conversation_mentions_path(dictionary_version);
+        let counts_bytes = lake.get(&counts_path).await;
+        let detail_bytes = lake.get(&detail_path).await;
+        let (Ok(c), Ok(d)) = (counts_bytes, detail_bytes) else {
+            return Err(SyncError::Input(format!(
+                "no aggregates for dictionary version {dictionary_version} in the lake: run `convlake aggregate` first"
+            )));
+        };
+        let content_hash = crate::aggregate::aggregates_hash(&c, &d);
+        Ok(Aggregates {
+            mention_counts: read_lake_file(lake, &counts_path).await?,
+            conversation_mentions: read_lake_file(lake, &detail_path).await?,
+            content_hash,
+        })
+    }
+}
+
+/// Test hook for fault drills: hold the transaction open this long before committing.
+const PAUSE_ENV: &str = "CONVLAKE_FAULT_SYNC_PAUSE_MS";
+
+/// Makes `product_mentions` and `conversation_mentions` equal the lake's aggregates in one
+/// transaction.
 pub async fn sync(
     target: &Target,
-    rows: &[CountRow],
+    aggregates: &Aggregates,
     dictionary_version: &str,
-    content_hash: &str,
     wait: bool,
 ) -> Result<SyncSummary, SyncError> {
+    let content_hash = aggregates.content_hash.as_str();
     let mut client = target.connect().await?;
     migrate(&mut client, target, wait).await?;
     let tx = client
@@ -293,7 +592,8 @@ pub async fn sync(
     lock(&tx, target, wait).await?;
     let last = tx
         .query_opt(
-            "SELECT dictionary_version, content_hash FROM sync_state ORDER BY id DESC LIMIT 1",
+            "SELECT dictionary_version, content_hash, row_count, conversation_rows
+             FROM sync_state ORDER BY id DESC LIMIT 1",
             &[],
         )
         .await
@@ -302,119 +602,49 @@ pub async fn sync(
         if r.get::<_, String>(0) == dictionary_version && r.get::<_, String>(1) == content_hash {
             tx.rollback().await.map_err(target.db_err("finishing"))?;
             return Ok(SyncSummary {
-                rows: rows.len() as u64,
+                rows: r.get::<_, i64>(2) as u64,
+                conversation_rows: r.get::<_, i64>(3) as u64,
                 unchanged: true,
                 ..Default::default()
             });
         }
     }
-    tx.batch_execute(
-        "CREATE TEMP TABLE incoming (
-             recorded_date DATE NOT NULL,
-             interaction_type TEXT NOT NULL,
-             product_name TEXT NOT NULL,
-             mention_count INTEGER NOT NULL,
-             conversation_count INTEGER NOT NULL,
-             dictionary_version TEXT NOT NULL) ON COMMIT DROP",
+    let (rows, inserted, updated, deleted) =
+        merge_table(&tx, target, &PRODUCT_MENTIONS, &aggregates.mention_counts).await?;
+    let (crows, cins, cupd, cdel) = merge_table(
+        &tx,
+        target,
+        &CONVERSATION_MENTIONS,
+        &aggregates.conversation_mentions,
     )
-    .await
-    .map_err(target.db_err("creating the staging table"))?;
-    let sink = tx
-        .copy_in("COPY incoming FROM STDIN (FORMAT binary)")
-        .await
-        .map_err(target.db_err("starting COPY"))?;
-    let writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::DATE,
-            Type::TEXT,
-            Type::TEXT,
-            Type::INT4,
-            Type::INT4,
-            Type::TEXT,
-        ],
-    );
-    pin_mut!(writer);
-    for r in rows {
-        let mentions = i32::try_from(r.mentions).unwrap_or(i32::MAX);
-        let convs = i32::try_from(r.conversations).unwrap_or(i32::MAX);
-        let values: [&(dyn ToSql + Sync); 6] = [
-            &r.conversation_date,
-            &r.interaction_type,
-            &r.product,
-            &mentions,
-            &convs,
-            &dictionary_version,
-        ];
-        writer
-            .as_mut()
-            .write(&values)
-            .await
-            .map_err(target.db_err("copying rows"))?;
-    }
-    writer
-        .finish()
-        .await
-        .map_err(target.db_err("finishing COPY"))?;
-    let counts = tx
-        .query_one(
-            "WITH upserted AS (
-                 INSERT INTO product_mentions AS t
-                     (recorded_date, interaction_type, product_name, mention_count,
-                      conversation_count, dictionary_version, synced_at)
-                 SELECT recorded_date, interaction_type, product_name, mention_count,
-                        conversation_count, dictionary_version, now()
-                 FROM incoming
-                 ON CONFLICT (recorded_date, interaction_type, product_name) DO UPDATE
-                 SET mention_count = EXCLUDED.mention_count,
-                     conversation_count = EXCLUDED.conversation_count,
-                     dictionary_version = EXCLUDED.dictionary_version,
-                     synced_at = EXCLUDED.synced_at
-                 WHERE (t.mention_count, t.conversation_count, t.dictionary_version)
-                       IS DISTINCT FROM
-                       (EXCLUDED.mention_count, EXCLUDED.conversation_count, EXCLUDED.dictionary_version)
-                 RETURNING (xmax = 0) AS inserted)
-             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-             FROM upserted",
-            &[],
-        )
-        .await
-        .map_err(target.db_err("merging rows"))?;
-    let deleted = tx
-        .execute(
-            "DELETE FROM product_mentions t
-             WHERE NOT EXISTS (
-                 SELECT 1 FROM incoming i
-                 WHERE i.recorded_date = t.recorded_date
-                   AND i.interaction_type = t.interaction_type
-                   AND i.product_name = t.product_name)",
-            &[],
-        )
-        .await
-        .map_err(target.db_err("deleting vanished rows"))?;
-    let inserted = counts.get::<_, i64>(0) as u64;
-    let updated = counts.get::<_, i64>(1) as u64;
-    let n = rows.len() as i64;
+    .await?;
     tx.execute(
-        "INSERT INTO sync_state (dictionary_version, content_hash, row_count, inserted, updated, deleted)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO sync_state
+             (dictionary_version, content_hash, row_count, inserted, updated, deleted, conversation_rows)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &dictionary_version,
             &content_hash,
-            &n,
+            &(rows as i64),
             &(inserted as i64),
             &(updated as i64),
             &(deleted as i64),
+            &(crows as i64),
         ],
     )
     .await
     .map_err(target.db_err("recording sync_state"))?;
+    if let Some(ms) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     tx.commit().await.map_err(target.db_err("committing"))?;
     Ok(SyncSummary {
-        rows: rows.len() as u64,
+        rows,
         inserted,
         updated,
         deleted,
+        conversation_rows: crows,
+        conversation_changes: cins + cupd + cdel,
         unchanged: false,
     })
 }

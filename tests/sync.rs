@@ -1,0 +1,272 @@
+//! PostgreSQL sync: exact, idempotent, safe under concurrency and dropped connections.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+async fn pg(schema: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&database_url(), NoTls)
+        .await
+        .expect("TEST_DATABASE_URL accepts connections");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\""
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+/// Every row of product_mentions as CSV lines, in the order `convlake query` prints mention_counts.
+async fn table_lines(schema: &str) -> Vec<String> {
+    pg(schema)
+        .await
+        .query(
+            "SELECT recorded_date::text, interaction_type, product_name, mention_count, conversation_count
+             FROM product_mentions ORDER BY 1, 2, 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{},{},{},{},{}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, i32>(3),
+                r.get::<_, i32>(4)
+            )
+        })
+        .collect()
+}
+
+async fn lake_lines(lake: &TestLake, dict: &[&str]) -> Vec<String> {
+    let mut args: Vec<&str> = dict.to_vec();
+    args.extend([
+        "query",
+        "SELECT conversation_date, interaction_type, product, mentions, conversations FROM mention_counts ORDER BY 1, 2, 3",
+        "--format",
+        "csv",
+    ]);
+    lake.ok(&args).await.lines().skip(1).map(String::from).collect()
+}
+
+/// A lake with fetched, extracted and aggregated data.
+async fn ready_lake(n: usize) -> TestLake {
+    let sim = start_sim(sim_config(n)).await;
+    let lake = TestLake::new();
+    let out = lake.fetch(&sim, "2026-03-01", "2026-03-10").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    sim.shutdown().await;
+    lake
+}
+
+fn small_dictionary(lake: &TestLake) -> String {
+    let p = lake.path().join("small.toml");
+    std::fs::write(&p, "[[product]]\nname = \"Acme Router\"\n[[product]]\nname = \"Nimbus Hub\"\n").unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dictionary_change_makes_the_tables_equal_the_new_aggregates() {
+    let lake = ready_lake(200).await;
+    let schema = fresh_schema();
+    let url = database_url();
+    lake.ok(&["sync", "--database-url", &url, "--schema", &schema]).await;
+    assert_eq!(table_lines(&schema).await, lake_lines(&lake, &[]).await);
+
+    let small = small_dictionary(&lake);
+    let d = ["--dictionary", small.as_str()];
+    lake.ok(&[d[0], d[1], "extract"]).await;
+    lake.ok(&[d[0], d[1], "aggregate"]).await;
+    lake.ok(&[d[0], d[1], "sync", "--database-url", &url, "--schema", &schema]).await;
+    let want = lake_lines(&lake, &d).await;
+    assert!(!want.is_empty());
+    assert_eq!(table_lines(&schema).await, want);
+
+    // conversation_mentions holds the per-conversation detail of the same mentions.
+    let c = pg(&schema).await;
+    let detail: i64 = c
+        .query_one("SELECT COALESCE(SUM(mentions), 0)::bigint FROM conversation_mentions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let total: i64 = c
+        .query_one("SELECT COALESCE(SUM(mention_count), 0)::bigint FROM product_mentions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(detail, total);
+    let products: Vec<String> = c
+        .query("SELECT DISTINCT product FROM conversation_mentions ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(products, ["Acme Router", "Nimbus Hub"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_mid_sync_keeps_the_old_state_and_a_rerun_converges() {
+    let lake = ready_lake(150).await;
+    let schema = fresh_schema();
+    let url = database_url();
+    lake.ok(&["sync", "--database-url", &url, "--schema", &schema]).await;
+    let before = table_lines(&schema).await;
+
+    let small = small_dictionary(&lake);
+    lake.ok(&["--dictionary", &small, "extract"]).await;
+    lake.ok(&["--dictionary", &small, "aggregate"]).await;
+    let sync = lake.run_env(
+        &["--dictionary", &small, "sync", "--database-url", &url, "--schema", &schema],
+        &[("CONVLAKE_FAULT_SYNC_PAUSE_MS", "20000")],
+    );
+    let killer = async {
+        let admin = pg("public").await;
+        for _ in 0..200 {
+            let n = admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = 'convlake' AND state = 'idle in transaction'
+                       AND query LIKE 'INSERT INTO sync_state%'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if n > 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    let (out, killed) = tokio::join!(sync, killer);
+    assert!(killed, "the sync's backend was found and terminated");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("previous state is intact"), "{err}");
+    assert!(!err.contains("postgres://"), "no connection string in errors: {err}");
+    assert_eq!(table_lines(&schema).await, before, "the old state is intact");
+
+    lake.ok(&["--dictionary", &small, "sync", "--database-url", &url, "--schema", &schema]).await;
+    assert_eq!(table_lines(&schema).await, lake_lines(&lake, &["--dictionary", &small]).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_syncs_never_interleave() {
+    let lake = ready_lake(150).await;
+    let schema = fresh_schema();
+    let url = database_url();
+    let args = ["sync", "--database-url", &url, "--schema", &schema, "--wait"];
+    let first = lake.run_env(&args, &[("CONVLAKE_FAULT_SYNC_PAUSE_MS", "1500")]);
+    let second = async {
+        // Start once the first holds the lock.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let busy = lake
+            .run(&["sync", "--database-url", &url, "--schema", &schema])
+            .await;
+        let waited = lake.run(&args).await;
+        (busy, waited)
+    };
+    let (a, (busy, waited)) = tokio::join!(first, second);
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(busy.status.code(), Some(1), "{}", stderr(&busy));
+    assert!(stderr(&busy).contains("holds the lock"), "{}", stderr(&busy));
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    assert!(stderr(&waited).contains("nothing to do"), "{}", stderr(&waited));
+    assert_eq!(table_lines(&schema).await, lake_lines(&lake, &[]).await);
+    let syncs: i64 = pg(&schema)
+        .await
+        .query_one("SELECT count(*) FROM sync_state", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(syncs, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_and_an_edited_one_is_refused() {
+    let lake = TestLake::new();
+    let schema = fresh_schema();
+    let url = database_url();
+    let migrate = ["migrate", "--database-url", &url, "--schema", &schema];
+    let out = lake.run(&migrate).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("applied 0001_product_mentions.sql"), "{}", stderr(&out));
+    let out = lake.run(&migrate).await;
+    assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
+
+    pg(&schema)
+        .await
+        .execute(
+            "UPDATE convlake_migrations SET checksum = 'edited' WHERE name = '0002_sync_state.sql'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let out = lake.run(&migrate).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("migrations/0002_sync_state.sql was changed"), "{}", stderr(&out));
+
+    let out = lake
+        .run(&["migrate", "--database-url", "postgres://u:hunter2@127.0.0.1:9/db"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot connect"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_queries_use_the_indexes() {
+    let lake = TestLake::new();
+    let schema = fresh_schema();
+    let url = database_url();
+    lake.ok(&["migrate", "--database-url", &url, "--schema", &schema]).await;
+    let c = pg(&schema).await;
+    // A realistic table: two years, four interaction types, 50 products.
+    c.batch_execute(
+        "INSERT INTO product_mentions (recorded_date, interaction_type, product_name, mention_count,
+                                       conversation_count, dictionary_version)
+         SELECT d::date, t, 'Product ' || p, (p * 7 + extract(doy FROM d)::int) % 40, 1, 'v'
+         FROM generate_series('2025-01-01'::date, '2026-12-31'::date, '1 day') AS d,
+              unnest(ARRAY['voice','chat','email','message']) AS t,
+              generate_series(1, 50) AS p;
+         ANALYZE product_mentions;",
+    )
+    .await
+    .unwrap();
+    let plan = |sql: &'static str| {
+        let c = &c;
+        async move {
+            c.query(&format!("EXPLAIN {sql}"), &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let by_product = plan(
+        "SELECT recorded_date, SUM(mention_count) FROM product_mentions
+         WHERE product_name = 'Product 7' AND recorded_date BETWEEN '2026-03-01' AND '2026-03-31'
+         GROUP BY recorded_date",
+    )
+    .await;
+    assert!(by_product.contains("idx_mentions_product_date"), "{by_product}");
+    let by_type = plan(
+        "SELECT product_name, SUM(mention_count) FROM product_mentions
+         WHERE interaction_type = 'chat' AND recorded_date BETWEEN '2026-03-01' AND '2026-03-07'
+         GROUP BY product_name",
+    )
+    .await;
+    assert!(by_type.contains("idx_mentions_type_date"), "{by_type}");
+}

@@ -62,7 +62,8 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-fn parse_date(s: &str) -> Result<NaiveDate, String> {
+/// Parses a day such as 2026-01-31.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|e| format!("{s:?} is not a date like 2026-01-31: {e}"))
 }
@@ -289,6 +290,38 @@ pub struct RunArgs {
     /// Snapshots extracted at once (default: the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Run the pipeline again every DURATION (e.g. 15m, 1h, 90s) until Ctrl-C or SIGTERM.
+    #[arg(long, env = "CONVLAKE_EVERY", value_parser = parse_duration)]
+    pub every: Option<std::time::Duration>,
+}
+
+/// Parses durations such as `15m`, `1h30m`, `90s`, `2d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 15m, 1h30m, 90s or 2d");
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+    }
+    if !num.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -302,4 +335,35 @@ pub struct DemoArgs {
     /// Simulator seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("15m"),
+            Ok(std::time::Duration::from_secs(900))
+        );
+        assert_eq!(
+            parse_duration("1h30m"),
+            Ok(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("0m").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -633,7 +633,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
             draw_lines(cell, Some(&panel.title), &plot.dates, &lines, y_top).map_err(err)?;
         }
     }
-    draw_legend(&legend_area, "Products", &plot.series).map_err(err)
+    draw_legend(&legend_area, &plot.series, false).map_err(err)
 }
 
 /// One line chart (dates on x, mentions on y) in `area`; `caption` makes it a small chart of a
@@ -791,14 +791,15 @@ fn draw_share<DB: DrawingBackend>(
         let plotted = chart.plotting_area().strip_coord_spec();
         centred_note(root, &plotted, "No data to plot").map_err(err)?;
     }
-    draw_legend(&legend_area, "Products", &plot.series).map_err(err)
+    draw_legend(&legend_area, &plot.series, true).map_err(err)
 }
 
-/// Draws one entry per series (marker, swatch, name) in the right-hand margin.
+/// Draws one entry per series (a line with a marker, or a filled square for bar charts, and the
+/// name) in the right-hand margin.
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    heading: &str,
     series: &[Series],
+    bars: bool,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (width, height) = area.dim_in_pixel();
     let top = 30;
@@ -806,7 +807,7 @@ fn draw_legend<DB: DrawingBackend>(
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Left, VPos::Center));
-    area.draw(&Text::new(heading, (12, top), header))?;
+    area.draw(&Text::new("Products", (12, top), header))?;
     let fits = ((height as i32 - top - 20) / LEGEND_ROW).max(1) as usize;
     // When there are more entries than rows, the last row says how many were left out.
     let shown = if series.len() > fits {
@@ -820,11 +821,18 @@ fn draw_legend<DB: DrawingBackend>(
         .pos(Pos::new(HPos::Left, VPos::Center));
     for (i, s) in series.iter().take(shown).enumerate() {
         let y = top + LEGEND_ROW * (i as i32 + 1);
-        area.draw(&PathElement::new(
-            vec![(12, y), (42, y)],
-            s.colour.stroke_width(3),
-        ))?;
-        area.draw(&Circle::new((27, y), 4, s.colour.filled()))?;
+        if bars {
+            area.draw(&Rectangle::new(
+                [(20, y - 7), (34, y + 7)],
+                s.colour.filled(),
+            ))?;
+        } else {
+            area.draw(&PathElement::new(
+                vec![(12, y), (42, y)],
+                s.colour.stroke_width(3),
+            ))?;
+            area.draw(&Circle::new((27, y), 4, s.colour.filled()))?;
+        }
         let name = fit(area, &s.name, &label, width.saturating_sub(70));
         area.draw(&Text::new(name, (50, y), label.clone()))?;
     }
@@ -1045,6 +1053,59 @@ mod tests {
         let svg = assert_chart_files(&files, "Product mentions per day", &names);
         assert!(has_text(&svg, "other"));
         assert!(!svg.contains("Speech Analytics"));
+    }
+
+    #[test]
+    fn share_and_facets_keep_every_mention_and_the_same_colours() {
+        let mut rows = sample();
+        rows.push(row(2, "chat", "Speech Analytics", 2));
+        let opts = ChartOptions {
+            top_n: 2,
+            facet_by_type: true,
+            ..ChartOptions::default()
+        };
+        let total: u64 = rows.iter().map(|r| r.mentions).sum();
+
+        let share = build_share(&rows, &opts);
+        assert_eq!(share.categories, ["voice", "email", "chat"]);
+        let stacked: u64 = share.series.iter().flat_map(|s| s.values.iter()).sum();
+        assert_eq!(stacked, total);
+        let trend = build_trend(&rows, &opts);
+        let names = |s: &[Series]| {
+            s.iter()
+                .map(|s| (s.name.clone(), s.colour))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&share.series),
+            names(&trend.series),
+            "same products, same colours"
+        );
+
+        let titles: Vec<_> = trend.panels.iter().map(|p| p.title.as_str()).collect();
+        assert_eq!(titles, ["voice", "email", "chat"]);
+        let faceted: u64 = trend
+            .panels
+            .iter()
+            .flat_map(|p| p.values.iter().flatten())
+            .sum();
+        assert_eq!(faceted, total);
+        assert!(trend.size.1 >= CHART_HEIGHT);
+
+        let dir = tempfile::tempdir().unwrap();
+        let charts = write_report_charts(&rows, dir.path(), &opts).unwrap();
+        assert!(has_text(&charts.trend_svg, "voice") && has_text(&charts.share_svg, "email"));
+        assert!(has_text(&charts.share_svg, "Interaction type"));
+
+        // A range without rows: labelled, with the range in the title, nothing plotted.
+        let empty = ChartOptions {
+            range: Some((day(20), day(21))),
+            ..opts
+        };
+        let plot = build_trend(&rows, &empty);
+        assert!(plot.series.is_empty() && plot.title.contains("2024-03-20 to 2024-03-21"));
+        assert!(distinct_colours(&plot) > 5);
+        assert!(build_share(&rows, &empty).series.is_empty());
     }
 
     #[test]

@@ -156,9 +156,10 @@ pub async fn session(
     )
     .await?;
     let counts_schema = schema::mention_counts_schema();
+    // The file, not its folder: conversation_mentions.parquet lives beside it.
     ctx.register_parquet(
         "mention_counts",
-        lake.dir_url(&counts_dir),
+        lake.file_url(&mention_counts_path(dictionary_version)),
         ParquetReadOptions::default().schema(&counts_schema),
     )
     .await?;

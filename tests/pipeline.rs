@@ -123,14 +123,13 @@ async fn pipeline_matches_ground_truth_and_reruns_change_nothing() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(
-        idx,
-        [
-            "idx_mentions_date",
-            "idx_mentions_type_product",
-            "product_mentions_pkey"
-        ]
-    );
+    for contract in [
+        "idx_mentions_date",
+        "idx_mentions_type_product",
+        "product_mentions_pkey",
+    ] {
+        assert!(idx.iter().any(|i| i == contract), "{contract} in {idx:?}");
+    }
     let migrations: i64 = c
         .query_one("SELECT count(*) FROM convlake_migrations", &[])
         .await
@@ -481,7 +480,7 @@ async fn export_posts_with_retries_and_query_formats_work() {
         .ok(&["query", "SELECT COUNT(*) AS n FROM mentions"])
         .await;
     assert!(
-        table.contains("| n ") && table.contains("(1 row)"),
+        table.lines().next().map(str::trim) == Some("n") && table.contains("(1 row)"),
         "{table}"
     );
     let out = lake.run(&["query", "SELECT nope FROM mentions"]).await;

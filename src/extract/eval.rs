@@ -109,21 +109,48 @@ impl Builder {
 }
 
 const CASED_BEFORE: &[&str] = &[
-    "Hi, my ", "I bought the ", "Is the ", "We returned two ", "Honestly, the ", "Our team uses the ",
-    "Can you help with my ", "The new ", "Why does the ", "I love the ",
+    "Hi, my ",
+    "I bought the ",
+    "Is the ",
+    "We returned two ",
+    "Honestly, the ",
+    "Our team uses the ",
+    "Can you help with my ",
+    "The new ",
+    "Why does the ",
+    "I love the ",
 ];
 const CASED_AFTER: &[&str] = &[
-    " keeps dropping calls.", " is broken.", "? It won't start.", ", thanks!", " arrived yesterday.",
-    " was a gift; it works.", " needs a firmware update.", "! Amazing.", " (the blue one) is fine.",
+    " keeps dropping calls.",
+    " is broken.",
+    "? It won't start.",
+    ", thanks!",
+    " arrived yesterday.",
+    " was a gift; it works.",
+    " needs a firmware update.",
+    "! Amazing.",
+    " (the blue one) is fine.",
     " — still waiting.",
 ];
 const VOICE_BEFORE: &[&str] = &[
-    "yeah so my ", "i'm calling about the ", "uh the ", "we have two ", "i think the ", "okay and the ",
-    "so basically my ", "right the ",
+    "yeah so my ",
+    "i'm calling about the ",
+    "uh the ",
+    "we have two ",
+    "i think the ",
+    "okay and the ",
+    "so basically my ",
+    "right the ",
 ];
 const VOICE_AFTER: &[&str] = &[
-    " keeps dropping out", " is not working", " stopped charging", " yeah", " since monday",
-    " and i want a refund", " um", " thank you",
+    " keeps dropping out",
+    " is not working",
+    " stopped charging",
+    " yeah",
+    " since monday",
+    " and i want a refund",
+    " um",
+    " thank you",
 ];
 
 /// A surface form of a name that must match, as (text before, the matched span, text after):
@@ -204,7 +231,11 @@ fn distractor(form: &str, style: Style, rng: &mut Rng) -> String {
     let d = match rng.below(5) {
         0 if words.len() > 1 => {
             // only one word of the name
-            if rng.chance(0.5) { last.clone() } else { first.clone() }
+            if rng.chance(0.5) {
+                last.clone()
+            } else {
+                first.clone()
+            }
         }
         1 => format!("{form}ble"), // glued suffix
         2 => format!("x{form}"),   // glued prefix
@@ -300,7 +331,11 @@ pub fn corpus(seed: u64, n: usize) -> (Dictionary, Vec<Sample>) {
 }
 
 /// Maps character spans of `before` onto `after`, which is `before` with some characters removed.
-fn realign(before: &str, after: &str, gold: &[(String, usize, usize)]) -> Vec<(String, usize, usize)> {
+fn realign(
+    before: &str,
+    after: &str,
+    gold: &[(String, usize, usize)],
+) -> Vec<(String, usize, usize)> {
     let mut map = Vec::new(); // before char index -> after char index
     let mut a = after.chars().peekable();
     let mut j = 0;
@@ -312,7 +347,9 @@ fn realign(before: &str, after: &str, gold: &[(String, usize, usize)]) -> Vec<(S
         }
     }
     map.push(j);
-    gold.iter().map(|(p, s, e)| (p.clone(), map[*s], map[*e])).collect()
+    gold.iter()
+        .map(|(p, s, e)| (p.clone(), map[*s], map[*e]))
+        .collect()
 }
 
 /// Precision, recall and F1 of one style.
@@ -328,10 +365,16 @@ pub struct Score {
 
 impl Score {
     pub fn precision(&self) -> f64 {
-        ratio(self.true_positives, self.true_positives + self.false_positives)
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
     }
     pub fn recall(&self) -> f64 {
-        ratio(self.true_positives, self.true_positives + self.false_negatives)
+        ratio(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
@@ -370,7 +413,13 @@ pub fn score(dict: &Dictionary, samples: &[Sample]) -> Vec<Score> {
             m.find(&sample.text, &mut scratch, &mut found);
             let got: BTreeSet<(String, usize, usize)> = found
                 .iter()
-                .map(|f| (m.products()[f.product as usize].clone(), f.start_char, f.end_char))
+                .map(|f| {
+                    (
+                        m.products()[f.product as usize].clone(),
+                        f.start_char,
+                        f.end_char,
+                    )
+                })
                 .collect();
             let want: BTreeSet<(String, usize, usize)> = sample.gold.iter().cloned().collect();
             s.samples += 1;

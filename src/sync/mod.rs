@@ -144,14 +144,18 @@ impl Target {
 
     /// Connects, with `search_path` set to the schema (created if missing).
     pub async fn connect(&self) -> Result<Client, SyncError> {
-        let (client, connection) =
-            self.config
-                .connect(NoTls)
-                .await
-                .map_err(|e| SyncError::Connect {
-                    target: self.describe(),
-                    reason: pg_reason(&e),
-                })?;
+        let mut config = self.config.clone();
+        if config.get_application_name().is_none() {
+            // Lets operators find convlake's sessions in pg_stat_activity.
+            config.application_name("convlake");
+        }
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| SyncError::Connect {
+                target: self.describe(),
+                reason: pg_reason(&e),
+            })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %pg_reason(&e), "PostgreSQL connection closed");

@@ -5,6 +5,7 @@
 //! `cli` holds the flags, `pipeline` maps commands onto stages and composes `run` and `demo`.
 
 pub mod aggregate;
+pub mod bench;
 pub mod cli;
 pub mod extract;
 pub mod genesys;

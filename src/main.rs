@@ -44,6 +44,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Query(a) => pipeline::query(&lake()?, &dict()?, a).await,
         Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, a).await,
         Command::Demo(a) => pipeline::demo(&cli.lake, &dict()?, a).await,
+        Command::Bench(a) => convlake::bench::run(a, &dict()?).await,
     }
 }
 
@@ -60,7 +61,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let result = runtime.block_on(dispatch(cli));
+    if std::env::var_os("CONVLAKE_REPORT_RSS").is_some() {
+        // For `convlake bench`, which runs each stage as a child process.
+        eprintln!("convlake-peak-rss-kb: {}", convlake::bench::peak_rss_kb());
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -294,7 +294,8 @@ pub fn corpus(seed: u64, n: usize) -> (Dictionary, Vec<Sample>) {
                 if i > 0 {
                     b.push(if style == Style::Cased { " " } else { " and " });
                 }
-                b.push(*rng.pick(before));
+                let w: &str = before[rng.below(before.len())];
+                b.push(w);
                 let (product, form) = rng.pick(&forms).clone();
                 // A distractor of a form that starts with another form ("Nimbus Hub Max",
                 // "orbit camera") could contain a true mention of the shorter one.
@@ -311,7 +312,8 @@ pub fn corpus(seed: u64, n: usize) -> (Dictionary, Vec<Sample>) {
                     b.mention(&product, &core);
                     b.push(&after);
                 }
-                b.push(*rng.pick(after));
+                let w: &str = after[rng.below(after.len())];
+                b.push(w);
             }
             let text = if style == Style::Voice {
                 b.text.replace(['?', '!', ',', '.', ';', '(', ')', '—'], "")

@@ -531,14 +531,19 @@ pub struct SyncSummary {
     pub unchanged: bool,
 }
 
-async fn read_lake_file(lake: &Lake, path: &str) -> Result<Vec<RecordBatch>, SyncError> {
-    if !lake.exists(path).await? {
-        return Err(SyncError::Input(format!(
-            "{path} is missing in the lake: run `convlake aggregate` first"
-        )));
-    }
-    let bytes = lake.get(path).await?;
-    schema::from_parquet(bytes).map_err(|reason| {
+/// The aggregates of one dictionary version as read from the lake (still encoded: a sync that
+/// finds the content hash unchanged never decodes them), and their content hash.
+pub struct Aggregates {
+    counts_path: String,
+    mention_counts: bytes::Bytes,
+    detail_path: String,
+    conversation_mentions: bytes::Bytes,
+    /// blake3 over both files.
+    pub content_hash: String,
+}
+
+fn decode(path: &str, bytes: &bytes::Bytes) -> Result<Vec<RecordBatch>, SyncError> {
+    schema::from_parquet(bytes.clone()).map_err(|reason| {
         SyncError::Lake(LakeError::Parquet {
             path: path.to_string(),
             reason,
@@ -546,30 +551,27 @@ async fn read_lake_file(lake: &Lake, path: &str) -> Result<Vec<RecordBatch>, Syn
     })
 }
 
-/// The aggregates of one dictionary version, read from the lake, and their content hash.
-pub struct Aggregates {
-    mention_counts: Vec<RecordBatch>,
-    conversation_mentions: Vec<RecordBatch>,
-    /// blake3 over both files.
-    pub content_hash: String,
-}
-
 impl Aggregates {
     /// Reads `aggregates/dict=<version>/` from the lake.
     pub async fn read(lake: &Lake, dictionary_version: &str) -> Result<Aggregates, SyncError> {
         let counts_path = mention_counts_path(dictionary_version);
         let detail_path = conversation_mentions_path(dictionary_version);
-        let counts_bytes = lake.get(&counts_path).await;
-        let detail_bytes = lake.get(&detail_path).await;
-        let (Ok(c), Ok(d)) = (counts_bytes, detail_bytes) else {
-            return Err(SyncError::Input(format!(
-                "no aggregates for dictionary version {dictionary_version} in the lake: run `convlake aggregate` first"
-            )));
-        };
-        let content_hash = crate::aggregate::aggregates_hash(&c, &d);
+        for p in [&counts_path, &detail_path] {
+            if !lake.exists(p).await? {
+                return Err(SyncError::Input(format!(
+                    "{p} is missing: run `convlake aggregate` for dictionary version {dictionary_version} first"
+                )));
+            }
+        }
+        let mention_counts = lake.get(&counts_path).await?;
+        let conversation_mentions = lake.get(&detail_path).await?;
+        let content_hash =
+            crate::aggregate::aggregates_hash(&mention_counts, &conversation_mentions);
         Ok(Aggregates {
-            mention_counts: read_lake_file(lake, &counts_path).await?,
-            conversation_mentions: read_lake_file(lake, &detail_path).await?,
+            counts_path,
+            mention_counts,
+            detail_path,
+            conversation_mentions,
             content_hash,
         })
     }
@@ -614,12 +616,18 @@ pub async fn sync(
         }
     }
     let (rows, inserted, updated, deleted) =
-        merge_table(&tx, target, &PRODUCT_MENTIONS, &aggregates.mention_counts).await?;
+        merge_table(
+            &tx,
+            target,
+            &PRODUCT_MENTIONS,
+            &decode(&aggregates.counts_path, &aggregates.mention_counts)?,
+        )
+        .await?;
     let (crows, cins, cupd, cdel) = merge_table(
         &tx,
         target,
         &CONVERSATION_MENTIONS,
-        &aggregates.conversation_mentions,
+        &decode(&aggregates.detail_path, &aggregates.conversation_mentions)?,
     )
     .await?;
     tx.execute(

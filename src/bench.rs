@@ -1,0 +1,868 @@
+//! `convlake bench`: measured, not assumed. Three benchmarks, each printing one table (and JSON
+//! with `--json FILE`):
+//! - `pipeline` (the default): a seeded archive in the simulator, then every stage as its own
+//!   process (so peak RSS is per stage), for one or more sizes side by side;
+//! - `extract`: precision/recall/F1 of the matcher on the labeled corpus, and throughput of the
+//!   snapshot → mentions transform with a 1,000-product dictionary, per core;
+//! - `sync`: 1,000,000 aggregate rows into PostgreSQL: first sync, no-change re-sync, a 10% change,
+//!   against the tutorial's multi-row INSERT.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use arrow::array::{Date32Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::extract::{self, eval, Dictionary};
+use crate::lake::events::EventKind;
+use crate::lake::{schema, snapshot_path, Lake};
+use crate::secret::Secret;
+use crate::simulator::{self, SimConfig, SimProduct};
+use crate::sync::{self, Target};
+
+/// Flags of `convlake bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
+    #[command(flatten)]
+    pub pipeline: PipelineBench,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum BenchWhat {
+    /// Every stage against a seeded archive (the default).
+    Pipeline(PipelineBench),
+    /// Matcher quality (P/R/F1) and extract throughput with a 1,000-product dictionary.
+    Extract(ExtractBench),
+    /// PostgreSQL sync of 1,000,000 rows against multi-row INSERT.
+    Sync(SyncBench),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PipelineBench {
+    /// Conversations to generate; repeat for a side-by-side table (e.g. 10000 and 100000).
+    #[arg(
+        long = "conversations",
+        default_value = "100000",
+        value_delimiter = ','
+    )]
+    pub conversations: Vec<usize>,
+    /// PostgreSQL for the sync stage (default: a throwaway cluster).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Where the bench lakes go (default: a temporary directory, removed at the end).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExtractBench {
+    /// MB of transcript text to extract.
+    #[arg(long, default_value_t = 200)]
+    pub mb: usize,
+    /// Products in the generated dictionary.
+    #[arg(long, default_value_t = 1000)]
+    pub products: usize,
+    /// Samples per style in the labeled corpus.
+    #[arg(long, default_value_t = 5000)]
+    pub samples: usize,
+    /// Write the labeled corpus as JSONL (style, text, gold) and stop.
+    #[arg(long)]
+    pub export_corpus: Option<PathBuf>,
+    /// Write the corpus dictionary as TOML.
+    #[arg(long)]
+    pub export_dictionary: Option<PathBuf>,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SyncBench {
+    /// Aggregate rows to sync.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// PostgreSQL (default: a throwaway cluster).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs `convlake bench`.
+pub async fn run(args: &BenchArgs, dict: &Dictionary) -> Result<()> {
+    match &args.what {
+        None => pipeline(&args.pipeline, dict).await,
+        Some(BenchWhat::Pipeline(p)) => pipeline(p, dict).await,
+        Some(BenchWhat::Extract(e)) => extract_bench(e).await,
+        Some(BenchWhat::Sync(s)) => sync_bench(s).await,
+    }
+}
+
+fn write_json(path: &Option<PathBuf>, value: &serde_json::Value) -> Result<()> {
+    if let Some(p) = path {
+        std::fs::write(p, serde_json::to_vec_pretty(value)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("bench: results written to {}", p.display());
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process so far, in kB (Linux; 0 elsewhere).
+pub fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(String::from))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                dir_size(&path)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+struct StageRun {
+    name: &'static str,
+    seconds: f64,
+    peak_rss_kb: u64,
+    bytes_written: u64,
+    stderr: String,
+}
+
+/// Runs one stage as a child process and measures it.
+fn stage(name: &'static str, lake: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<StageRun> {
+    let exe = std::env::current_exe().context("locating the convlake binary")?;
+    let before = dir_size(lake);
+    let started = Instant::now();
+    let mut cmd = Process::new(exe);
+    cmd.arg("--lake")
+        .arg(lake)
+        .args(args)
+        .env("CONVLAKE_REPORT_RSS", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running the {name} stage"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        bail!("the {name} stage failed:\n{stderr}");
+    }
+    let peak_rss_kb = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("convlake-peak-rss-kb: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Ok(StageRun {
+        name,
+        seconds,
+        peak_rss_kb,
+        bytes_written: dir_size(lake).saturating_sub(before),
+        stderr,
+    })
+}
+
+fn sim_products(dict: &Dictionary) -> Vec<SimProduct> {
+    dict.products
+        .iter()
+        .map(|p| SimProduct {
+            name: p.name.clone(),
+            aliases: p.aliases.clone(),
+        })
+        .collect()
+}
+
+/// Total text bytes and utterances in the lake's raw snapshots (not timed).
+fn text_volume(lake: &Path) -> (u64, u64) {
+    fn walk(p: &Path, acc: &mut (u64, u64)) {
+        let Ok(entries) = std::fs::read_dir(p) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, acc);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                if let Ok(bytes) = std::fs::read(&path) {
+                    if let Ok(batches) = schema::from_parquet(bytes.into()) {
+                        for b in batches {
+                            if let Some(t) = b
+                                .column_by_name("text")
+                                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                            {
+                                acc.0 += t.value_data().len() as u64;
+                                acc.1 += b.num_rows() as u64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut acc = (0, 0);
+    walk(&lake.join("raw"), &mut acc);
+    acc
+}
+
+async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
+    let tmp = tempdir_in(args.dir.as_deref())?;
+    let mut cluster = None;
+    let url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => {
+            let c = crate::pgtmp::TempCluster::start(&tmp.join("pg")).context(
+                "starting a throwaway PostgreSQL for the sync stage (or pass --database-url)",
+            )?;
+            let u = c.url.clone();
+            cluster = Some(c);
+            u
+        }
+    };
+    let mut results = Vec::new();
+    for &n in &args.conversations {
+        let lake = tmp.join(format!("lake-{n}"));
+        std::fs::create_dir_all(&lake)?;
+        let mut cfg = SimConfig::new(sim_products(dict));
+        cfg.conversations = n;
+        cfg.days = 30;
+        cfg.start = chrono::Utc::now().date_naive() - chrono::Days::new(31);
+        cfg.seed = 42;
+        let to = cfg.start + chrono::Days::new(29);
+        let sim = simulator::start(cfg.clone(), ([127, 0, 0, 1], 0).into()).await?;
+        eprintln!("bench: {n} conversations, simulator at {}", sim.url);
+        let (from_s, to_s) = (cfg.start.to_string(), to.to_string());
+        let schema_name = format!("bench_{n}");
+        let creds = [
+            ("GENESYS_CLIENT_ID", "bench"),
+            ("GENESYS_CLIENT_SECRET", "bench"),
+        ];
+        let sim_url = sim.url.clone();
+        let lake2 = lake.clone();
+        let fetch = tokio::task::spawn_blocking(move || {
+            stage(
+                "fetch",
+                &lake2,
+                &[
+                    "fetch",
+                    "--source",
+                    "archive",
+                    "--api-url",
+                    &sim_url,
+                    "--from",
+                    &from_s,
+                    "--to",
+                    &to_s,
+                ],
+                &creds,
+            )
+        })
+        .await??;
+        sim.shutdown().await;
+        let (text_bytes, utterances) = text_volume(&lake);
+        let json_bytes: u64 = Lake::open_local(&lake)?
+            .events()
+            .read_all()
+            .await?
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Snapshot {
+                    body_bytes,
+                    new: true,
+                    ..
+                } => Some(*body_bytes),
+                _ => None,
+            })
+            .sum();
+        let lake3 = lake.clone();
+        let url2 = url.clone();
+        let later = tokio::task::spawn_blocking(move || -> Result<Vec<StageRun>> {
+            Ok(vec![
+                stage("extract", &lake3, &["extract"], &[])?,
+                stage("aggregate", &lake3, &["aggregate"], &[])?,
+                stage(
+                    "sync",
+                    &lake3,
+                    &["sync", "--database-url", &url2, "--schema", &schema_name],
+                    &[],
+                )?,
+                stage(
+                    "sync (no change)",
+                    &lake3,
+                    &["sync", "--database-url", &url2, "--schema", &schema_name],
+                    &[],
+                )?,
+            ])
+        })
+        .await??;
+        let mentions = count_mentions(&lake, dict).await.unwrap_or(0);
+        let lake_bytes = dir_size(&lake.join("raw"));
+        let mut stages = vec![fetch];
+        stages.extend(later);
+        results.push((
+            n, text_bytes, utterances, json_bytes, lake_bytes, mentions, stages,
+        ));
+    }
+    if let Some(mut c) = cluster {
+        c.stop();
+    }
+    // The table.
+    println!(
+        "convlake bench pipeline ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "{:<18} {:>10} {:>9} {:>12} {:>10} {:>12} {:>10} {:>12}",
+        "stage", "N", "wall s", "conv/s", "MB text/s", "rows/s", "peak RSS", "MB written"
+    );
+    let mut out_json = Vec::new();
+    for (n, text_bytes, utterances, json_bytes, lake_bytes, mentions, stages) in &results {
+        for s in stages {
+            let rows = match s.name {
+                "fetch" => *utterances,
+                "extract" => *utterances,
+                _ => *mentions,
+            };
+            println!(
+                "{:<18} {:>10} {:>9.2} {:>12.0} {:>10.1} {:>12.0} {:>8} MB {:>10.1}",
+                s.name,
+                n,
+                s.seconds,
+                *n as f64 / s.seconds,
+                *text_bytes as f64 / 1e6 / s.seconds,
+                rows as f64 / s.seconds,
+                s.peak_rss_kb / 1024,
+                s.bytes_written as f64 / 1e6,
+            );
+            out_json.push(json!({
+                "stage": s.name, "conversations": n, "seconds": s.seconds,
+                "conversations_per_s": *n as f64 / s.seconds,
+                "text_mb_per_s": *text_bytes as f64 / 1e6 / s.seconds,
+                "rows_per_s": rows as f64 / s.seconds,
+                "peak_rss_kb": s.peak_rss_kb, "bytes_written": s.bytes_written,
+                "summary": s.stderr.lines().filter(|l| !l.starts_with("convlake-peak-rss-kb")).collect::<Vec<_>>().join("\n"),
+            }));
+        }
+        println!(
+            "N={n}: {:.1} MB of transcript text in {} utterances; {} mentions; raw JSON received {:.1} MB, raw snapshots on disk {:.1} MB ({:.0}%)",
+            *text_bytes as f64 / 1e6,
+            utterances,
+            mentions,
+            *json_bytes as f64 / 1e6,
+            *lake_bytes as f64 / 1e6,
+            100.0 * *lake_bytes as f64 / (*json_bytes).max(1) as f64
+        );
+        out_json.push(
+            json!({"conversations": n, "text_bytes": text_bytes, "utterances": utterances,
+            "mentions": mentions, "raw_json_bytes": json_bytes, "raw_snapshot_bytes": lake_bytes}),
+        );
+    }
+    write_json(
+        &args.json,
+        &json!({"bench": "pipeline", "results": out_json}),
+    )?;
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(())
+}
+
+async fn count_mentions(lake: &Path, dict: &Dictionary) -> Result<u64> {
+    let lake = Lake::open_local(lake)?;
+    Ok(crate::aggregate::read_counts(&lake, &dict.version)
+        .await?
+        .map(|(rows, _)| rows.iter().map(|r| r.mentions.max(0) as u64).sum())
+        .unwrap_or(0))
+}
+
+fn tempdir_in(base: Option<&Path>) -> Result<PathBuf> {
+    let base = base
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("convlake-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// extract
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const SYLLABLES: &[&str] = &[
+    "zor", "vex", "lum", "tra", "quin", "bel", "dax", "mir", "nox", "pel", "ryn", "sol", "tek",
+    "ulm", "vor", "wex", "yal", "zen", "cor", "fyn",
+];
+const MODELS: &[&str] = &[
+    "Pro", "Max", "Mini", "Hub", "Cam", "Box", "Suite", "Pad", "Dock", "One",
+];
+const FILLER: &[&str] = &[
+    "the",
+    "a",
+    "my",
+    "is",
+    "not",
+    "working",
+    "since",
+    "yesterday",
+    "and",
+    "i",
+    "want",
+    "to",
+    "return",
+    "it",
+    "please",
+    "help",
+    "with",
+    "order",
+    "account",
+    "billing",
+    "thanks",
+    "okay",
+    "so",
+    "we",
+    "have",
+    "an",
+    "issue",
+    "call",
+    "back",
+    "later",
+    "today",
+    "refund",
+    "screen",
+    "battery",
+    "charging",
+    "update",
+    "install",
+    "setup",
+    "broken",
+    "new",
+];
+
+/// A dictionary of `n` made-up products (one or two words plus a model word, some aliases).
+fn big_dictionary(n: usize) -> Result<Dictionary> {
+    let mut rng = Rng(7);
+    let mut toml = String::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut count = 0;
+    while count < n {
+        let brand: String = (0..2 + rng.below(2))
+            .map(|_| SYLLABLES[rng.below(SYLLABLES.len())])
+            .collect();
+        let mut brand_chars = brand.chars();
+        let brand = match brand_chars.next() {
+            Some(c) => c.to_uppercase().collect::<String>() + brand_chars.as_str(),
+            None => continue,
+        };
+        let name = format!("{brand} {}", MODELS[rng.below(MODELS.len())]);
+        if !seen.insert(name.to_lowercase().replace(' ', "")) {
+            continue;
+        }
+        toml.push_str(&format!("[[product]]\nname = \"{name}\"\n"));
+        count += 1;
+        if rng.below(5) == 0 {
+            let alias = format!(
+                "{} {}",
+                brand.to_lowercase(),
+                MODELS[rng.below(MODELS.len())].to_lowercase()
+            );
+            if seen.insert(alias.replace(' ', "")) {
+                toml.push_str(&format!("aliases = [\"{alias}\"]\n"));
+            }
+        }
+    }
+    Ok(Dictionary::parse(
+        &toml,
+        "generated 1,000-product dictionary",
+    )?)
+}
+
+/// Writes snapshots of about 1 MB of text each until `mb` MB, recording them in the log.
+async fn write_text_snapshots(lake: &Lake, dict: &Dictionary, mb: usize) -> Result<u64> {
+    let mut rng = Rng(11);
+    let names: Vec<String> = dict.products.iter().map(|p| p.name.clone()).collect();
+    let mut total = 0u64;
+    let mut file_no = 0u64;
+    while total < (mb as u64) * 1_000_000 {
+        let mut texts = Vec::new();
+        let mut size = 0usize;
+        while size < 1_000_000 {
+            let mut t = String::new();
+            for w in 0..(8 + rng.below(40)) {
+                if w > 0 {
+                    t.push(' ');
+                }
+                if rng.below(60) == 0 {
+                    let n = &names[rng.below(names.len())];
+                    if rng.below(2) == 0 {
+                        t.push_str(&n.to_lowercase());
+                    } else {
+                        t.push_str(n);
+                    }
+                } else {
+                    t.push_str(FILLER[rng.below(FILLER.len())]);
+                }
+            }
+            size += t.len();
+            texts.push(t);
+        }
+        let hash = crate::lake::content_hash(format!("bench-extract-{file_no}").as_bytes());
+        let n = texts.len();
+        let batch = RecordBatch::try_new(
+            schema::raw_schema(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("c{file_no}-{}", i / 20)),
+                )),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
+                Arc::new(Date32Array::from(vec![20_000; n])),
+                Arc::new(StringArray::from(vec!["voice"; n])),
+                Arc::new(StringArray::from(vec!["customer"; n])),
+                Arc::new(Int32Array::from_iter_values(
+                    (0..n).map(|i| (i % 20) as i32),
+                )),
+                Arc::new(Int64Array::from(vec![Some(0i64); n])),
+                Arc::new(StringArray::from(texts)),
+                Arc::new(StringArray::from(vec![hash.as_str(); n])),
+            ],
+        )?;
+        let path = snapshot_path(&hash);
+        lake.put(
+            &path,
+            schema::to_parquet(&schema::raw_schema(), &[batch]).map_err(anyhow::Error::msg)?,
+        )
+        .await?;
+        lake.events()
+            .append(vec![EventKind::Snapshot {
+                snapshot: hash,
+                path,
+                source: "bench".into(),
+                run: "bench".into(),
+                page: file_no,
+                next: None,
+                conversations: (n / 20) as u64,
+                utterances: n as u64,
+                body_bytes: size as u64,
+                new: true,
+            }])
+            .await?;
+        total += size as u64;
+        file_no += 1;
+    }
+    Ok(total)
+}
+
+async fn extract_bench(args: &ExtractBench) -> Result<()> {
+    let (eval_dict, samples) = eval::corpus(42, args.samples);
+    if let Some(p) = &args.export_dictionary {
+        std::fs::write(p, eval::EVAL_DICTIONARY)
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("bench: evaluation dictionary written to {}", p.display());
+    }
+    if let Some(p) = &args.export_corpus {
+        let mut out = String::new();
+        for s in &samples {
+            out.push_str(&serde_json::to_string(&json!({
+                "style": match s.style { eval::Style::Cased => "cased", eval::Style::Voice => "voice" },
+                "text": s.text,
+                "gold": s.gold.iter().map(|(p, a, b)| json!([p, a, b])).collect::<Vec<_>>(),
+            }))?);
+            out.push('\n');
+        }
+        std::fs::write(p, out).with_context(|| format!("writing {}", p.display()))?;
+        eprintln!(
+            "bench: {} labeled samples written to {}",
+            samples.len(),
+            p.display()
+        );
+        return Ok(());
+    }
+    if args.export_dictionary.is_some() {
+        return Ok(());
+    }
+    println!("convlake bench extract");
+    println!(
+        "quality on the labeled corpus ({} samples per style, seed 42):",
+        args.samples
+    );
+    println!(
+        "{:<22} {:>8} {:>10} {:>8} {:>8}",
+        "style", "gold", "precision", "recall", "F1"
+    );
+    let mut quality = Vec::new();
+    for s in eval::score(&eval_dict, &samples) {
+        println!(
+            "{:<22} {:>8} {:>10.4} {:>8.4} {:>8.4}",
+            s.style.name(),
+            s.gold,
+            s.precision(),
+            s.recall(),
+            s.f1()
+        );
+        quality.push(
+            json!({"style": s.style.name(), "gold": s.gold, "precision": s.precision(),
+            "recall": s.recall(), "f1": s.f1(), "true_positives": s.true_positives,
+            "false_positives": s.false_positives, "false_negatives": s.false_negatives}),
+        );
+    }
+
+    let dict = big_dictionary(args.products)?;
+    let tmp = tempdir_in(None)?;
+    let lake = Lake::open_local(&tmp.join("lake"))?;
+    let text = write_text_snapshots(&lake, &dict, args.mb).await?;
+    let rss_before = peak_rss_kb();
+    let mut speed = Vec::new();
+    println!(
+        "throughput: {:.0} MB of text in {} snapshots, {}-product dictionary (includes Parquet read, normalization, matching, Parquet write):",
+        text as f64 / 1e6,
+        lake.events().read_all().await?.len(),
+        dict.products.len()
+    );
+    for workers in [1usize, 2] {
+        // A fresh dictionary version each round, so everything is extracted again.
+        let mut d = dict.clone();
+        d.version = format!("{}w{workers}", &dict.version[..12]);
+        let started = Instant::now();
+        let s = extract::extract(&lake, &d, workers).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let mbps = text as f64 / 1e6 / secs;
+        println!(
+            "  {workers} worker(s): {secs:.2} s, {mbps:.1} MB/s ({:.1} MB/s per worker), {} mentions",
+            mbps / workers as f64,
+            s.mentions
+        );
+        speed.push(
+            json!({"workers": workers, "seconds": secs, "mb_per_s": mbps,
+            "mb_per_s_per_worker": mbps / workers as f64, "mentions": s.mentions}),
+        );
+    }
+    println!(
+        "peak RSS: {} MB before extracting, {} MB after (the corpus generator's buffers included)",
+        rss_before / 1024,
+        peak_rss_kb() / 1024
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    write_json(
+        &args.json,
+        &json!({"bench": "extract", "quality": quality, "throughput": speed,
+        "text_bytes": text, "products": dict.products.len(), "peak_rss_kb": peak_rss_kb()}),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// sync
+
+/// Writes `rows` synthetic mention_counts rows (and an empty conversation_mentions) for `version`;
+/// `changed_every` > 0 changes every n-th row's counts.
+async fn write_aggregates(
+    lake: &Lake,
+    version: &str,
+    rows: usize,
+    changed_every: usize,
+) -> Result<()> {
+    let types = ["voice", "chat", "email", "message"];
+    let products = 250usize;
+    let days = rows.div_ceil(types.len() * products);
+    let mut date = Vec::with_capacity(rows);
+    let mut kind = Vec::with_capacity(rows);
+    let mut product = Vec::with_capacity(rows);
+    let mut mentions = Vec::with_capacity(rows);
+    let mut convs = Vec::with_capacity(rows);
+    let names: Vec<String> = (0..products).map(|p| format!("Product {p:03}")).collect();
+    'outer: for d in 0..days {
+        for t in types {
+            for (p, name) in names.iter().enumerate() {
+                let i = date.len();
+                if i == rows {
+                    break 'outer;
+                }
+                date.push(18_000 + d as i32);
+                kind.push(t);
+                product.push(name.as_str());
+                let bump = i64::from(changed_every > 0 && i % changed_every == 0);
+                mentions.push(((i * 7 + p) % 50) as i64 + 1 + bump);
+                convs.push(((i * 3 + p) % 20) as i64 + 1);
+            }
+        }
+    }
+    let n = date.len();
+    let batch = RecordBatch::try_new(
+        schema::mention_counts_schema(),
+        vec![
+            Arc::new(Date32Array::from(date)),
+            Arc::new(StringArray::from(kind)),
+            Arc::new(StringArray::from(product)),
+            Arc::new(Int64Array::from(mentions)),
+            Arc::new(Int64Array::from(convs)),
+            Arc::new(StringArray::from(vec![version; n])),
+        ],
+    )?;
+    let counts = schema::to_parquet(&schema::mention_counts_schema(), &[batch])
+        .map_err(anyhow::Error::msg)?;
+    lake.put(&crate::lake::mention_counts_path(version), counts)
+        .await?;
+    let empty = schema::to_parquet(&schema::conversation_mentions_schema(), &[])
+        .map_err(anyhow::Error::msg)?;
+    lake.put(&crate::lake::conversation_mentions_path(version), empty)
+        .await?;
+    Ok(())
+}
+
+async fn sync_bench(args: &SyncBench) -> Result<()> {
+    let tmp = tempdir_in(None)?;
+    let mut cluster = None;
+    let url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => {
+            let c = crate::pgtmp::TempCluster::start(&tmp.join("pg"))?;
+            let u = c.url.clone();
+            cluster = Some(c);
+            u
+        }
+    };
+    let lake = Lake::open_local(&tmp.join("lake"))?;
+    let schema_name = format!("bench_sync_{}", std::process::id());
+    let target = Target::new(Secret::new(url.clone()), &schema_name)?;
+    let version = "benchsync0000000";
+    let mut results = Vec::new();
+    println!("convlake bench sync: {} rows", args.rows);
+    println!("{:<34} {:>9} {:>14}", "step", "seconds", "rows/s");
+    let mut timed = |label: &str, secs: f64, rows: usize| {
+        println!("{:<34} {:>9.3} {:>14.0}", label, secs, rows as f64 / secs);
+        results.push(
+            json!({"step": label, "seconds": secs, "rows": rows, "rows_per_s": rows as f64 / secs}),
+        );
+    };
+    write_aggregates(&lake, version, args.rows, 0).await?;
+    let t = Instant::now();
+    let a = sync::Aggregates::read(&lake, version).await?;
+    let s = sync::sync(&target, &a, version, true).await?;
+    timed(
+        "first sync (COPY + merge)",
+        t.elapsed().as_secs_f64(),
+        s.rows as usize,
+    );
+    let t = Instant::now();
+    let a = sync::Aggregates::read(&lake, version).await?;
+    let s2 = sync::sync(&target, &a, version, true).await?;
+    let secs = t.elapsed().as_secs_f64();
+    if !s2.unchanged {
+        bail!("the no-change re-sync changed rows");
+    }
+    timed("no-change re-sync", secs, args.rows);
+    write_aggregates(&lake, version, args.rows, 10).await?;
+    let t = Instant::now();
+    let a = sync::Aggregates::read(&lake, version).await?;
+    let s3 = sync::sync(&target, &a, version, true).await?;
+    timed(
+        &format!("10% change ({} rows updated)", s3.updated),
+        t.elapsed().as_secs_f64(),
+        args.rows,
+    );
+
+    // The tutorial's way: multi-row INSERT statements (execute_values, 1,000 rows each).
+    let client = target.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE bench_insert (recorded_date DATE, interaction_type TEXT, product_name TEXT,
+             mention_count INTEGER, conversation_count INTEGER, dictionary_version TEXT)",
+        )
+        .await?;
+    let (rows, _) = crate::aggregate::read_counts(&lake, version)
+        .await?
+        .context("reading the bench aggregates")?;
+    let t = Instant::now();
+    client.batch_execute("BEGIN").await?;
+    for chunk in rows.chunks(1000) {
+        let mut sql = String::from(
+            "INSERT INTO bench_insert (recorded_date, interaction_type, product_name, mention_count, conversation_count, dictionary_version) VALUES ",
+        );
+        let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = i * 6;
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            ));
+            params.push(Box::new(r.conversation_date));
+            params.push(Box::new(r.interaction_type.clone()));
+            params.push(Box::new(r.product.clone()));
+            params.push(Box::new(r.mentions as i32));
+            params.push(Box::new(r.conversations as i32));
+            params.push(Box::new(version.to_string()));
+        }
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        client.execute(sql.as_str(), &refs).await?;
+    }
+    client.batch_execute("COMMIT").await?;
+    let insert_secs = t.elapsed().as_secs_f64();
+    timed("multi-row INSERT (tutorial)", insert_secs, rows.len());
+    let first = results[0]["seconds"].as_f64().unwrap_or(1.0);
+    println!(
+        "first sync is {:.1}x the multi-row INSERT's speed",
+        insert_secs / first
+    );
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{schema_name}\" CASCADE"))
+        .await?;
+    if let Some(mut c) = cluster {
+        c.stop();
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    write_json(
+        &args.json,
+        &json!({"bench": "sync", "rows": args.rows, "steps": results,
+        "speedup_over_insert": insert_secs / first}),
+    )
+}

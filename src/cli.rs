@@ -60,6 +60,8 @@ pub enum Command {
     Run(RunArgs),
     /// Everything on an embedded default: simulator, local lake, PostgreSQL, dashboard receiver.
     Demo(DemoArgs),
+    /// Benchmarks: the pipeline at scale, extraction quality and speed, the PostgreSQL sync.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses a day such as 2026-01-31.

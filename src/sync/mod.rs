@@ -615,14 +615,13 @@ pub async fn sync(
             });
         }
     }
-    let (rows, inserted, updated, deleted) =
-        merge_table(
-            &tx,
-            target,
-            &PRODUCT_MENTIONS,
-            &decode(&aggregates.counts_path, &aggregates.mention_counts)?,
-        )
-        .await?;
+    let (rows, inserted, updated, deleted) = merge_table(
+        &tx,
+        target,
+        &PRODUCT_MENTIONS,
+        &decode(&aggregates.counts_path, &aggregates.mention_counts)?,
+    )
+    .await?;
     let (crows, cins, cupd, cdel) = merge_table(
         &tx,
         target,

@@ -35,10 +35,26 @@ pub struct FetchOptions {
 pub struct FetchSummary {
     pub pages: u64,
     pub new_snapshots: u64,
+    /// Conversations listed (analytics: within the range and media asked for).
     pub conversations: u64,
     pub utterances: u64,
     pub body_bytes: u64,
     pub resumed_runs: u64,
+    /// Analytics: intervals listed, and those skipped as done by an earlier attempt.
+    pub intervals: u64,
+    pub intervals_skipped: u64,
+    /// Analytics: transcript documents and recordings fetched.
+    pub transcripts: u64,
+    /// Analytics: conversations without text (voice 404, recordings never ready).
+    pub missing_transcripts: u64,
+    /// Analytics: listed conversations the lake already held unchanged.
+    pub unchanged: u64,
+    /// API requests sent (retries included) and 429s received.
+    pub requests: u64,
+    pub too_many: u64,
+    pub elapsed_ms: u64,
+    /// Analytics jobs: the data lake's `dataAvailabilityDate`.
+    pub data_availability: Option<DateTime<Utc>>,
 }
 
 /// Errors of the fetch stage.

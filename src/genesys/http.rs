@@ -4,9 +4,15 @@
 //!   shortly before `expires_in`, a new token and one retry on 401;
 //! - 429: wait `Retry-After` (plus jitter); 5xx, timeouts, dropped connections and bodies that
 //!   fail validation (a truncated page): capped exponential backoff with jitter;
-//! - pacing by `inin-ratelimit-*` so a long run spends the budget instead of hitting 429s;
+//! - pacing by `inin-ratelimit-*`: requests from all tasks share one schedule spaced so that
+//!   the remaining budget lasts until the window resets, so a long run spends the budget
+//!   evenly instead of hitting 429s; a 429 pauses every task for `Retry-After`;
 //! - a timeout on every request. Secrets never appear in errors or logs.
+//!
+//! Presigned links (transcript documents on S3) are fetched with [`ApiClient::get_presigned`]:
+//! a plain GET with retries and no bearer token.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -104,13 +110,120 @@ struct CachedToken {
     renew_at: Instant,
 }
 
-/// A Genesys API client with a cached token.
+/// The shared request schedule (see the module docs).
+#[derive(Debug)]
+struct Pacer {
+    state: std::sync::Mutex<PaceState>,
+}
+
+#[derive(Debug)]
+struct PaceState {
+    /// The earliest time the next request may start.
+    next_slot: Instant,
+    /// The spacing between requests that makes the remaining budget last the window.
+    interval: Duration,
+    /// No request starts before this (after a 429 or a spent budget).
+    paused_until: Instant,
+}
+
+impl Pacer {
+    fn new() -> Pacer {
+        let now = Instant::now();
+        Pacer {
+            state: std::sync::Mutex::new(PaceState {
+                next_slot: now,
+                interval: Duration::ZERO,
+                paused_until: now,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PaceState> {
+        // The state is three instants; a panic elsewhere cannot leave it inconsistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reserves the next slot and waits for it.
+    async fn wait_turn(&self) {
+        let at = {
+            let mut s = self.lock();
+            let at = Instant::now().max(s.next_slot).max(s.paused_until);
+            s.next_slot = at + s.interval;
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+
+    /// Learns the budget from a response's `inin-ratelimit-*` headers.
+    fn observe(&self, count: u64, allowed: u64, reset_secs: u64) -> bool {
+        let remaining = allowed.saturating_sub(count);
+        let mut s = self.lock();
+        let now = Instant::now();
+        if remaining <= 1 {
+            let until = now + Duration::from_secs(reset_secs) + Duration::from_millis(250);
+            s.paused_until = s.paused_until.max(until);
+            return true;
+        }
+        let window = Duration::from_secs(reset_secs.max(1));
+        s.interval = window / u32::try_from(remaining).unwrap_or(u32::MAX);
+        false
+    }
+
+    /// Stops every task until `wait` has passed.
+    fn pause(&self, wait: Duration) {
+        let mut s = self.lock();
+        s.paused_until = s.paused_until.max(Instant::now() + wait);
+    }
+}
+
+/// Request counts of one client, for summaries and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// API requests sent (retries included), token requests not.
+    pub requests: u64,
+    /// Token requests.
+    pub tokens: u64,
+    /// 429 responses received.
+    pub too_many: u64,
+    /// 401 responses received (each followed by a new token).
+    pub unauthorized: u64,
+    /// Retries after 5xx, timeouts, dropped connections or invalid bodies.
+    pub retries: u64,
+    /// GETs of presigned links (not API requests).
+    pub presigned: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    tokens: AtomicU64,
+    too_many: AtomicU64,
+    unauthorized: AtomicU64,
+    retries: AtomicU64,
+    presigned: AtomicU64,
+}
+
+/// Why a presigned link gave no document.
+#[derive(Debug)]
+pub enum PresignedError {
+    /// 403 (the link expired or was refused): ask the API for a new link.
+    Expired,
+    /// Anything else, after retries.
+    Failed(GenesysError),
+}
+
+/// A Genesys API client with a cached token. Share it (`&ApiClient`) between concurrent tasks:
+/// the token, the pacing and the counters are shared.
 pub struct ApiClient {
     http: reqwest::Client,
     endpoints: Endpoints,
     creds: Credentials,
     policy: RetryPolicy,
     token: Mutex<Option<CachedToken>>,
+    pacer: Pacer,
+    counters: Counters,
 }
 
 fn short(text: &[u8]) -> String {
@@ -165,7 +278,23 @@ impl ApiClient {
             creds,
             policy,
             token: Mutex::new(None),
+            pacer: Pacer::new(),
+            counters: Counters::default(),
         })
+    }
+
+    /// What this client sent so far.
+    pub fn stats(&self) -> ClientStats {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let c = &self.counters;
+        ClientStats {
+            requests: n(&c.requests),
+            tokens: n(&c.tokens),
+            too_many: n(&c.too_many),
+            unauthorized: n(&c.unauthorized),
+            retries: n(&c.retries),
+            presigned: n(&c.presigned),
+        }
     }
 
     /// The API base URL.
@@ -206,13 +335,14 @@ impl ApiClient {
         capped.mul_f64(jitter)
     }
 
-    async fn token(&self, force_new: bool) -> Result<Secret, GenesysError> {
+    /// The cached token, or a new one when it is due for renewal or is `stale` (the token a
+    /// request was just refused with; concurrent refusals of the same token renew it once).
+    async fn token(&self, stale: Option<&Secret>) -> Result<Secret, GenesysError> {
         let mut guard = self.token.lock().await;
-        if !force_new {
-            if let Some(t) = guard.as_ref() {
-                if Instant::now() < t.renew_at {
-                    return Ok(t.value.clone());
-                }
+        if let Some(t) = guard.as_ref() {
+            let refused = stale.is_some_and(|s| s == &t.value);
+            if !refused && Instant::now() < t.renew_at {
+                return Ok(t.value.clone());
             }
         }
         let fresh = self.request_token().await?;
@@ -233,6 +363,7 @@ impl ApiClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.counters.tokens.fetch_add(1, Ordering::Relaxed);
             let res = self
                 .http
                 .post(url.clone())
@@ -321,8 +452,88 @@ impl ApiClient {
             });
         }
         tracing::debug!(%url, attempt, %reason, "request failed, retrying");
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.backoff(attempt)).await;
         Ok(())
+    }
+
+    /// A plain GET of a presigned link (no bearer token: the signature is the credential),
+    /// retrying connection errors, timeouts, 5xx and bodies that fail `validate`.
+    pub async fn get_presigned(
+        &self,
+        url: &str,
+        validate: &(dyn Fn(&[u8]) -> Result<(), String> + Sync),
+    ) -> Result<Bytes, PresignedError> {
+        let parsed = Url::parse(url).map_err(|e| {
+            PresignedError::Failed(GenesysError::BadUrl {
+                url: redact_query(url),
+                reason: e.to_string(),
+            })
+        })?;
+        let shown = redact_query(url);
+        let shown_url = Url::parse(&shown).unwrap_or_else(|_| parsed.clone());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.counters.presigned.fetch_add(1, Ordering::Relaxed);
+            let res = self.http.get(parsed.clone()).send().await;
+            let (status, body) = match res {
+                Ok(r) => {
+                    let status = r.status();
+                    match r.bytes().await {
+                        Ok(b) => (status, b),
+                        Err(e) => {
+                            self.retry_or(attempt, &shown_url, format!("body cut off: {e}"))
+                                .await
+                                .map_err(PresignedError::Failed)?;
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.retry_or(attempt, &shown_url, e.to_string())
+                        .await
+                        .map_err(PresignedError::Failed)?;
+                    continue;
+                }
+            };
+            if status == StatusCode::FORBIDDEN {
+                return Err(PresignedError::Expired);
+            }
+            if status.is_success() {
+                match validate(&body) {
+                    Ok(()) => return Ok(body),
+                    Err(reason) => {
+                        self.retry_or(attempt, &shown_url, reason)
+                            .await
+                            .map_err(|e| match e {
+                                GenesysError::Unreachable {
+                                    url,
+                                    attempts,
+                                    reason,
+                                } => PresignedError::Failed(GenesysError::Malformed {
+                                    url,
+                                    attempts,
+                                    reason,
+                                }),
+                                other => PresignedError::Failed(other),
+                            })?;
+                        continue;
+                    }
+                }
+            }
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                self.retry_or(attempt, &shown_url, format!("status {status}"))
+                    .await
+                    .map_err(PresignedError::Failed)?;
+                continue;
+            }
+            return Err(PresignedError::Failed(GenesysError::Rejected {
+                url: shown,
+                status: status.as_u16(),
+                message: short(&body),
+            }));
+        }
     }
 
     /// Sends a request with retries and returns the body of the first success that passes
@@ -334,12 +545,27 @@ impl ApiClient {
         json_body: Option<&serde_json::Value>,
         validate: &(dyn Fn(&[u8]) -> Result<(), String> + Sync),
     ) -> Result<Bytes, GenesysError> {
+        self.send_status(method, path_or_url, json_body, validate)
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// Like [`ApiClient::send`], with the success status (to tell 202 from 200).
+    pub async fn send_status(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        json_body: Option<&serde_json::Value>,
+        validate: &(dyn Fn(&[u8]) -> Result<(), String> + Sync),
+    ) -> Result<(StatusCode, Bytes), GenesysError> {
         let url = self.resolve(path_or_url)?;
         let mut attempt = 0;
         let mut renewed = false;
         loop {
             attempt += 1;
-            let token = self.token(false).await?;
+            let token = self.token(None).await?;
+            self.pacer.wait_turn().await;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let mut req = self
                 .http
                 .request(method.clone(), url.clone())
@@ -350,6 +576,7 @@ impl ApiClient {
             let res = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
+                    renewed = false;
                     self.retry_or(attempt, &url, e.to_string()).await?;
                     continue;
                 }
@@ -359,15 +586,16 @@ impl ApiClient {
             let body = match res.bytes().await {
                 Ok(b) => b,
                 Err(e) => {
+                    renewed = false;
                     self.retry_or(attempt, &url, format!("body cut off: {e}"))
                         .await?;
                     continue;
                 }
             };
             if status.is_success() {
-                self.pace(&headers).await;
+                self.pace(&headers);
                 match validate(&body) {
-                    Ok(()) => return Ok(body),
+                    Ok(()) => return Ok((status, body)),
                     Err(reason) => {
                         if attempt >= self.policy.max_attempts {
                             return Err(GenesysError::Malformed {
@@ -377,17 +605,26 @@ impl ApiClient {
                             });
                         }
                         tracing::warn!(%url, attempt, %reason, "invalid page, retrying");
+                        self.counters.retries.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(self.backoff(attempt)).await;
                         continue;
                     }
                 }
             }
+            if status == StatusCode::UNAUTHORIZED {
+                self.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+            }
             if status == StatusCode::UNAUTHORIZED && !renewed {
-                // Expired or revoked token: get a new one and retry once.
+                // Expired or revoked token: get a new one and retry once. A second 401 in a
+                // row (with a token just issued) is an error; after any other answer, a later
+                // 401 (the new token expired too) renews again.
                 renewed = true;
                 attempt -= 1;
-                self.token(true).await?;
+                self.token(Some(&token)).await?;
                 continue;
+            }
+            if status != StatusCode::UNAUTHORIZED {
+                renewed = false;
             }
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 if attempt >= self.policy.max_attempts {
@@ -399,14 +636,19 @@ impl ApiClient {
                     });
                 }
                 let wait = if status == StatusCode::TOO_MANY_REQUESTS {
+                    self.counters.too_many.fetch_add(1, Ordering::Relaxed);
                     let jitter = Duration::from_millis(rand::rng().random_range(0..250));
-                    retry_after(&headers)
+                    let wait = retry_after(&headers)
                         .map(|d| d.min(self.policy.max_delay))
                         .unwrap_or_else(|| self.backoff(attempt))
-                        + jitter
+                        + jitter;
+                    // Every task waits: the budget is shared, retrying at once would storm.
+                    self.pacer.pause(wait);
+                    wait
                 } else {
                     self.backoff(attempt)
                 };
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%url, attempt, status = status.as_u16(), ?wait, "retrying");
                 tokio::time::sleep(wait).await;
                 continue;
@@ -419,8 +661,8 @@ impl ApiClient {
         }
     }
 
-    /// When the rate-limit window is nearly spent, wait for it to reset.
-    async fn pace(&self, headers: &reqwest::header::HeaderMap) {
+    /// Spreads the remaining budget of the rate-limit window over the time until it resets.
+    fn pace(&self, headers: &reqwest::header::HeaderMap) {
         let (Some(count), Some(allowed), Some(reset)) = (
             header_u64(headers, "inin-ratelimit-count"),
             header_u64(headers, "inin-ratelimit-allowed"),
@@ -428,11 +670,18 @@ impl ApiClient {
         ) else {
             return;
         };
-        if allowed > 0 && allowed.saturating_sub(count) <= 2 {
-            let wait = Duration::from_secs(reset.min(self.policy.max_delay.as_secs()) + 1);
-            tracing::info!(?wait, count, allowed, "rate-limit budget spent; pausing");
-            tokio::time::sleep(wait).await;
+        let reset = reset.min(self.policy.max_delay.as_secs());
+        if allowed > 0 && self.pacer.observe(count, allowed, reset) {
+            tracing::debug!(count, allowed, reset, "rate-limit budget spent; pausing");
         }
+    }
+}
+
+/// A URL without its query string (a presigned link's signature is a credential).
+fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
     }
 }
 

@@ -1,13 +1,19 @@
 //! The source: Genesys Cloud (or anything that speaks its API, such as the simulator).
 //!
 //! `http` is the client every request goes through (OAuth client credentials with a cached
-//! token, retries, pacing); `archive` is the tutorial's archive-query contract; `fetch` is the
-//! stage that pages through a source and stages every page in the lake as a snapshot.
+//! token, retries, pacing); `analytics` lists conversations with the details jobs or query;
+//! `transcripts` fetches their text (STA transcripts for voice, recordings for chat, messaging
+//! and email); `staging` is the fetch stage of that real source (batches, checkpoints, resume);
+//! `archive` is the tutorial's archive-query contract and `fetch` the stage that pages through
+//! it.
 
+pub mod analytics;
 pub mod archive;
 pub mod fetch;
 pub mod http;
 pub mod region;
+pub mod staging;
+pub mod transcripts;
 
 pub use fetch::{fetch, FetchOptions, FetchSummary};
 pub use http::{ApiClient, Credentials, Endpoints, RetryPolicy};
@@ -48,6 +54,12 @@ pub enum GenesysError {
         url: String,
         attempts: u32,
         reason: String,
+    },
+    #[error("the analytics details job {job} ended {state}{}; a re-run submits it again", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    JobFailed {
+        job: String,
+        state: String,
+        message: String,
     },
     #[error("invalid URL {url}: {reason}")]
     BadUrl { url: String, reason: String },

@@ -57,6 +57,38 @@ pub enum EventKind {
         pages: u64,
         conversations: u64,
     },
+    /// A listing page of an analytics fetch was processed; its changed conversations (if any)
+    /// are in `snapshot`. A resumed run continues after the last page of an unfinished interval.
+    ListingPage {
+        run: String,
+        /// The interval (`start/end`, ISO-8601) the page belongs to.
+        interval: String,
+        /// 0-based page number within the interval.
+        page: u64,
+        /// The details job (jobs listing).
+        job: Option<String>,
+        /// What the next page is: the job's cursor, or the next page number of the query.
+        next: Option<String>,
+        conversations: u64,
+        /// New or changed conversations staged from this page.
+        changed: u64,
+        snapshot: Option<String>,
+    },
+    /// An interval of an analytics fetch was listed completely.
+    IntervalDone {
+        run: String,
+        source: String,
+        listing: String,
+        interval: String,
+        media: String,
+        conversations: u64,
+        /// Transcripts (voice documents or digital recordings) fetched.
+        transcripts: u64,
+        /// Conversations whose text could not be had (voice 404, recordings never ready).
+        missing_transcripts: u64,
+        /// False when the interval ends after the data lake's `dataAvailabilityDate`.
+        complete: bool,
+    },
     /// Mentions were extracted from snapshots with one dictionary version.
     Extracted {
         dictionary_version: String,
@@ -85,6 +117,8 @@ impl EventKind {
         match self {
             EventKind::Snapshot { .. } => "snapshot",
             EventKind::FetchDone { .. } => "fetch_done",
+            EventKind::ListingPage { .. } => "listing_page",
+            EventKind::IntervalDone { .. } => "interval_done",
             EventKind::Extracted { .. } => "extracted",
             EventKind::Aggregated { .. } => "aggregated",
             EventKind::Synced { .. } => "synced",

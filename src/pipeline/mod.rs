@@ -77,16 +77,20 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
         },
         policy,
     )?;
+    let media: Vec<String> = args
+        .media
+        .iter()
+        .map(|m| m.trim().to_ascii_lowercase())
+        .collect();
+    if args.source == crate::cli::Source::Analytics {
+        return fetch_analytics(lake, &client, args, media).await;
+    }
     let (from, to) = date_range(args)?;
     let opts = FetchOptions {
         from,
         to,
-        media: args
-            .media
-            .iter()
-            .map(|m| m.trim().to_ascii_lowercase())
-            .collect(),
-        page_size: args.page_size.clamp(1, 1000),
+        media,
+        page_size: args.page_size.unwrap_or(100).clamp(1, 1000),
     };
     let s = genesys::fetch(lake, &client, &opts).await?;
     eprintln!(
@@ -98,6 +102,85 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
         s.body_bytes as f64 / 1e6,
         from,
         to,
+        if s.resumed_runs > 0 {
+            ", resumed an unfinished run"
+        } else {
+            ""
+        }
+    );
+    Ok(s)
+}
+
+/// `convlake fetch --source analytics`: the range (explicit, or since the last completed
+/// interval minus the lateness window), then the staging stage.
+async fn fetch_analytics(
+    lake: &Lake,
+    client: &ApiClient,
+    args: &SourceArgs,
+    media: Vec<String>,
+) -> Result<genesys::FetchSummary> {
+    use genesys::analytics::Listing;
+    use genesys::staging::{self, AnalyticsOptions};
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    let to = args.to.unwrap_or_else(|| Utc::now().date_naive());
+    let end = midnight(to + chrono::Days::new(1));
+    let (start, started_after) = if args.since_last {
+        let events = lake.events().read_all().await?;
+        match staging::last_complete(&events) {
+            Some(last) => {
+                let lateness = chrono::Duration::from_std(args.lateness)?;
+                (last - lateness, None)
+            }
+            None => {
+                let (from, _) = date_range(args)?;
+                eprintln!("fetch: --since-last: no completed analytics interval in this lake yet; fetching from {from}");
+                (midnight(from), Some(midnight(from)))
+            }
+        }
+    } else {
+        let (from, _) = date_range(args)?;
+        (midnight(from), Some(midnight(from)))
+    };
+    if start >= end {
+        bail!("nothing to fetch: the range starts at {start}, after its end {end}");
+    }
+    let opts = AnalyticsOptions {
+        start,
+        end,
+        started_after,
+        media,
+        listing: match args.listing {
+            crate::cli::ListingArg::Jobs => Listing::Jobs,
+            crate::cli::ListingArg::Query => Listing::Query,
+        },
+        interval: chrono::Duration::days(i64::from(args.interval_days.max(1))),
+        page_size: args.page_size.unwrap_or(50).clamp(1, 1000),
+        concurrency: args.concurrency.max(1) as usize,
+        job_poll_max: std::time::Duration::from_secs_f64(args.job_poll_max.clamp(0.01, 60.0)),
+        not_ready: genesys::transcripts::NotReadyPolicy {
+            attempts: args.not_ready_attempts.max(1),
+            wait: std::time::Duration::from_secs_f64(args.not_ready_wait.clamp(0.0, 600.0)),
+        },
+    };
+    let s = staging::fetch(lake, client, &opts).await?;
+    let minutes = (s.elapsed_ms as f64 / 60_000.0).max(1e-9);
+    eprintln!(
+        "fetch: analytics ({}) {} to {}: {} intervals ({} already done), {} pages, {} conversations ({} unchanged), {} transcripts, {} without transcript (404 or not ready), {} new snapshots, {} utterances; {} API requests ({:.0}/min), {} 429s{}",
+        opts.listing.as_str(),
+        start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        s.intervals,
+        s.intervals_skipped,
+        s.pages,
+        s.conversations,
+        s.unchanged,
+        s.transcripts,
+        s.missing_transcripts,
+        s.new_snapshots,
+        s.utterances,
+        s.requests,
+        s.requests as f64 / minutes,
+        s.too_many,
         if s.resumed_runs > 0 {
             ", resumed an unfinished run"
         } else {
@@ -411,12 +494,31 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
     cfg.client_secret = args.client_secret.clone().map(Secret::new);
     cfg.faults.rate_429 = args.fail_429;
     cfg.faults.rate_500 = args.fail_500;
+    cfg.faults.drop_rate = args.drop_connections;
+    cfg.faults.slow_rate = args.slow;
+    cfg.faults.slow_ms = args.slow_ms;
+    cfg.faults.not_ready_rate = args.not_ready;
+    cfg.faults.revoke_tokens_after_secs = args.revoke_tokens_after;
     cfg.rate_limit_per_minute = args.rate_limit;
+    cfg.token_ttl_secs = args.token_ttl.max(1);
+    cfg.untranscribed_rate = args.untranscribed;
+    cfg.job_polls = args.job_polls.max(1);
+    cfg.max_query_interval_days = args.max_query_days.max(1);
+    cfg.transcript_url_ttl_secs = args.transcript_url_ttl;
     let sim = simulator::start(cfg.clone(), loopback(args.port)).await?;
     println!("{}", sim.url);
     eprintln!(
         "simulate: {} conversations from {} over {} days (seed {}); Ctrl-C to stop",
         cfg.conversations, cfg.start, cfg.days, cfg.seed
+    );
+    let missing = simulator::untranscribed(
+        &cfg,
+        cfg.start,
+        cfg.start + chrono::Days::new(u64::from(cfg.days)),
+    );
+    eprintln!(
+        "simulate: {} voice conversations have no transcript (transcripturl answers 404)",
+        missing.len()
     );
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
@@ -474,9 +576,17 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
             login_url: None,
             client_id: Some("convlake-demo".into()),
             client_secret: Some("demo-secret".into()),
-            page_size: 100,
+            page_size: None,
             max_attempts: 8,
             timeout: 60,
+            listing: crate::cli::ListingArg::Jobs,
+            interval_days: 7,
+            concurrency: 4,
+            since_last: false,
+            lateness: std::time::Duration::from_secs(24 * 3600),
+            job_poll_max: 3.0,
+            not_ready_attempts: 5,
+            not_ready_wait: 10.0,
         },
         db: DbArgs {
             database_url: database_url.clone(),

@@ -1,0 +1,459 @@
+//! Listing conversations with the Analytics conversation details API (GENESYS.md §2.1):
+//! asynchronous jobs (`POST …/details/jobs`, poll the state, page the results by cursor) or the
+//! synchronous query (`POST …/details/query` with `paging`), filtered by media type with
+//! segment filters, over intervals the API accepts.
+//!
+//! Records are kept as JSON values (the lake stores them as received); [`ConversationInfo`]
+//! pulls out what the transcript step needs.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiClient, GenesysError};
+
+/// `POST` submits a details job; `/{jobId}` is its status, `/{jobId}/results` its pages.
+pub const JOBS_PATH: &str = "/api/v2/analytics/conversations/details/jobs";
+/// `GET`: `{dataAvailabilityDate}`.
+pub const AVAILABILITY_PATH: &str = "/api/v2/analytics/conversations/details/jobs/availability";
+/// The synchronous details query.
+pub const QUERY_PATH: &str = "/api/v2/analytics/conversations/details/query";
+/// The synchronous query's largest page.
+pub const QUERY_MAX_PAGE: u32 = 100;
+/// The synchronous query pages through at most this many results.
+pub const QUERY_MAX_RESULTS: u64 = 100_000;
+/// The shortest interval a too-large synchronous query is split into.
+pub const MIN_INTERVAL: chrono::Duration = chrono::Duration::hours(1);
+
+/// How conversations are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// Asynchronous details jobs with cursor paging (bulk and historical data).
+    Jobs,
+    /// The synchronous details query with page numbers (recent data, small ranges).
+    Query,
+}
+
+impl Listing {
+    /// `"jobs"` or `"query"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listing::Jobs => "jobs",
+            Listing::Query => "query",
+        }
+    }
+}
+
+/// A half-open time interval `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Interval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Interval {
+    /// The ISO-8601 `start/end` form the API takes.
+    pub fn iso(&self) -> String {
+        format!("{}/{}", iso(self.start), iso(self.end))
+    }
+
+    /// Consecutive intervals of at most `step` covering `[start, end)`.
+    pub fn split(
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: chrono::Duration,
+    ) -> Vec<Interval> {
+        let step = step.max(MIN_INTERVAL);
+        let mut out = Vec::new();
+        let mut a = start;
+        while a < end {
+            let b = (a + step).min(end);
+            out.push(Interval { start: a, end: b });
+            a = b;
+        }
+        out
+    }
+
+    /// The two halves (on a whole hour), or `None` when the interval is an hour or shorter.
+    pub fn halves(&self) -> Option<(Interval, Interval)> {
+        let len = self.end - self.start;
+        if len <= MIN_INTERVAL {
+            return None;
+        }
+        let hours = (len.num_hours() / 2).max(1);
+        let mid = self.start + chrono::Duration::hours(hours);
+        (mid < self.end).then_some((
+            Interval {
+                start: self.start,
+                end: mid,
+            },
+            Interval {
+                start: mid,
+                end: self.end,
+            },
+        ))
+    }
+}
+
+/// `segmentFilters` keeping conversations with a session of one of these media types.
+pub fn media_filter(media: &[String]) -> Value {
+    let predicates: Vec<Value> = media
+        .iter()
+        .map(|m| {
+            json!({"type": "dimension", "dimension": "mediaType", "operator": "matches", "value": m})
+        })
+        .collect();
+    json!([{ "type": "or", "predicates": predicates }])
+}
+
+/// The body of `POST …/details/jobs`.
+pub fn job_body(interval: &Interval, media: &[String]) -> Value {
+    json!({
+        "interval": interval.iso(),
+        "order": "asc",
+        "orderBy": "conversationStart",
+        "segmentFilters": media_filter(media),
+    })
+}
+
+/// The body of `POST …/details/query` for one page (numbered from 1).
+pub fn query_body(interval: &Interval, media: &[String], page_size: u32, page: u32) -> Value {
+    json!({
+        "interval": interval.iso(),
+        "order": "asc",
+        "orderBy": "conversationStart",
+        "segmentFilters": media_filter(media),
+        "paging": {"pageSize": page_size.clamp(1, QUERY_MAX_PAGE), "pageNumber": page},
+    })
+}
+
+/// One page of job results.
+#[derive(Debug, Deserialize)]
+pub struct JobPage {
+    #[serde(default)]
+    pub conversations: Vec<Value>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(rename = "dataAvailabilityDate", default)]
+    pub data_availability_date: Option<String>,
+}
+
+/// One page of the synchronous query (`conversations` is absent when nothing matched).
+#[derive(Debug, Deserialize)]
+pub struct QueryPage {
+    #[serde(default)]
+    pub conversations: Vec<Value>,
+    #[serde(rename = "totalHits", default)]
+    pub total_hits: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct JobStatus {
+    state: String,
+    #[serde(rename = "errorMessage", default)]
+    error_message: Option<String>,
+}
+
+/// What the transcript step needs from a conversation record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationInfo {
+    pub id: String,
+    pub start: DateTime<Utc>,
+    /// The media type of the customer's session (else of the first session).
+    pub media: String,
+    /// Voice sessions to ask for a transcript, recorded customer sessions first.
+    pub voice_sessions: Vec<String>,
+    /// The customer's addresses (email, phone), to tell who sent an email.
+    pub customer_addresses: Vec<String>,
+}
+
+fn is_customer(purpose: &str) -> bool {
+    matches!(purpose, "customer" | "external")
+}
+
+/// Reads the fields convlake needs from an `AnalyticsConversation`.
+pub fn conversation_info(record: &Value) -> Result<ConversationInfo, String> {
+    let id = record
+        .get("conversationId")
+        .and_then(Value::as_str)
+        .ok_or("a conversation record has no conversationId")?
+        .to_string();
+    let start = record
+        .get("conversationStart")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("conversation {id} has no conversationStart"))?;
+    let start = DateTime::parse_from_rfc3339(start)
+        .map_err(|e| format!("conversation {id}: conversationStart {start:?}: {e}"))?
+        .with_timezone(&Utc);
+    let mut media = None;
+    let mut first_media = None;
+    // (rank, session id): lower ranks are asked first.
+    let mut voice: Vec<(u8, String)> = Vec::new();
+    let mut addresses = Vec::new();
+    let participants = record
+        .get("participants")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for p in participants {
+        let purpose = p.get("purpose").and_then(Value::as_str).unwrap_or("");
+        let customer = is_customer(purpose);
+        for s in p
+            .get("sessions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let m = s.get("mediaType").and_then(Value::as_str).unwrap_or("");
+            if first_media.is_none() && !m.is_empty() {
+                first_media = Some(m.to_string());
+            }
+            if customer && media.is_none() && !m.is_empty() {
+                media = Some(m.to_string());
+            }
+            if customer {
+                for key in ["addressFrom", "ani"] {
+                    if let Some(a) = s.get(key).and_then(Value::as_str) {
+                        addresses.push(a.to_ascii_lowercase());
+                    }
+                }
+            }
+            let recorded = s.get("recording").and_then(Value::as_bool) == Some(true);
+            if let (Some(sid), true) = (s.get("sessionId").and_then(Value::as_str), m == "voice") {
+                // Which session STA transcribed is undocumented: recorded sessions first, the
+                // customer's before the others; unrecorded sessions are not asked.
+                if recorded {
+                    voice.push((u8::from(!customer), sid.to_string()));
+                }
+            }
+        }
+    }
+    voice.sort();
+    Ok(ConversationInfo {
+        id,
+        start,
+        media: media.or(first_media).unwrap_or_else(|| "unknown".into()),
+        voice_sessions: voice.into_iter().map(|(_, s)| s).collect(),
+        customer_addresses: addresses,
+    })
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("not a valid {what}: {e}"))
+}
+
+/// Submits a details job and returns its id.
+pub async fn submit_job(
+    client: &ApiClient,
+    interval: &Interval,
+    media: &[String],
+) -> Result<String, GenesysError> {
+    #[derive(Deserialize)]
+    struct Submitted {
+        #[serde(rename = "jobId")]
+        job_id: String,
+    }
+    let validate = |b: &[u8]| parse::<Submitted>(b, "job submission").map(|_| ());
+    let body = client
+        .send(
+            Method::POST,
+            JOBS_PATH,
+            Some(&job_body(interval, media)),
+            &validate,
+        )
+        .await?;
+    parse::<Submitted>(&body, "job submission")
+        .map(|s| s.job_id)
+        .map_err(|reason| GenesysError::Malformed {
+            url: JOBS_PATH.into(),
+            attempts: 1,
+            reason,
+        })
+}
+
+/// Polls a job until it is FULFILLED: after 250 ms, then doubling up to `max_poll`.
+pub async fn wait_for_job(
+    client: &ApiClient,
+    job: &str,
+    max_poll: Duration,
+) -> Result<(), GenesysError> {
+    let path = format!("{JOBS_PATH}/{job}");
+    let validate = |b: &[u8]| parse::<JobStatus>(b, "job status").map(|_| ());
+    let mut wait = Duration::from_millis(250).min(max_poll);
+    loop {
+        tokio::time::sleep(wait).await;
+        let body = client.send(Method::GET, &path, None, &validate).await?;
+        let status: JobStatus =
+            parse(&body, "job status").map_err(|reason| GenesysError::Malformed {
+                url: path.clone(),
+                attempts: 1,
+                reason,
+            })?;
+        match status.state.as_str() {
+            "FULFILLED" => return Ok(()),
+            "QUEUED" | "PENDING" => {}
+            other => {
+                return Err(GenesysError::JobFailed {
+                    job: job.to_string(),
+                    state: other.to_string(),
+                    message: status.error_message.unwrap_or_default(),
+                })
+            }
+        }
+        wait = (wait * 2).min(max_poll);
+    }
+}
+
+/// The results path of a job page.
+pub fn results_path(job: &str, cursor: Option<&str>, page_size: u32) -> String {
+    let mut p = format!("{JOBS_PATH}/{job}/results?pageSize={page_size}");
+    if let Some(c) = cursor {
+        p.push_str("&cursor=");
+        p.push_str(&url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>());
+    }
+    p
+}
+
+/// One page of a job's results.
+pub async fn job_page(
+    client: &ApiClient,
+    job: &str,
+    cursor: Option<&str>,
+    page_size: u32,
+) -> Result<JobPage, GenesysError> {
+    let path = results_path(job, cursor, page_size);
+    let validate = |b: &[u8]| parse::<JobPage>(b, "page of job results").map(|_| ());
+    let body = client.send(Method::GET, &path, None, &validate).await?;
+    parse(&body, "page of job results").map_err(|reason| GenesysError::Malformed {
+        url: path,
+        attempts: 1,
+        reason,
+    })
+}
+
+/// One page of the synchronous query.
+pub async fn query_page(
+    client: &ApiClient,
+    interval: &Interval,
+    media: &[String],
+    page_size: u32,
+    page: u32,
+) -> Result<QueryPage, GenesysError> {
+    let body_json = query_body(interval, media, page_size, page);
+    let validate = |b: &[u8]| parse::<QueryPage>(b, "page of the details query").map(|_| ());
+    let body = client
+        .send(Method::POST, QUERY_PATH, Some(&body_json), &validate)
+        .await?;
+    parse(&body, "page of the details query").map_err(|reason| GenesysError::Malformed {
+        url: QUERY_PATH.into(),
+        attempts: 1,
+        reason,
+    })
+}
+
+/// `dataAvailabilityDate`: job results hold the data up to this time.
+pub async fn availability(client: &ApiClient) -> Result<DateTime<Utc>, GenesysError> {
+    #[derive(Deserialize)]
+    struct Availability {
+        #[serde(rename = "dataAvailabilityDate")]
+        date: DateTime<Utc>,
+    }
+    let validate = |b: &[u8]| parse::<Availability>(b, "availability").map(|_| ());
+    let body = client
+        .send(Method::GET, AVAILABILITY_PATH, None, &validate)
+        .await?;
+    parse::<Availability>(&body, "availability")
+        .map(|a| a.date)
+        .map_err(|reason| GenesysError::Malformed {
+            url: AVAILABILITY_PATH.into(),
+            attempts: 1,
+            reason,
+        })
+}
+
+/// True for the query's 400s that a shorter interval avoids (too many results, too long).
+pub fn needs_shorter_interval(e: &GenesysError) -> bool {
+    match e {
+        GenesysError::Rejected {
+            status: 400,
+            message,
+            ..
+        } => {
+            message.contains("Pagination may not exceed")
+                || message.contains("does not exceed")
+                || message.contains("interval")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_split_into_intervals_and_halves() {
+        let iv = Interval::split(
+            t("2026-03-01T00:00:00Z"),
+            t("2026-03-17T00:00:00Z"),
+            chrono::Duration::days(7),
+        );
+        assert_eq!(iv.len(), 3);
+        assert_eq!(iv[2].start, t("2026-03-15T00:00:00Z"));
+        assert_eq!(
+            iv[0].iso(),
+            "2026-03-01T00:00:00.000Z/2026-03-08T00:00:00.000Z"
+        );
+        let (a, b) = iv[2].halves().unwrap();
+        assert_eq!((a.end, b.end), (t("2026-03-16T00:00:00Z"), iv[2].end));
+        let hour = Interval {
+            start: t("2026-03-01T00:00:00Z"),
+            end: t("2026-03-01T01:00:00Z"),
+        };
+        assert!(hour.halves().is_none());
+    }
+
+    #[test]
+    fn records_give_the_sessions_to_ask() {
+        let rec = json!({
+            "conversationId": "c1",
+            "conversationStart": "2026-03-01T10:00:00.000Z",
+            "participants": [
+                {"purpose": "ivr", "sessions": [{"sessionId": "s0", "mediaType": "voice"}]},
+                {"purpose": "agent", "sessions": [{"sessionId": "s2", "mediaType": "voice", "recording": true}]},
+                {"purpose": "customer", "sessions": [{"sessionId": "s1", "mediaType": "voice", "recording": true, "ani": "tel:+1"}]},
+            ]
+        });
+        let info = conversation_info(&rec).unwrap();
+        assert_eq!(info.media, "voice");
+        assert_eq!(info.voice_sessions, ["s1", "s2"]);
+        assert_eq!(info.customer_addresses, ["tel:+1"]);
+        assert!(conversation_info(&json!({"conversationId": "x"})).is_err());
+    }
+
+    #[test]
+    fn bodies_follow_the_api() {
+        let iv = Interval {
+            start: t("2026-03-01T00:00:00Z"),
+            end: t("2026-03-02T00:00:00Z"),
+        };
+        let q = query_body(&iv, &["voice".into(), "chat".into()], 500, 2);
+        assert_eq!(q["paging"], json!({"pageSize": 100, "pageNumber": 2}));
+        assert_eq!(q["segmentFilters"][0]["predicates"][1]["value"], "chat");
+        assert_eq!(
+            results_path("j", Some("a+b/c"), 100),
+            format!("{JOBS_PATH}/j/results?pageSize=100&cursor=a%2Bb%2Fc")
+        );
+    }
+}

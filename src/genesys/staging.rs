@@ -1,0 +1,804 @@
+//! The fetch stage of the real Genesys Cloud source (`--source analytics`): list conversations
+//! interval by interval (details jobs or query), fetch the text of every new or changed one,
+//! and stage each listing page as one batch.
+//!
+//! Per batch, in this order (a crash leaves complete files and no event, or everything):
+//! 1. every transcript document and recordings list, and the batch's conversation records (a
+//!    JSON array), each as `bodies/<h0h1>/<blake3>.json`;
+//! 2. the manifest `bodies/<h0h1>/<snapshot>.json`: for each conversation its record's hash and
+//!    its text (`doc:<hash>`, `recordings:<hash>` or `missing:<reason>`); the snapshot name is
+//!    the blake3 of the manifest, so unchanged data gets the same name;
+//! 3. the utterance rows `raw/<h0h1>/<snapshot>.parquet` (the raw-snapshot schema, every
+//!    utterance of each conversation of the batch in this one file);
+//! 4. the events `snapshot` and `listing_page` (the checkpoint), and `interval_done` after the
+//!    last page of an interval.
+//!
+//! Invariants: a conversation the lake already holds with the same record and text is neither
+//! asked for its text again (unless its text was missing) nor staged again; a finished interval
+//! of an unfinished run is not listed again; a job's pages resume from the recorded cursor.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::analytics::{self, ConversationInfo, Interval, Listing, QUERY_MAX_RESULTS};
+use super::fetch::{FetchError, FetchSummary};
+use super::transcripts::{self, NotReadyPolicy, Outcome, Utterance};
+use super::{ApiClient, GenesysError};
+use crate::lake::events::EventKind;
+use crate::lake::schema::{self, raw_schema};
+use crate::lake::{content_hash, snapshot_path, Event, Lake};
+
+/// The `source` of this stage's events.
+pub const SOURCE: &str = "analytics";
+const MANIFEST_FORMAT: &str = "convlake.analytics.v1";
+
+/// What to fetch and how.
+#[derive(Clone, Debug)]
+pub struct AnalyticsOptions {
+    /// Start of the range (inclusive).
+    pub start: DateTime<Utc>,
+    /// End of the range (exclusive).
+    pub end: DateTime<Utc>,
+    /// Keep only conversations that started at or after this time (an explicit `--from`);
+    /// `None` keeps everything with activity in the range (`--since-last`).
+    pub started_after: Option<DateTime<Utc>>,
+    /// Media types: voice, chat, email, message.
+    pub media: Vec<String>,
+    pub listing: Listing,
+    /// Longest interval per job or query.
+    pub interval: chrono::Duration,
+    /// Conversations per listing page.
+    pub page_size: u32,
+    /// Transcript requests in flight at once.
+    pub concurrency: usize,
+    /// Longest pause between two job-status polls.
+    pub job_poll_max: Duration,
+    /// Patience with recordings still being prepared.
+    pub not_ready: NotReadyPolicy,
+}
+
+/// The lake path of a stored body (a transcript document, recordings, records or a manifest).
+pub fn body_path(hash: &str) -> String {
+    format!("bodies/{}/{}.json", &hash[..2.min(hash.len())], hash)
+}
+
+/// One conversation in a batch manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestEntry {
+    pub conversation_id: String,
+    /// blake3 of the record as stored in the batch's records file.
+    pub record: String,
+    pub media_type: String,
+    pub conversation_start: String,
+    /// `doc:<hash>`, `recordings:<hash>` or `missing:<reason>`.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub communication_id: Option<String>,
+}
+
+/// A batch manifest: what a snapshot was made of.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: String,
+    /// blake3 of the JSON array of the batch's conversation records.
+    pub records: String,
+    pub conversations: Vec<ManifestEntry>,
+}
+
+/// What the lake holds for a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Held {
+    record: String,
+    text: String,
+}
+
+/// Where an unfinished run stopped.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Resume {
+    done: HashSet<String>,
+    /// interval → (next page number, job, next cursor).
+    partial: HashMap<String, (u64, Option<String>, Option<String>)>,
+}
+
+fn run_key(o: &AnalyticsOptions) -> String {
+    let mut media = o.media.clone();
+    media.sort();
+    let key = format!(
+        "{SOURCE}|{}|{}|{}|{}|{}|{}|{:?}",
+        o.listing.as_str(),
+        media.join(","),
+        o.start.timestamp_millis(),
+        o.end.timestamp_millis(),
+        o.interval.num_seconds(),
+        o.page_size,
+        o.started_after.map(|t| t.timestamp_millis()),
+    );
+    content_hash(key.as_bytes())[..16].to_string()
+}
+
+/// The intervals already done and the pages already staged of the last unfinished attempt of
+/// `run`; `None` when there is none (never started, or finished).
+fn resume_point(events: &[Event], run: &str) -> Option<Resume> {
+    let mut state: Option<Resume> = None;
+    for e in events {
+        match &e.kind {
+            EventKind::FetchDone { run: r, .. } if r == run => state = None,
+            EventKind::ListingPage {
+                run: r,
+                interval,
+                page,
+                job,
+                next,
+                ..
+            } if r == run => {
+                state
+                    .get_or_insert_with(Resume::default)
+                    .partial
+                    .insert(interval.clone(), (page + 1, job.clone(), next.clone()));
+            }
+            EventKind::IntervalDone {
+                run: r, interval, ..
+            } if r == run => {
+                let s = state.get_or_insert_with(Resume::default);
+                s.partial.remove(interval);
+                s.done.insert(interval.clone());
+            }
+            _ => {}
+        }
+    }
+    state
+}
+
+/// The end of the last complete interval of any analytics fetch (for `--since-last`).
+pub fn last_complete(events: &[Event]) -> Option<DateTime<Utc>> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::IntervalDone {
+                interval,
+                complete: true,
+                source,
+                ..
+            } if source == SOURCE => interval
+                .split_once('/')
+                .and_then(|(_, end)| DateTime::parse_from_rfc3339(end).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            _ => None,
+        })
+        .max()
+}
+
+/// Every conversation the lake holds, from the manifests of the recorded analytics snapshots
+/// (a later manifest wins).
+async fn load_held(lake: &Lake, events: &[Event]) -> Result<HashMap<String, Held>, FetchError> {
+    let mut held = HashMap::new();
+    let mut seen = HashSet::new();
+    for e in events {
+        let EventKind::Snapshot {
+            snapshot, source, ..
+        } = &e.kind
+        else {
+            continue;
+        };
+        if source != SOURCE || !seen.insert(snapshot.clone()) {
+            continue;
+        }
+        let path = body_path(snapshot);
+        let bytes = lake.get(&path).await?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| FetchError::BadPage {
+            url: path.clone(),
+            page: 0,
+            reason: format!("damaged manifest: {e}"),
+        })?;
+        for c in m.conversations {
+            held.insert(
+                c.conversation_id,
+                Held {
+                    record: c.record,
+                    text: c.text,
+                },
+            );
+        }
+    }
+    Ok(held)
+}
+
+/// Writes a body once under its content hash; returns the hash.
+async fn store_body(lake: &Lake, bytes: Bytes) -> Result<String, FetchError> {
+    let hash = content_hash(&bytes);
+    let path = body_path(&hash);
+    if !lake.exists(&path).await? {
+        lake.put(&path, bytes).await?;
+    }
+    Ok(hash)
+}
+
+fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - NaiveDate::default()).num_days() as i32
+}
+
+/// One conversation of a listing page.
+struct Item {
+    info: ConversationInfo,
+    record: Value,
+    record_hash: String,
+}
+
+/// What staging one page did.
+#[derive(Default)]
+struct PageResult {
+    changed: u64,
+    snapshot: Option<(String, bool)>,
+    utterances: u64,
+    transcripts: u64,
+    missing: u64,
+}
+
+/// Shared state of one fetch.
+struct Stage<'a> {
+    lake: &'a Lake,
+    client: &'a ApiClient,
+    opts: &'a AnalyticsOptions,
+    run: String,
+    held: HashMap<String, Held>,
+    summary: FetchSummary,
+}
+
+impl Stage<'_> {
+    fn wanted(&self, info: &ConversationInfo) -> bool {
+        self.opts.media.contains(&info.media)
+            && self.opts.started_after.is_none_or(|t| info.start >= t)
+    }
+
+    async fn text(&self, info: &ConversationInfo) -> Result<Outcome, GenesysError> {
+        if info.media == "voice" {
+            transcripts::voice(self.client, &info.id, &info.voice_sessions).await
+        } else {
+            transcripts::digital(self.client, &info.id, self.opts.not_ready).await
+        }
+    }
+
+    /// Stages the new or changed conversations of one listing page as one batch.
+    async fn stage_page(
+        &mut self,
+        records: Vec<Value>,
+        url: &str,
+        page: u64,
+    ) -> Result<PageResult, FetchError> {
+        let bad = |reason: String| FetchError::BadPage {
+            url: url.to_string(),
+            page,
+            reason,
+        };
+        let mut items = Vec::new();
+        let mut ids = HashSet::new();
+        for record in records {
+            let info = analytics::conversation_info(&record).map_err(bad)?;
+            if !self.wanted(&info) || !ids.insert(info.id.clone()) {
+                continue;
+            }
+            let bytes = serde_json::to_vec(&record).map_err(|e| bad(e.to_string()))?;
+            items.push(Item {
+                record_hash: content_hash(&bytes),
+                info,
+                record,
+            });
+        }
+        self.summary.conversations += items.len() as u64;
+        // Ask for text only where the lake lacks it or the conversation changed.
+        let asks: Vec<usize> = (0..items.len())
+            .filter(|&k| match self.held.get(&items[k].info.id) {
+                Some(h) => h.record != items[k].record_hash || h.text.starts_with("missing:"),
+                None => true,
+            })
+            .collect();
+        let this = &*self;
+        let outcomes: Vec<Result<Outcome, GenesysError>> = futures::stream::iter(&asks)
+            .map(|&k| this.text(&items[k].info))
+            .buffered(self.opts.concurrency.max(1))
+            .collect()
+            .await;
+        let mut result = PageResult::default();
+        let mut entries = Vec::new();
+        let mut texts: Vec<(usize, Option<Outcome>)> = Vec::new();
+        for (&k, outcome) in asks.iter().zip(outcomes) {
+            let outcome = outcome?;
+            let item = &items[k];
+            let (text, communication_id) = match &outcome {
+                Outcome::Voice {
+                    communication_id,
+                    document,
+                } => {
+                    result.transcripts += 1;
+                    let h = store_body(self.lake, document.clone()).await?;
+                    (format!("doc:{h}"), Some(communication_id.clone()))
+                }
+                Outcome::Digital { body } => {
+                    result.transcripts += 1;
+                    let h = store_body(self.lake, body.clone()).await?;
+                    (format!("recordings:{h}"), None)
+                }
+                Outcome::Missing { reason } => {
+                    result.missing += 1;
+                    (format!("missing:{reason}"), None)
+                }
+            };
+            let unchanged = self
+                .held
+                .get(&item.info.id)
+                .is_some_and(|h| h.record == item.record_hash && h.text == text);
+            if unchanged {
+                continue;
+            }
+            entries.push(ManifestEntry {
+                conversation_id: item.info.id.clone(),
+                record: item.record_hash.clone(),
+                media_type: item.info.media.clone(),
+                conversation_start: item
+                    .info
+                    .start
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                text,
+                communication_id,
+            });
+            texts.push((k, Some(outcome)));
+        }
+        self.summary.transcripts += result.transcripts;
+        self.summary.missing_transcripts += result.missing;
+        self.summary.unchanged += (items.len() - entries.len()) as u64;
+        if entries.is_empty() {
+            return Ok(result);
+        }
+        // The batch: records, manifest, rows — then the caller records the events.
+        let records: Vec<&Value> = texts.iter().map(|(k, _)| &items[*k].record).collect();
+        let records_bytes = serde_json::to_vec(&records).map_err(|e| bad(e.to_string()))?;
+        let records_hash = store_body(self.lake, Bytes::from(records_bytes)).await?;
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            records: records_hash,
+            conversations: entries.clone(),
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| bad(e.to_string()))?;
+        let snapshot = content_hash(&manifest_bytes);
+        let manifest_path = body_path(&snapshot);
+        if !self.lake.exists(&manifest_path).await? {
+            self.lake
+                .put(&manifest_path, Bytes::from(manifest_bytes))
+                .await?;
+        }
+        let mut rows: Vec<(&Item, Vec<Utterance>)> = Vec::new();
+        for (k, outcome) in &texts {
+            let item = &items[*k];
+            let utterances = match outcome {
+                Some(Outcome::Voice {
+                    communication_id,
+                    document,
+                }) => transcripts::voice_utterances(document, communication_id, item.info.start)
+                    .map_err(|e| bad(format!("conversation {}: {e}", item.info.id)))?,
+                Some(Outcome::Digital { body }) => transcripts::digital_utterances(
+                    body,
+                    item.info.start,
+                    &item.info.customer_addresses,
+                )
+                .map_err(|e| bad(format!("conversation {}: {e}", item.info.id)))?,
+                _ => Vec::new(),
+            };
+            rows.push((item, utterances));
+        }
+        let batch = to_batch(&rows, &snapshot).map_err(bad)?;
+        result.utterances = batch.num_rows() as u64;
+        let path = snapshot_path(&snapshot);
+        let new = !self.lake.exists(&path).await?;
+        if new {
+            let bytes =
+                schema::to_parquet(&batch.schema(), std::slice::from_ref(&batch)).map_err(bad)?;
+            self.lake.put(&path, bytes).await?;
+            self.summary.new_snapshots += 1;
+        }
+        for e in &entries {
+            self.held.insert(
+                e.conversation_id.clone(),
+                Held {
+                    record: e.record.clone(),
+                    text: e.text.clone(),
+                },
+            );
+        }
+        result.changed = entries.len() as u64;
+        result.snapshot = Some((snapshot, new));
+        self.summary.utterances += result.utterances;
+        Ok(result)
+    }
+
+    /// The events of a staged page.
+    fn page_events(
+        &self,
+        interval: &Interval,
+        page: u64,
+        job: Option<&str>,
+        next: Option<String>,
+        listed: u64,
+        r: &PageResult,
+    ) -> Vec<EventKind> {
+        let mut events = Vec::new();
+        if let Some((snapshot, new)) = &r.snapshot {
+            events.push(EventKind::Snapshot {
+                snapshot: snapshot.clone(),
+                path: snapshot_path(snapshot),
+                source: SOURCE.into(),
+                run: self.run.clone(),
+                page,
+                next: next.clone(),
+                conversations: r.changed,
+                utterances: r.utterances,
+                body_bytes: 0,
+                new: *new,
+            });
+        }
+        events.push(EventKind::ListingPage {
+            run: self.run.clone(),
+            interval: interval.iso(),
+            page,
+            job: job.map(String::from),
+            next,
+            conversations: listed,
+            changed: r.changed,
+            snapshot: r.snapshot.as_ref().map(|(s, _)| s.clone()),
+        });
+        events
+    }
+
+    /// Lists one interval with a details job, resuming its pages when a job is recorded.
+    async fn interval_by_job(
+        &mut self,
+        iv: &Interval,
+        resume: Option<(u64, Option<String>, Option<String>)>,
+        totals: &mut (u64, u64, u64),
+    ) -> Result<(), FetchError> {
+        let log = self.lake.events();
+        let (mut page, mut job, mut cursor) = match resume {
+            Some((p, Some(j), Some(c))) => (p, Some(j), Some(c)),
+            _ => (0, None, None),
+        };
+        loop {
+            let job_id = match &job {
+                Some(j) => j.clone(),
+                None => {
+                    let j = analytics::submit_job(self.client, iv, &self.opts.media).await?;
+                    analytics::wait_for_job(self.client, &j, self.opts.job_poll_max).await?;
+                    job = Some(j.clone());
+                    j
+                }
+            };
+            let result =
+                analytics::job_page(self.client, &job_id, cursor.as_deref(), self.opts.page_size)
+                    .await;
+            let results = match result {
+                Ok(r) => r,
+                // The recorded job expired or is unknown: list the interval again with a new
+                // job (what was staged stays; unchanged conversations cost nothing).
+                Err(GenesysError::Rejected {
+                    status: 404 | 400, ..
+                }) if cursor.is_some() => {
+                    tracing::info!(job = %job_id, "the recorded job is gone; submitting a new one");
+                    (page, job, cursor) = (0, None, None);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let url = analytics::results_path(&job_id, cursor.as_deref(), self.opts.page_size);
+            let listed = results.conversations.len() as u64;
+            let r = self.stage_page(results.conversations, &url, page).await?;
+            let next = results.cursor.filter(|c| !c.is_empty());
+            totals.0 += listed;
+            totals.1 += r.transcripts;
+            totals.2 += r.missing;
+            self.summary.pages += 1;
+            log.append(self.page_events(iv, page, Some(&job_id), next.clone(), listed, &r))
+                .await?;
+            match next {
+                Some(c) => {
+                    cursor = Some(c);
+                    page += 1;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Lists one interval with the synchronous query, splitting it when the API refuses it
+    /// (over 100,000 results or too long).
+    async fn interval_by_query(
+        &mut self,
+        iv: &Interval,
+        totals: &mut (u64, u64, u64),
+    ) -> Result<(), FetchError> {
+        let log = self.lake.events();
+        let size = self.opts.page_size.clamp(1, analytics::QUERY_MAX_PAGE);
+        let mut queue = vec![*iv];
+        let mut page_no = 0u64;
+        while let Some(part) = queue.pop() {
+            let mut number = 1u32;
+            loop {
+                let res =
+                    analytics::query_page(self.client, &part, &self.opts.media, size, number).await;
+                let split = match &res {
+                    Err(e) => analytics::needs_shorter_interval(e),
+                    Ok(p) => number == 1 && p.total_hits > QUERY_MAX_RESULTS,
+                };
+                if split {
+                    if let Some((a, b)) = part.halves() {
+                        tracing::info!(interval = %part.iso(), "splitting the query interval");
+                        queue.push(b);
+                        queue.push(a);
+                        break;
+                    }
+                }
+                let p = res?;
+                let listed = p.conversations.len() as u64;
+                let last = listed == 0 || u64::from(size) * u64::from(number) >= p.total_hits;
+                let r = self
+                    .stage_page(p.conversations, analytics::QUERY_PATH, page_no)
+                    .await?;
+                totals.0 += listed;
+                totals.1 += r.transcripts;
+                totals.2 += r.missing;
+                self.summary.pages += 1;
+                let next = (!last).then(|| format!("{}#{}", part.iso(), number + 1));
+                log.append(self.page_events(iv, page_no, None, next, listed, &r))
+                    .await?;
+                page_no += 1;
+                if last {
+                    break;
+                }
+                number += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The batch's utterances as rows of the raw-snapshot schema.
+fn to_batch(rows: &[(&Item, Vec<Utterance>)], snapshot: &str) -> Result<RecordBatch, String> {
+    let mut conv = StringBuilder::new();
+    let mut comm = StringBuilder::new();
+    let mut date = Date32Builder::new();
+    let mut kind = StringBuilder::new();
+    let mut part = StringBuilder::new();
+    let mut idx = Int32Builder::new();
+    let mut start_ms = Int64Builder::new();
+    let mut text = StringBuilder::new();
+    let mut snap = StringBuilder::new();
+    for (item, utterances) in rows {
+        let day = days_since_epoch(item.info.start.date_naive());
+        for (i, u) in utterances.iter().enumerate() {
+            conv.append_value(&item.info.id);
+            comm.append_option(u.communication_id.as_deref());
+            date.append_value(day);
+            kind.append_value(&item.info.media);
+            part.append_value(u.participant);
+            idx.append_value(i as i32);
+            start_ms.append_option(u.start_ms);
+            text.append_value(&u.text);
+            snap.append_value(snapshot);
+        }
+    }
+    RecordBatch::try_new(
+        raw_schema(),
+        vec![
+            Arc::new(conv.finish()),
+            Arc::new(comm.finish()),
+            Arc::new(date.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(part.finish()),
+            Arc::new(idx.finish()),
+            Arc::new(start_ms.finish()),
+            Arc::new(text.finish()),
+            Arc::new(snap.finish()),
+        ],
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Fetches every interval of the range into the lake (see the module docs).
+pub async fn fetch(
+    lake: &Lake,
+    client: &ApiClient,
+    opts: &AnalyticsOptions,
+) -> Result<FetchSummary, FetchError> {
+    for m in &opts.media {
+        if !super::fetch::MEDIA_TYPES.contains(&m.as_str()) {
+            return Err(FetchError::BadMedia(m.clone()));
+        }
+    }
+    let started = Instant::now();
+    let log = lake.events();
+    let history = log.read_all().await?;
+    let run = run_key(opts);
+    let resume = resume_point(&history, &run);
+    let held = load_held(lake, &history).await?;
+    let mut stage = Stage {
+        lake,
+        client,
+        opts,
+        run: run.clone(),
+        held,
+        summary: FetchSummary::default(),
+    };
+    let resume = resume.unwrap_or_default();
+    if !resume.done.is_empty() || !resume.partial.is_empty() {
+        stage.summary.resumed_runs = 1;
+        eprintln!(
+            "fetch: resuming an unfinished run ({} intervals already done)",
+            resume.done.len()
+        );
+    }
+    let available = match opts.listing {
+        Listing::Jobs => {
+            let a = analytics::availability(client).await?;
+            if a < opts.end {
+                eprintln!(
+                    "fetch: note: the analytics data lake holds conversations up to {} (dataAvailabilityDate); \
+                     later ones are not in job results yet. Fetch again later (--since-last) or use --listing query for recent data",
+                    a.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+            }
+            stage.summary.data_availability = Some(a);
+            Some(a)
+        }
+        Listing::Query => None,
+    };
+    let intervals = Interval::split(opts.start, opts.end, opts.interval);
+    let media = opts.media.join(",");
+    let mut total_conversations = 0;
+    for (n, iv) in intervals.iter().enumerate() {
+        let key = iv.iso();
+        if resume.done.contains(&key) {
+            stage.summary.intervals_skipped += 1;
+            continue;
+        }
+        let mut totals = (0u64, 0u64, 0u64);
+        match opts.listing {
+            Listing::Jobs => {
+                stage
+                    .interval_by_job(iv, resume.partial.get(&key).cloned(), &mut totals)
+                    .await?
+            }
+            Listing::Query => stage.interval_by_query(iv, &mut totals).await?,
+        }
+        total_conversations += totals.0;
+        stage.summary.intervals += 1;
+        let complete = available.is_none_or(|a| iv.end <= a);
+        log.append(vec![EventKind::IntervalDone {
+            run: run.clone(),
+            source: SOURCE.into(),
+            listing: opts.listing.as_str().into(),
+            interval: key.clone(),
+            media: media.clone(),
+            conversations: totals.0,
+            transcripts: totals.1,
+            missing_transcripts: totals.2,
+            complete,
+        }])
+        .await?;
+        let s = client.stats();
+        let minutes = started.elapsed().as_secs_f64() / 60.0;
+        eprintln!(
+            "fetch: interval {}/{} {}: {} conversations, {} transcripts, {} without text; {} requests ({:.0}/min), {} 429s",
+            n + 1,
+            intervals.len(),
+            key,
+            totals.0,
+            totals.1,
+            totals.2,
+            s.requests,
+            s.requests as f64 / minutes.max(1e-9),
+            s.too_many,
+        );
+    }
+    log.append(vec![EventKind::FetchDone {
+        run,
+        source: SOURCE.into(),
+        interaction_type: media,
+        from: opts
+            .start
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        to: opts
+            .end
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        pages: stage.summary.pages,
+        conversations: total_conversations,
+    }])
+    .await?;
+    let s = client.stats();
+    stage.summary.requests = s.requests;
+    stage.summary.too_many = s.too_many;
+    stage.summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(stage.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64, kind: EventKind) -> Event {
+        Event {
+            seq,
+            index: 0,
+            time: Utc::now(),
+            kind,
+        }
+    }
+
+    fn page(run: &str, interval: &str, page: u64, next: Option<&str>) -> EventKind {
+        EventKind::ListingPage {
+            run: run.into(),
+            interval: interval.into(),
+            page,
+            job: Some("j".into()),
+            next: next.map(String::from),
+            conversations: 1,
+            changed: 1,
+            snapshot: None,
+        }
+    }
+
+    fn done(run: &str, interval: &str) -> EventKind {
+        EventKind::IntervalDone {
+            run: run.into(),
+            source: SOURCE.into(),
+            listing: "jobs".into(),
+            interval: interval.into(),
+            media: "voice".into(),
+            conversations: 1,
+            transcripts: 1,
+            missing_transcripts: 0,
+            complete: true,
+        }
+    }
+
+    #[test]
+    fn resume_skips_done_intervals_and_continues_pages() {
+        let a = "2026-03-01T00:00:00.000Z/2026-03-02T00:00:00.000Z";
+        let b = "2026-03-02T00:00:00.000Z/2026-03-03T00:00:00.000Z";
+        let events = vec![
+            ev(1, page("r", a, 0, None)),
+            ev(2, done("r", a)),
+            ev(3, page("r", b, 0, Some("c1"))),
+            ev(4, page("x", b, 0, Some("zz"))),
+        ];
+        let r = resume_point(&events, "r").unwrap();
+        assert!(r.done.contains(a));
+        assert_eq!(
+            r.partial.get(b),
+            Some(&(1, Some("j".into()), Some("c1".into())))
+        );
+        let mut finished = events.clone();
+        finished.push(ev(
+            5,
+            EventKind::FetchDone {
+                run: "r".into(),
+                source: SOURCE.into(),
+                interaction_type: "voice".into(),
+                from: String::new(),
+                to: String::new(),
+                pages: 2,
+                conversations: 2,
+            },
+        ));
+        assert_eq!(resume_point(&finished, "r"), None);
+        assert_eq!(
+            last_complete(&finished),
+            Some("2026-03-02T00:00:00Z".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,380 @@
+//! The text of a conversation (GENESYS.md §2.2, §2.3):
+//! - voice: `GET …/speechandtextanalytics/conversations/{id}/communications/{sessionId}/transcripturl`,
+//!   then at once a plain GET of the presigned link (no bearer token; it expires in 10 minutes,
+//!   so a 403 gets a new link). 404 means "no transcript": an outcome, not an error;
+//! - chat, messaging, email: `GET /api/v2/conversations/{id}/recordings?formatId=NONE`, whose
+//!   recordings carry `transcript`, `messagingTranscript` or `emailTranscript`; a 202 or an
+//!   empty body means "still being prepared" and is asked again after a pause.
+//!
+//! The documents are turned into utterances: speaker, offset from the conversation start in
+//! milliseconds, and text (`decoratedText` when present). Redaction tags stay as they are.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::archive::participant_role;
+use super::http::PresignedError;
+use super::{ApiClient, GenesysError};
+
+/// What asking for a conversation's text gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An STA transcript document of this communication.
+    Voice {
+        communication_id: String,
+        document: Bytes,
+    },
+    /// The recordings list (with transcripts) of a digital conversation.
+    Digital { body: Bytes },
+    /// No text: `404` (no STA transcript), `none` (no session to ask), `not-ready` (the
+    /// recordings stayed empty).
+    Missing { reason: String },
+}
+
+/// How patiently to wait for recordings still being prepared.
+#[derive(Clone, Copy, Debug)]
+pub struct NotReadyPolicy {
+    /// Requests in all, the first included.
+    pub attempts: u32,
+    /// Pause between them.
+    pub wait: Duration,
+}
+
+impl Default for NotReadyPolicy {
+    /// MakingChatbots' numbers: every 10 s, up to 5 times.
+    fn default() -> Self {
+        NotReadyPolicy {
+            attempts: 5,
+            wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The `transcripturl` path of one communication.
+pub fn transcript_url_path(conversation: &str, communication: &str) -> String {
+    format!(
+        "/api/v2/speechandtextanalytics/conversations/{conversation}/communications/{communication}/transcripturl"
+    )
+}
+
+/// The recordings path of a conversation, text only.
+pub fn recordings_path(conversation: &str) -> String {
+    format!("/api/v2/conversations/{conversation}/recordings?formatId=NONE")
+}
+
+fn json_ok(b: &[u8]) -> Result<(), String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(b)
+        .map(|_| ())
+        .map_err(|e| format!("not valid JSON: {e}"))
+}
+
+/// The STA transcript of a voice conversation: the first of `sessions` that has one.
+pub async fn voice(
+    client: &ApiClient,
+    conversation: &str,
+    sessions: &[String],
+) -> Result<Outcome, GenesysError> {
+    #[derive(Deserialize)]
+    struct TranscriptUrl {
+        url: String,
+    }
+    let validate_url = |b: &[u8]| {
+        serde_json::from_slice::<TranscriptUrl>(b)
+            .map(|_| ())
+            .map_err(|e| format!("not a transcript URL: {e}"))
+    };
+    for sid in sessions {
+        let path = transcript_url_path(conversation, sid);
+        // A link that expired before we used it (a long pause) is asked for again, twice at most.
+        for attempt in 1..=3 {
+            let body = match client.send(Method::GET, &path, None, &validate_url).await {
+                Ok(b) => b,
+                Err(GenesysError::Rejected { status: 404, .. }) => break,
+                Err(e) => return Err(e),
+            };
+            let url = serde_json::from_slice::<TranscriptUrl>(&body)
+                .map_err(|e| GenesysError::Malformed {
+                    url: path.clone(),
+                    attempts: 1,
+                    reason: e.to_string(),
+                })?
+                .url;
+            match client.get_presigned(&url, &json_ok).await {
+                Ok(document) => {
+                    return Ok(Outcome::Voice {
+                        communication_id: sid.clone(),
+                        document,
+                    })
+                }
+                Err(PresignedError::Expired) if attempt < 3 => continue,
+                Err(PresignedError::Expired) => {
+                    return Err(GenesysError::GaveUp {
+                        url: path,
+                        status: 403,
+                        attempts: attempt,
+                        message: "the presigned transcript link kept expiring before it could be read (links last 10 minutes; is the machine's clock or the network very slow?)".into(),
+                    })
+                }
+                Err(PresignedError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+    Ok(Outcome::Missing {
+        reason: if sessions.is_empty() { "none" } else { "404" }.into(),
+    })
+}
+
+/// The recordings (with transcripts) of a chat, messaging or email conversation.
+pub async fn digital(
+    client: &ApiClient,
+    conversation: &str,
+    policy: NotReadyPolicy,
+) -> Result<Outcome, GenesysError> {
+    let path = recordings_path(conversation);
+    let validate = |b: &[u8]| {
+        if b.iter().all(u8::is_ascii_whitespace) {
+            Ok(())
+        } else {
+            json_ok(b)
+        }
+    };
+    for attempt in 1..=policy.attempts.max(1) {
+        let (status, body) = match client
+            .send_status(Method::GET, &path, None, &validate)
+            .await
+        {
+            Ok(r) => r,
+            Err(GenesysError::Rejected { status: 404, .. }) => {
+                return Ok(Outcome::Missing {
+                    reason: "404".into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let empty = body.iter().all(u8::is_ascii_whitespace)
+            || serde_json::from_slice::<Vec<Value>>(&body).is_ok_and(|v| v.is_empty());
+        if status != StatusCode::ACCEPTED && !empty {
+            return Ok(Outcome::Digital { body });
+        }
+        if attempt < policy.attempts {
+            tracing::debug!(conversation, attempt, "recordings still being prepared");
+            tokio::time::sleep(policy.wait).await;
+        }
+    }
+    Ok(Outcome::Missing {
+        reason: "not-ready".into(),
+    })
+}
+
+/// One utterance of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Utterance {
+    /// customer, agent, ivr or unknown.
+    pub participant: &'static str,
+    /// Milliseconds from the conversation start.
+    pub start_ms: Option<i64>,
+    pub text: String,
+    /// The communication (session) the text belongs to.
+    pub communication_id: Option<String>,
+}
+
+/// Epoch milliseconds, or an offset from the conversation start when the value is too small to
+/// be a date (some documents use offsets).
+fn offset_ms(value: Option<i64>, origin_ms: i64) -> Option<i64> {
+    value.map(|v| {
+        if v > 100_000_000_000 {
+            v - origin_ms
+        } else {
+            v
+        }
+    })
+}
+
+/// The utterances of an STA transcript document, in phrase order. `conversation_start` is the
+/// record's start, used when the document has no `conversationStartTime`.
+pub fn voice_utterances(
+    document: &[u8],
+    communication_id: &str,
+    conversation_start: DateTime<Utc>,
+) -> Result<Vec<Utterance>, String> {
+    let doc: Value =
+        serde_json::from_slice(document).map_err(|e| format!("not a transcript document: {e}"))?;
+    let origin = doc
+        .get("conversationStartTime")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| conversation_start.timestamp_millis());
+    let mut out = Vec::new();
+    for t in doc
+        .get("transcripts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for p in t
+            .get("phrases")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let text = p
+                .get("decoratedText")
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .or_else(|| p.get("text").and_then(Value::as_str))
+                .unwrap_or("");
+            if text.trim().is_empty() {
+                continue;
+            }
+            out.push(Utterance {
+                participant: participant_role(p.get("participantPurpose").and_then(Value::as_str)),
+                start_ms: offset_ms(p.get("startTimeMs").and_then(Value::as_i64), origin),
+                text: text.to_string(),
+                communication_id: Some(communication_id.to_string()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A time given as an ISO-8601 string or as epoch milliseconds (a number or a string of digits).
+fn time_ms(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse::<i64>().ok().or_else(|| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        }),
+        _ => None,
+    }
+}
+
+fn email_address(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.to_ascii_lowercase()),
+        Value::Object(o) => o
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase),
+        _ => None,
+    }
+}
+
+/// The utterances of a recordings list: chat `transcript`, `messagingTranscript` and
+/// `emailTranscript` entries, in order. An email is the customer's when its sender is one of
+/// `customer_addresses`.
+pub fn digital_utterances(
+    body: &[u8],
+    conversation_start: DateTime<Utc>,
+    customer_addresses: &[String],
+) -> Result<Vec<Utterance>, String> {
+    let recordings: Vec<Value> =
+        serde_json::from_slice(body).map_err(|e| format!("not a list of recordings: {e}"))?;
+    let origin = conversation_start.timestamp_millis();
+    let at = |v: Option<&Value>| time_ms(v).map(|t| t - origin);
+    let mut out = Vec::new();
+    for r in &recordings {
+        let session = r.get("sessionId").and_then(Value::as_str).map(String::from);
+        let mut push = |participant, start_ms, text: Option<&str>| {
+            if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
+                out.push(Utterance {
+                    participant,
+                    start_ms,
+                    text: t.to_string(),
+                    communication_id: session.clone(),
+                });
+            }
+        };
+        let entries = |key: &str| -> Vec<Value> {
+            r.get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        for m in entries("transcript") {
+            let purpose = m.get("participantPurpose").and_then(Value::as_str);
+            push(
+                participant_role(purpose),
+                at(m.get("utc")),
+                m.get("body").and_then(Value::as_str),
+            );
+        }
+        for m in entries("messagingTranscript") {
+            let purpose = m.get("purpose").and_then(Value::as_str);
+            push(
+                participant_role(purpose),
+                at(m.get("timestamp")),
+                m.get("messageText").and_then(Value::as_str),
+            );
+        }
+        for m in entries("emailTranscript") {
+            let from = email_address(m.get("from"));
+            let customer = from.is_some_and(|f| {
+                customer_addresses
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&f))
+            });
+            push(
+                if customer { "customer" } else { "agent" },
+                at(m.get("time")),
+                m.get("textBody").and_then(Value::as_str),
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrases_become_utterances_with_offsets_and_decorated_text() {
+        let doc = br#"{"conversationStartTime": 1772359200000, "transcripts": [{"phrases": [
+            {"participantPurpose": "internal", "text": "hello how can i help", "startTimeMs": 1772359201000},
+            {"participantPurpose": "external", "text": "my card is [card number]", "decoratedText": "My card is [card number].", "startTimeMs": 1772359205500},
+            {"participantPurpose": "external", "text": "  "}
+        ]}]}"#;
+        let start: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
+        let u = voice_utterances(doc, "s1", start).unwrap();
+        assert_eq!(u.len(), 2);
+        assert_eq!((u[0].participant, u[0].start_ms), ("agent", Some(1000)));
+        assert_eq!(u[1].participant, "customer");
+        assert_eq!(u[1].text, "My card is [card number].");
+        assert_eq!(u[1].start_ms, Some(5500));
+        assert!(voice_utterances(b"{", "s", start).is_err());
+    }
+
+    #[test]
+    fn recordings_become_utterances() {
+        let body = br#"[
+          {"sessionId": "c", "media": "chat", "transcript": [
+             {"body": "Hi, my Acme Router.", "participantPurpose": "customer", "utc": "1772359202000"},
+             {"body": "Hello.", "participantPurpose": "agent", "utc": "1772359203000"}]},
+          {"sessionId": "m", "media": "messaging", "messagingTranscript": [
+             {"messageText": "Hey", "purpose": "customer", "timestamp": "2026-03-01T10:00:04.000Z"}]},
+          {"sessionId": "e", "media": "email", "emailTranscript": [
+             {"textBody": "Dear team", "from": {"email": "Me@Example.com"}, "time": "2026-03-01T11:00:00Z"},
+             {"textBody": "Dear customer", "from": {"email": "support@x"}, "time": "2026-03-01T12:00:00Z"}]}
+        ]"#;
+        let start: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
+        let u = digital_utterances(body, start, &["me@example.com".into()]).unwrap();
+        let got: Vec<(&str, Option<i64>)> = u.iter().map(|u| (u.participant, u.start_ms)).collect();
+        assert_eq!(
+            got,
+            [
+                ("customer", Some(2000)),
+                ("agent", Some(3000)),
+                ("customer", Some(4000)),
+                ("customer", Some(3_600_000)),
+                ("agent", Some(7_200_000)),
+            ]
+        );
+        assert_eq!(u[2].communication_id.as_deref(), Some("m"));
+    }
+}

@@ -1,0 +1,369 @@
+//! The real Genesys Cloud source (`--source analytics`) against the simulator: details jobs and
+//! the details query, STA transcripts, digital recordings, faults, resume and `--since-last`,
+//! checked against the simulator's ground truth.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use convlake::simulator::{self, RunningSimulator, SimConfig};
+
+/// `n` conversations over `days` days from START, with untranscribed calls and slow recordings.
+fn config(n: usize, days: u32) -> SimConfig {
+    let mut cfg = sim_config(n);
+    cfg.days = days;
+    cfg.untranscribed_rate = 0.06;
+    cfg.faults.not_ready_rate = 0.1;
+    cfg.job_polls = 2;
+    cfg
+}
+
+fn last_day(cfg: &SimConfig) -> String {
+    (cfg.start + chrono::Days::new(u64::from(cfg.days) - 1)).to_string()
+}
+
+/// Fetch arguments for the simulator over the whole configured period.
+fn fetch_args<'a>(sim: &'a RunningSimulator, to: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "fetch",
+        "--api-url",
+        sim.url.as_str(),
+        "--from",
+        START,
+        "--to",
+        to,
+        "--not-ready-wait",
+        "0.05",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+async fn fetch_ok(lake: &TestLake, args: &[&str]) -> String {
+    let out = lake.run(args).await;
+    assert!(
+        out.status.success(),
+        "convlake {args:?} failed:\n{}",
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+/// mention_counts as `date,type,product,mentions,conversations` lines.
+async fn counts(lake: &TestLake) -> Vec<String> {
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    let csv = lake
+        .ok(&[
+            "query",
+            "SELECT conversation_date, interaction_type, product, mentions, conversations FROM mention_counts ORDER BY 1, 2, 3",
+            "--format",
+            "csv",
+        ])
+        .await;
+    csv.lines().skip(1).map(String::from).collect()
+}
+
+/// The simulator's ground truth in the same form.
+fn truth_rows(cfg: &SimConfig) -> Vec<String> {
+    let end = cfg.start + chrono::Days::new(u64::from(cfg.days));
+    simulator::ground_truth(cfg, cfg.start, end, &["voice", "chat", "email", "message"])
+        .rows
+        .iter()
+        .map(|((d, t, p), (m, c))| format!("{d},{t},{p},{m},{c}"))
+        .collect()
+}
+
+fn untranscribed(cfg: &SimConfig) -> usize {
+    simulator::untranscribed(
+        cfg,
+        cfg.start,
+        cfg.start + chrono::Days::new(u64::from(cfg.days)),
+    )
+    .len()
+}
+
+async fn scalar(lake: &TestLake, sql: &str) -> String {
+    let csv = lake.ok(&["query", sql, "--format", "csv"]).await;
+    csv.lines().nth(1).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_week_range_of_all_media_gives_exactly_the_ground_truth() {
+    let cfg = config(500, 21);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = last_day(&cfg);
+    let err = fetch_ok(&lake, &fetch_args(&sim, &to, &[])).await;
+    let missing = untranscribed(&cfg);
+    assert!(missing > 3, "the simulator leaves some calls untranscribed");
+    // The 404s are reported in the summary and recorded in the log.
+    assert!(
+        err.contains(&format!("{missing} without transcript")),
+        "{err}"
+    );
+    assert!(err.contains("3 intervals (0 already done)"), "{err}");
+    let mut manifests_missing = 0;
+    for (path, _) in lake.files("bodies") {
+        let body = std::fs::read(lake.path().join(&path)).unwrap();
+        if let Ok(m) = serde_json::from_slice::<serde_json::Value>(&body) {
+            if m["format"] == "convlake.analytics.v1" {
+                manifests_missing += m["conversations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|c| c["text"] == "missing:404")
+                    .count();
+            }
+        }
+    }
+    assert_eq!(manifests_missing, missing);
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+    // Every conversation of the range is listed once in utterances.
+    let stats = sim.stats();
+    let voice_with_text = scalar(
+        &lake,
+        "SELECT COUNT(DISTINCT conversation_id) FROM utterances WHERE interaction_type = 'voice'",
+    )
+    .await;
+    let voice: usize = (0..500)
+        .filter(|&i| convlake::simulator::conversation(&cfg, i).media == simulator::Media::Voice)
+        .count();
+    assert_eq!(voice_with_text, (voice - missing).to_string());
+    // One transcripturl per voice conversation, no presigned link fetched twice.
+    assert_eq!(stats.transcript_urls as usize, voice);
+    assert_eq!(stats.presigned as usize, voice - missing);
+
+    // A second fetch stores nothing new and asks only for the missing transcripts again.
+    let raw = lake.files("raw");
+    let err = fetch_ok(&lake, &fetch_args(&sim, &to, &[])).await;
+    assert!(err.contains(" 0 new snapshots"), "{err}");
+    assert_eq!(lake.files("raw"), raw);
+    let again = sim.stats();
+    assert_eq!(
+        (again.transcript_urls - stats.transcript_urls) as usize,
+        missing
+    );
+    assert_eq!(again.recordings, stats.recordings);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_expiring_tokens_still_give_the_ground_truth() {
+    let mut cfg = config(300, 10);
+    cfg.faults.rate_429 = 0.04;
+    cfg.faults.rate_500 = 0.05;
+    cfg.faults.drop_rate = 0.05;
+    cfg.faults.slow_rate = 0.05;
+    cfg.faults.slow_ms = 2_500;
+    // "Every minute", scaled down: tokens say they last a minute but stop working after 2 s.
+    cfg.token_ttl_secs = 60;
+    cfg.faults.revoke_tokens_after_secs = Some(2);
+    cfg.transcript_url_ttl_secs = 2;
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = last_day(&cfg);
+    let err = fetch_ok(
+        &lake,
+        &fetch_args(&sim, &to, &["--timeout", "2", "--concurrency", "6"]),
+    )
+    .await;
+    assert_eq!(counts(&lake).await, truth_rows(&cfg), "{err}");
+    let s = sim.stats();
+    assert!(s.unauthorized > 0 && s.tokens > 1, "{s:?}");
+    assert!(s.too_many > 0, "{s:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_details_query_splits_intervals_over_the_result_cap() {
+    let mut cfg = config(300, 10);
+    cfg.max_query_results = 40;
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = last_day(&cfg);
+    let err = fetch_ok(
+        &lake,
+        &fetch_args(&sim, &to, &["--listing", "query", "--page-size", "20"]),
+    )
+    .await;
+    assert_eq!(counts(&lake).await, truth_rows(&cfg), "{err}");
+    // Page 3 of 20 passes the cap of 40: the interval is halved until each half fits.
+    let pages = sim.stats().query_pages;
+    let intervals: std::collections::BTreeSet<&String> = pages.iter().map(|(i, _)| i).collect();
+    assert!(
+        intervals.len() > 4,
+        "split into shorter intervals: {intervals:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_fetch_resumes_without_listing_a_finished_interval_again() {
+    let mut cfg = config(400, 21);
+    cfg.job_polls = 1;
+    let sim = start_sim(cfg.clone()).await;
+    let to = last_day(&cfg);
+    let extra = ["--interval-days", "2", "--page-size", "20"];
+
+    // Reference: one uninterrupted run into its own lake.
+    let reference = TestLake::new();
+    fetch_ok(&reference, &fetch_args(&sim, &to, &extra)).await;
+    let jobs_before = sim.stats().job_intervals.len();
+    assert_eq!(jobs_before, 11);
+
+    // Kill a run once three intervals are done.
+    let lake = TestLake::new();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_convlake"))
+        .arg("--lake")
+        .arg(lake.path())
+        .args(fetch_args(&sim, &to, &extra))
+        .env("GENESYS_CLIENT_ID", CLIENT_ID)
+        .env("GENESYS_CLIENT_SECRET", CLIENT_SECRET)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let done_intervals = |lake: &TestLake| -> Vec<String> {
+        let mut out = Vec::new();
+        for (path, _) in lake.files("events") {
+            let text = std::fs::read_to_string(lake.path().join(path)).unwrap_or_default();
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                if v["kind"] == "interval_done" {
+                    out.push(v["interval"].as_str().unwrap().to_string());
+                }
+            }
+        }
+        out
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while done_intervals(&lake).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fetch made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap();
+    let finished = done_intervals(&lake);
+    assert!(finished.len() < 11, "killed before the end");
+
+    let err = fetch_ok(&lake, &fetch_args(&sim, &to, &extra)).await;
+    assert!(err.contains("resumed"), "{err}");
+    let jobs: Vec<String> = sim.stats().job_intervals[jobs_before..].to_vec();
+    let mut per: BTreeMap<&String, usize> = BTreeMap::new();
+    for j in &jobs {
+        *per.entry(j).or_default() += 1;
+    }
+    for f in &finished {
+        assert_eq!(per.get(f), Some(&1), "{f} was listed again: {jobs:?}");
+    }
+    assert_eq!(per.len(), 11);
+    assert!(per.values().filter(|&&n| n > 1).count() <= 1, "{jobs:?}");
+    // The same snapshots and the same counts as the uninterrupted run.
+    assert_eq!(lake.files("raw"), reference.files("raw"));
+    assert_eq!(counts(&lake).await, counts(&reference).await);
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_recordings_and_since_last_pick_up_what_was_missing() {
+    let mut cfg = config(200, 10);
+    cfg.faults.not_ready_rate = 0.3;
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = last_day(&cfg);
+    // One request per conversation: recordings still being prepared are given up on.
+    let err = fetch_ok(
+        &lake,
+        &fetch_args(&sim, &to, &["--not-ready-attempts", "1"]),
+    )
+    .await;
+    let missing = untranscribed(&cfg);
+    assert!(
+        !err.contains(&format!(" {missing} without transcript")),
+        "{err}"
+    );
+    assert_ne!(counts(&lake).await, truth_rows(&cfg));
+
+    // --since-last reaches back a lateness window before the last completed interval; a wide
+    // window takes in the whole range and the late recordings.
+    let before = sim.stats().job_intervals.len();
+    let err = fetch_ok(
+        &lake,
+        &[
+            "fetch",
+            "--api-url",
+            &sim.url,
+            "--to",
+            &to,
+            "--since-last",
+            "--lateness",
+            "10d",
+            "--not-ready-wait",
+            "0.05",
+        ],
+    )
+    .await;
+    assert!(
+        err.contains(&format!(" {missing} without transcript")),
+        "{err}"
+    );
+    let jobs = sim.stats().job_intervals[before..].to_vec();
+    assert!(jobs[0].starts_with("2026-03-01T00:00:00.000Z/"), "{jobs:?}");
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+
+    // With the default 24 h, only the last day is listed again, and nothing is new.
+    let before = sim.stats().job_intervals.len();
+    let err = fetch_ok(
+        &lake,
+        &["fetch", "--api-url", &sim.url, "--to", &to, "--since-last"],
+    )
+    .await;
+    assert!(err.contains(" 0 new snapshots"), "{err}");
+    let jobs = sim.stats().job_intervals[before..].to_vec();
+    assert_eq!(
+        jobs,
+        ["2026-03-10T00:00:00.000Z/2026-03-11T00:00:00.000Z"],
+        "{err}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regions_map_to_their_hosts_and_unknown_ones_are_usage_errors() {
+    use convlake::genesys::region::REGIONS;
+    use convlake::genesys::Endpoints;
+    for (name, domain) in REGIONS {
+        for key in [name.to_string(), name.replace('-', "_"), domain.to_string()] {
+            let e = Endpoints::resolve(&key, None, None).unwrap();
+            assert_eq!(e.api.as_str(), format!("https://api.{domain}/"), "{key}");
+            assert_eq!(
+                e.login.as_str(),
+                format!("https://login.{domain}/"),
+                "{key}"
+            );
+        }
+    }
+    assert_eq!(REGIONS.len(), 18);
+    let e = Endpoints::resolve("eu-central-1", None, None).unwrap();
+    assert_eq!(e.api.host_str(), Some("api.mypurecloud.de"));
+
+    let lake = TestLake::new();
+    let out = lake
+        .run_env(
+            &["fetch", "--from", START, "--to", START],
+            &[("GENESYSCLOUD_REGION", "mars-1")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown region \"mars-1\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -45,6 +45,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, a).await,
         Command::Demo(a) => pipeline::demo(&cli.lake, &dict()?, a).await,
         Command::Bench(a) => convlake::bench::run(a, &dict()?).await,
+        Command::DiffDictionary(a) => pipeline::diff_dictionary(&lake()?, &dict()?, a).await,
+        Command::Candidates(a) => pipeline::candidates(&lake()?, &dict()?, a).await,
     }
 }
 

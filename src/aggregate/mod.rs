@@ -22,6 +22,8 @@ use crate::lake::{
     LakeError,
 };
 
+pub mod diff;
+
 const CURRENT_COPIES_SQL: &str = include_str!("../../sql/current_copies.sql");
 const UTTERANCES_SQL: &str = include_str!("../../sql/utterances.sql");
 const MENTIONS_SQL: &str = include_str!("../../sql/mentions.sql");

@@ -4,6 +4,7 @@
 //! this dictionary version is skipped; an output file is written whole, so a stopped run leaves
 //! only complete files and a re-run does the rest.
 
+pub mod candidates;
 pub mod dictionary;
 pub mod eval;
 pub mod matcher;

@@ -15,7 +15,9 @@ use crate::lake::Lake;
 use crate::report;
 use crate::secret::Secret;
 
+mod dictionary;
 mod present;
+pub use dictionary::{candidates, diff_dictionary};
 use crate::simulator::{self, SimConfig, SimProduct};
 use crate::sync::{self, Target};
 pub use present::{export, query, report};

@@ -103,21 +103,63 @@ pub struct SimulateArgs {
     /// Share of API requests answered 503 (0.0–1.0).
     #[arg(long, default_value_t = 0.0)]
     pub fail_500: f64,
-    /// Requests a minute per token before 429 (default: unlimited).
+    /// Share of requests whose connection drops after the headers (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_connections: f64,
+    /// Share of responses delayed by --slow-ms (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub slow: f64,
+    /// Delay of a slow response, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub slow_ms: u64,
+    /// Requests a minute per token before 429 (default: unlimited; Genesys: 300).
     #[arg(long)]
     pub rate_limit: Option<u32>,
+    /// Access-token lifetime in seconds (`expires_in`).
+    #[arg(long, default_value_t = 86_400)]
+    pub token_ttl: u64,
+    /// Tokens stop working after this many seconds whatever `expires_in` said (401 bad.credentials).
+    #[arg(long)]
+    pub revoke_tokens_after: Option<u64>,
+    /// Share of voice conversations without a Speech & Text Analytics transcript (404).
+    #[arg(long, default_value_t = 0.03)]
+    pub untranscribed: f64,
+    /// Share of digital conversations whose recordings are still being prepared on the first request.
+    #[arg(long, default_value_t = 0.05)]
+    pub not_ready: f64,
+    /// Status polls before a details job is FULFILLED.
+    #[arg(long, default_value_t = 3)]
+    pub job_polls: u32,
+    /// Longest interval the synchronous details query accepts, in days.
+    #[arg(long, default_value_t = 31)]
+    pub max_query_days: u32,
+    /// Lifetime of a presigned transcript link, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub transcript_url_ttl: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Source {
+    /// Genesys Cloud's analytics conversation details, STA transcripts and recordings.
+    Analytics,
     /// The archive-query contract of the original tutorial (GENESYS.md §9).
     Archive,
 }
 
+/// How the analytics source lists conversations.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ListingArg {
+    /// Asynchronous details jobs, paged by cursor (bulk and historical data).
+    Jobs,
+    /// The synchronous details query, paged by number (split hourly past 100,000 results).
+    Query,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
-    /// Which API to read.
-    #[arg(long, value_enum, default_value = "archive", env = "CONVLAKE_SOURCE")]
+    /// Which API to read: `analytics` (Genesys Cloud: details jobs or query, STA transcripts,
+    /// recordings) or `archive` (the tutorial's archive-query contract).
+    #[arg(long, value_enum, default_value = "analytics", env = "CONVLAKE_SOURCE")]
     pub source: Source,
     /// First day (UTC, inclusive). Default: 30 days before --to.
     #[arg(long, value_parser = parse_date)]
@@ -147,15 +189,41 @@ pub struct SourceArgs {
     /// OAuth client secret (also GENESYSCLOUD_OAUTHCLIENT_SECRET).
     #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
-    /// Conversations per page.
-    #[arg(long, default_value_t = 100)]
-    pub page_size: u32,
+    /// Conversations per page (default: 50 for analytics, one staged batch each; 100 for archive).
+    #[arg(long)]
+    pub page_size: Option<u32>,
     /// Attempts per request before giving up.
     #[arg(long, default_value_t = 8)]
     pub max_attempts: u32,
     /// Timeout of one request, in seconds.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Analytics: list with asynchronous details `jobs` or the synchronous details `query`.
+    #[arg(long, value_enum, default_value = "jobs", env = "CONVLAKE_LISTING")]
+    pub listing: ListingArg,
+    /// Analytics: longest interval per job or query, in days (the query accepts at most 31).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=31))]
+    pub interval_days: u32,
+    /// Analytics: transcript requests in flight at once.
+    #[arg(long, default_value_t = 4, env = "CONVLAKE_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+    /// Analytics: start at the end of the last completed interval minus --lateness (instead of
+    /// --from), so late transcripts and updated conversations are picked up.
+    #[arg(long, conflicts_with = "from")]
+    pub since_last: bool,
+    /// Analytics: how far --since-last reaches back before the last completed interval
+    /// (e.g. 24h, 90m, 2d).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub lateness: std::time::Duration,
+    /// Analytics: longest pause between two job-status polls, in seconds.
+    #[arg(long, default_value_t = 3.0)]
+    pub job_poll_max: f64,
+    /// Analytics: requests for recordings still being prepared (202 or empty) before giving up.
+    #[arg(long, default_value_t = 5)]
+    pub not_ready_attempts: u32,
+    /// Analytics: seconds between those requests.
+    #[arg(long, default_value_t = 10.0)]
+    pub not_ready_wait: f64,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -367,3 +367,69 @@ async fn regions_map_to_their_hosts_and_unknown_ones_are_usage_errors() {
         stderr(&out)
     );
 }
+
+/// The Python interpreter with `purecloudplatformclientv2`: `CONVLAKE_SDK_PYTHON`, else the
+/// venv `scripts/test` creates.
+fn sdk_python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("CONVLAKE_SDK_PYTHON") {
+        return p.into();
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sdk-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with the Genesys SDK: run scripts/test, which installs purecloudplatformclientv2 into target/sdk-venv"
+    );
+    venv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_reads_every_simulated_endpoint() {
+    let mut cfg = sim_config(300);
+    cfg.untranscribed_rate = 0.1;
+    let sim = start_sim(cfg.clone()).await;
+    let out = tokio::process::Command::new(sdk_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/sdk/sdk_check.py"
+        ))
+        .args([
+            sim.url.as_str(),
+            CLIENT_ID,
+            CLIENT_SECRET,
+            "2026-03-02T00:00:00.000Z/2026-03-05T00:00:00.000Z",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (from, to) = ("2026-03-02".parse().unwrap(), "2026-03-05".parse().unwrap());
+    let missing = simulator::untranscribed(&cfg, from, to).len();
+    let gen = simulator::Generator::new(&cfg);
+    let range = gen.index_range(
+        "2026-03-02T00:00:00Z".parse().unwrap(),
+        "2026-03-05T00:00:00Z".parse().unwrap(),
+    );
+    let voice = range
+        .clone()
+        .filter(|&i| gen.media(i) == simulator::Media::Voice)
+        .count();
+    assert!(missing > 0);
+    assert_eq!(seen["query"], range.len());
+    assert!(
+        seen["job"].as_u64().unwrap() >= range.len() as u64,
+        "{seen}"
+    );
+    assert_eq!(seen["missing"], missing);
+    assert_eq!(seen["transcripts"], voice - missing);
+    assert_eq!(
+        seen["states"],
+        serde_json::json!(["QUEUED", "PENDING", "FULFILLED"])
+    );
+    sim.shutdown().await;
+}

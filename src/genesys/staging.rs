@@ -301,12 +301,18 @@ impl Stage<'_> {
                 None => true,
             })
             .collect();
+        // Unordered, so one conversation waiting for its recordings does not hold up the
+        // others; the results are put back in page order.
         let this = &*self;
-        let outcomes: Vec<Result<Outcome, GenesysError>> = futures::stream::iter(&asks)
-            .map(|&k| this.text(&items[k].info))
-            .buffered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
+        let items_ref = &items;
+        let mut outcomes: Vec<(usize, Result<Outcome, GenesysError>)> =
+            futures::stream::iter(asks.iter().copied().enumerate())
+                .map(|(n, k)| async move { (n, this.text(&items_ref[k].info).await) })
+                .buffer_unordered(self.opts.concurrency.max(1))
+                .collect()
+                .await;
+        outcomes.sort_by_key(|(n, _)| *n);
+        let outcomes = outcomes.into_iter().map(|(_, o)| o);
         let mut result = PageResult::default();
         let mut entries = Vec::new();
         let mut texts: Vec<(usize, Option<Outcome>)> = Vec::new();

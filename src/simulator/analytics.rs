@@ -1082,7 +1082,6 @@ fn recording(gen: &Generator, i: usize) -> Value {
                         "participantId": if customer { &ids.customer.0 } else { &ids.agent.0 },
                         "messageText": it.transcript,
                         "messageMediaAttachments": [],
-                        "contentType": "Text",
                     });
                     if !customer {
                         m["fromUser"] = agent.clone();

@@ -1,0 +1,211 @@
+"""Drives the convlake simulator with Genesys's official Python SDK (purecloudplatformclientv2).
+
+Usage: sdk_check.py API_URL CLIENT_ID CLIENT_SECRET INTERVAL
+
+Every response must deserialize into the SDK's models with the fields convlake relies on set,
+and no enum may come back as "outdated_sdk_version" (the SDK's marker for a value it does not
+know). Prints one JSON object with what it saw; exits non-zero on the first mismatch.
+"""
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import PureCloudPlatformClientV2 as pc
+from PureCloudPlatformClientV2.rest import ApiException
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def unknown_enums(value, path=""):
+    """Paths of the fields the SDK set to "outdated_sdk_version"."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in unknown_enums(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in unknown_enums(v, f"{path}[{i}]")]
+    return [path] if value == "outdated_sdk_version" else []
+
+
+def no_unknown_enums(model, what):
+    bad = unknown_enums(model.to_dict())
+    check(not bad, f"{what}: enum values the SDK does not know at {bad[:5]}")
+
+
+def model(cls, **fields):
+    """An SDK model with these attributes (the generated constructors take no arguments)."""
+    m = cls()
+    for k, v in fields.items():
+        setattr(m, k, v)
+    return m
+
+
+def media_filter(media):
+    return [
+        model(
+            pc.SegmentDetailQueryFilter,
+            type="or",
+            predicates=[
+                model(
+                    pc.SegmentDetailQueryPredicate,
+                    type="dimension",
+                    dimension="mediaType",
+                    operator="matches",
+                    value=m,
+                )
+                for m in media
+            ],
+        )
+    ]
+
+
+def main():
+    url, client_id, secret, interval = sys.argv[1:5]
+    client = pc.api_client.ApiClient(host=url).get_client_credentials_token(client_id, secret)
+    check(client.access_token, "a token")
+    analytics = pc.AnalyticsApi(client)
+    sta = pc.SpeechTextAnalyticsApi(client)
+    recordings_api = pc.RecordingApi(client)
+    seen = {}
+
+    # The synchronous details query, paged by number.
+    query_ids = []
+    page = 1
+    while True:
+        body = model(
+            pc.ConversationQuery,
+            interval=interval,
+            order="asc",
+            order_by="conversationStart",
+            segment_filters=media_filter(["voice", "chat", "email", "message"]),
+            paging=model(pc.PagingSpec, page_size=100, page_number=page),
+        )
+        resp = analytics.post_analytics_conversations_details_query(body)
+        check(isinstance(resp, pc.AnalyticsConversationQueryResponse), "query response model")
+        no_unknown_enums(resp, "query page")
+        check(resp.total_hits is not None and resp.total_hits > 0, "totalHits")
+        for c in resp.conversations or []:
+            check(c.conversation_id and c.conversation_start is not None, "conversation ids and start")
+            check(c.conversation_end is not None, "conversationEnd")
+            check(c.participants, "participants")
+            for p in c.participants:
+                check(p.purpose in ("customer", "agent", "acd", "ivr"), f"purpose {p.purpose}")
+                for s in p.sessions or []:
+                    check(s.session_id and s.media_type, "sessionId and mediaType")
+                    for seg in s.segments or []:
+                        check(seg.segment_start is not None and seg.segment_type, "segments")
+            query_ids.append(c)
+        if not resp.conversations or page * 100 >= resp.total_hits:
+            break
+        page += 1
+    seen["query"] = len(query_ids)
+
+    # A details job: QUEUED -> PENDING -> FULFILLED, then cursor paging.
+    job = analytics.post_analytics_conversations_details_jobs(
+        model(
+            pc.AsyncConversationQuery,
+            interval=interval,
+            segment_filters=media_filter(["voice", "chat", "email", "message"]),
+        )
+    )
+    check(isinstance(job, pc.AsyncQueryResponse) and job.job_id, "jobId")
+    states = []
+    while True:
+        status = analytics.get_analytics_conversations_details_job(job.job_id)
+        check(isinstance(status, pc.AsyncQueryStatus), "job status model")
+        no_unknown_enums(status, "job status")
+        states.append(status.state)
+        if status.state == "FULFILLED":
+            break
+        check(status.state in ("QUEUED", "PENDING"), f"state {status.state}")
+        time.sleep(0.05)
+    seen["states"] = states
+    job_ids = []
+    cursor = None
+    pages = 0
+    while True:
+        kwargs = {"page_size": 40}
+        if cursor:
+            kwargs["cursor"] = cursor
+        res = analytics.get_analytics_conversations_details_job_results(job.job_id, **kwargs)
+        check(isinstance(res, pc.AnalyticsConversationAsyncQueryResponse), "results model")
+        check(res.data_availability_date is not None, "dataAvailabilityDate")
+        no_unknown_enums(res, "job results")
+        job_ids.extend(c.conversation_id for c in res.conversations or [])
+        pages += 1
+        cursor = res.cursor
+        if not cursor:
+            break
+    seen["job"] = len(job_ids)
+    seen["job_pages"] = pages
+    avail = analytics.get_analytics_conversations_details_jobs_availability()
+    check(avail.data_availability_date is not None, "availability")
+
+    # Voice: transcripturl of the recorded customer session, then the presigned document.
+    transcripts = missing = 0
+    digital = {"chat": 0, "email": 0, "message": 0}
+    for c in query_ids:
+        customer = next(p for p in c.participants if p.purpose == "customer")
+        session = customer.sessions[0]
+        if session.media_type == "voice":
+            check(session.recording is True, "the customer's call is recorded")
+            try:
+                t = sta.get_speechandtextanalytics_conversation_communication_transcripturl(
+                    c.conversation_id, session.session_id
+                )
+            except ApiException as e:
+                check(e.status == 404, f"transcripturl: {e.status}")
+                missing += 1
+                continue
+            check(isinstance(t, pc.TranscriptUrl) and t.url, "TranscriptUrl.url")
+            check("X-Amz-Expires=600" in t.url, "a 10-minute presigned link")
+            with urllib.request.urlopen(t.url) as r:
+                doc = json.load(r)
+            check(doc["conversationId"] == c.conversation_id, "document conversationId")
+            check(doc["communicationId"] == session.session_id, "document communicationId")
+            phrases = doc["transcripts"][0]["phrases"]
+            check(phrases, "phrases")
+            for ph in phrases:
+                check(ph["participantPurpose"] in ("internal", "external"), "participantPurpose")
+                check(ph["startTimeMs"] >= doc["conversationStartTime"], "epoch ms")
+                check(isinstance(ph["text"], str), "text")
+            transcripts += 1
+        elif digital.get(session.media_type, 1) < 3:
+            recs = recordings_api.get_conversation_recordings(c.conversation_id, format_id="NONE")
+            check(len(recs) == 1 and isinstance(recs[0], pc.Recording), "one Recording")
+            r = recs[0]
+            no_unknown_enums(r, "recording")
+            check(r.file_state == "AVAILABLE" and r.session_id, "fileState and sessionId")
+            if session.media_type == "chat":
+                check(r.media == "chat" and r.transcript, "chat transcript")
+                for m in r.transcript:
+                    check(isinstance(m, pc.ChatMessage) and m.body and m.participant_purpose, "ChatMessage")
+            elif session.media_type == "message":
+                check(r.media == "messaging" and r.messaging_transcript, "messagingTranscript")
+                for m in r.messaging_transcript:
+                    check(m.message_text and m.purpose and m.timestamp is not None, "RecordingMessagingMessage")
+            else:
+                check(r.media == "email" and r.email_transcript, "emailTranscript")
+                for m in r.email_transcript:
+                    check(m.text_body and m.pcFrom.email and m.time is not None, "RecordingEmailMessage")
+            digital[session.media_type] += 1
+    seen["transcripts"] = transcripts
+    seen["missing"] = missing
+    seen["digital"] = digital
+
+    # An expired token is refused with 401 bad.credentials.
+    client.access_token = "expired-or-revoked"
+    try:
+        analytics.get_analytics_conversations_details_jobs_availability()
+        check(False, "a bad token is refused")
+    except ApiException as e:
+        check(e.status == 401 and json.loads(e.body)["code"] == "bad.credentials", "401 body")
+    print(json.dumps(seen, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

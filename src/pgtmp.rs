@@ -75,6 +75,16 @@ impl TempCluster {
 
     /// Creates and starts a cluster in a new directory under `parent`.
     pub fn start(parent: &Path) -> Result<TempCluster, PgTmpError> {
+        Self::start_with(parent, "")
+    }
+
+    /// The directory of the cluster (its data directory is `data/` inside).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Like [`TempCluster::start`], with extra server options (`-c name=value …`).
+    pub fn start_with(parent: &Path, extra_options: &str) -> Result<TempCluster, PgTmpError> {
         let bin = find_bin_dir().ok_or(PgTmpError::NotFound)?;
         let as_postgres = is_root();
         std::fs::create_dir_all(parent).map_err(|e| PgTmpError::Step {
@@ -116,7 +126,7 @@ impl TempCluster {
             "initdb",
         )?;
         let opts = format!(
-            "-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+            "-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off -c synchronous_commit=off {extra_options}"
         );
         run(
             cluster

@@ -358,3 +358,128 @@ async fn dashboard_queries_use_the_indexes() {
         "{by_type}"
     );
 }
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_uses_tls_and_verifies_the_server_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    openssl(
+        &certs,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=convlake test CA",
+        ],
+    );
+    openssl(
+        &certs,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        certs.join("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(
+        &certs,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    // PostgreSQL insists on a private key only its owner can read.
+    let _ = std::process::Command::new("chown")
+        .args(["-R", "postgres:"])
+        .arg(&certs)
+        .status();
+    std::fs::set_permissions(
+        certs.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let opts = format!(
+        "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        certs.join("server.crt").display(),
+        certs.join("server.key").display()
+    );
+    let cluster = convlake::pgtmp::TempCluster::start_with(&tmp.path().join("pg"), &opts)
+        .expect("a TLS-enabled throwaway cluster starts");
+    let lake = TestLake::new();
+    let ca = certs.join("ca.crt");
+    let good = format!(
+        "{}?sslmode=require&sslrootcert={}",
+        cluster.url,
+        ca.display()
+    );
+    let out = lake
+        .run(&["migrate", "--database-url", &good, "--schema", "tls_check"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Without the test CA the same server is refused: the certificate is verified.
+    let out = lake
+        .run(&[
+            "migrate",
+            "--database-url",
+            &format!("{}?sslmode=require", cluster.url),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "an unknown CA must be refused");
+    let err = stderr(&out);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    drop(cluster);
+}

@@ -72,6 +72,86 @@ pub struct Target {
     url: Secret,
     config: Config,
     schema: String,
+    /// `sslrootcert`: an extra CA certificate (PEM) to trust besides the webpki roots.
+    tls_root: Option<std::path::PathBuf>,
+    /// TLS through rustls when `sslmode` is `require`, `verify-ca` or `verify-full`; the server
+    /// certificate is always verified.
+    use_tls: bool,
+}
+
+/// Splits convlake's TLS settings off a connection string: tokio-postgres knows `sslmode`
+/// `disable|prefer|require` only, and not `sslrootcert`. Returns (string for tokio-postgres,
+/// TLS wanted, root certificate file).
+fn split_tls(conn: &str) -> (String, bool, Option<std::path::PathBuf>) {
+    let mut want = false;
+    let mut root = None;
+    let mut mode = |v: &str| -> &'static str {
+        match v {
+            "require" | "verify-ca" | "verify-full" => {
+                want = true;
+                "require"
+            }
+            "disable" => "disable",
+            _ => "prefer",
+        }
+    };
+    if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+        let Ok(mut url) = url::Url::parse(conn) else {
+            return (conn.to_string(), false, None);
+        };
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut kept = Vec::new();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "sslrootcert" => root = Some(std::path::PathBuf::from(v)),
+                "sslmode" => kept.push((k, mode(&v).to_string())),
+                _ => kept.push((k, v)),
+            }
+        }
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        return (url.to_string(), want, root);
+    }
+    let mut parts = Vec::new();
+    for token in conn.split_whitespace() {
+        match token.split_once('=') {
+            Some(("sslrootcert", v)) => root = Some(std::path::PathBuf::from(v)),
+            Some(("sslmode", v)) => parts.push(format!("sslmode={}", mode(v))),
+            _ => parts.push(token.to_string()),
+        }
+    }
+    (parts.join(" "), want, root)
+}
+
+fn rustls_connector(
+    root: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = root {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read sslrootcert {}: {e}", path.display()))?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert =
+                cert.map_err(|e| format!("{} is not a PEM certificate: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{} holds an unusable certificate: {e}", path.display()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 impl fmt::Debug for Target {
@@ -83,8 +163,8 @@ impl fmt::Debug for Target {
 impl Target {
     /// Parses a connection string (URL or key=value form) and checks the schema name.
     pub fn new(url: Secret, schema: &str) -> Result<Target, SyncError> {
-        let config: Config = url
-            .expose()
+        let (plain, use_tls, tls_root) = split_tls(url.expose());
+        let config: Config = plain
             .parse()
             .map_err(|e: tokio_postgres::Error| SyncError::BadUrl(e.to_string()))?;
         let ok = schema
@@ -102,6 +182,8 @@ impl Target {
             url,
             config,
             schema: schema.to_string(),
+            tls_root,
+            use_tls,
         })
     }
 
@@ -149,18 +231,34 @@ impl Target {
             // Lets operators find convlake's sessions in pg_stat_activity.
             config.application_name("convlake");
         }
-        let (client, connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| SyncError::Connect {
-                target: self.describe(),
-                reason: pg_reason(&e),
-            })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %pg_reason(&e), "PostgreSQL connection closed");
-            }
-        });
+        let connect_err = |reason: String| SyncError::Connect {
+            target: self.describe(),
+            reason,
+        };
+        let client = if self.use_tls {
+            let tls = rustls_connector(self.tls_root.as_deref()).map_err(connect_err)?;
+            let (client, connection) = config
+                .connect(tls)
+                .await
+                .map_err(|e| connect_err(pg_reason(&e)))?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %pg_reason(&e), "PostgreSQL connection closed");
+                }
+            });
+            client
+        } else {
+            let (client, connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| connect_err(pg_reason(&e)))?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %pg_reason(&e), "PostgreSQL connection closed");
+                }
+            });
+            client
+        };
         let q = format!(
             "CREATE SCHEMA IF NOT EXISTS \"{0}\"; SET search_path TO \"{0}\"",
             self.schema
@@ -674,6 +772,21 @@ mod tests {
         let d = format!("{} {:?}", t.describe(), t);
         assert!(!d.contains("s3cret"), "{d}");
         assert!(d.contains("alice@db.example:6543/analytics"), "{d}");
+    }
+
+    #[test]
+    fn tls_settings_are_split_off() {
+        let (u, tls, root) =
+            split_tls("postgres://u:p@h:5/db?sslmode=verify-full&sslrootcert=/ca.pem");
+        assert_eq!(u, "postgres://u:p@h:5/db?sslmode=require");
+        assert!(tls);
+        assert_eq!(root.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        let (u, tls, root) = split_tls("postgres://u@h/db");
+        assert_eq!(u, "postgres://u@h/db");
+        assert!(!tls && root.is_none());
+        let (u, tls, _) = split_tls("host=h user=u sslmode=require sslrootcert=/x");
+        assert_eq!(u, "host=h user=u sslmode=require");
+        assert!(tls);
     }
 
     #[test]

@@ -566,7 +566,7 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
     let to = cfg.start + chrono::Days::new(days as u64 - 1);
     let run_args = RunArgs {
         source: SourceArgs {
-            source: crate::cli::Source::Archive,
+            source: crate::cli::Source::Analytics,
             from: Some(cfg.start),
             to: Some(to),
             media: crate::genesys::fetch::MEDIA_TYPES

@@ -17,9 +17,9 @@ use crate::secret::Secret;
 
 mod dictionary;
 mod present;
-pub use dictionary::{candidates, diff_dictionary};
 use crate::simulator::{self, SimConfig, SimProduct};
 use crate::sync::{self, Target};
+pub use dictionary::{candidates, diff_dictionary};
 pub use present::{export, query, report};
 use present::{payload, post, write_json};
 

@@ -227,10 +227,13 @@ fn days_since_epoch(d: NaiveDate) -> i32 {
 }
 
 /// One conversation of a listing page.
+#[derive(Clone)]
 struct Item {
     info: ConversationInfo,
     record: Value,
     record_hash: String,
+    /// Further requests for recordings still being prepared.
+    retries_left: u32,
 }
 
 /// What staging one page did.
@@ -250,6 +253,9 @@ struct Stage<'a> {
     opts: &'a AnalyticsOptions,
     run: String,
     held: HashMap<String, Held>,
+    /// Conversations whose recordings were still being prepared: asked again once due, with a
+    /// later batch, so that waiting for them never idles the budget.
+    deferred: Vec<(Instant, Item)>,
     summary: FetchSummary,
 }
 
@@ -263,7 +269,11 @@ impl Stage<'_> {
         if info.media == "voice" {
             transcripts::voice(self.client, &info.id, &info.voice_sessions).await
         } else {
-            transcripts::digital(self.client, &info.id, self.opts.not_ready).await
+            let once = NotReadyPolicy {
+                attempts: 1,
+                wait: Duration::ZERO,
+            };
+            transcripts::digital(self.client, &info.id, once).await
         }
     }
 
@@ -291,14 +301,32 @@ impl Stage<'_> {
                 record_hash: content_hash(&bytes),
                 info,
                 record,
+                retries_left: self.opts.not_ready.attempts.saturating_sub(1),
             });
         }
-        self.summary.conversations += items.len() as u64;
+        let listed = items.len();
+        self.summary.conversations += listed as u64;
+        // Deferred conversations that are due join this batch (unless listed again here).
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.deferred = later;
+        for (_, item) in due {
+            if ids.insert(item.info.id.clone()) {
+                items.push(item);
+            }
+        }
         // Ask for text only where the lake lacks it or the conversation changed.
         let asks: Vec<usize> = (0..items.len())
-            .filter(|&k| match self.held.get(&items[k].info.id) {
-                Some(h) => h.record != items[k].record_hash || h.text.starts_with("missing:"),
-                None => true,
+            .filter(|&k| {
+                k >= listed
+                    || match self.held.get(&items[k].info.id) {
+                        Some(h) => {
+                            h.record != items[k].record_hash || h.text.starts_with("missing:")
+                        }
+                        None => true,
+                    }
             })
             .collect();
         // Unordered, so one conversation waiting for its recordings does not hold up the
@@ -334,7 +362,14 @@ impl Stage<'_> {
                     (format!("recordings:{h}"), None)
                 }
                 Outcome::Missing { reason } => {
-                    result.missing += 1;
+                    if reason == "not-ready" && item.retries_left > 0 {
+                        let mut again = item.clone();
+                        again.retries_left -= 1;
+                        self.deferred
+                            .push((Instant::now() + self.opts.not_ready.wait, again));
+                    } else {
+                        result.missing += 1;
+                    }
                     (format!("missing:{reason}"), None)
                 }
             };
@@ -360,7 +395,7 @@ impl Stage<'_> {
         }
         self.summary.transcripts += result.transcripts;
         self.summary.missing_transcripts += result.missing;
-        self.summary.unchanged += (items.len() - entries.len()) as u64;
+        self.summary.unchanged += listed.saturating_sub(entries.len()) as u64;
         if entries.is_empty() {
             return Ok(result);
         }
@@ -638,6 +673,7 @@ pub async fn fetch(
         opts,
         run: run.clone(),
         held,
+        deferred: Vec::new(),
         summary: FetchSummary::default(),
     };
     let resume = resume.unwrap_or_default();
@@ -710,6 +746,28 @@ pub async fn fetch(
             s.requests as f64 / minutes.max(1e-9),
             s.too_many,
         );
+    }
+    // Conversations still waiting for their recordings: one last batch each time some are due.
+    while let Some(due) = stage.deferred.iter().map(|(at, _)| *at).min() {
+        tokio::time::sleep_until(due.into()).await;
+        let r = stage
+            .stage_page(Vec::new(), "deferred recordings", 0)
+            .await?;
+        if let Some((snapshot, new)) = &r.snapshot {
+            log.append(vec![EventKind::Snapshot {
+                snapshot: snapshot.clone(),
+                path: snapshot_path(snapshot),
+                source: SOURCE.into(),
+                run: run.clone(),
+                page: 0,
+                next: None,
+                conversations: r.changed,
+                utterances: r.utterances,
+                body_bytes: 0,
+                new: *new,
+            }])
+            .await?;
+        }
     }
     log.append(vec![EventKind::FetchDone {
         run,

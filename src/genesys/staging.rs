@@ -306,7 +306,9 @@ impl Stage<'_> {
         }
         let listed = items.len();
         self.summary.conversations += listed as u64;
-        // Deferred conversations that are due join this batch (unless listed again here).
+        // Deferred conversations that are due join this batch; one listed again here is asked
+        // with this page and leaves the queue.
+        self.deferred.retain(|(_, d)| !ids.contains(&d.info.id));
         let now = Instant::now();
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
             .into_iter()

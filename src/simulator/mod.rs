@@ -1,12 +1,14 @@
 //! A seeded, Genesys-compatible HTTP server on loopback, used by `demo`, tests and benchmarks.
 //!
-//! It serves OAuth client credentials (`POST /oauth/token`) and the archive query contract of
-//! GENESYS.md §9 (`POST /api/v2/archiving/conversations/query` and `GET` of its `nextPageUri`),
-//! with the §5 rate-limit headers, normalised 429 bodies and `ININ-Correlation-Id`.
+//! It serves OAuth client credentials (`POST /oauth/token`), the real Genesys Cloud endpoints of
+//! GENESYS.md §8 ([`analytics`]: details jobs and query, STA transcript links and documents,
+//! recordings) and the archive query contract of GENESYS.md §9, with the §5 rate-limit headers,
+//! normalised 429 bodies, `ININ-Correlation-Id` and injectable faults ([`Faults`]).
 //!
 //! Invariants:
 //! - Conversations are a pure function of ([`SimConfig`], index) and are generated on demand
-//!   ([`gen`]); the server holds only tokens and rate-limit windows, never the archive.
+//!   ([`gen`]); the server holds tokens, rate-limit windows, submitted details jobs and an
+//!   id → index map, never the archive.
 //! - The same query returns byte-identical pages, and page cursors are stateless, so paging works
 //!   across restarts of a simulator with the same configuration.
 //! - [`ground_truth`] is exactly the set of mentions inserted into the text: near misses and

@@ -66,6 +66,9 @@ pub enum Command {
     DiffDictionary(DiffArgs),
     /// Product-like phrases that recur in the transcripts but are not in the dictionary.
     Candidates(CandidatesArgs),
+    /// Check every file in the lake and every file the event log refers to; move damaged files
+    /// to quarantine/ (never deleted). Exit 1 when something was wrong.
+    Verify(VerifyArgs),
 }
 
 /// Parses a day such as 2026-01-31.
@@ -430,6 +433,13 @@ pub struct CandidatesArgs {
     /// Show at most this many.
     #[arg(long, default_value_t = 30)]
     pub limit: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct VerifyArgs {
+    /// Only report: move nothing to quarantine/ and leave the checksum record as it is.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[cfg(test)]

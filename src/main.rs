@@ -47,6 +47,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => convlake::bench::run(a, &dict()?).await,
         Command::DiffDictionary(a) => pipeline::diff_dictionary(&lake()?, &dict()?, a).await,
         Command::Candidates(a) => pipeline::candidates(&lake()?, &dict()?, a).await,
+        Command::Verify(a) => Ok(convlake::lake::verify::run(&lake()?, a.dry_run).await?),
     }
 }
 

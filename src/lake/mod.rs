@@ -11,6 +11,7 @@
 
 pub mod events;
 pub mod schema;
+pub mod verify;
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;

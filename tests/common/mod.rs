@@ -196,3 +196,106 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
+
+// ---- Fault drills and bad input (tests/faults.rs, tests/bad_input.rs, tests/security.rs) ----
+
+impl TestLake {
+    /// Starts `convlake --lake <lake> args…` (test credentials, output discarded) without
+    /// waiting, so that a drill can SIGKILL it (`Child::start_kill` sends SIGKILL on Unix).
+    pub fn spawn_env(&self, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_convlake"));
+        cmd.arg("--lake").arg(self.path()).args(args);
+        cmd.env("GENESYS_CLIENT_ID", CLIENT_ID)
+            .env("GENESYS_CLIENT_SECRET", CLIENT_SECRET)
+            .env_remove("DATABASE_URL")
+            .env_remove("POSTGRES_CONNECTION_STRING")
+            .env_remove("DASHBOARD_API_URL")
+            .env_remove("CONVLAKE_LAKE")
+            .env_remove("CONVLAKE_DICTIONARY");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd.spawn().expect("the convlake binary starts")
+    }
+
+    /// Every row of mention_counts as CSV lines, sorted.
+    pub async fn mention_count_lines(&self) -> Vec<String> {
+        self.ok(&[
+            "query",
+            "SELECT conversation_date, interaction_type, product, mentions, conversations FROM mention_counts ORDER BY 1, 2, 3",
+            "--format",
+            "csv",
+        ])
+        .await
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect()
+    }
+
+    /// The lake's event log, read in-process.
+    pub async fn events(&self) -> Vec<convlake::lake::Event> {
+        convlake::lake::Lake::open_local(self.path())
+            .unwrap()
+            .events()
+            .read_all()
+            .await
+            .unwrap()
+    }
+}
+
+/// Every row of `product_mentions` in `schema` as CSV lines, sorted.
+pub async fn product_mentions_lines(schema: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .expect("TEST_DATABASE_URL accepts connections");
+    tokio::spawn(conn);
+    client
+        .query(
+            &format!(
+                "SELECT recorded_date::text, interaction_type, product_name, mention_count, conversation_count
+                 FROM \"{schema}\".product_mentions ORDER BY 1, 2, 3"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{},{},{},{},{}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, i32>(3),
+                r.get::<_, i32>(4)
+            )
+        })
+        .collect()
+}
+
+/// Every file under `dir`, recursively (relative paths, sorted), staging files included.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}

@@ -483,3 +483,86 @@ async fn sslmode_require_uses_tls_and_verifies_the_server_certificate() {
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_every_cycles_holds_the_lake_lock_and_stops_cleanly_on_sigterm() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let sim = start_sim(sim_config(60)).await;
+    let lake = TestLake::new();
+    let schema = fresh_schema();
+    let url = database_url();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_convlake"))
+        .arg("--lake")
+        .arg(lake.path())
+        .args([
+            "run",
+            "--every",
+            "1s",
+            "--api-url",
+            &sim.url,
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-10",
+        ])
+        .args(["--database-url", &url, "--schema", &schema])
+        .env("GENESYS_CLIENT_ID", CLIENT_ID)
+        .env("GENESYS_CLIENT_SECRET", CLIENT_SECRET)
+        .env_remove("DASHBOARD_API_URL")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // Two cycles: the second finds nothing new to sync.
+    while seen
+        .iter()
+        .filter(|l: &&String| l.starts_with("cycle "))
+        .count()
+        < 2
+    {
+        match tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await {
+            Ok(Ok(Some(l))) => seen.push(l),
+            other => panic!("no cycle lines ({other:?}): {seen:#?}"),
+        }
+    }
+    let second = seen
+        .iter()
+        .filter(|l| l.starts_with("cycle 2:"))
+        .next()
+        .unwrap();
+    assert!(second.contains("sync: unchanged"), "{second}");
+
+    // A second scheduler on the same lake is refused while the first runs.
+    let out = lake.run(&["run", "--api-url", &sim.url]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("another convlake run"),
+        "{}",
+        stderr(&out)
+    );
+
+    // SIGTERM: the current stage finishes and the process exits 0.
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    while let Ok(Some(l)) = lines.next_line().await {
+        seen.push(l);
+    }
+    assert!(status.success(), "{status:?}: {seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("stopping after the current stage")),
+        "{seen:#?}"
+    );
+    assert_eq!(table_lines(&schema).await, lake_lines(&lake, &[]).await);
+    sim.shutdown().await;
+}

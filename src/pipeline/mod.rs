@@ -308,9 +308,14 @@ pub struct RunSummary {
 /// Set by the first Ctrl-C/SIGTERM: the current stage finishes, no new stage starts.
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn check_stop(next: &str) -> Result<()> {
+/// A stop asked for by Ctrl-C or SIGTERM: not a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped by a signal before {0}; the stages before it are complete and a re-run continues from there")]
+struct StopRequested(&'static str);
+
+fn check_stop(next: &'static str) -> Result<()> {
     if STOP.load(std::sync::atomic::Ordering::SeqCst) {
-        bail!("stopped by a signal before {next}; the stages before it are complete and a re-run continues from there");
+        return Err(StopRequested(next).into());
     }
     Ok(())
 }
@@ -380,7 +385,14 @@ pub async fn run_command(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Resu
         loop {
             cycle += 1;
             let started = std::time::Instant::now();
-            let s = run(lake, dict, args).await?;
+            let s = match run(lake, dict, args).await {
+                Ok(s) => s,
+                Err(e) if e.is::<StopRequested>() => {
+                    eprintln!("run: {e}");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             let Some(every) = args.every else {
                 return Ok::<(), anyhow::Error>(());
             };

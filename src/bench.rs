@@ -20,8 +20,9 @@ use serde_json::json;
 use crate::extract::{self, eval, Dictionary};
 use crate::lake::events::EventKind;
 use crate::lake::{schema, snapshot_path, Lake};
+use crate::pipeline::sim_products;
 use crate::secret::Secret;
-use crate::simulator::{self, SimConfig, SimProduct};
+use crate::simulator::{self, SimConfig};
 use crate::sync::{self, Target};
 
 /// Flags of `convlake bench`.
@@ -188,16 +189,6 @@ fn stage(name: &'static str, lake: &Path, args: &[&str], env: &[(&str, &str)]) -
         bytes_written: dir_size(lake).saturating_sub(before),
         stderr,
     })
-}
-
-fn sim_products(dict: &Dictionary) -> Vec<SimProduct> {
-    dict.products
-        .iter()
-        .map(|p| SimProduct {
-            name: p.name.clone(),
-            aliases: p.aliases.clone(),
-        })
-        .collect()
 }
 
 /// Total text bytes and utterances in the lake's raw snapshots (not timed).
@@ -414,20 +405,7 @@ fn tempdir_in(base: Option<&Path>) -> Result<PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // extract
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::extract::eval::Rng;
 
 const SYLLABLES: &[&str] = &[
     "zor", "vex", "lum", "tra", "quin", "bel", "dax", "mir", "nox", "pel", "ryn", "sol", "tek",

@@ -527,11 +527,7 @@ async fn run_every_cycles_holds_the_lake_lock_and_stops_cleanly_on_sigterm() {
             other => panic!("no cycle lines ({other:?}): {seen:#?}"),
         }
     }
-    let second = seen
-        .iter()
-        .filter(|l| l.starts_with("cycle 2:"))
-        .next()
-        .unwrap();
+    let second = seen.iter().find(|l| l.starts_with("cycle 2:")).unwrap();
     assert!(second.contains("sync: unchanged"), "{second}");
 
     // A second scheduler on the same lake is refused while the first runs.

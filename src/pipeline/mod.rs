@@ -481,7 +481,8 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSu
     })
 }
 
-fn sim_products(dict: &Dictionary) -> Vec<SimProduct> {
+/// The simulator's products: the dictionary's names and aliases.
+pub(crate) fn sim_products(dict: &Dictionary) -> Vec<SimProduct> {
     dict.products
         .iter()
         .map(|p| SimProduct {

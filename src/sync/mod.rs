@@ -241,22 +241,14 @@ impl Target {
                 .connect(tls)
                 .await
                 .map_err(|e| connect_err(pg_reason(&e)))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %pg_reason(&e), "PostgreSQL connection closed");
-                }
-            });
+            drive(connection);
             client
         } else {
             let (client, connection) = config
                 .connect(NoTls)
                 .await
                 .map_err(|e| connect_err(pg_reason(&e)))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %pg_reason(&e), "PostgreSQL connection closed");
-                }
-            });
+            drive(connection);
             client
         };
         let q = format!(
@@ -277,6 +269,19 @@ impl Target {
         b.copy_from_slice(&h.as_bytes()[..8]);
         i64::from_le_bytes(b)
     }
+}
+
+/// Runs a connection's I/O in the background until it closes.
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %pg_reason(&e), "PostgreSQL connection closed");
+        }
+    });
 }
 
 fn pg_reason(e: &tokio_postgres::Error) -> String {

@@ -264,17 +264,26 @@ impl CandidateFinder {
                 _ => {}
             }
         }
-        text.chars()
-            .enumerate()
-            .map(|(i, c)| {
-                if spans.iter().any(|&(a, b)| i >= a && i < b) {
-                    '|'
-                } else {
-                    c
+        // One pass over the text with the spans sorted: linear, whatever the number of spans.
+        spans.sort_unstable();
+        let mut next = spans.iter().peekable();
+        let mut inside_until = 0usize;
+        let mut out = String::with_capacity(text.len());
+        for (i, c) in text.chars().enumerate() {
+            while let Some(&&(a, b)) = next.peek() {
+                if a > i {
+                    break;
                 }
-            })
-            .collect::<String>()
-            .replace('|', " | ")
+                inside_until = inside_until.max(b);
+                next.next();
+            }
+            if i < inside_until {
+                out.push_str(" | ");
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// Looks at one text.

@@ -92,6 +92,9 @@ pub struct Found {
     pub start_char: usize,
     /// Character offset one past the last matched character.
     pub end_char: usize,
+    /// Byte offsets of the same span, so `&text[start_byte..end_byte]` is the matched text.
+    pub start_byte: usize,
+    pub end_byte: usize,
 }
 
 /// Reusable buffers for [`Matcher::find`], so a long run allocates once.
@@ -104,8 +107,9 @@ pub struct Scratch {
     gap: Vec<Gap>,
     /// Per key byte: start of the separator text (char index) before it, for exact comparison.
     gap_from: Vec<u32>,
-    /// Byte offset of every original character.
+    /// Byte offset of every original character (left empty for ASCII text, where the two agree).
     char_starts: Vec<usize>,
+    ascii: bool,
     candidates: Vec<(usize, usize, u32)>,
 }
 
@@ -183,6 +187,7 @@ impl Matcher {
             // a rejected long candidate never hides a valid shorter one.
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(&keys)
                 .ok()
         };
@@ -204,6 +209,11 @@ impl Matcher {
         s.gap.clear();
         s.gap_from.clear();
         s.char_starts.clear();
+        s.ascii = text.is_ascii();
+        if s.ascii {
+            Self::scan_ascii(text.as_bytes(), s);
+            return;
+        }
         let mut sep_kind = Gap::Other; // the text edge is a boundary
         let mut sep_len = 0usize;
         let mut sep_from = 0u32;
@@ -254,10 +264,65 @@ impl Matcher {
         s.char_starts.push(text.len());
     }
 
+    /// The same as the general scan for ASCII text (most transcripts): one byte is one
+    /// character, NFKC changes nothing, and no character-offset table is needed.
+    fn scan_ascii(text: &[u8], s: &mut Scratch) {
+        s.key.reserve(text.len());
+        s.orig.reserve(text.len());
+        s.gap.reserve(text.len() + 1);
+        s.gap_from.reserve(text.len() + 1);
+        let mut sep_kind = Gap::Other;
+        let mut sep_len = 0usize;
+        let mut sep_from = 0u32;
+        for (i, &b) in text.iter().enumerate() {
+            if b.is_ascii_alphanumeric() {
+                let first = if s.orig.is_empty() {
+                    Gap::Other
+                } else if sep_len == 0 {
+                    Gap::None
+                } else {
+                    sep_kind
+                };
+                s.key.push(b.to_ascii_lowercase() as char);
+                s.gap.push(first);
+                s.gap_from.push(sep_from);
+                s.orig.push(i as u32);
+                sep_len = 0;
+                sep_kind = Gap::Joiner;
+            } else {
+                let joiner = matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'-' | b'_' | 0x0b | 0x0c);
+                if sep_len == 0 {
+                    sep_from = i as u32;
+                    sep_kind = if joiner {
+                        Gap::Joiner
+                    } else if b == b'\'' {
+                        Gap::Apostrophe
+                    } else {
+                        Gap::Other
+                    };
+                } else if !(sep_kind == Gap::Joiner && joiner) {
+                    sep_kind = Gap::Other;
+                }
+                sep_len += 1;
+            }
+        }
+        s.gap.push(if sep_len == 0 { Gap::Other } else { sep_kind });
+        s.gap_from.push(sep_from);
+    }
+
+    /// Byte offset of original character `c`.
+    fn byte_of(s: &Scratch, c: usize) -> usize {
+        if s.ascii {
+            c
+        } else {
+            s.char_starts[c]
+        }
+    }
+
     /// Separator text (trimmed) before key byte `i`.
     fn sep_text<'t>(text: &'t str, s: &Scratch, i: usize) -> &'t str {
-        let from = s.char_starts[s.gap_from[i] as usize];
-        let to = s.char_starts[s.orig[i] as usize];
+        let from = Self::byte_of(s, s.gap_from[i] as usize);
+        let to = Self::byte_of(s, s.orig[i] as usize);
         text.get(from..to).unwrap_or("").trim()
     }
 
@@ -307,20 +372,45 @@ impl Matcher {
             }
             s.candidates.push((start, stop, pat.product));
         }
-        // Longest first, then leftmost; keep those that overlap nothing kept.
+        // Within each group of overlapping candidates: longest first, then leftmost; keep those
+        // that overlap nothing kept. Groups are small, so this stays linear in the text.
         s.candidates
-            .sort_by(|a, b| (b.1 - b.0).cmp(&(a.1 - a.0)).then(a.0.cmp(&b.0)));
+            .sort_unstable_by_key(|c| (c.0, std::cmp::Reverse(c.1)));
         let mut kept: Vec<(usize, usize, u32)> = Vec::new();
-        for &(a, b, p) in &s.candidates {
-            if kept.iter().all(|&(x, y, _)| b <= x || a >= y) {
-                kept.push((a, b, p));
+        let mut group: Vec<(usize, usize, u32)> = Vec::new();
+        let mut group_end = 0usize;
+        let flush = |group: &mut Vec<(usize, usize, u32)>, kept: &mut Vec<(usize, usize, u32)>| {
+            group.sort_by(|a, b| (b.1 - b.0).cmp(&(a.1 - a.0)).then(a.0.cmp(&b.0)));
+            let first = kept.len();
+            for &(a, b, p) in group.iter() {
+                if kept[first..].iter().all(|&(x, y, _)| b <= x || a >= y) {
+                    kept.push((a, b, p));
+                }
             }
+            kept[first..].sort_unstable();
+            group.clear();
+        };
+        for &c in &s.candidates {
+            if !group.is_empty() && c.0 >= group_end {
+                flush(&mut group, &mut kept);
+            }
+            group_end = if group.is_empty() {
+                c.1
+            } else {
+                group_end.max(c.1)
+            };
+            group.push(c);
         }
-        kept.sort_unstable();
-        out.extend(kept.into_iter().map(|(a, b, p)| Found {
-            product: p,
-            start_char: s.orig[a] as usize,
-            end_char: s.orig[b - 1] as usize + 1,
+        flush(&mut group, &mut kept);
+        out.extend(kept.into_iter().map(|(a, b, p)| {
+            let (first, last) = (s.orig[a] as usize, s.orig[b - 1] as usize);
+            Found {
+                product: p,
+                start_char: first,
+                end_char: last + 1,
+                start_byte: Self::byte_of(s, first),
+                end_byte: Self::byte_of(s, last + 1),
+            }
         }));
     }
 }
@@ -446,6 +536,28 @@ name = "AT&T Box"
             names("acme router and acme router, quantum headset"),
             ["Acme Router", "Acme Router", "Quantum Headset"]
         );
+    }
+
+    #[test]
+    fn byte_and_character_offsets_agree() {
+        let m = Matcher::new(&dict());
+        let mut s = Scratch::default();
+        let mut out = Vec::new();
+        for text in [
+            "my acme router!",
+            "é “Acme-Router’s” ＣｌｏｕｄＰｈｏｎｅ Ｐｒｏ",
+            "acme\nrouter x",
+        ] {
+            m.find(text, &mut s, &mut out);
+            assert!(!out.is_empty(), "{text}");
+            for f in &out {
+                assert_eq!(
+                    &text[f.start_byte..f.end_byte],
+                    char_slice(text, f.start_char, f.end_char),
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]

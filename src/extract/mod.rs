@@ -20,7 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::lake::events::{snapshots_in_order, EventKind};
 use crate::lake::{mentions_path, schema, snapshot_path, Lake, LakeError};
 pub use dictionary::{Dictionary, DictionaryError};
-use matcher::{char_slice, Found, Matcher, Scratch};
+use matcher::{Found, Matcher, Scratch};
 
 /// Errors of the extract stage.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +88,7 @@ fn mentions_of(
             for f in &found {
                 rows.push(i as u32);
                 product.append_value(&matcher.products()[f.product as usize]);
-                matched.append_value(char_slice(t, f.start_char, f.end_char));
+                matched.append_value(&t[f.start_byte..f.end_byte]);
                 start.append_value(f.start_char as i32);
                 end.append_value(f.end_char as i32);
             }

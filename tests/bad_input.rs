@@ -8,12 +8,8 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use common::*;
 
 const ARCHIVE_QUERY: &str = "POST /api/v2/archiving/conversations/query";
@@ -32,62 +28,6 @@ fn corpus_path(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-/// A fake API: `POST /oauth/token` always succeeds; every other `METHOD /path` answers what the
-/// test put in `routes` (status 200), else 404.
-#[derive(Clone, Default)]
-struct Fake {
-    routes: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    /// `METHOD /path` of every request, in order.
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-async fn handle(State(f): State<Fake>, req: Request) -> Response {
-    let key = format!("{} {}", req.method(), req.uri().path());
-    f.seen.lock().unwrap().push(key.clone());
-    if key == "POST /oauth/token" {
-        return (
-            [("content-type", "application/json")],
-            r#"{"access_token":"fake-token","token_type":"bearer","expires_in":86400}"#,
-        )
-            .into_response();
-    }
-    match f.routes.lock().unwrap().get(&key) {
-        Some(body) => ([("content-type", "application/json")], body.clone()).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            [("content-type", "application/json")],
-            r#"{"message":"not found","code":"not.found","status":404}"#,
-        )
-            .into_response(),
-    }
-}
-
-impl Fake {
-    async fn start() -> (Fake, String) {
-        let fake = Fake::default();
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (fake, url)
-    }
-
-    fn serve(&self, route: &str, body: Vec<u8>) {
-        self.routes.lock().unwrap().insert(route.to_string(), body);
-    }
-
-    fn count(&self, route: &str) -> usize {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| *r == route)
-            .count()
-    }
 }
 
 fn archive_fetch(url: &str, day: &str) -> Vec<String> {

@@ -299,3 +299,63 @@ pub fn all_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A fake API: `POST /oauth/token` always succeeds; every other `METHOD /path` answers what the
+/// test put in `routes` (status 200), else 404.
+#[derive(Clone, Default)]
+pub struct Fake {
+    pub routes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    /// `METHOD /path` of every request, in order.
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn fake_handle(
+    axum::extract::State(f): axum::extract::State<Fake>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let key = format!("{} {}", req.method(), req.uri().path());
+    f.seen.lock().unwrap().push(key.clone());
+    if key == "POST /oauth/token" {
+        return (
+            [("content-type", "application/json")],
+            r#"{"access_token":"fake-token","token_type":"bearer","expires_in":86400}"#,
+        )
+            .into_response();
+    }
+    match f.routes.lock().unwrap().get(&key) {
+        Some(body) => ([("content-type", "application/json")], body.clone()).into_response(),
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            [("content-type", "application/json")],
+            r#"{"message":"not found","code":"not.found","status":404}"#,
+        )
+            .into_response(),
+    }
+}
+
+impl Fake {
+    pub async fn start() -> (Fake, String) {
+        let fake = Fake::default();
+        let app = axum::Router::new()
+            .fallback(fake_handle)
+            .with_state(fake.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (fake, url)
+    }
+
+    pub fn serve(&self, route: &str, body: Vec<u8>) {
+        self.routes.lock().unwrap().insert(route.to_string(), body);
+    }
+
+    pub fn count(&self, route: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| *r == route)
+            .count()
+    }
+}

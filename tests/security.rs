@@ -148,7 +148,8 @@ async fn secrets_never_reach_outputs_logs_errors_or_the_lake() {
     let mut closed = url::Url::parse(&db).unwrap();
     closed.set_port(Some(9)).unwrap();
     let closed = closed.to_string();
-    let failing: Vec<(Vec<&str>, Vec<(&str, &str)>)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let failing: Vec<Case> = vec![
         (
             vec!["-vvv", "sync"],
             vec![("DATABASE_URL", closed.as_str())],

@@ -781,10 +781,9 @@ async fn sync_bench(args: &SyncBench) -> Result<()> {
     // The tutorial's way: multi-row INSERT statements (execute_values, 1,000 rows each).
     let client = target.connect().await?;
     client
-        .batch_execute(
-            "CREATE TABLE bench_insert (recorded_date DATE, interaction_type TEXT, product_name TEXT,
-             mention_count INTEGER, conversation_count INTEGER, dictionary_version TEXT)",
-        )
+        // The same table as product_mentions (its primary key and indexes), so both load into
+        // the same structure.
+        .batch_execute("CREATE TABLE bench_insert (LIKE product_mentions INCLUDING ALL)")
         .await?;
     let (rows, _) = crate::aggregate::read_counts(&lake, version)
         .await?

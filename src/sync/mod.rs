@@ -558,14 +558,25 @@ async fn merge_table(
     spec: &TableSpec,
     batches: &[RecordBatch],
 ) -> Result<(u64, u64, u64, u64), SyncError> {
-    tx.batch_execute(&spec.create_staging())
+    // An empty table (the first sync) takes the rows straight from COPY: nothing to merge.
+    let empty = !tx
+        .query_one(
+            &format!("SELECT EXISTS (SELECT 1 FROM {})", spec.table),
+            &[],
+        )
         .await
-        .map_err(target.db_err(&format!("creating the staging table for {}", spec.table)))?;
+        .map_err(target.db_err(&format!("reading {}", spec.table)))?
+        .get::<_, bool>(0);
+    let copy_into = if empty {
+        format!("{} ({})", spec.table, spec.names(spec.columns, ""))
+    } else {
+        tx.batch_execute(&spec.create_staging())
+            .await
+            .map_err(target.db_err(&format!("creating the staging table for {}", spec.table)))?;
+        spec.staging()
+    };
     let sink = tx
-        .copy_in(&format!(
-            "COPY {} FROM STDIN (FORMAT binary)",
-            spec.staging()
-        ))
+        .copy_in(&format!("COPY {copy_into} FROM STDIN (FORMAT binary)"))
         .await
         .map_err(target.db_err("starting COPY"))?;
     let types: Vec<Type> = spec.columns.iter().map(|(_, t)| t.clone()).collect();
@@ -603,6 +614,9 @@ async fn merge_table(
         .finish()
         .await
         .map_err(target.db_err("finishing COPY"))?;
+    if empty {
+        return Ok((rows, rows, 0, 0));
+    }
     let counts = tx
         .query_one(&spec.upsert(), &[])
         .await

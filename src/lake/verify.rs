@@ -73,6 +73,8 @@ pub struct VerifyReport {
     pub leftover_temp_files: u64,
     /// Damaged or missing files.
     pub problems: Vec<Problem>,
+    /// Why the checksum record could not be written (e.g. a full disk); the checks still count.
+    pub record_error: Option<String>,
 }
 
 impl VerifyReport {
@@ -105,6 +107,9 @@ impl std::fmt::Display for VerifyReport {
             self.unrecorded,
             self.leftover_temp_files,
         )?;
+        if let Some(e) = &self.record_error {
+            write!(f, "the checksum record was not updated ({e}); ")?;
+        }
         if self.is_clean() {
             write!(f, "the lake is sound")
         } else {
@@ -563,7 +568,9 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
         path: CHECKSUMS_PATH.into(),
         reason: e.to_string(),
     })?;
-    lake.put(CHECKSUMS_PATH, Bytes::from(body)).await?;
+    if let Err(e) = lake.put(CHECKSUMS_PATH, Bytes::from(body)).await {
+        report.record_error = Some(e.to_string());
+    }
     Ok(report)
 }
 

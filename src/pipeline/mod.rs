@@ -641,8 +641,24 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
     }
     let expected = truth.totals_by_product();
     println!();
+    // Listing intervals overlap (a conversation active across a boundary is listed twice), so
+    // count the distinct conversations the lake holds.
+    let ctx = aggregate::session(&lake, &dict.version).await?;
+    let distinct = aggregate::query(
+        &ctx,
+        "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
+    )
+    .await?
+    .first()
+    .and_then(|b| {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .map(|a| a.value(0))
+    })
+    .unwrap_or(0);
     println!(
-        "convlake demo: {} conversations, {} snapshots, {} mentions",
+        "convlake demo: {distinct} conversations with text ({} listed), {} snapshots, {} mentions",
         summary.fetch.conversations, summary.extract.snapshots, summary.aggregate.mentions
     );
     println!(

@@ -67,8 +67,16 @@ struct RawProduct {
     aliases: Vec<Spanned<String>>,
 }
 
-fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].matches('\n').count() + 1
+/// Line numbers by byte offset, in O(log n) each (a dictionary may hold thousands of forms).
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(text.match_indices('\n').map(|(i, _)| i).collect())
+    }
+    fn of(&self, byte: usize) -> usize {
+        self.0.partition_point(|&nl| nl < byte) + 1
+    }
 }
 
 impl Dictionary {
@@ -99,9 +107,10 @@ impl Dictionary {
                 origin: origin.to_string(),
             });
         }
+        let lines = Lines::new(text);
         let invalid = |span: std::ops::Range<usize>, message: String| DictionaryError::Invalid {
             origin: origin.to_string(),
-            line: line_of(text, span.start),
+            line: lines.of(span.start),
             message,
         };
         // normalized key → (canonical name, line) of the form that claimed it
@@ -126,7 +135,7 @@ impl Dictionary {
                         format!("an alias of {name:?} is empty"),
                     ));
                 }
-                let line = line_of(text, form.span().start);
+                let line = lines.of(form.span().start);
                 if let Some((owner, first_line)) = keys.get(&key) {
                     if i == 0 {
                         return Err(invalid(

@@ -164,13 +164,14 @@ impl Matcher {
     /// Compiles a dictionary.
     pub fn new(dict: &Dictionary) -> Matcher {
         let mut keys: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut patterns = Vec::new();
         let mut products = Vec::new();
         for (i, p) in dict.products.iter().enumerate() {
             products.push(p.name.clone());
             for form in std::iter::once(&p.name).chain(p.aliases.iter()) {
                 let (key, boundary) = compile_form(form);
-                if key.is_empty() || keys.contains(&key) {
+                if key.is_empty() || !seen.insert(key.clone()) {
                     continue;
                 }
                 keys.push(key);

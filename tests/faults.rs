@@ -87,11 +87,30 @@ async fn assert_sound(lake: &TestLake) {
         assert!(batches.iter().all(|b| b.num_columns() == 9));
     }
     let out = lake.run(&["verify"]).await;
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
     assert!(
         out.status.success(),
         "verify: {}{}",
         String::from_utf8_lossy(&out.stdout),
         stderr(&out)
+    );
+}
+
+/// The files under `sub` are byte-identical in both lakes (staging files of writes cut short
+/// by a kill aside: never listed, never read).
+fn assert_same_files(lake: &TestLake, reference: &TestLake, sub: &str) {
+    let published = |l: &TestLake| -> BTreeSet<(String, String)> {
+        l.files(sub)
+            .into_iter()
+            .filter(|(p, _)| !p.contains('#'))
+            .collect()
+    };
+    let (a, b) = (published(lake), published(reference));
+    let extra: Vec<_> = a.difference(&b).collect();
+    let missing: Vec<_> = b.difference(&a).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "{sub}: differs from an uninterrupted run: extra {extra:?}, missing {missing:?}"
     );
 }
 
@@ -149,8 +168,8 @@ enum KillAt {
     /// After a random delay in the range (ms): lands anywhere, startup included.
     Time(u64, u64),
     /// After the run wrote 1..=n more files into the lake (a page, a body, an event, a
-    /// mentions file), plus a random 0–40 ms: inside the work, never before it started.
-    Progress(usize),
+    /// mentions file), plus a random 0..jitter ms: inside the work, never before it started.
+    Progress(usize, u64),
 }
 
 fn files_in(lake: &TestLake) -> usize {
@@ -177,12 +196,12 @@ async fn kill_repeatedly(
                 KillAt::Time(lo, hi) => {
                     tokio::time::sleep(Duration::from_millis(rng.random_range(lo..hi))).await
                 }
-                KillAt::Progress(n) => {
+                KillAt::Progress(n, jitter) => {
                     let want = before + rng.random_range(1..=n);
                     while files_in(lake) < want {
                         tokio::time::sleep(Duration::from_millis(3)).await;
                     }
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await
+                    tokio::time::sleep(Duration::from_millis(rng.random_range(0..jitter))).await
                 }
             }
         };
@@ -190,8 +209,9 @@ async fn kill_repeatedly(
             _ = child.wait() => break, // finished before the kill: the drill is over
             _ = point => {
                 child.start_kill().unwrap();
-                let status = child.wait().await.unwrap();
-                assert!(!status.success());
+                if child.wait().await.unwrap().success() {
+                    break; // it finished just before the kill landed
+                }
                 killed += 1;
             }
         }
@@ -226,7 +246,7 @@ async fn sigkill_during_analytics_fetch_loses_and_repeats_nothing() {
     let text_requests_once = before.transcript_urls + before.recordings;
 
     let lake = TestLake::new();
-    let killed = kill_repeatedly(&lake, &args, &[], 12, KillAt::Progress(6), 0x5eed_f37c).await;
+    let killed = kill_repeatedly(&lake, &args, &[], 12, KillAt::Progress(6, 40), 0x5eed_f37c).await;
     assert!(killed >= 10, "only {killed} runs were killed mid-fetch");
     let after = sim.stats();
 
@@ -285,7 +305,7 @@ async fn sigkill_during_archive_fetch_resumes_after_the_last_recorded_page() {
     args[size] = "3".into();
     let reference = reference(&args).await;
     let lake = TestLake::new();
-    let killed = kill_repeatedly(&lake, &args, &[], 10, KillAt::Progress(3), 0xa2c4).await;
+    let killed = kill_repeatedly(&lake, &args, &[], 10, KillAt::Progress(3, 40), 0xa2c4).await;
     assert!(killed >= 10, "only {killed} runs were killed mid-fetch");
     assert_sound(&lake).await;
     let events = lake.events().await;
@@ -352,11 +372,17 @@ async fn sigkill_during_extract_and_sync_converges() {
 
     // Extract: killed early and late; whatever was written is whole and equals a clean run's.
     let extract = vec!["extract".to_string(), "--workers".into(), "1".into()];
-    kill_repeatedly(&lake, &extract, &[], 6, KillAt::Progress(4), 0xe7).await;
-    assert_eq!(lake.files("mentions"), reference.files("mentions"));
+    let extract_kills =
+        kill_repeatedly(&lake, &extract, &[], 6, KillAt::Progress(2, 5), 0xe7).await;
+    assert!(
+        extract_kills >= 3,
+        "only {extract_kills} extracts were killed"
+    );
+    assert_same_files(&lake, &reference, "mentions");
     let aggregate = vec!["aggregate".to_string()];
-    kill_repeatedly(&lake, &aggregate, &[], 3, KillAt::Time(5, 150), 0xa9).await;
-    assert_eq!(lake.files("aggregates"), reference.files("aggregates"));
+    let aggregate_kills =
+        kill_repeatedly(&lake, &aggregate, &[], 3, KillAt::Time(5, 150), 0xa9).await;
+    assert_same_files(&lake, &reference, "aggregates");
     assert_sound(&lake).await;
 
     // Sync: killed before, during and after the merge (the transaction held open 1.5 s).
@@ -380,7 +406,7 @@ async fn sigkill_during_extract_and_sync_converges() {
         .await;
     assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
     eprintln!(
-        "extract/aggregate/sync drill: {:.1}s",
+        "extract/aggregate/sync drill: {extract_kills} + {aggregate_kills} + {killed} kills, {:.1}s",
         t0.elapsed().as_secs_f64()
     );
 }

@@ -210,7 +210,6 @@ async fn malformed_and_hostile_archive_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: an archive page listing a conversation twice stages its utterances twice (src/genesys/archive.rs page_to_batch), and current_copies keeps both: its mentions count twice"]
 async fn a_conversation_listed_twice_on_a_page_counts_once() {
     let (fake, url) = Fake::start().await;
     let lake = TestLake::new();
@@ -226,7 +225,6 @@ async fn a_conversation_listed_twice_on_a_page_counts_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: src/genesys/fetch.rs follows a nextPageUri that repeats forever, appending an event per request"]
 async fn a_server_whose_next_page_loops_is_stopped() {
     let (fake, url) = Fake::start().await;
     let lake = TestLake::new();

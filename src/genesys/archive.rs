@@ -95,7 +95,17 @@ pub fn page_to_batch(page: &ArchivePage, snapshot: &str) -> Result<RecordBatch, 
     let mut start_ms = Int64Builder::new();
     let mut text = StringBuilder::new();
     let mut snap = StringBuilder::new();
-    for e in &page.entities {
+    // A conversation listed twice on one page counts once: its last copy wins.
+    let last: std::collections::HashMap<&str, usize> = page
+        .entities
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id.as_str(), i))
+        .collect();
+    for (n, e) in page.entities.iter().enumerate() {
+        if last.get(e.id.as_str()) != Some(&n) {
+            continue;
+        }
         let day = days_since_epoch(e.date.date_naive());
         let media = e.kind.trim().to_ascii_lowercase();
         for (i, it) in e.interactions.iter().enumerate() {

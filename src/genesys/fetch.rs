@@ -136,6 +136,7 @@ pub async fn fetch(
         let body_json = archive::query_body(media, start, end, opts.page_size);
         let mut run_conversations = 0u64;
         let validate = |b: &[u8]| archive::parse_page(b).map(|_| ());
+        let mut seen_uris = std::collections::HashSet::new();
         loop {
             let (url, body) = match &next {
                 None => (
@@ -197,6 +198,15 @@ pub async fn fetch(
             }
             log.append(events).await?;
             match next_uri {
+                Some(u) if !seen_uris.insert(u.clone()) => {
+                    return Err(FetchError::BadPage {
+                        url,
+                        page: page_no,
+                        reason: format!(
+                            "the server sent nextPageUri {u} again, so paging would never end; the pages so far are staged"
+                        ),
+                    });
+                }
                 Some(u) => {
                     next = Some(u);
                     page_no += 1;

@@ -30,23 +30,20 @@ pub use events::{Event, EventKind, EventLog};
 pub enum LakeError {
     #[error("cannot open the lake at {location}: {reason}. Check the path exists and is writable, or pass --lake DIR")]
     Open { location: String, reason: String },
-    #[error("cannot write {path} in the lake: {source}. Check free disk space and permissions; nothing already staged was changed, so a re-run continues from here")]
+    #[error("cannot write {path} in the lake: {cause}. Check free disk space and permissions; nothing already staged was changed, so a re-run continues from here")]
     Write {
         path: String,
-        #[source]
-        source: object_store::Error,
+        cause: object_store::Error,
     },
-    #[error("cannot read {path} from the lake: {source}")]
+    #[error("cannot read {path} from the lake: {cause}")]
     Read {
         path: String,
-        #[source]
-        source: object_store::Error,
+        cause: object_store::Error,
     },
-    #[error("cannot list {prefix} in the lake: {source}")]
+    #[error("cannot list {prefix} in the lake: {cause}")]
     List {
         prefix: String,
-        #[source]
-        source: object_store::Error,
+        cause: object_store::Error,
     },
     #[error("{path} in the lake is not a valid Parquet file of the expected shape: {reason}. Run `convlake verify` to find and quarantine damaged files")]
     Parquet { path: String, reason: String },
@@ -112,9 +109,9 @@ impl Lake {
             .put(&Path::from(rel), PutPayload::from_bytes(bytes))
             .await
             .map(|_| ())
-            .map_err(|source| LakeError::Write {
+            .map_err(|cause| LakeError::Write {
                 path: rel.to_string(),
-                source,
+                cause,
             })
     }
 
@@ -131,9 +128,9 @@ impl Lake {
         {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(source) => Err(LakeError::Write {
+            Err(cause) => Err(LakeError::Write {
                 path: rel.to_string(),
-                source,
+                cause,
             }),
         }
     }
@@ -143,18 +140,18 @@ impl Lake {
         match self.store.head(&Path::from(rel)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(source) => Err(LakeError::Read {
+            Err(cause) => Err(LakeError::Read {
                 path: rel.to_string(),
-                source,
+                cause,
             }),
         }
     }
 
     /// Reads a whole file.
     pub async fn get(&self, rel: &str) -> Result<Bytes, LakeError> {
-        let read_err = |source| LakeError::Read {
+        let read_err = |cause| LakeError::Read {
             path: rel.to_string(),
-            source,
+            cause,
         };
         let res = self.store.get(&Path::from(rel)).await.map_err(read_err)?;
         res.bytes().await.map_err(read_err)
@@ -169,9 +166,9 @@ impl Lake {
                 .list(Some(&p))
                 .try_collect()
                 .await
-                .map_err(|source| LakeError::List {
+                .map_err(|cause| LakeError::List {
                     prefix: prefix.to_string(),
-                    source,
+                    cause,
                 })?;
         items.retain(|m| !m.location.as_ref().contains('#'));
         items.sort_by(|a, b| a.location.cmp(&b.location));
@@ -182,9 +179,9 @@ impl Lake {
     pub async fn delete(&self, rel: &str) -> Result<(), LakeError> {
         match self.store.delete(&Path::from(rel)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(LakeError::Write {
+            Err(cause) => Err(LakeError::Write {
                 path: rel.to_string(),
-                source,
+                cause,
             }),
         }
     }

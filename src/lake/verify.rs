@@ -331,10 +331,10 @@ async fn quarantine(lake: &Lake, path: &str) -> Result<String, LakeError> {
         {
             Ok(()) => return Ok(to),
             Err(object_store::Error::AlreadyExists { .. }) => continue,
-            Err(source) => {
+            Err(cause) => {
                 return Err(LakeError::Write {
                     path: path.to_string(),
-                    source,
+                    cause,
                 })
             }
         }
@@ -362,9 +362,9 @@ async fn inventory(lake: &Lake) -> Result<(Vec<(Kind, String)>, u64), LakeError>
                 .list(Some(&Path::from(prefix)))
                 .try_collect()
                 .await
-                .map_err(|source| LakeError::List {
+                .map_err(|cause| LakeError::List {
                     prefix: prefix.to_string(),
-                    source,
+                    cause,
                 })?
         };
         for m in all {

@@ -75,6 +75,10 @@ pub struct ExtractBench {
     /// Samples per style in the labeled corpus.
     #[arg(long, default_value_t = 5000)]
     pub samples: usize,
+    /// Also run the tutorial's extractor (bench/run_baseline.sh, from the repository root) on
+    /// the same corpus and print the speed ratio.
+    #[arg(long)]
+    pub baseline: bool,
     /// Write the labeled corpus as JSONL (style, text, gold) and stop.
     #[arg(long)]
     pub export_corpus: Option<PathBuf>,
@@ -496,11 +500,16 @@ fn big_dictionary(n: usize) -> Result<Dictionary> {
 }
 
 /// Writes snapshots of about 1 MB of text each until `mb` MB, recording them in the log.
-async fn write_text_snapshots(lake: &Lake, dict: &Dictionary, mb: usize) -> Result<u64> {
-    let mut rng = Rng(11);
+async fn write_text_snapshots(
+    lake: &Lake,
+    dict: &Dictionary,
+    mb: usize,
+    first_file: u64,
+) -> Result<u64> {
+    let mut rng = Rng(11 + first_file);
     let names: Vec<String> = dict.products.iter().map(|p| p.name.clone()).collect();
     let mut total = 0u64;
-    let mut file_no = 0u64;
+    let mut file_no = first_file;
     while total < (mb as u64) * 1_000_000 {
         let mut texts = Vec::new();
         let mut size = 0usize;
@@ -627,8 +636,16 @@ async fn extract_bench(args: &ExtractBench) -> Result<()> {
     let dict = big_dictionary(args.products)?;
     let tmp = tempdir_in(None)?;
     let lake = Lake::open_local(&tmp.join("lake"))?;
-    let text = write_text_snapshots(&lake, &dict, args.mb).await?;
+    // Memory against the number of snapshots: extract a quarter of them first, then all.
+    let quarter = (args.mb / 4).max(1);
+    let mut text = write_text_snapshots(&lake, &dict, quarter, 0).await?;
     let rss_before = peak_rss_kb();
+    let mut d = dict.clone();
+    d.version = format!("{}q", &dict.version[..12]);
+    extract::extract(&lake, &d, 1).await?;
+    let rss_quarter = peak_rss_kb();
+    let snapshots_quarter = lake.events().read_all().await?.len();
+    text += write_text_snapshots(&lake, &dict, args.mb.saturating_sub(quarter), 1_000_000).await?;
     let mut speed = Vec::new();
     println!(
         "throughput: {:.0} MB of text in {} snapshots, {}-product dictionary (includes Parquet read, normalization, matching, Parquet write):",
@@ -654,16 +671,40 @@ async fn extract_bench(args: &ExtractBench) -> Result<()> {
             "mb_per_s_per_worker": mbps / workers as f64, "mentions": s.mentions}),
         );
     }
+    let snapshots_all = lake.events().read_all().await?.len();
     println!(
-        "peak RSS: {} MB before extracting, {} MB after (the corpus generator's buffers included)",
+        "peak RSS: {} MB before extracting; {} MB after extracting {snapshots_quarter} snapshots; {} MB after extracting all {snapshots_all} (twice)",
         rss_before / 1024,
+        rss_quarter / 1024,
         peak_rss_kb() / 1024
     );
+    let mut baseline = serde_json::Value::Null;
+    if args.baseline {
+        let out = tmp.join("baseline.json");
+        let status = Process::new("bash")
+            .arg("bench/run_baseline.sh")
+            .arg("--json")
+            .arg(&out)
+            .status()
+            .context("running bench/run_baseline.sh (run from the repository root)")?;
+        if !status.success() {
+            bail!("bench/run_baseline.sh failed");
+        }
+        baseline = serde_json::from_slice(&std::fs::read(&out)?)?;
+        let theirs = baseline["overall"]["mb_per_s"].as_f64().unwrap_or(0.0);
+        let ours = speed[0]["mb_per_s"].as_f64().unwrap_or(0.0);
+        println!(
+            "the tutorial's extractor ({}): {theirs:.3} MB/s on one thread; convlake with one worker: {ours:.1} MB/s, {:.0}x",
+            baseline["engine_description"].as_str().unwrap_or("?"),
+            ours / theirs.max(1e-9)
+        );
+    }
     let _ = std::fs::remove_dir_all(&tmp);
     write_json(
         &args.json,
         &json!({"bench": "extract", "quality": quality, "throughput": speed,
-        "text_bytes": text, "products": dict.products.len(), "peak_rss_kb": peak_rss_kb()}),
+        "text_bytes": text, "products": dict.products.len(), "peak_rss_kb": peak_rss_kb(),
+        "peak_rss_kb_quarter": rss_quarter, "baseline": baseline}),
     )
 }
 

@@ -20,31 +20,6 @@ async fn pg(schema: &str) -> tokio_postgres::Client {
     client
 }
 
-/// Every row of product_mentions as CSV lines, in the order `convlake query` prints mention_counts.
-async fn table_lines(schema: &str) -> Vec<String> {
-    pg(schema)
-        .await
-        .query(
-            "SELECT recorded_date::text, interaction_type, product_name, mention_count, conversation_count
-             FROM product_mentions ORDER BY 1, 2, 3",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            format!(
-                "{},{},{},{},{}",
-                r.get::<_, String>(0),
-                r.get::<_, String>(1),
-                r.get::<_, String>(2),
-                r.get::<_, i32>(3),
-                r.get::<_, i32>(4)
-            )
-        })
-        .collect()
-}
-
 async fn lake_lines(lake: &TestLake, dict: &[&str]) -> Vec<String> {
     let mut args: Vec<&str> = dict.to_vec();
     args.extend([
@@ -90,7 +65,10 @@ async fn a_dictionary_change_makes_the_tables_equal_the_new_aggregates() {
     let url = database_url();
     lake.ok(&["sync", "--database-url", &url, "--schema", &schema])
         .await;
-    assert_eq!(table_lines(&schema).await, lake_lines(&lake, &[]).await);
+    assert_eq!(
+        product_mentions_lines(&schema).await,
+        lake_lines(&lake, &[]).await
+    );
 
     let small = small_dictionary(&lake);
     let d = ["--dictionary", small.as_str()];
@@ -108,7 +86,7 @@ async fn a_dictionary_change_makes_the_tables_equal_the_new_aggregates() {
     .await;
     let want = lake_lines(&lake, &d).await;
     assert!(!want.is_empty());
-    assert_eq!(table_lines(&schema).await, want);
+    assert_eq!(product_mentions_lines(&schema).await, want);
 
     // conversation_mentions holds the per-conversation detail of the same mentions.
     let c = pg(&schema).await;
@@ -149,7 +127,7 @@ async fn a_dropped_connection_mid_sync_keeps_the_old_state_and_a_rerun_converges
     let url = database_url();
     lake.ok(&["sync", "--database-url", &url, "--schema", &schema])
         .await;
-    let before = table_lines(&schema).await;
+    let before = product_mentions_lines(&schema).await;
 
     let small = small_dictionary(&lake);
     lake.ok(&["--dictionary", &small, "extract"]).await;
@@ -193,7 +171,7 @@ async fn a_dropped_connection_mid_sync_keeps_the_old_state_and_a_rerun_converges
         "no connection string in errors: {err}"
     );
     assert_eq!(
-        table_lines(&schema).await,
+        product_mentions_lines(&schema).await,
         before,
         "the old state is intact"
     );
@@ -209,7 +187,7 @@ async fn a_dropped_connection_mid_sync_keeps_the_old_state_and_a_rerun_converges
     ])
     .await;
     assert_eq!(
-        table_lines(&schema).await,
+        product_mentions_lines(&schema).await,
         lake_lines(&lake, &["--dictionary", &small]).await
     );
 }
@@ -251,7 +229,10 @@ async fn concurrent_syncs_never_interleave() {
         "{}",
         stderr(&waited)
     );
-    assert_eq!(table_lines(&schema).await, lake_lines(&lake, &[]).await);
+    assert_eq!(
+        product_mentions_lines(&schema).await,
+        lake_lines(&lake, &[]).await
+    );
     let syncs: i64 = pg(&schema)
         .await
         .query_one("SELECT count(*) FROM sync_state", &[])
@@ -559,6 +540,9 @@ async fn run_every_cycles_holds_the_lake_lock_and_stops_cleanly_on_sigterm() {
             .any(|l| l.contains("stopping after the current stage")),
         "{seen:#?}"
     );
-    assert_eq!(table_lines(&schema).await, lake_lines(&lake, &[]).await);
+    assert_eq!(
+        product_mentions_lines(&schema).await,
+        lake_lines(&lake, &[]).await
+    );
     sim.shutdown().await;
 }

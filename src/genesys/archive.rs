@@ -4,13 +4,11 @@
 //! Not a real Genesys Cloud endpoint; some teams front their own archive with it, and the
 //! simulator serves it. A page becomes Arrow rows of the raw-snapshot schema.
 
-use std::sync::Arc;
-
-use arrow::array::{Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
-use chrono::{DateTime, NaiveDate, Utc};
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::lake::schema::raw_schema;
+use crate::lake::schema::{RawRow, RawRowsBuilder};
 
 /// The query path.
 pub const QUERY_PATH: &str = "/api/v2/archiving/conversations/query";
@@ -79,22 +77,9 @@ pub fn participant_role(label: Option<&str>) -> &'static str {
     }
 }
 
-fn days_since_epoch(d: NaiveDate) -> i32 {
-    // NaiveDate::default() is 1970-01-01.
-    (d - NaiveDate::default()).num_days() as i32
-}
-
 /// The page's utterances as one batch of the raw-snapshot schema.
 pub fn page_to_batch(page: &ArchivePage, snapshot: &str) -> Result<RecordBatch, String> {
-    let mut conv = StringBuilder::new();
-    let mut comm = StringBuilder::new();
-    let mut date = Date32Builder::new();
-    let mut kind = StringBuilder::new();
-    let mut part = StringBuilder::new();
-    let mut idx = Int32Builder::new();
-    let mut start_ms = Int64Builder::new();
-    let mut text = StringBuilder::new();
-    let mut snap = StringBuilder::new();
+    let mut rows = RawRowsBuilder::new(snapshot);
     // A conversation listed twice on one page counts once: its last copy wins.
     let last: std::collections::HashMap<&str, usize> = page
         .entities
@@ -106,38 +91,24 @@ pub fn page_to_batch(page: &ArchivePage, snapshot: &str) -> Result<RecordBatch, 
         if last.get(e.id.as_str()) != Some(&n) {
             continue;
         }
-        let day = days_since_epoch(e.date.date_naive());
         let media = e.kind.trim().to_ascii_lowercase();
         for (i, it) in e.interactions.iter().enumerate() {
             let Some(t) = it.transcript.as_deref().filter(|t| !t.trim().is_empty()) else {
                 continue;
             };
-            conv.append_value(&e.id);
-            comm.append_null();
-            date.append_value(day);
-            kind.append_value(&media);
-            part.append_value(participant_role(it.participant.as_deref()));
-            idx.append_value(i as i32);
-            start_ms.append_option(it.timestamp.map(|ts| (ts - e.date).num_milliseconds()));
-            text.append_value(t);
-            snap.append_value(snapshot);
+            rows.push(RawRow {
+                conversation_id: &e.id,
+                communication_id: None,
+                conversation_date: e.date.date_naive(),
+                interaction_type: &media,
+                participant: participant_role(it.participant.as_deref()),
+                utterance_index: i as i32,
+                start_ms: it.timestamp.map(|ts| (ts - e.date).num_milliseconds()),
+                text: t,
+            });
         }
     }
-    RecordBatch::try_new(
-        raw_schema(),
-        vec![
-            Arc::new(conv.finish()),
-            Arc::new(comm.finish()),
-            Arc::new(date.finish()),
-            Arc::new(kind.finish()),
-            Arc::new(part.finish()),
-            Arc::new(idx.finish()),
-            Arc::new(start_ms.finish()),
-            Arc::new(text.finish()),
-            Arc::new(snap.finish()),
-        ],
-    )
-    .map_err(|e| e.to_string())
+    rows.finish()
 }
 
 #[cfg(test)]

@@ -18,12 +18,11 @@
 //! of an unfinished run is not listed again; a job's pages resume from the recorded cursor.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::array::RecordBatch;
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,7 +32,7 @@ use super::fetch::{FetchError, FetchSummary};
 use super::transcripts::{self, NotReadyPolicy, Outcome, Utterance};
 use super::{ApiClient, GenesysError};
 use crate::lake::events::EventKind;
-use crate::lake::schema::{self, raw_schema};
+use crate::lake::schema::{self, RawRow, RawRowsBuilder};
 use crate::lake::{content_hash, snapshot_path, Event, Lake};
 
 /// The `source` of this stage's events.
@@ -220,10 +219,6 @@ async fn store_body(lake: &Lake, bytes: Bytes) -> Result<String, FetchError> {
         lake.put(&path, bytes).await?;
     }
     Ok(hash)
-}
-
-fn days_since_epoch(d: NaiveDate) -> i32 {
-    (d - NaiveDate::default()).num_days() as i32
 }
 
 /// One conversation of a listing page.
@@ -612,44 +607,22 @@ impl Stage<'_> {
 
 /// The batch's utterances as rows of the raw-snapshot schema.
 fn to_batch(rows: &[(&Item, Vec<Utterance>)], snapshot: &str) -> Result<RecordBatch, String> {
-    let mut conv = StringBuilder::new();
-    let mut comm = StringBuilder::new();
-    let mut date = Date32Builder::new();
-    let mut kind = StringBuilder::new();
-    let mut part = StringBuilder::new();
-    let mut idx = Int32Builder::new();
-    let mut start_ms = Int64Builder::new();
-    let mut text = StringBuilder::new();
-    let mut snap = StringBuilder::new();
+    let mut out = RawRowsBuilder::new(snapshot);
     for (item, utterances) in rows {
-        let day = days_since_epoch(item.info.start.date_naive());
         for (i, u) in utterances.iter().enumerate() {
-            conv.append_value(&item.info.id);
-            comm.append_option(u.communication_id.as_deref());
-            date.append_value(day);
-            kind.append_value(&item.info.media);
-            part.append_value(u.participant);
-            idx.append_value(i as i32);
-            start_ms.append_option(u.start_ms);
-            text.append_value(&u.text);
-            snap.append_value(snapshot);
+            out.push(RawRow {
+                conversation_id: &item.info.id,
+                communication_id: u.communication_id.as_deref(),
+                conversation_date: item.info.start.date_naive(),
+                interaction_type: &item.info.media,
+                participant: u.participant,
+                utterance_index: i as i32,
+                start_ms: u.start_ms,
+                text: &u.text,
+            });
         }
     }
-    RecordBatch::try_new(
-        raw_schema(),
-        vec![
-            Arc::new(conv.finish()),
-            Arc::new(comm.finish()),
-            Arc::new(date.finish()),
-            Arc::new(kind.finish()),
-            Arc::new(part.finish()),
-            Arc::new(idx.finish()),
-            Arc::new(start_ms.finish()),
-            Arc::new(text.finish()),
-            Arc::new(snap.finish()),
-        ],
-    )
-    .map_err(|e| e.to_string())
+    out.finish()
 }
 
 /// Fetches every interval of the range into the lake (see the module docs).

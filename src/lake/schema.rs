@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Date32Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -27,6 +27,84 @@ pub fn raw_schema() -> SchemaRef {
         Field::new("text", DataType::Utf8, false),
         Field::new("snapshot", DataType::Utf8, false),
     ]))
+}
+
+/// One utterance on its way into a raw snapshot.
+pub struct RawRow<'a> {
+    pub conversation_id: &'a str,
+    pub communication_id: Option<&'a str>,
+    pub conversation_date: chrono::NaiveDate,
+    pub interaction_type: &'a str,
+    pub participant: &'a str,
+    pub utterance_index: i32,
+    pub start_ms: Option<i64>,
+    pub text: &'a str,
+}
+
+/// Builds a batch of the raw-snapshot schema, one utterance at a time; every source uses it.
+pub struct RawRowsBuilder {
+    conv: StringBuilder,
+    comm: StringBuilder,
+    date: Date32Builder,
+    kind: StringBuilder,
+    part: StringBuilder,
+    idx: Int32Builder,
+    start_ms: Int64Builder,
+    text: StringBuilder,
+    snap: StringBuilder,
+    snapshot: String,
+}
+
+impl RawRowsBuilder {
+    /// A builder for the rows of one snapshot.
+    pub fn new(snapshot: &str) -> Self {
+        RawRowsBuilder {
+            conv: StringBuilder::new(),
+            comm: StringBuilder::new(),
+            date: Date32Builder::new(),
+            kind: StringBuilder::new(),
+            part: StringBuilder::new(),
+            idx: Int32Builder::new(),
+            start_ms: Int64Builder::new(),
+            text: StringBuilder::new(),
+            snap: StringBuilder::new(),
+            snapshot: snapshot.to_string(),
+        }
+    }
+
+    /// Adds one utterance.
+    pub fn push(&mut self, r: RawRow<'_>) {
+        self.conv.append_value(r.conversation_id);
+        self.comm.append_option(r.communication_id);
+        // NaiveDate::default() is 1970-01-01, day 0 of Date32.
+        self.date
+            .append_value((r.conversation_date - chrono::NaiveDate::default()).num_days() as i32);
+        self.kind.append_value(r.interaction_type);
+        self.part.append_value(r.participant);
+        self.idx.append_value(r.utterance_index);
+        self.start_ms.append_option(r.start_ms);
+        self.text.append_value(r.text);
+        self.snap.append_value(&self.snapshot);
+    }
+
+    /// The batch.
+    pub fn finish(mut self) -> Result<RecordBatch, String> {
+        RecordBatch::try_new(
+            raw_schema(),
+            vec![
+                Arc::new(self.conv.finish()),
+                Arc::new(self.comm.finish()),
+                Arc::new(self.date.finish()),
+                Arc::new(self.kind.finish()),
+                Arc::new(self.part.finish()),
+                Arc::new(self.idx.finish()),
+                Arc::new(self.start_ms.finish()),
+                Arc::new(self.text.finish()),
+                Arc::new(self.snap.finish()),
+            ],
+        )
+        .map_err(|e| e.to_string())
+    }
 }
 
 /// Columns of a mentions file (the `mentions` table contract).

@@ -325,7 +325,6 @@ async fn sigkill_during_archive_fetch_resumes_after_the_last_recorded_page() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: src/genesys/fetch.rs resumes per interaction type; a fetch stopped in its second type fetches the whole finished first type again"]
 async fn a_resumed_archive_fetch_does_not_fetch_finished_types_again() {
     let sim = start_sim(slow_config(200)).await;
     let mut args = archive_args(&sim.url);

@@ -100,6 +100,25 @@ fn resume_point(events: &[crate::lake::Event], run: &str) -> Option<(u64, String
     point
 }
 
+/// The runs an interrupted fetch of exactly these runs already finished, or `None` when the
+/// last such fetch completed (or there was none): then everything is fetched again.
+fn finished_in_unfinished_fetch(
+    events: &[crate::lake::Event],
+    runs: &[String],
+) -> Option<std::collections::HashSet<String>> {
+    let start = events.iter().rposition(
+        |e| matches!(&e.kind, EventKind::FetchStarted { runs: r, .. } if r.as_slice() == runs),
+    )?;
+    let done: std::collections::HashSet<String> = events[start..]
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::FetchDone { run, .. } if runs.contains(run) => Some(run.clone()),
+            _ => None,
+        })
+        .collect();
+    (done.len() < runs.len()).then_some(done)
+}
+
 /// Fetches every page of every requested interaction type into the lake.
 pub async fn fetch(
     lake: &Lake,
@@ -123,8 +142,28 @@ pub async fn fetch(
     let end = day_start(opts.to + chrono::Days::new(1));
     let mut summary = FetchSummary::default();
 
-    for media in &opts.media {
-        let run = run_key("archive", media, opts.from, opts.to, opts.page_size);
+    let runs: Vec<String> = opts
+        .media
+        .iter()
+        .map(|m| run_key("archive", m, opts.from, opts.to, opts.page_size))
+        .collect();
+    // A fetch stopped part-way continues: types it finished are not fetched again.
+    let finished = match finished_in_unfinished_fetch(&history, &runs) {
+        Some(done) => done,
+        None => {
+            log.append(vec![EventKind::FetchStarted {
+                source: "archive".into(),
+                runs: runs.clone(),
+            }])
+            .await?;
+            Default::default()
+        }
+    };
+    for (media, run) in opts.media.iter().zip(runs) {
+        if finished.contains(&run) {
+            tracing::info!(%media, "already fetched by the interrupted run; skipping");
+            continue;
+        }
         let (mut page_no, mut next) = match resume_point(&history, &run) {
             Some((p, uri)) => {
                 tracing::info!(%media, page = p, "resuming an unfinished fetch");

@@ -47,6 +47,9 @@ pub enum EventKind {
         /// False when the same page was already stored (same content, same name).
         new: bool,
     },
+    /// An archive fetch of several runs (one per interaction type) began; a fetch of the same
+    /// runs started again before all of them finished continues this one.
+    FetchStarted { source: String, runs: Vec<String> },
     /// A fetch run saw its last page.
     FetchDone {
         run: String,
@@ -116,6 +119,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Snapshot { .. } => "snapshot",
+            EventKind::FetchStarted { .. } => "fetch_started",
             EventKind::FetchDone { .. } => "fetch_done",
             EventKind::ListingPage { .. } => "listing_page",
             EventKind::IntervalDone { .. } => "interval_done",

@@ -172,7 +172,9 @@ async fn faults_and_expiring_tokens_still_give_the_ground_truth() {
     // "Every minute", scaled down: tokens say they last a minute but stop working after 2 s.
     cfg.token_ttl_secs = 60;
     cfg.faults.revoke_tokens_after_secs = Some(2);
-    cfg.transcript_url_ttl_secs = 2;
+    // Short-lived transcript links, but long enough that a loaded CI machine (slow responses of
+    // 2.5 s, shared pauses after 429s) does not see three expiries of one link in a row.
+    cfg.transcript_url_ttl_secs = 8;
     let sim = start_sim(cfg.clone()).await;
     let lake = TestLake::new();
     let to = last_day(&cfg);

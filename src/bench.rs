@@ -62,6 +62,9 @@ pub struct PipelineBench {
     /// Where the bench lakes go (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Conversation lengths of the generated archive.
+    #[arg(long, value_enum, default_value = "realistic")]
+    pub lengths: simulator::Lengths,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -247,6 +250,7 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         std::fs::create_dir_all(&lake)?;
         let mut cfg = SimConfig::new(sim_products(dict));
         cfg.conversations = n;
+        cfg.lengths = args.lengths;
         cfg.days = 30;
         cfg.start = chrono::Utc::now().date_naive() - chrono::Days::new(31);
         cfg.seed = 42;

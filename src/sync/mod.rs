@@ -473,10 +473,20 @@ impl TableSpec {
             .map(|(c, _)| format!("{c} = EXCLUDED.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let join = self
+            .key_columns()
+            .iter()
+            .map(|c| format!("o.{c} = i.{c}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        // Only new and changed rows reach ON CONFLICT: one hash join finds them, instead of a
+        // primary-key probe per incoming row.
         format!(
             "WITH upserted AS (
                  INSERT INTO {table} AS t ({all}, synced_at)
-                 SELECT {all}, now() FROM {staging}
+                 SELECT {incoming}, now() FROM {staging} i
+                 LEFT JOIN {table} o ON {join}
+                 WHERE o.{first_key} IS NULL OR ({current}) IS DISTINCT FROM ({changed})
                  ON CONFLICT ({key}) DO UPDATE SET {set}, synced_at = EXCLUDED.synced_at
                  WHERE ({old}) IS DISTINCT FROM ({new})
                  RETURNING (xmax = 0) AS inserted)
@@ -484,6 +494,10 @@ impl TableSpec {
              FROM upserted",
             table = self.table,
             staging = self.staging(),
+            incoming = self.names(self.columns, "i."),
+            first_key = self.key_columns()[0],
+            current = self.names(&values, "o."),
+            changed = self.names(&values, "i."),
             old = self.names(&values, "t."),
             new = self.names(&values, "EXCLUDED."),
         )
@@ -633,20 +647,33 @@ async fn merge_table(
         }
         return Ok((rows, rows, 0, 0));
     }
+    // Row counts for the planner: a fresh temporary table has no statistics.
+    tx.batch_execute(&format!("ANALYZE {}", spec.staging()))
+        .await
+        .map_err(target.db_err(&format!("analyzing the staged rows of {}", spec.table)))?;
+    let before = tx
+        .query_one(&format!("SELECT count(*) FROM {}", spec.table), &[])
+        .await
+        .map_err(target.db_err(&format!("counting {}", spec.table)))?
+        .get::<_, i64>(0) as u64;
     let counts = tx
         .query_one(&spec.upsert(), &[])
         .await
         .map_err(target.db_err(&format!("merging into {}", spec.table)))?;
-    let deleted = tx
-        .execute(&spec.delete_vanished(), &[])
-        .await
-        .map_err(target.db_err(&format!("deleting vanished rows of {}", spec.table)))?;
-    Ok((
-        rows,
+    let (inserted, updated) = (
         counts.get::<_, i64>(0) as u64,
         counts.get::<_, i64>(1) as u64,
-        deleted,
-    ))
+    );
+    // Every incoming key is in the table now; when the table holds exactly as many rows as
+    // came in, none vanished and the anti-join over the whole table can be skipped.
+    let deleted = if before + inserted > rows {
+        tx.execute(&spec.delete_vanished(), &[])
+            .await
+            .map_err(target.db_err(&format!("deleting vanished rows of {}", spec.table)))?
+    } else {
+        0
+    };
+    Ok((rows, inserted, updated, deleted))
 }
 
 /// Marks, among the statements `set_indexes_aside` returns, that the table was truncated in
@@ -799,6 +826,10 @@ pub async fn sync(
         .await
         .map_err(target.db_err("starting the sync"))?;
     lock(&tx, target, wait).await?;
+    // Joins of a million staged rows against the table stay in memory.
+    tx.batch_execute("SET LOCAL work_mem = '128MB'")
+        .await
+        .map_err(target.db_err("starting the sync"))?;
     let last = tx
         .query_opt(
             "SELECT dictionary_version, content_hash, row_count, conversation_rows

@@ -265,7 +265,7 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         let sim = simulator::start(cfg.clone(), ([127, 0, 0, 1], 0).into()).await?;
         eprintln!("bench: {n} conversations, simulator at {}", sim.url);
         let (from_s, to_s) = (cfg.start.to_string(), to.to_string());
-        let schema_name = format!("bench_{n}");
+        let schema_name = format!("bench_{n}_{}", std::process::id());
         let creds = [
             ("GENESYS_CLIENT_ID", "bench"),
             ("GENESYS_CLIENT_SECRET", "bench"),

@@ -248,20 +248,29 @@ pub async fn aggregate(
 ) -> Result<AggregateSummary, AggregateError> {
     let ctx = session_materialized(lake, dictionary_version).await?;
     let path = mention_counts_path(dictionary_version);
+    let detail_schema = schema::conversation_mentions_schema();
+    let (detail_batches, detail) = build(
+        &ctx,
+        lake,
+        CONVERSATION_MENTIONS_SQL,
+        &detail_schema,
+        &conversation_mentions_path(dictionary_version),
+    )
+    .await?;
+    // mention_counts.sql reads the detail just built, not the mentions again.
+    ctx.register_table(
+        "conversation_mentions",
+        Arc::new(MemTable::try_new(
+            detail_schema.clone(),
+            vec![detail_batches],
+        )?),
+    )?;
     let (batches, bytes) = build(
         &ctx,
         lake,
         MENTION_COUNTS_SQL,
         &schema::mention_counts_schema(),
         &path,
-    )
-    .await?;
-    let (_, detail) = build(
-        &ctx,
-        lake,
-        CONVERSATION_MENTIONS_SQL,
-        &schema::conversation_mentions_schema(),
-        &conversation_mentions_path(dictionary_version),
     )
     .await?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();

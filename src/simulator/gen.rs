@@ -991,11 +991,14 @@ mod tests {
         }
         let (lo, hi) = seen["voice"];
         assert!(
-            lo >= 20 && lo < 30 && hi > 180 && hi <= 200,
+            (20..30).contains(&lo) && (181..=200).contains(&hi),
             "voice {lo}..{hi}"
         );
         let (lo, hi) = seen["chat"];
-        assert!(lo >= 5 && lo < 10 && hi > 50 && hi <= 60, "chat {lo}..{hi}");
+        assert!(
+            (5..10).contains(&lo) && (51..=60).contains(&hi),
+            "chat {lo}..{hi}"
+        );
         let (lo, hi) = seen["email"];
         assert!(lo == 1 && hi == 5, "email {lo}..{hi}");
         let short = Generator::new(&cfg(2000));

@@ -677,3 +677,45 @@ async fn unsupported_lake_urls_say_what_is_supported() {
     assert!(err.contains("ftp://host/lake"), "{err}");
     assert!(err.contains("s3://bucket/prefix"), "{err}");
 }
+
+/// Failures on S3 name the lake and what to do, and never print the secret key (checked on
+/// every run by `convlake`): a bucket that does not exist, and a store configured without
+/// create-if-absent writes, which the event log refuses to race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_failures_are_clear_and_keep_the_secret() {
+    let moto = Moto::start();
+    moto.bucket("there").await;
+    let env = moto.env();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+
+    let out = convlake("s3://not-there/lake", &["extract"], &env).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("s3://not-there/lake/"), "{err}");
+    assert!(err.contains("the bucket name"), "{err}");
+
+    let sim = start_sim(sim(20)).await;
+    let mut no_cas = env.clone();
+    no_cas.push(("AWS_CONDITIONAL_PUT", "disabled".to_string()));
+    let out = convlake(
+        "s3://there/lake",
+        &[
+            "fetch",
+            "--source",
+            "archive",
+            "--api-url",
+            &sim.url,
+            "--from",
+            FROM,
+            "--to",
+            TO,
+        ],
+        &no_cas,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("create-if-absent"), "{err}");
+    assert!(err.contains("s3://there/lake/"), "{err}");
+    sim.shutdown().await;
+}

@@ -44,9 +44,10 @@ pub enum LakeError {
         path: String,
         cause: object_store::Error,
     },
-    #[error("cannot list {prefix} in the lake: {cause}")]
+    #[error("cannot list {prefix} in the lake {location}: {cause}. Check that the lake is there and reachable (an object store: the bucket name, the endpoint and the credentials in AWS_*/GOOGLE_*/AZURE_*)")]
     List {
         prefix: String,
+        location: String,
         cause: object_store::Error,
     },
     #[error("{path} in the lake is not a valid Parquet file of the expected shape: {reason}. Run `convlake verify` to find and quarantine damaged files")]
@@ -361,6 +362,7 @@ impl Lake {
                 .await
                 .map_err(|cause| LakeError::List {
                     prefix: prefix.to_string(),
+                    location: self.location(),
                     cause,
                 })?;
         items.retain(|m| !m.location.as_ref().contains('#'));

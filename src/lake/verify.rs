@@ -353,6 +353,7 @@ async fn inventory(lake: &Lake) -> Result<(Vec<(Kind, String)>, u64), LakeError>
                 .await
                 .map_err(|cause| LakeError::List {
                     prefix: prefix.to_string(),
+                    location: lake.location(),
                     cause,
                 })?
         };

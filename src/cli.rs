@@ -128,6 +128,10 @@ pub struct SimulateArgs {
     /// Share of voice conversations without a Speech & Text Analytics transcript (404).
     #[arg(long, default_value_t = 0.03)]
     pub untranscribed: f64,
+    /// Conversation lengths: short (quick tests) or realistic (voice 20–200 phrases, chat 5–60
+    /// messages, email 1–5).
+    #[arg(long, value_enum, default_value = "short")]
+    pub lengths: crate::simulator::Lengths,
     /// Share of digital conversations whose recordings are still being prepared on the first request.
     #[arg(long, default_value_t = 0.05)]
     pub not_ready: f64,

@@ -488,7 +488,6 @@ async fn verify_quarantines_damage_and_a_later_fetch_restores_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: the analytics fetch never restages a snapshot whose file is gone: src/genesys/staging.rs load_held trusts the manifests of recorded events, not the raw files"]
 async fn a_quarantined_analytics_snapshot_is_fetched_again() {
     let sim = start_sim(sim_config(120)).await;
     let lake = TestLake::new();

@@ -546,3 +546,54 @@ async fn run_every_cycles_holds_the_lake_lock_and_stops_cleanly_on_sigterm() {
     );
     sim.shutdown().await;
 }
+
+/// Every index and constraint of both tables, as PostgreSQL would recreate them.
+async fn index_definitions(c: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    c.query(
+        "SELECT tablename || ': ' || indexdef FROM pg_indexes WHERE schemaname = $1
+         UNION ALL
+         SELECT conrelid::regclass::text || ': ' || conname || ' ' || pg_get_constraintdef(oid)
+         FROM pg_constraint WHERE connamespace = $1::regnamespace
+         ORDER BY 1",
+        &[&schema],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_sync_puts_back_every_index_it_set_aside_for_the_bulk_load() {
+    let lake = ready_lake(200).await;
+    let schema = fresh_schema();
+    let url = database_url();
+    lake.ok(&["migrate", "--database-url", &url, "--schema", &schema])
+        .await;
+    let c = pg(&schema).await;
+    // An index of the user's own is kept too.
+    c.batch_execute(
+        "CREATE INDEX my_bi_index ON conversation_mentions (interaction_type, product)",
+    )
+    .await
+    .unwrap();
+    let before = index_definitions(&c, &schema).await;
+    assert!(before.len() >= 9, "{before:#?}");
+    lake.ok(&["sync", "--database-url", &url, "--schema", &schema])
+        .await;
+    assert_eq!(index_definitions(&c, &schema).await, before);
+    assert_eq!(
+        product_mentions_lines(&schema).await,
+        lake_lines(&lake, &[]).await
+    );
+    // The primary key is enforced again: a duplicate is refused.
+    let dup = c
+        .batch_execute(
+            "INSERT INTO product_mentions (recorded_date, interaction_type, product_name, mention_count,
+                                           conversation_count, dictionary_version)
+             SELECT recorded_date, interaction_type, product_name, 1, 1, 'x' FROM product_mentions LIMIT 1",
+        )
+        .await;
+    assert!(dup.is_err());
+}

@@ -121,6 +121,24 @@ pub async fn session(
     lake: &Lake,
     dictionary_version: &str,
 ) -> Result<SessionContext, AggregateError> {
+    session_with(lake, dictionary_version, false).await
+}
+
+/// A session whose `current_copies` is computed once, up front, into memory (one row per
+/// conversation): for running several queries over `mentions`, each of which would otherwise
+/// scan `raw` and rank the copies again.
+pub async fn session_materialized(
+    lake: &Lake,
+    dictionary_version: &str,
+) -> Result<SessionContext, AggregateError> {
+    session_with(lake, dictionary_version, true).await
+}
+
+async fn session_with(
+    lake: &Lake,
+    dictionary_version: &str,
+    materialize: bool,
+) -> Result<SessionContext, AggregateError> {
     let config = SessionConfig::new()
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .set_bool(
@@ -173,7 +191,12 @@ pub async fn session(
     let events = lake.events().read_all().await?;
     ctx.register_table("events", Arc::new(events_table(&events)?))?;
     ctx.register_table("snapshot_order", Arc::new(snapshot_order_table(&events)?))?;
-    for view in [CURRENT_COPIES_SQL, UTTERANCES_SQL, MENTIONS_SQL] {
+    let current_copies = if materialize {
+        CURRENT_COPIES_SQL.replacen("CREATE VIEW", "CREATE TABLE", 1)
+    } else {
+        CURRENT_COPIES_SQL.to_string()
+    };
+    for view in [current_copies.as_str(), UTTERANCES_SQL, MENTIONS_SQL] {
         ctx.sql(view).await?.collect().await?;
     }
     Ok(ctx)
@@ -228,7 +251,7 @@ pub async fn aggregate(
     lake: &Lake,
     dictionary_version: &str,
 ) -> Result<AggregateSummary, AggregateError> {
-    let ctx = session(lake, dictionary_version).await?;
+    let ctx = session_materialized(lake, dictionary_version).await?;
     let path = mention_counts_path(dictionary_version);
     let (batches, bytes) = build(
         &ctx,

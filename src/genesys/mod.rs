@@ -11,6 +11,7 @@ pub mod analytics;
 pub mod archive;
 pub mod fetch;
 pub mod http;
+pub mod progress;
 pub mod region;
 pub mod staging;
 pub mod transcripts;

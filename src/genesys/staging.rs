@@ -29,6 +29,7 @@ use serde_json::Value;
 
 use super::analytics::{self, ConversationInfo, Interval, Listing, QUERY_MAX_RESULTS};
 use super::fetch::{FetchError, FetchSummary};
+use super::progress::Progress;
 use super::transcripts::{self, NotReadyPolicy, Outcome, Utterance};
 use super::{ApiClient, GenesysError};
 use crate::lake::events::EventKind;
@@ -178,9 +179,17 @@ pub fn last_complete(events: &[Event]) -> Option<DateTime<Utc>> {
 
 /// Every conversation the lake holds, from the manifests of the recorded analytics snapshots
 /// (a later manifest wins).
+/// A snapshot whose raw file is gone (moved to `quarantine/` by `convlake verify`) or whose
+/// manifest is gone holds nothing: its conversations are fetched and staged again.
 async fn load_held(lake: &Lake, events: &[Event]) -> Result<HashMap<String, Held>, FetchError> {
     let mut held = HashMap::new();
     let mut seen = HashSet::new();
+    let staged: HashSet<String> = lake
+        .list("raw/")
+        .await?
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .collect();
     for e in events {
         let EventKind::Snapshot {
             snapshot, source, ..
@@ -191,7 +200,13 @@ async fn load_held(lake: &Lake, events: &[Event]) -> Result<HashMap<String, Held
         if source != SOURCE || !seen.insert(snapshot.clone()) {
             continue;
         }
+        if !staged.contains(&snapshot_path(snapshot)) {
+            continue;
+        }
         let path = body_path(snapshot);
+        if !lake.exists(&path).await? {
+            continue;
+        }
         let bytes = lake.get(&path).await?;
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| FetchError::BadPage {
             url: path.clone(),
@@ -252,6 +267,7 @@ struct Stage<'a> {
     /// later batch, so that waiting for them never idles the budget.
     deferred: Vec<(Instant, Item)>,
     summary: FetchSummary,
+    progress: Progress,
 }
 
 impl Stage<'_> {
@@ -541,6 +557,7 @@ impl Stage<'_> {
             totals.1 += r.transcripts;
             totals.2 += r.missing;
             self.summary.pages += 1;
+            self.progress.update(&self.summary, &self.client.stats());
             log.append(self.page_events(iv, page, Some(&job_id), next.clone(), listed, &r))
                 .await?;
             match next {
@@ -591,6 +608,7 @@ impl Stage<'_> {
                 totals.1 += r.transcripts;
                 totals.2 += r.missing;
                 self.summary.pages += 1;
+                self.progress.update(&self.summary, &self.client.stats());
                 let next = (!last).then(|| format!("{}#{}", part.iso(), number + 1));
                 log.append(self.page_events(iv, page_no, None, next, listed, &r))
                     .await?;
@@ -642,6 +660,12 @@ pub async fn fetch(
     let run = run_key(opts);
     let resume = resume_point(&history, &run);
     let held = load_held(lake, &history).await?;
+    let intervals = Interval::split(opts.start, opts.end, opts.interval);
+    let resume = resume.unwrap_or_default();
+    let skipped = intervals
+        .iter()
+        .filter(|iv| resume.done.contains(&iv.iso()))
+        .count() as u64;
     let mut stage = Stage {
         lake,
         client,
@@ -650,31 +674,30 @@ pub async fn fetch(
         held,
         deferred: Vec::new(),
         summary: FetchSummary::default(),
+        progress: Progress::new(intervals.len() as u64, skipped),
     };
-    let resume = resume.unwrap_or_default();
     if !resume.done.is_empty() || !resume.partial.is_empty() {
         stage.summary.resumed_runs = 1;
-        eprintln!(
+        stage.progress.println(format!(
             "fetch: resuming an unfinished run ({} intervals already done)",
             resume.done.len()
-        );
+        ));
     }
     let available = match opts.listing {
         Listing::Jobs => {
             let a = analytics::availability(client).await?;
             if a < opts.end {
-                eprintln!(
+                stage.progress.println(format!(
                     "fetch: note: the analytics data lake holds conversations up to {} (dataAvailabilityDate); \
                      later ones are not in job results yet. Fetch again later (--since-last) or use --listing query for recent data",
                     a.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                );
+                ));
             }
             stage.summary.data_availability = Some(a);
             Some(a)
         }
         Listing::Query => None,
     };
-    let intervals = Interval::split(opts.start, opts.end, opts.interval);
     let media = opts.media.join(",");
     let mut total_conversations = 0;
     for (n, iv) in intervals.iter().enumerate() {
@@ -709,7 +732,7 @@ pub async fn fetch(
         .await?;
         let s = client.stats();
         let minutes = started.elapsed().as_secs_f64() / 60.0;
-        eprintln!(
+        stage.progress.interval_done(format!(
             "fetch: interval {}/{} {}: {} conversations, {} transcripts, {} without text; {} requests ({:.0}/min), {} 429s",
             n + 1,
             intervals.len(),
@@ -720,7 +743,7 @@ pub async fn fetch(
             s.requests,
             s.requests as f64 / minutes.max(1e-9),
             s.too_many,
-        );
+        ));
     }
     // Conversations still waiting for their recordings: one last batch each time some are due.
     while let Some(due) = stage.deferred.iter().map(|(at, _)| *at).min() {
@@ -758,6 +781,7 @@ pub async fn fetch(
         conversations: total_conversations,
     }])
     .await?;
+    stage.progress.finish();
     let s = client.stats();
     stage.summary.requests = s.requests;
     stage.summary.too_many = s.too_many;

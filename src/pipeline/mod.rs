@@ -536,6 +536,7 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
     cfg.rate_limit_per_minute = args.rate_limit;
     cfg.token_ttl_secs = args.token_ttl.max(1);
     cfg.untranscribed_rate = args.untranscribed;
+    cfg.lengths = args.lengths;
     cfg.job_polls = args.job_polls.max(1);
     cfg.max_query_interval_days = args.max_query_days.max(1);
     cfg.transcript_url_ttl_secs = args.transcript_url_ttl;

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::SimConfig;
+use super::{Lengths, SimConfig};
 
 const STREAM_TIME: u64 = 0x7431;
 const STREAM_PLAN: u64 = 0x9a2c;
@@ -359,6 +359,7 @@ struct Planned {
 /// A conversation factory for one configuration; cheap to query for any index.
 pub struct Generator {
     seed: u64,
+    lengths: Lengths,
     untranscribed_rate: f64,
     count: usize,
     origin: DateTime<Utc>,
@@ -443,6 +444,7 @@ impl Generator {
         banned.dedup();
         let mut gen = Generator {
             seed: cfg.seed,
+            lengths: cfg.lengths,
             untranscribed_rate: cfg.untranscribed_rate,
             count: cfg.conversations,
             origin: cfg.start.and_time(chrono::NaiveTime::MIN).and_utc(),
@@ -582,11 +584,16 @@ impl Generator {
     pub(crate) fn plan(&self, index: usize) -> Plan {
         let mut rng = Rng::stream(self.seed, index as u64, STREAM_PLAN);
         let media = Self::media_from(&mut rng);
-        let (n, gap_ms) = match media {
-            Media::Voice => (rng.between(8, 40), (2_000, 25_000)),
-            Media::Chat => (rng.between(4, 20), (5_000, 90_000)),
-            Media::Email => (rng.between(1, 4), (3_600_000, 36 * 3_600_000)),
-            Media::Message => (rng.between(3, 15), (20_000, 3 * 3_600_000)),
+        let realistic = self.lengths == Lengths::Realistic;
+        let (n, gap_ms) = match (media, realistic) {
+            (Media::Voice, false) => (rng.between(8, 40), (2_000, 25_000)),
+            (Media::Voice, true) => (rng.between(20, 200), (2_000, 25_000)),
+            (Media::Chat, false) => (rng.between(4, 20), (5_000, 90_000)),
+            (Media::Chat, true) => (rng.between(5, 60), (5_000, 90_000)),
+            (Media::Email, false) => (rng.between(1, 4), (3_600_000, 36 * 3_600_000)),
+            (Media::Email, true) => (rng.between(1, 5), (3_600_000, 36 * 3_600_000)),
+            (Media::Message, false) => (rng.between(3, 15), (20_000, 3 * 3_600_000)),
+            (Media::Message, true) => (rng.between(3, 40), (20_000, 3 * 3_600_000)),
         };
         let ivr = media == Media::Voice && rng.chance(0.5);
         let mentioning = !self.products.is_empty() && rng.chance(0.6);
@@ -968,6 +975,34 @@ mod tests {
         cfg.conversations = n;
         cfg.start = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap_or_default();
         cfg
+    }
+
+    #[test]
+    fn realistic_lengths_span_the_contact_center_ranges() {
+        let mut c = cfg(2000);
+        c.lengths = Lengths::Realistic;
+        let gen = Generator::new(&c);
+        let mut seen: HashMap<&str, (usize, usize)> = HashMap::new();
+        for i in 0..gen.len() {
+            let conv = gen.conversation(i);
+            let n = conv.interactions.len();
+            let e = seen.entry(conv.media.as_str()).or_insert((usize::MAX, 0));
+            *e = (e.0.min(n), e.1.max(n));
+        }
+        let (lo, hi) = seen["voice"];
+        assert!(
+            lo >= 20 && lo < 30 && hi > 180 && hi <= 200,
+            "voice {lo}..{hi}"
+        );
+        let (lo, hi) = seen["chat"];
+        assert!(lo >= 5 && lo < 10 && hi > 50 && hi <= 60, "chat {lo}..{hi}");
+        let (lo, hi) = seen["email"];
+        assert!(lo == 1 && hi == 5, "email {lo}..{hi}");
+        let short = Generator::new(&cfg(2000));
+        let longest = (0..short.len())
+            .map(|i| short.conversation(i).interactions.len())
+            .max();
+        assert_eq!(longest, Some(40));
     }
 
     #[test]

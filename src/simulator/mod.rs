@@ -104,6 +104,20 @@ pub struct SimConfig {
     pub transcript_url_ttl_secs: u64,
     /// `dataAvailabilityDate` of the analytics data lake; `None` is "now".
     pub data_availability: Option<DateTime<Utc>>,
+    /// How long conversations are (utterances per conversation).
+    pub lengths: Lengths,
+}
+
+/// Utterances per conversation, by media type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lengths {
+    /// Short conversations, quick to serve in tests: voice 8–40 phrases, chat 4–20 messages,
+    /// email 1–4, messaging 3–15.
+    #[default]
+    Short,
+    /// Contact-center lengths: voice 20–200 phrases, chat 5–60 messages, email 1–5, messaging
+    /// 3–40.
+    Realistic,
 }
 
 impl SimConfig {
@@ -127,6 +141,7 @@ impl SimConfig {
             max_query_results: 100_000,
             transcript_url_ttl_secs: 600,
             data_availability: None,
+            lengths: Lengths::Short,
         }
     }
 

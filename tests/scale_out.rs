@@ -31,6 +31,8 @@ fn python() -> String {
 struct Moto {
     child: std::process::Child,
     endpoint: String,
+    /// convlake's local work directory for these lakes (CONVLAKE_WORK_DIR), removed on drop.
+    work: tempfile::TempDir,
 }
 
 impl Moto {
@@ -54,6 +56,7 @@ impl Moto {
         Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            work: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -64,6 +67,7 @@ impl Moto {
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
             ("AWS_REGION", "us-east-1".to_string()),
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("CONVLAKE_WORK_DIR", self.work.path().display().to_string()),
         ]
     }
 

@@ -62,6 +62,11 @@ pub struct PipelineBench {
     /// Where the bench lakes go (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Put the bench lakes on this object store instead, e.g. s3://bench/run1 (one lake per N
+    /// under it, `<url>/lake-N`; credentials and endpoint from AWS_* as for --lake). The prefix
+    /// should be empty: the lakes are left in place.
+    #[arg(long)]
+    pub lake_url: Option<String>,
     /// The fetch source: `analytics` (details jobs plus one transcript request per
     /// conversation, as against Genesys Cloud) or `archive` (the tutorial's bulk contract).
     #[arg(long, value_parser = ["analytics", "archive"], default_value = "analytics")]
@@ -145,21 +150,9 @@ pub fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-fn dir_size(p: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                dir_size(&path)
-            } else {
-                e.metadata().map(|m| m.len()).unwrap_or(0)
-            }
-        })
-        .sum()
+/// Bytes stored under a prefix of the lake (a listing: works on disk and on object stores).
+async fn stored_bytes(lake: &Lake, prefix: &str) -> Result<u64> {
+    Ok(lake.list(prefix).await?.iter().map(|m| m.size).sum())
 }
 
 struct StageRun {
@@ -170,10 +163,36 @@ struct StageRun {
     stderr: String,
 }
 
-/// Runs one stage as a child process and measures it.
-fn stage(name: &'static str, lake: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<StageRun> {
+/// Runs one stage as a child process and measures it (time, peak RSS, bytes the lake grew by).
+async fn stage(
+    name: &'static str,
+    lake: &Lake,
+    spec: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<StageRun> {
+    let before = stored_bytes(lake, "").await?;
+    let (spec, args) = (
+        spec.to_string(),
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    );
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut run =
+        tokio::task::spawn_blocking(move || stage_process(name, &spec, &args, &env)).await??;
+    run.bytes_written = stored_bytes(lake, "").await?.saturating_sub(before);
+    Ok(run)
+}
+
+fn stage_process(
+    name: &'static str,
+    lake: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<StageRun> {
     let exe = std::env::current_exe().context("locating the convlake binary")?;
-    let before = dir_size(lake);
     let started = Instant::now();
     let mut cmd = Process::new(exe);
     cmd.arg("--lake")
@@ -200,41 +219,33 @@ fn stage(name: &'static str, lake: &Path, args: &[&str], env: &[(&str, &str)]) -
         name,
         seconds,
         peak_rss_kb,
-        bytes_written: dir_size(lake).saturating_sub(before),
+        bytes_written: 0,
         stderr,
     })
 }
 
 /// Total text bytes and utterances in the lake's raw snapshots (not timed).
-fn text_volume(lake: &Path) -> (u64, u64) {
-    fn walk(p: &Path, acc: &mut (u64, u64)) {
-        let Ok(entries) = std::fs::read_dir(p) else {
-            return;
+async fn text_volume(lake: &Lake) -> Result<(u64, u64)> {
+    let mut acc = (0, 0);
+    for m in lake.list("raw").await? {
+        let path = m.location.to_string();
+        if !path.ends_with(".parquet") {
+            continue;
+        }
+        let Ok(batches) = schema::from_parquet(lake.get(&path).await?) else {
+            continue;
         };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path, acc);
-            } else if path.extension().is_some_and(|x| x == "parquet") {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    if let Ok(batches) = schema::from_parquet(bytes.into()) {
-                        for b in batches {
-                            if let Some(t) = b
-                                .column_by_name("text")
-                                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                            {
-                                acc.0 += t.value_data().len() as u64;
-                                acc.1 += b.num_rows() as u64;
-                            }
-                        }
-                    }
-                }
+        for b in batches {
+            if let Some(t) = b
+                .column_by_name("text")
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            {
+                acc.0 += t.value_data().len() as u64;
+                acc.1 += b.num_rows() as u64;
             }
         }
     }
-    let mut acc = (0, 0);
-    walk(&lake.join("raw"), &mut acc);
-    acc
+    Ok(acc)
 }
 
 async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
@@ -253,8 +264,17 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
     };
     let mut results = Vec::new();
     for &n in &args.conversations {
-        let lake = tmp.join(format!("lake-{n}"));
-        std::fs::create_dir_all(&lake)?;
+        let spec = match &args.lake_url {
+            Some(url) => format!("{}/lake-{n}", url.trim_end_matches('/')),
+            None => tmp.join(format!("lake-{n}")).display().to_string(),
+        };
+        let lake = Lake::open(&spec)?;
+        if !lake.list("events").await?.is_empty() {
+            bail!(
+                "the bench lake {} is not empty; give an empty --lake-url prefix",
+                lake.location()
+            );
+        }
         let mut cfg = SimConfig::new(sim_products(dict));
         cfg.conversations = n;
         cfg.lengths = args.lengths;
@@ -263,40 +283,39 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         cfg.seed = 42;
         let to = cfg.start + chrono::Days::new(29);
         let sim = simulator::start(cfg.clone(), ([127, 0, 0, 1], 0).into()).await?;
-        eprintln!("bench: {n} conversations, simulator at {}", sim.url);
+        eprintln!(
+            "bench: {n} conversations, simulator at {}, lake {}",
+            sim.url,
+            lake.location()
+        );
         let (from_s, to_s) = (cfg.start.to_string(), to.to_string());
         let schema_name = format!("bench_{n}_{}", std::process::id());
         let creds = [
             ("GENESYS_CLIENT_ID", "bench"),
             ("GENESYS_CLIENT_SECRET", "bench"),
         ];
-        let sim_url = sim.url.clone();
-        let lake2 = lake.clone();
         let source = args.source.clone();
         let concurrency = args.concurrency.to_string();
-        let fetch = tokio::task::spawn_blocking(move || {
-            let mut fetch_args = vec![
-                "fetch",
-                "--source",
-                &source,
-                "--api-url",
-                &sim_url,
-                "--from",
-                &from_s,
-                "--to",
-                &to_s,
-            ];
-            if source == "analytics" {
-                fetch_args.extend(["--login-url", &sim_url, "--concurrency", &concurrency]);
-            }
-            stage("fetch", &lake2, &fetch_args, &creds)
-        })
-        .await??;
+        let mut fetch_args = vec![
+            "fetch",
+            "--source",
+            &source,
+            "--api-url",
+            &sim.url,
+            "--from",
+            &from_s,
+            "--to",
+            &to_s,
+        ];
+        if source == "analytics" {
+            fetch_args.extend(["--login-url", &sim.url, "--concurrency", &concurrency]);
+        }
+        let fetch = stage("fetch", &lake, &spec, &fetch_args, &creds).await?;
         sim.shutdown().await;
-        let (text_bytes, utterances) = text_volume(&lake);
+        let (text_bytes, utterances) = text_volume(&lake).await?;
         // The JSON received: the archive source counts it per page; the analytics source keeps
         // every body it received under bodies/.
-        let archive_json: u64 = Lake::open_local(&lake)?
+        let archive_json: u64 = lake
             .events()
             .read_all()
             .await?
@@ -310,30 +329,16 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
                 _ => None,
             })
             .sum();
-        let json_bytes = archive_json + dir_size(&lake.join("bodies"));
-        let lake3 = lake.clone();
-        let url2 = url.clone();
-        let later = tokio::task::spawn_blocking(move || -> Result<Vec<StageRun>> {
-            Ok(vec![
-                stage("extract", &lake3, &["extract"], &[])?,
-                stage("aggregate", &lake3, &["aggregate"], &[])?,
-                stage(
-                    "sync",
-                    &lake3,
-                    &["sync", "--database-url", &url2, "--schema", &schema_name],
-                    &[],
-                )?,
-                stage(
-                    "sync (no change)",
-                    &lake3,
-                    &["sync", "--database-url", &url2, "--schema", &schema_name],
-                    &[],
-                )?,
-            ])
-        })
-        .await??;
+        let json_bytes = archive_json + stored_bytes(&lake, "bodies").await?;
+        let sync_args = ["sync", "--database-url", &url, "--schema", &schema_name];
+        let later = vec![
+            stage("extract", &lake, &spec, &["extract"], &[]).await?,
+            stage("aggregate", &lake, &spec, &["aggregate"], &[]).await?,
+            stage("sync", &lake, &spec, &sync_args, &[]).await?,
+            stage("sync (no change)", &lake, &spec, &sync_args, &[]).await?,
+        ];
         let mentions = count_mentions(&lake, dict).await.unwrap_or(0);
-        let lake_bytes = dir_size(&lake.join("raw"));
+        let lake_bytes = stored_bytes(&lake, "raw").await?;
         let mut stages = vec![fetch];
         stages.extend(later);
         results.push((
@@ -345,8 +350,12 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
     }
     // The table.
     println!(
-        "convlake bench pipeline ({} cores)",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "convlake bench pipeline ({} cores, lake: {})",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        match &args.lake_url {
+            Some(u) => u.as_str(),
+            None => "local disk",
+        }
     );
     println!(
         "{:<18} {:>10} {:>9} {:>12} {:>10} {:>12} {:>10} {:>12}",
@@ -391,7 +400,8 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         );
         out_json.push(
             json!({"conversations": n, "text_bytes": text_bytes, "utterances": utterances,
-            "mentions": mentions, "raw_json_bytes": json_bytes, "raw_snapshot_bytes": lake_bytes}),
+            "mentions": mentions, "raw_json_bytes": json_bytes, "raw_snapshot_bytes": lake_bytes,
+            "lake": args.lake_url.as_deref().unwrap_or("local disk")}),
         );
     }
     write_json(
@@ -404,9 +414,8 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
     Ok(())
 }
 
-async fn count_mentions(lake: &Path, dict: &Dictionary) -> Result<u64> {
-    let lake = Lake::open_local(lake)?;
-    Ok(crate::aggregate::read_counts(&lake, &dict.version)
+async fn count_mentions(lake: &Lake, dict: &Dictionary) -> Result<u64> {
+    Ok(crate::aggregate::read_counts(lake, &dict.version)
         .await?
         .map(|(rows, _)| rows.iter().map(|r| r.mentions.max(0) as u64).sum())
         .unwrap_or(0))

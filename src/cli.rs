@@ -10,14 +10,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "convlake", version, about, long_about = None)]
 pub struct Cli {
-    /// The lake directory.
+    /// The lake: a directory, or s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
+    /// file:///dir (object stores take credentials and endpoint from AWS_*, GOOGLE_*, AZURE_*).
     #[arg(
         long,
         global = true,
         env = "CONVLAKE_LAKE",
         default_value = "data/lake"
     )]
-    pub lake: PathBuf,
+    pub lake: String,
 
     /// The product dictionary (TOML). Default: data/products.toml when present, else the
     /// dictionary built into convlake.
@@ -244,6 +245,14 @@ pub struct ExtractArgs {
     /// Snapshots processed at once (default: the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Process only shard INDEX of COUNT (0-based, e.g. 0/3, 1/3, 2/3): a fixed share of the
+    /// snapshots by hash, so COUNT workers together write exactly what one would.
+    #[arg(long, env = "CONVLAKE_SHARD", value_parser = parse_shard)]
+    pub shard: Option<crate::extract::Shard>,
+}
+
+fn parse_shard(s: &str) -> Result<crate::extract::Shard, String> {
+    s.parse()
 }
 
 #[derive(Debug, Args, Clone)]

@@ -30,11 +30,11 @@ fn init_logging(cli: &Cli) {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let dict = || pipeline::load_dictionary(cli.dictionary.as_deref());
-    let lake = || Lake::open_local(&cli.lake);
+    let lake = || Lake::open(&cli.lake);
     match &cli.command {
         Command::Simulate(a) => pipeline::simulate(&dict()?, a).await,
         Command::Fetch(a) => pipeline::fetch(&lake()?, &a.source).await.map(drop),
-        Command::Extract(a) => pipeline::extract(&lake()?, &dict()?, a.workers)
+        Command::Extract(a) => pipeline::extract_shard(&lake()?, &dict()?, a.workers, a.shard)
             .await
             .map(drop),
         Command::Aggregate => pipeline::aggregate(&lake()?, &dict()?).await.map(drop),
@@ -44,7 +44,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => pipeline::export(&lake()?, &dict()?, a).await,
         Command::Query(a) => pipeline::query(&lake()?, &dict()?, a).await,
         Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, a).await,
-        Command::Demo(a) => pipeline::demo(&cli.lake, &dict()?, a).await,
+        Command::Demo(a) => pipeline::demo(&lake()?, &dict()?, a).await,
         Command::Bench(a) => convlake::bench::run(a, &dict()?).await,
         Command::DiffDictionary(a) => pipeline::diff_dictionary(&lake()?, &dict()?, a).await,
         Command::Candidates(a) => pipeline::candidates(&lake()?, &dict()?, a).await,

@@ -152,14 +152,19 @@ async fn session_with(
             false,
         );
     let ctx = SessionContext::new_with_config(config);
+    // An object-store lake is read through the session's object-store registry.
+    lake.register_with(&ctx.runtime_env());
     let mentions = mentions_dir(dictionary_version);
     let counts_dir = format!("aggregates/dict={dictionary_version}");
-    // Listing tables need their directory; creating an empty one is harmless.
-    for dir in ["raw", mentions.as_str(), counts_dir.as_str()] {
-        std::fs::create_dir_all(lake.root().join(dir)).map_err(|e| LakeError::Open {
-            location: lake.root().join(dir).display().to_string(),
-            reason: e.to_string(),
-        })?;
+    // Local listing tables need their directory; creating an empty one is harmless. (An object
+    // store has no directories: an empty prefix lists as an empty table.)
+    if let Some(root) = lake.local_dir() {
+        for dir in ["raw", mentions.as_str(), counts_dir.as_str()] {
+            std::fs::create_dir_all(root.join(dir)).map_err(|e| LakeError::Open {
+                location: root.join(dir).display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
     }
     let raw_schema = schema::raw_schema();
     ctx.register_parquet(

@@ -3,6 +3,12 @@
 //! Invariants: same snapshot + same dictionary ⇒ same bytes; a snapshot already extracted for
 //! this dictionary version is skipped; an output file is written whole, so a stopped run leaves
 //! only complete files and a re-run does the rest.
+//!
+//! Sharding (`--shard i/n`): shard `i` takes the snapshots whose hash, read as a number, is `i`
+//! modulo `n`. The shares are disjoint and together cover every snapshot, and each output is a
+//! pure function of (snapshot, dictionary), so n workers write exactly the files one worker
+//! would; `aggregate` reads the `mentions/` files, not the workers' events, so it sees every
+//! shard's output, and a shard run again skips what it already wrote.
 
 pub mod candidates;
 pub mod dictionary;
@@ -18,7 +24,7 @@ use arrow::compute::take;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::lake::events::{snapshots_in_order, EventKind};
-use crate::lake::{mentions_path, schema, snapshot_path, Lake, LakeError};
+use crate::lake::{mentions_dir, mentions_path, schema, snapshot_path, Lake, LakeError};
 pub use dictionary::{Dictionary, DictionaryError};
 use matcher::{Found, Matcher, Scratch};
 
@@ -31,6 +37,70 @@ pub enum ExtractError {
     Dictionary(#[from] DictionaryError),
     #[error("snapshot {path}: {reason}. Run `convlake verify` to check the lake")]
     Snapshot { path: String, reason: String },
+}
+
+/// One worker's share of the snapshots: `index` of `count` (0-based, `0/3`, `1/3`, `2/3`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// The whole lake: one worker.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether this shard takes the snapshot with this (hex blake3) hash: the first 16 hex
+    /// digits as a number, modulo the shard count. Blake3 spreads snapshots evenly.
+    pub fn takes(&self, snapshot: &str) -> bool {
+        if self.count <= 1 {
+            return true;
+        }
+        let head = &snapshot[..snapshot.len().min(16)];
+        // Snapshot names are blake3 hex (verify checks them); anything else goes to shard 0
+        // so that no snapshot is left out.
+        let n = u64::from_str_radix(head, 16).unwrap_or(0);
+        n % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// Parses `i/n` with `0 <= i < n`, e.g. `0/3`; the message says what is wrong.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let usage = "give the shard as INDEX/COUNT with 0 <= INDEX < COUNT, e.g. --shard 0/3, 1/3 and 2/3 for three workers (a Kubernetes indexed Job: --shard $JOB_COMPLETION_INDEX/3)";
+        let (i, n) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a shard: {usage}"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: the shard index {i:?} is not a whole number; {usage}"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: the shard count {n:?} is not a whole number; {usage}"))?;
+        if count == 0 {
+            return Err(format!(
+                "{s:?}: the shard count must be at least 1; {usage}"
+            ));
+        }
+        if index >= count {
+            return Err(format!(
+                "{s:?}: shard indexes are 0-based, so with {count} shards the index is 0 to {}; {usage}",
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 /// What an extract run did.
@@ -141,8 +211,22 @@ pub async fn extract(
     dict: &Dictionary,
     workers: usize,
 ) -> Result<ExtractSummary, ExtractError> {
+    extract_shard(lake, dict, workers, Shard::ALL).await
+}
+
+/// [`extract`] for one shard's share of the snapshots; `snapshots` and `skipped` in the summary
+/// count that share only.
+pub async fn extract_shard(
+    lake: &Lake,
+    dict: &Dictionary,
+    workers: usize,
+    shard: Shard,
+) -> Result<ExtractSummary, ExtractError> {
     let events = lake.events().read_all().await?;
-    let snapshots = snapshots_in_order(&events);
+    let snapshots: Vec<(String, u64)> = snapshots_in_order(&events)
+        .into_iter()
+        .filter(|(snap, _)| shard.takes(snap))
+        .collect();
     let matcher = Arc::new(Matcher::new(dict));
     let version = dict.version.clone();
     let mut summary = ExtractSummary {
@@ -150,9 +234,16 @@ pub async fn extract(
         snapshots: snapshots.len() as u64,
         ..Default::default()
     };
+    // One listing instead of a request per snapshot (which an object store makes slow).
+    let done: std::collections::HashSet<String> = lake
+        .list(&mentions_dir(&version))
+        .await?
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .collect();
     let mut todo = Vec::new();
     for (snap, _) in &snapshots {
-        if lake.exists(&mentions_path(&version, snap)).await? {
+        if done.contains(&mentions_path(&version, snap)) {
             summary.skipped += 1;
         } else {
             todo.push(snap.clone());
@@ -199,8 +290,48 @@ pub async fn extract(
                 dictionary_version: version,
                 snapshots: summary.extracted,
                 mentions: summary.mentions,
+                shard: (shard.count > 1).then(|| shard.to_string()),
             }])
             .await?;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_reject_bad_values() {
+        assert_eq!("1/3".parse(), Ok(Shard { index: 1, count: 3 }));
+        assert_eq!(" 0/1 ".parse(), Ok(Shard::ALL));
+        for bad in ["3/3", "4/3", "1/0", "a/3", "1/b", "-1/3", "1", "", "1/3/5"] {
+            let e = bad.parse::<Shard>().unwrap_err();
+            assert!(e.contains("INDEX/COUNT"), "{bad}: {e}");
+        }
+        assert!("3/3".parse::<Shard>().unwrap_err().contains("0 to 2"));
+    }
+
+    #[test]
+    fn shards_partition_the_snapshots() {
+        let snaps: Vec<String> = (0..600)
+            .map(|i| crate::lake::content_hash(format!("s{i}").as_bytes()))
+            .collect();
+        for n in 1..=5u32 {
+            let mut sizes = vec![0usize; n as usize];
+            for s in &snaps {
+                let owners: Vec<u32> = (0..n)
+                    .filter(|&i| Shard { index: i, count: n }.takes(s))
+                    .collect();
+                assert_eq!(owners.len(), 1, "{s} has owners {owners:?} of {n}");
+                sizes[owners[0] as usize] += 1;
+            }
+            // Even enough that n workers share the work.
+            let fair = snaps.len() / n as usize;
+            assert!(
+                sizes.iter().all(|&k| k > fair * 2 / 3),
+                "{n} shards: {sizes:?}"
+            );
+        }
+    }
 }

@@ -97,6 +97,9 @@ pub enum EventKind {
         dictionary_version: String,
         snapshots: u64,
         mentions: u64,
+        /// `i/n` when one shard of a sharded extract wrote these (absent otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<String>,
     },
     /// `mention_counts` was built.
     Aggregated {
@@ -210,13 +213,24 @@ impl EventLog {
         }
     }
 
-    /// Reads the whole log, oldest first.
+    /// Reads the whole log, oldest first. Segments are fetched a few at once (on an object
+    /// store each is a request) and parsed in order.
     pub async fn read_all(&self) -> Result<Vec<Event>, LakeError> {
+        use futures::{StreamExt, TryStreamExt};
         let seqs = self.segment_numbers().await?;
+        let segments: Vec<(String, Bytes)> = futures::stream::iter(seqs)
+            .map(|seq| {
+                let path = segment_path(seq);
+                async move {
+                    let bytes = self.lake.get(&path).await?;
+                    Ok::<_, LakeError>((path, bytes))
+                }
+            })
+            .buffered(READ_AHEAD)
+            .try_collect()
+            .await?;
         let mut out = Vec::new();
-        for seq in seqs {
-            let path = segment_path(seq);
-            let bytes = self.lake.get(&path).await?;
+        for (path, bytes) in segments {
             for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                 let event: Event = serde_json::from_slice(line).map_err(|e| LakeError::Event {
                     path: path.clone(),
@@ -228,6 +242,9 @@ impl EventLog {
         Ok(out)
     }
 }
+
+/// Segments fetched at once by `read_all`.
+const READ_AHEAD: usize = 16;
 
 /// The stored snapshots in the order they were first recorded: (snapshot hash, seq of first event).
 pub fn snapshots_in_order(events: &[Event]) -> Vec<(String, u64)> {

@@ -18,8 +18,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
@@ -40,26 +44,169 @@ pub enum LakeError {
         path: String,
         cause: object_store::Error,
     },
-    #[error("cannot list {prefix} in the lake: {cause}")]
+    #[error("cannot list {prefix} in the lake {location}: {cause}. Check that the lake is there and reachable (an object store: the bucket name, the endpoint and the credentials in AWS_*/GOOGLE_*/AZURE_*)")]
     List {
         prefix: String,
+        location: String,
         cause: object_store::Error,
     },
     #[error("{path} in the lake is not a valid Parquet file of the expected shape: {reason}. Run `convlake verify` to find and quarantine damaged files")]
     Parquet { path: String, reason: String },
     #[error("the event log segment {path} is damaged: {reason}")]
     Event { path: String, reason: String },
+    #[error("cannot create {path} in the lake {location}: the object store does not support create-if-absent writes, which the event log needs so that two writers never overwrite each other. On S3 leave AWS_CONDITIONAL_PUT unset (or `etag`): AWS S3, MinIO, Cloudflare R2 and moto support If-None-Match")]
+    NoConditionalPut { path: String, location: String },
 }
 
-/// A handle on the lake: an object store plus the URL DataFusion uses to reach it.
-#[derive(Clone, Debug)]
+/// A URL without user, password, query or fragment, for messages.
+fn redact_url(s: &str) -> String {
+    match Url::parse(s) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(the --lake URL)".to_string(),
+    }
+}
+
+/// Why an object store could not be set up, without the configuration values (which may hold
+/// credentials): object_store's builder errors name the setting, not its value.
+fn store_reason(e: &object_store::Error) -> String {
+    format!("{e}. Check the AWS_*/GOOGLE_*/AZURE_* environment variables of that store")
+}
+
+/// A handle on the lake: an object store rooted at the lake, plus the URL DataFusion uses to
+/// reach it.
+#[derive(Clone)]
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
     url: Url,
-    root: PathBuf,
+    place: Place,
+}
+
+/// Where the lake lives.
+#[derive(Clone)]
+enum Place {
+    /// A directory on this machine.
+    Local(PathBuf),
+    /// An object store (S3, GCS, Azure). `bucket` is the store at the bucket's root, as
+    /// DataFusion's registry wants it (keyed by `scheme://bucket`); `store` is the same store
+    /// under the lake's prefix.
+    Remote { bucket: Arc<dyn ObjectStore> },
+}
+
+/// The schemes `--lake` accepts besides plain paths.
+const SCHEMES: &str =
+    "a directory, file:///dir, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix";
+
+// Never derived: an object store's Debug can print its credentials.
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake")
+            .field("location", &self.location())
+            .finish()
+    }
 }
 
 impl Lake {
+    /// Opens the lake named by `--lake`: a directory (created if needed), `file:///dir`,
+    /// `s3://bucket/prefix`, `gs://bucket/prefix` or `az://container/prefix`. Object stores take
+    /// their credentials, region and endpoint from the environment (`AWS_*`, `GOOGLE_*`,
+    /// `AZURE_*`); an `http://` endpoint (a local MinIO or moto) is allowed.
+    pub fn open(spec: &str) -> Result<Lake, LakeError> {
+        let spec = spec.trim();
+        let Some((scheme, _)) = spec.split_once("://") else {
+            return Lake::open_local(FsPath::new(spec));
+        };
+        let open_err = |reason: String| LakeError::Open {
+            location: redact_url(spec),
+            reason,
+        };
+        let url = Url::parse(spec).map_err(|e| open_err(format!("not a URL: {e}")))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "file" => {
+                let dir = url
+                    .to_file_path()
+                    .map_err(|()| open_err("not a local file:// path".into()))?;
+                Lake::open_local(&dir)
+            }
+            "s3" | "s3a" => {
+                let endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+                    .iter()
+                    .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+                let allow_http = endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://"));
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_url(spec)
+                    .with_allow_http(allow_http);
+                let region_set = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                    .iter()
+                    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
+                if !region_set {
+                    builder = builder.with_region("us-east-1");
+                }
+                let bucket = builder.build().map_err(|e| open_err(store_reason(&e)))?;
+                Lake::open_remote(url, Arc::new(bucket))
+            }
+            "gs" => {
+                let bucket = GoogleCloudStorageBuilder::from_env()
+                    .with_url(spec)
+                    .build()
+                    .map_err(|e| open_err(store_reason(&e)))?;
+                Lake::open_remote(url, Arc::new(bucket))
+            }
+            "az" | "azure" | "abfs" | "abfss" => {
+                let bucket = MicrosoftAzureBuilder::from_env()
+                    .with_url(spec)
+                    .build()
+                    .map_err(|e| open_err(store_reason(&e)))?;
+                Lake::open_remote(url, Arc::new(bucket))
+            }
+            other => Err(open_err(format!(
+                "the scheme {other}:// is not supported; --lake takes {SCHEMES}"
+            ))),
+        }
+    }
+
+    /// A lake at `url` (`scheme://bucket/prefix`) on an object store already built for that
+    /// bucket (its root, not the prefix): for embedding convlake and for tests.
+    pub fn on_store(url: &str, bucket: Arc<dyn ObjectStore>) -> Result<Lake, LakeError> {
+        let url = Url::parse(url).map_err(|e| LakeError::Open {
+            location: redact_url(url),
+            reason: format!("not a URL: {e}"),
+        })?;
+        Lake::open_remote(url, bucket)
+    }
+
+    fn open_remote(url: Url, bucket: Arc<dyn ObjectStore>) -> Result<Lake, LakeError> {
+        let prefix = url.path().trim_matches('/').to_string();
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            bucket.clone()
+        } else {
+            Arc::new(PrefixStore::new(
+                bucket.clone(),
+                Path::from(prefix.as_str()),
+            ))
+        };
+        let mut base = url.clone();
+        base.set_query(None);
+        base.set_fragment(None);
+        base.set_path(&if prefix.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{prefix}/")
+        });
+        Ok(Lake {
+            store,
+            url: base,
+            place: Place::Remote { bucket },
+        })
+    }
+
     /// Opens (creating if needed) a lake in a local directory.
     pub fn open_local(dir: &FsPath) -> Result<Lake, LakeError> {
         let open_err = |reason: String| LakeError::Open {
@@ -74,13 +221,56 @@ impl Lake {
         Ok(Lake {
             store: Arc::new(store),
             url,
-            root,
+            place: Place::Local(root),
         })
     }
 
-    /// The local directory of the lake.
-    pub fn root(&self) -> &FsPath {
-        &self.root
+    /// The lake's directory when it is on this machine; `None` on an object store.
+    pub fn local_dir(&self) -> Option<&FsPath> {
+        match &self.place {
+            Place::Local(root) => Some(root),
+            Place::Remote { .. } => None,
+        }
+    }
+
+    /// What to call the lake in messages: its directory, or its URL (without credentials).
+    pub fn location(&self) -> String {
+        match &self.place {
+            Place::Local(root) => root.display().to_string(),
+            Place::Remote { .. } => redact_url(self.url.as_str()),
+        }
+    }
+
+    /// A directory on this machine for what cannot live in an object store: the scheduler lock
+    /// and the demo's throwaway PostgreSQL. The lake itself when local; otherwise
+    /// `CONVLAKE_WORK_DIR`, or `<temp>/convlake-<hash of the lake URL>` (one per lake, so runs
+    /// on one machine against one remote lake share it). Created if needed.
+    pub fn work_dir(&self) -> Result<PathBuf, LakeError> {
+        let dir = match &self.place {
+            Place::Local(root) => return Ok(root.clone()),
+            Place::Remote { .. } => match std::env::var_os("CONVLAKE_WORK_DIR") {
+                Some(d) if !d.is_empty() => PathBuf::from(d),
+                _ => std::env::temp_dir().join(format!(
+                    "convlake-{}",
+                    &content_hash(self.url.as_str().as_bytes())[..16]
+                )),
+            },
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| LakeError::Open {
+            location: dir.display().to_string(),
+            reason: format!("cannot create the local work directory of the lake {}: {e}; set CONVLAKE_WORK_DIR to a writable directory", self.location()),
+        })?;
+        Ok(dir)
+    }
+
+    /// Makes the lake readable by a DataFusion session: an object-store lake is registered in
+    /// the session's object-store registry under `scheme://bucket` (local files are built in).
+    pub fn register_with(&self, runtime: &datafusion::execution::runtime_env::RuntimeEnv) {
+        if let Place::Remote { bucket } = &self.place {
+            let mut root = self.url.clone();
+            root.set_path("/");
+            runtime.register_object_store(&root, bucket.clone());
+        }
     }
 
     /// The object store behind the lake.
@@ -128,6 +318,10 @@ impl Lake {
         {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => Err(LakeError::NoConditionalPut {
+                path: rel.to_string(),
+                location: self.location(),
+            }),
             Err(cause) => Err(LakeError::Write {
                 path: rel.to_string(),
                 cause,
@@ -168,6 +362,7 @@ impl Lake {
                 .await
                 .map_err(|cause| LakeError::List {
                     prefix: prefix.to_string(),
+                    location: self.location(),
                     cause,
                 })?;
         items.retain(|m| !m.location.as_ref().contains('#'));
@@ -184,6 +379,32 @@ impl Lake {
                 cause,
             }),
         }
+    }
+
+    /// Moves a file to `to` unless `to` exists (returns `false` then). Local: one rename. Object
+    /// stores have no rename: the bytes are copied with create-if-absent, then the original is
+    /// deleted, so `to` is whole or absent and the original stays until the copy is complete.
+    pub async fn move_if_absent(&self, from: &str, to: &str) -> Result<bool, LakeError> {
+        if self.local_dir().is_some() {
+            return match self
+                .store
+                .rename_if_not_exists(&Path::from(from), &Path::from(to))
+                .await
+            {
+                Ok(()) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(cause) => Err(LakeError::Write {
+                    path: from.to_string(),
+                    cause,
+                }),
+            };
+        }
+        let bytes = self.get(from).await?;
+        if !self.put_if_absent(to, bytes).await? {
+            return Ok(false);
+        }
+        self.delete(from).await?;
+        Ok(true)
     }
 
     /// The event log of this lake.

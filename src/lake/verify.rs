@@ -18,7 +18,8 @@
 //!   reports one whose bytes changed since, which catches damage that still decodes.
 //!
 //! Invariants: verify never deletes; it moves a damaged file to `quarantine/<path>` (a numbered
-//! suffix when that name is taken) with a rename, so the lake holds it whole or not at all.
+//! suffix when that name is taken) with a rename (on an object store: a create-if-absent copy,
+//! then the delete), so the lake holds it whole or not at all.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,7 +27,6 @@ use arrow::array::{Array, RecordBatch, StringArray};
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::events::{Event, EventKind};
@@ -319,24 +319,13 @@ fn check_file(kind: Kind, path: &str, bytes: Bytes) -> Verdict {
 
 /// Moves a file to `quarantine/<path>` (or `quarantine/<path>.<n>` when taken); returns where.
 async fn quarantine(lake: &Lake, path: &str) -> Result<String, LakeError> {
-    let store = lake.store();
     for n in 0..1000 {
         let to = match n {
             0 => format!("{QUARANTINE_DIR}/{path}"),
             n => format!("{QUARANTINE_DIR}/{path}.{n}"),
         };
-        match store
-            .rename_if_not_exists(&Path::from(path), &Path::from(to.as_str()))
-            .await
-        {
-            Ok(()) => return Ok(to),
-            Err(object_store::Error::AlreadyExists { .. }) => continue,
-            Err(cause) => {
-                return Err(LakeError::Write {
-                    path: path.to_string(),
-                    cause,
-                })
-            }
+        if lake.move_if_absent(path, &to).await? {
+            return Ok(to);
         }
     }
     Err(LakeError::Open {
@@ -364,6 +353,7 @@ async fn inventory(lake: &Lake) -> Result<(Vec<(Kind, String)>, u64), LakeError>
                 .await
                 .map_err(|cause| LakeError::List {
                     prefix: prefix.to_string(),
+                    location: lake.location(),
                     cause,
                 })?
         };
@@ -390,7 +380,7 @@ async fn inventory(lake: &Lake) -> Result<(Vec<(Kind, String)>, u64), LakeError>
 /// Checks the whole lake; with `quarantine`, moves damaged files to `quarantine/`.
 pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyReport, LakeError> {
     let mut report = VerifyReport {
-        lake: lake.root().display().to_string(),
+        lake: lake.location(),
         ..Default::default()
     };
     let record: BTreeMap<String, String> = match lake.exists(CHECKSUMS_PATH).await? {

@@ -21,7 +21,7 @@ use crate::simulator::{self, SimConfig, SimProduct};
 use crate::sync::{self, Target};
 pub use dictionary::{candidates, diff_dictionary};
 pub use present::{export, query, report};
-use present::{payload, post, write_json};
+use present::{payload, post, write_dashboard};
 
 /// Loads the dictionary: the given file, else `data/products.toml`, else the embedded one.
 pub fn load_dictionary(path: Option<&Path>) -> Result<Dictionary> {
@@ -202,9 +202,25 @@ pub async fn extract(
     dict: &Dictionary,
     w: Option<usize>,
 ) -> Result<extract::ExtractSummary> {
-    let s = extract::extract(lake, dict, workers(w)).await?;
+    extract_shard(lake, dict, w, None).await
+}
+
+/// `convlake extract [--shard i/n]`.
+pub async fn extract_shard(
+    lake: &Lake,
+    dict: &Dictionary,
+    w: Option<usize>,
+    shard: Option<extract::Shard>,
+) -> Result<extract::ExtractSummary> {
+    let shard = shard.unwrap_or(extract::Shard::ALL);
+    let s = extract::extract_shard(lake, dict, workers(w), shard).await?;
+    let of = if shard.count > 1 {
+        format!(" shard {shard}:")
+    } else {
+        String::new()
+    };
     eprintln!(
-        "extract: dictionary {} ({}): {} snapshots extracted, {} already done, {} mentions in {} utterances",
+        "extract:{of} dictionary {} ({}): {} snapshots extracted, {} already done, {} mentions in {} utterances",
         s.dictionary_version, dict.origin, s.extracted, s.skipped, s.mentions, s.utterances
     );
     Ok(s)
@@ -226,7 +242,7 @@ pub(crate) async fn counts(lake: &Lake, dict: &Dictionary) -> Result<(Vec<CountR
         None => bail!(
             "no aggregates for dictionary version {} in {}: run `convlake extract` and `convlake aggregate` first",
             dict.version,
-            lake.root().display()
+            lake.location()
         ),
     }
 }
@@ -321,7 +337,10 @@ fn check_stop(next: &'static str) -> Result<()> {
 }
 
 /// Holds `<lake>/.convlake-run.lock` (an OS file lock, released when the process ends, even on
-/// a crash) so two schedulers never run on one lake.
+/// a crash) so two schedulers never run on one lake. On an object-store lake the lock lives in
+/// the lake's local work directory, so it keeps schedulers on this machine apart; writers on
+/// other machines are safe anyway (snapshots are content-addressed, event segments are
+/// created with create-if-absent, the sync takes a PostgreSQL advisory lock).
 pub struct LakeLock {
     _file: std::fs::File,
 }
@@ -329,7 +348,7 @@ pub struct LakeLock {
 /// Takes the scheduler lock of a lake, or says who holds it.
 pub fn lock_lake(lake: &Lake) -> Result<LakeLock> {
     use std::io::{Read, Seek, Write};
-    let path = lake.root().join(".convlake-run.lock");
+    let path = lake.work_dir()?.join(".convlake-run.lock");
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -343,7 +362,7 @@ pub fn lock_lake(lake: &Lake) -> Result<LakeLock> {
         bail!(
             "another convlake run ({}) is using the lake {}; stop it first, or use another --lake",
             holder.trim(),
-            lake.root().display()
+            lake.location()
         );
     }
     file.set_len(0)?;
@@ -467,7 +486,7 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSu
     .await?;
     check_stop("export")?;
     let (body, hash) = payload(lake, dict).await?;
-    write_json(&lake.root().join("reports").join("dashboard.json"), &body)?;
+    write_dashboard(lake, None, &body).await?;
     if args.dashboard.dashboard_url.is_some() {
         post(&args.dashboard, &body, &hash).await?;
     } else {
@@ -542,9 +561,8 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
 }
 
 /// `convlake demo`: the whole pipeline against the simulator, a local receiver and PostgreSQL.
-pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result<()> {
+pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let lake = Lake::open_local(lake_dir)?;
     let days = args.days.max(1);
     let today = Utc::now().date_naive();
     let mut cfg = SimConfig::new(sim_products(dict));
@@ -564,7 +582,7 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
     let mut cluster = None;
     let database_url = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
         Some(u) => Some(u),
-        None => match crate::pgtmp::TempCluster::start(&lake.root().join(".pg")) {
+        None => match crate::pgtmp::TempCluster::start(&lake.work_dir()?.join(".pg")) {
             Ok(c) => {
                 eprintln!("demo: started a throwaway PostgreSQL for this run");
                 let url = c.url.clone();
@@ -616,7 +634,7 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
         workers: None,
         every: None,
     };
-    let result = run(&lake, dict, &run_args).await;
+    let result = run(lake, dict, &run_args).await;
     let db_rows = match (&result, &database_url) {
         (Ok(_), Some(url)) => count_db_rows(url).await.ok(),
         _ => None,
@@ -635,7 +653,7 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
         to + chrono::Days::new(1),
         &["voice", "chat", "email", "message"],
     );
-    let (rows, _) = counts(&lake, dict).await?;
+    let (rows, _) = counts(lake, dict).await?;
     let mut per_product: std::collections::BTreeMap<String, i64> = Default::default();
     for r in &rows {
         *per_product.entry(r.product.clone()).or_default() += r.mentions;
@@ -644,7 +662,7 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
     println!();
     // Listing intervals overlap (a conversation active across a boundary is listed twice), so
     // count the distinct conversations the lake holds.
-    let ctx = aggregate::session(&lake, &dict.version).await?;
+    let ctx = aggregate::session(lake, &dict.version).await?;
     let distinct = aggregate::query(
         &ctx,
         "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
@@ -682,21 +700,20 @@ pub async fn demo(lake_dir: &Path, dict: &Dictionary, args: &DemoArgs) -> Result
         "matches the simulator's ground truth: {}",
         if exact { "yes" } else { "NO" }
     );
-    let root = lake.root();
-    println!("lake:       {}", root.display());
-    println!("snapshots:  {}", root.join("raw").display());
+    let at = |rel: &str| match lake.local_dir() {
+        Some(root) => root.join(rel).display().to_string(),
+        None => lake.file_url(rel),
+    };
+    println!("lake:       {}", lake.location());
+    println!("snapshots:  {}", at("raw"));
     println!(
         "mentions:   {}",
-        root.join(crate::lake::mentions_dir(&dict.version))
-            .display()
+        at(&crate::lake::mentions_dir(&dict.version))
     );
-    println!(
-        "charts:     {} and trend.svg",
-        root.join("reports/trend.png").display()
-    );
+    println!("charts:     {} and trend.svg", at("reports/trend.png"));
     println!(
         "dashboard:  {} (and posted {} time(s) to the local receiver)",
-        root.join("reports/dashboard.json").display(),
+        at("reports/dashboard.json"),
         received
     );
     match (db_rows, &database_url) {

@@ -63,17 +63,30 @@ pub async fn report(
         interaction_type: args.interaction_type.clone(),
     };
     let data = report::load_report_data(&ctx, &filter, args.examples, &dict.version).await?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| lake.root().join("reports"));
+    // Charts are drawn into a local directory: --out, the lake's reports/ when the lake is
+    // local, otherwise a staging directory under the work dir whose files are then put into
+    // the lake's reports/ (one whole-object put each) and removed.
+    let (out, upload) = match (&args.out, lake.local_dir()) {
+        (Some(out), _) => (out.clone(), false),
+        (None, Some(root)) => (root.join("reports"), false),
+        (None, None) => (
+            lake.work_dir()?
+                .join(format!("reports-{}", std::process::id())),
+            true,
+        ),
+    };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let opts = ChartOptions {
         top_n: args.top.max(1),
         facet_by_type: args.by == Facet::InteractionType,
         ..ChartOptions::default()
     };
-    let files = report::write_report(&data, &out, &opts)?;
+    let mut files = report::write_report(&data, &out, &opts)?;
+    if upload {
+        let published = publish_reports(lake, &files).await;
+        let _ = std::fs::remove_dir_all(&out);
+        files = published?;
+    }
     let range = match data.range {
         Some((from, to)) => format!("{from} to {to}"),
         None => "no conversations in the lake".to_string(),
@@ -90,6 +103,54 @@ pub async fn report(
         );
     }
     Ok(files)
+}
+
+/// Puts a report drawn locally into the lake's `reports/`; returns the files as lake URLs.
+async fn publish_reports(lake: &Lake, files: &report::ReportFiles) -> Result<report::ReportFiles> {
+    let mut published = files.clone();
+    for (local, remote) in [
+        (&files.trend.png, &mut published.trend.png),
+        (&files.trend.svg, &mut published.trend.svg),
+        (&files.share.png, &mut published.share.png),
+        (&files.share.svg, &mut published.share.svg),
+        (&files.html, &mut published.html),
+    ] {
+        let name = local
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("a report file without a name")?;
+        let bytes = std::fs::read(local).with_context(|| format!("reading {}", local.display()))?;
+        let rel = format!("reports/{name}");
+        lake.put(&rel, bytes.into()).await?;
+        *remote = std::path::PathBuf::from(lake.file_url(&rel));
+    }
+    Ok(published)
+}
+
+/// Writes the dashboard payload: to `out` when given, else to the lake's
+/// `reports/dashboard.json` (a file in a local lake, one put on an object store). Returns where.
+pub(crate) async fn write_dashboard(
+    lake: &Lake,
+    out: Option<&Path>,
+    body: &serde_json::Value,
+) -> Result<String> {
+    match (out, lake.local_dir()) {
+        (Some(p), _) => {
+            write_json(p, body)?;
+            Ok(p.display().to_string())
+        }
+        (None, Some(root)) => {
+            let p = root.join("reports").join("dashboard.json");
+            write_json(&p, body)?;
+            Ok(p.display().to_string())
+        }
+        (None, None) => {
+            let rel = "reports/dashboard.json";
+            lake.put(rel, serde_json::to_vec_pretty(body)?.into())
+                .await?;
+            Ok(lake.file_url(rel))
+        }
+    }
 }
 
 pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_json::Value, String)> {
@@ -124,12 +185,8 @@ pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_jso
 pub async fn export(lake: &Lake, dict: &Dictionary, args: &ExportArgs) -> Result<()> {
     let (body, hash) = payload(lake, dict).await?;
     if args.dry_run {
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| lake.root().join("reports").join("dashboard.json"));
-        write_json(&out, &body)?;
-        eprintln!("export: dry run, payload written to {}", out.display());
+        let out = write_dashboard(lake, args.out.as_deref(), &body).await?;
+        eprintln!("export: dry run, payload written to {out}");
         return Ok(());
     }
     post(&args.dashboard, &body, &hash).await

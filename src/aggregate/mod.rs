@@ -225,7 +225,7 @@ async fn register_lake(
 /// same schema when there are none).
 fn values_view(batch: &RecordBatch) -> Result<ViewTable, AggregateError> {
     use datafusion::common::{DFSchema, ScalarValue};
-    use datafusion::logical_expr::{lit, EmptyRelation, LogicalPlan, LogicalPlanBuilder};
+    use datafusion::logical_expr::{lit, EmptyRelation, Expr, LogicalPlan, LogicalPlanBuilder};
 
     let schema = Arc::new(DFSchema::try_from(batch.schema())?);
     let plan = if batch.num_rows() == 0 {
@@ -243,7 +243,16 @@ fn values_view(batch: &RecordBatch) -> Result<ViewTable, AggregateError> {
                     .collect::<Result<Vec<_>, DataFusionError>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        LogicalPlanBuilder::values_with_schema(rows, &schema)?.build()?
+        // VALUES names its columns column1, column2, …: give them the batch's names.
+        let values = LogicalPlanBuilder::values_with_schema(rows, &schema)?;
+        let named = values
+            .schema()
+            .columns()
+            .into_iter()
+            .zip(batch.schema().fields())
+            .map(|(c, f)| Expr::Column(c).alias(f.name()))
+            .collect::<Vec<_>>();
+        values.project(named)?.build()?
     };
     Ok(ViewTable::new(plan, None))
 }

@@ -45,8 +45,9 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Find product mentions in every snapshot not yet extracted with this dictionary.
     Extract(ExtractArgs),
-    /// Build mention_counts from the current mentions (DataFusion, SQL in sql/).
-    Aggregate,
+    /// Build mention_counts from the current mentions (DataFusion, SQL in sql/), in this process
+    /// or on a Ballista cluster.
+    Aggregate(AggregateArgs),
     /// Make PostgreSQL's product_mentions equal mention_counts (applies migrations first).
     Sync(SyncArgs),
     /// Apply the PostgreSQL migrations only.
@@ -70,12 +71,95 @@ pub enum Command {
     /// Check every file in the lake and every file the event log refers to; move damaged files
     /// to quarantine/ (never deleted). Exit 1 when something was wrong.
     Verify(VerifyArgs),
+    /// Run a Ballista scheduler or executor, for `aggregate --engine ballista`.
+    Ballista(BallistaArgs),
 }
 
 /// Parses a day such as 2026-01-31.
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|e| format!("{s:?} is not a date like 2026-01-31: {e}"))
+}
+
+/// Where `aggregate` runs its queries.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum EngineArg {
+    /// DataFusion in this process.
+    #[default]
+    Local,
+    /// An Apache DataFusion Ballista cluster (needs --scheduler).
+    Ballista,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct AggregateArgs {
+    /// Where the queries run: `local` (this process) or `ballista` (a cluster; see `convlake
+    /// ballista`). The output files are the same.
+    #[arg(long, value_enum, env = "CONVLAKE_ENGINE", default_value_t = EngineArg::Local)]
+    pub engine: EngineArg,
+    /// The Ballista scheduler, as df://HOST:PORT (port 50050 when left out).
+    #[arg(
+        long,
+        env = "CONVLAKE_SCHEDULER",
+        required_if_eq("engine", "ballista"),
+        value_name = "df://HOST:PORT"
+    )]
+    pub scheduler: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BallistaArgs {
+    #[command(subcommand)]
+    pub role: BallistaRole,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum BallistaRole {
+    /// Plan queries and hand their tasks to executors (one per cluster).
+    Scheduler(SchedulerArgs),
+    /// Run tasks: read the lake, shuffle, send results (one or more per machine).
+    Executor(ExecutorArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SchedulerArgs {
+    /// Address to listen on: gRPC for clients and executors, and HTTP /healthz and /readyz.
+    #[arg(long, env = "CONVLAKE_SCHEDULER_BIND", default_value = "0.0.0.0:50050")]
+    pub bind: std::net::SocketAddr,
+    /// Host name or address executors use to call back (default: the --bind address).
+    #[arg(long, env = "CONVLAKE_SCHEDULER_HOST")]
+    pub external_host: Option<String>,
+    /// /readyz answers 200, and `aggregate` starts, only once this many executors have registered.
+    #[arg(long, env = "CONVLAKE_MIN_EXECUTORS", default_value_t = 1)]
+    pub min_executors: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExecutorArgs {
+    /// The scheduler to register with, HOST:PORT (or df://HOST:PORT).
+    #[arg(long, env = "CONVLAKE_SCHEDULER")]
+    pub scheduler: String,
+    /// Address of this executor's Arrow Flight service, from which other executors and
+    /// clients fetch shuffle data and results.
+    #[arg(long, env = "CONVLAKE_EXECUTOR_BIND", default_value = "0.0.0.0:50051")]
+    pub bind: std::net::SocketAddr,
+    /// Port of this executor's gRPC service, to which the scheduler pushes tasks (default: the
+    /// --bind port + 1).
+    #[arg(long, env = "CONVLAKE_EXECUTOR_GRPC_PORT")]
+    pub grpc_port: Option<u16>,
+    /// Host name or address the scheduler, the other executors and clients use to reach this
+    /// executor (default: the address the scheduler sees it connect from).
+    #[arg(long, env = "CONVLAKE_EXECUTOR_HOST")]
+    pub external_host: Option<String>,
+    /// Tasks run at once (default: the number of cores).
+    #[arg(long, env = "CONVLAKE_EXECUTOR_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Directory for shuffle and spill files (default: a temporary one, removed at exit).
+    #[arg(long, env = "CONVLAKE_EXECUTOR_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Seconds to wait for the scheduler to accept connections before giving up.
+    #[arg(long, default_value_t = 30)]
+    pub connect_timeout: u64,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -37,7 +37,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Extract(a) => pipeline::extract_shard(&lake()?, &dict()?, a.workers, a.shard)
             .await
             .map(drop),
-        Command::Aggregate => pipeline::aggregate(&lake()?, &dict()?).await.map(drop),
+        Command::Aggregate(a) => {
+            let engine = pipeline::engine(a)?;
+            pipeline::aggregate(&lake()?, &dict()?, &engine)
+                .await
+                .map(drop)
+        }
         Command::Sync(a) => pipeline::sync(&lake()?, &dict()?, &a.db).await.map(drop),
         Command::Migrate(a) => pipeline::migrate(a).await,
         Command::Report(a) => pipeline::report(&lake()?, &dict()?, a).await.map(drop),
@@ -49,6 +54,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::DiffDictionary(a) => pipeline::diff_dictionary(&lake()?, &dict()?, a).await,
         Command::Candidates(a) => pipeline::candidates(&lake()?, &dict()?, a).await,
         Command::Verify(a) => Ok(convlake::lake::verify::run(&lake()?, a.dry_run).await?),
+        Command::Ballista(a) => pipeline::ballista(a).await,
     }
 }
 

@@ -12,7 +12,7 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::datasource::MemTable;
+use datafusion::datasource::{MemTable, ViewTable};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
@@ -22,6 +22,8 @@ use crate::lake::{
     LakeError,
 };
 
+#[cfg(feature = "ballista")]
+pub mod ballista;
 pub mod diff;
 
 const CURRENT_COPIES_SQL: &str = include_str!("../../sql/current_copies.sql");
@@ -41,6 +43,11 @@ pub enum AggregateError {
     Query(#[from] DataFusionError),
     #[error("the aggregates do not have the expected shape: {0}")]
     Shape(String),
+    #[cfg(feature = "ballista")]
+    #[error(transparent)]
+    Ballista(#[from] ballista::ClusterError),
+    #[error("this convlake was built without Ballista (cargo feature `ballista`), so `--engine ballista` is not available: use `--engine local`, or rebuild with the default features")]
+    BallistaNotBuilt,
 }
 
 /// What an aggregate run produced.
@@ -98,12 +105,18 @@ fn events_table(events: &[Event]) -> Result<MemTable, AggregateError> {
 }
 
 fn snapshot_order_table(events: &[Event]) -> Result<MemTable, AggregateError> {
+    let batch = snapshot_order_batch(events)?;
+    Ok(MemTable::try_new(batch.schema(), vec![vec![batch]])?)
+}
+
+/// Every recorded snapshot with the sequence number of the event that recorded it.
+fn snapshot_order_batch(events: &[Event]) -> Result<RecordBatch, AggregateError> {
     let schema: SchemaRef = Arc::new(Schema::new(vec![
         Field::new("snapshot", DataType::Utf8, false),
         Field::new("seq", DataType::Int64, false),
     ]));
     let order = snapshots_in_order(events);
-    let batch = RecordBatch::try_new(
+    RecordBatch::try_new(
         schema.clone(),
         vec![
             Arc::new(StringArray::from_iter_values(order.iter().map(|(s, _)| s))),
@@ -112,34 +125,13 @@ fn snapshot_order_table(events: &[Event]) -> Result<MemTable, AggregateError> {
             )),
         ],
     )
-    .map_err(|e| AggregateError::Shape(e.to_string()))?;
-    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+    .map_err(|e| AggregateError::Shape(e.to_string()))
 }
 
-/// A DataFusion session over the lake, for one dictionary version.
-pub async fn session(
-    lake: &Lake,
-    dictionary_version: &str,
-) -> Result<SessionContext, AggregateError> {
-    session_with(lake, dictionary_version, false).await
-}
-
-/// A session whose `current_copies` is computed once, up front, into memory (one row per
-/// conversation): for running several queries over `mentions`, each of which would otherwise
-/// scan `raw` and rank the copies again.
-pub async fn session_materialized(
-    lake: &Lake,
-    dictionary_version: &str,
-) -> Result<SessionContext, AggregateError> {
-    session_with(lake, dictionary_version, true).await
-}
-
-async fn session_with(
-    lake: &Lake,
-    dictionary_version: &str,
-    materialize: bool,
-) -> Result<SessionContext, AggregateError> {
-    let config = SessionConfig::new()
+/// The session settings every engine uses, so the local engine and Ballista plan the same SQL
+/// over the same types.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new()
         .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .set_bool(
             "datafusion.execution.parquet.schema_force_view_types",
@@ -150,8 +142,51 @@ async fn session_with(
         .set_bool(
             "datafusion.execution.listing_table_ignore_subdirectory",
             false,
-        );
-    let ctx = SessionContext::new_with_config(config);
+        )
+}
+
+/// A DataFusion session over the lake, for one dictionary version.
+pub async fn session(
+    lake: &Lake,
+    dictionary_version: &str,
+) -> Result<SessionContext, AggregateError> {
+    let ctx = SessionContext::new_with_config(session_config());
+    register_lake(&ctx, lake, dictionary_version, InMemory::Tables).await?;
+    Ok(ctx)
+}
+
+/// A session whose `current_copies` is computed once, up front, into memory (one row per
+/// conversation): for running several queries over `mentions`, each of which would otherwise
+/// scan `raw` and rank the copies again.
+pub async fn session_materialized(
+    lake: &Lake,
+    dictionary_version: &str,
+) -> Result<SessionContext, AggregateError> {
+    let ctx = SessionContext::new_with_config(session_config());
+    register_lake(&ctx, lake, dictionary_version, InMemory::Materialized).await?;
+    Ok(ctx)
+}
+
+/// How the tables built in memory reach the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InMemory {
+    /// `MemTable`s: the local engine reads them in place.
+    Tables,
+    /// As `Tables`, and `current_copies` is computed once into a `MemTable` instead of a view.
+    Materialized,
+    /// Views over `VALUES`: the plan carries the rows, so it can be serialized and shipped to
+    /// a cluster (a `MemTable` cannot). Only `snapshot_order` is needed by the aggregates, so
+    /// `events` is left out.
+    Inline,
+}
+
+/// Registers the lake's tables and the views from `sql/` on `ctx`.
+async fn register_lake(
+    ctx: &SessionContext,
+    lake: &Lake,
+    dictionary_version: &str,
+    in_memory: InMemory,
+) -> Result<(), AggregateError> {
     // An object-store lake is read through the session's object-store registry.
     lake.register_with(&ctx.runtime_env());
     let mentions = mentions_dir(dictionary_version);
@@ -189,9 +224,17 @@ async fn session_with(
     )
     .await?;
     let events = lake.events().read_all().await?;
-    ctx.register_table("events", Arc::new(events_table(&events)?))?;
-    ctx.register_table("snapshot_order", Arc::new(snapshot_order_table(&events)?))?;
-    let current_copies = if materialize {
+    match in_memory {
+        InMemory::Tables | InMemory::Materialized => {
+            ctx.register_table("events", Arc::new(events_table(&events)?))?;
+            ctx.register_table("snapshot_order", Arc::new(snapshot_order_table(&events)?))?;
+        }
+        InMemory::Inline => {
+            let order = snapshot_order_batch(&events)?;
+            ctx.register_table("snapshot_order", Arc::new(values_view(&order)?))?;
+        }
+    }
+    let current_copies = if in_memory == InMemory::Materialized {
         CURRENT_COPIES_SQL.replacen("CREATE VIEW", "CREATE TABLE", 1)
     } else {
         CURRENT_COPIES_SQL.to_string()
@@ -199,7 +242,43 @@ async fn session_with(
     for view in [current_copies.as_str(), UTTERANCES_SQL, MENTIONS_SQL] {
         ctx.sql(view).await?.collect().await?;
     }
-    Ok(ctx)
+    Ok(())
+}
+
+/// A view whose plan holds `batch`'s rows as literals (`VALUES`, or an empty relation of the
+/// same schema when there are none).
+fn values_view(batch: &RecordBatch) -> Result<ViewTable, AggregateError> {
+    use datafusion::common::{DFSchema, ScalarValue};
+    use datafusion::logical_expr::{lit, EmptyRelation, Expr, LogicalPlan, LogicalPlanBuilder};
+
+    let schema = Arc::new(DFSchema::try_from(batch.schema())?);
+    let plan = if batch.num_rows() == 0 {
+        LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema,
+        })
+    } else {
+        let rows = (0..batch.num_rows())
+            .map(|row| {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|col| Ok(lit(ScalarValue::try_from_array(col, row)?)))
+                    .collect::<Result<Vec<_>, DataFusionError>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // VALUES names its columns column1, column2, …: give them the batch's names.
+        let values = LogicalPlanBuilder::values_with_schema(rows, &schema)?;
+        let named = values
+            .schema()
+            .columns()
+            .into_iter()
+            .zip(batch.schema().fields())
+            .map(|(c, f)| Expr::Column(c).alias(f.name()))
+            .collect::<Vec<_>>();
+        values.project(named)?.build()?
+    };
+    Ok(ViewTable::new(plan, None))
 }
 
 /// Runs one SQL statement and collects the result.
@@ -245,33 +324,98 @@ async fn build(
     Ok((batches, bytes))
 }
 
+/// Where the aggregate queries run. The SQL, the output files and their bytes are the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// DataFusion in this process.
+    Local,
+    /// A Ballista cluster, reached through its scheduler (`df://host:port`).
+    Ballista { scheduler: String },
+}
+
 /// Builds `aggregates/dict=<version>/mention_counts.parquet` (and the per-conversation
-/// `conversation_mentions.parquet`) from the current mentions.
+/// `conversation_mentions.parquet`) from the current mentions, in this process.
 pub async fn aggregate(
     lake: &Lake,
     dictionary_version: &str,
 ) -> Result<AggregateSummary, AggregateError> {
-    let ctx = session_materialized(lake, dictionary_version).await?;
+    aggregate_with(lake, dictionary_version, &Engine::Local).await
+}
+
+/// [`aggregate`] on the given engine.
+pub async fn aggregate_with(
+    lake: &Lake,
+    dictionary_version: &str,
+    engine: &Engine,
+) -> Result<AggregateSummary, AggregateError> {
+    let ctx = match engine {
+        Engine::Local => session_materialized(lake, dictionary_version).await?,
+        Engine::Ballista { scheduler } => {
+            ballista_session(lake, dictionary_version, scheduler).await?
+        }
+    };
+    let shippable = !matches!(engine, Engine::Local);
+    aggregate_in(&ctx, lake, dictionary_version, shippable).await
+}
+
+#[cfg(feature = "ballista")]
+async fn ballista_session(
+    lake: &Lake,
+    dictionary_version: &str,
+    scheduler: &str,
+) -> Result<SessionContext, AggregateError> {
+    let ctx = ballista::connect(scheduler).await?;
+    register_lake(&ctx, lake, dictionary_version, InMemory::Inline).await?;
+    Ok(ctx)
+}
+
+#[cfg(not(feature = "ballista"))]
+async fn ballista_session(
+    _lake: &Lake,
+    _dictionary_version: &str,
+    _scheduler: &str,
+) -> Result<SessionContext, AggregateError> {
+    Err(AggregateError::BallistaNotBuilt)
+}
+
+/// Runs the aggregate queries on a prepared session and records the result. `shippable`: the
+/// plans go to a cluster, so nothing may be read from this process's memory.
+async fn aggregate_in(
+    ctx: &SessionContext,
+    lake: &Lake,
+    dictionary_version: &str,
+    shippable: bool,
+) -> Result<AggregateSummary, AggregateError> {
     let path = mention_counts_path(dictionary_version);
     let detail_schema = schema::conversation_mentions_schema();
     let (detail_batches, detail) = build(
-        &ctx,
+        ctx,
         lake,
         CONVERSATION_MENTIONS_SQL,
         &detail_schema,
         &conversation_mentions_path(dictionary_version),
     )
     .await?;
-    // mention_counts.sql reads the detail just built, not the mentions again.
-    ctx.register_table(
-        "conversation_mentions",
-        Arc::new(MemTable::try_new(
-            detail_schema.clone(),
-            vec![detail_batches],
-        )?),
-    )?;
+    // mention_counts.sql reads the detail just built, not the mentions again: from memory
+    // here, from the file just written to the lake on a cluster.
+    if shippable {
+        ctx.register_parquet(
+            "conversation_mentions",
+            lake.file_url(&conversation_mentions_path(dictionary_version)),
+            ParquetReadOptions::default().schema(&detail_schema),
+        )
+        .await?;
+    } else {
+        ctx.register_table(
+            "conversation_mentions",
+            Arc::new(MemTable::try_new(
+                detail_schema.clone(),
+                vec![detail_batches],
+            )?),
+        )?;
+    }
     let (batches, bytes) = build(
-        &ctx,
+        ctx,
         lake,
         MENTION_COUNTS_SQL,
         &schema::mention_counts_schema(),

@@ -8,7 +8,12 @@ use anyhow::{bail, Context as _, Result};
 use chrono::{NaiveDate, Utc};
 
 use crate::aggregate::{self, CountRow};
-use crate::cli::{DashboardArgs, DbArgs, DemoArgs, ReportArgs, RunArgs, SimulateArgs, SourceArgs};
+use crate::cli::{
+    AggregateArgs, BallistaArgs, DashboardArgs, DbArgs, DemoArgs, EngineArg, ReportArgs, RunArgs,
+    SimulateArgs, SourceArgs,
+};
+#[cfg(feature = "ballista")]
+use crate::cli::BallistaRole;
 use crate::extract::{self, Dictionary};
 use crate::genesys::{self, ApiClient, Credentials, Endpoints, FetchOptions, RetryPolicy};
 use crate::lake::Lake;
@@ -227,13 +232,54 @@ pub async fn extract_shard(
 }
 
 /// `convlake aggregate`.
-pub async fn aggregate(lake: &Lake, dict: &Dictionary) -> Result<aggregate::AggregateSummary> {
-    let s = aggregate::aggregate(lake, &dict.version).await?;
+pub async fn aggregate(
+    lake: &Lake,
+    dict: &Dictionary,
+    engine: &aggregate::Engine,
+) -> Result<aggregate::AggregateSummary> {
+    let s = aggregate::aggregate_with(lake, &dict.version, engine).await?;
+    let on = match engine {
+        aggregate::Engine::Local => String::new(),
+        aggregate::Engine::Ballista { scheduler } => format!(" (on Ballista at {scheduler})"),
+    };
     eprintln!(
-        "aggregate: {} rows, {} mentions -> {}",
+        "aggregate: {} rows, {} mentions -> {}{on}",
         s.rows, s.mentions, s.path
     );
     Ok(s)
+}
+
+/// The engine `aggregate`'s flags ask for.
+pub fn engine(args: &AggregateArgs) -> Result<aggregate::Engine> {
+    match (args.engine, &args.scheduler) {
+        (EngineArg::Local, None) => Ok(aggregate::Engine::Local),
+        (EngineArg::Local, Some(s)) => bail!(
+            "--scheduler {s} is only used with --engine ballista (CONVLAKE_ENGINE=ballista); add it, or drop --scheduler (CONVLAKE_SCHEDULER)"
+        ),
+        (EngineArg::Ballista, Some(s)) => Ok(aggregate::Engine::Ballista {
+            scheduler: s.clone(),
+        }),
+        (EngineArg::Ballista, None) => {
+            bail!("--engine ballista needs --scheduler df://HOST:PORT (or CONVLAKE_SCHEDULER)")
+        }
+    }
+}
+
+/// `convlake ballista scheduler|executor`.
+#[cfg(feature = "ballista")]
+pub async fn ballista(args: &BallistaArgs) -> Result<()> {
+    use crate::aggregate::ballista::serve;
+    match &args.role {
+        BallistaRole::Scheduler(a) => serve::scheduler(a).await?,
+        BallistaRole::Executor(a) => serve::executor(a).await?,
+    }
+    Ok(())
+}
+
+/// `convlake ballista …` in a build without Ballista.
+#[cfg(not(feature = "ballista"))]
+pub async fn ballista(_args: &BallistaArgs) -> Result<()> {
+    Err(aggregate::AggregateError::BallistaNotBuilt.into())
 }
 
 pub(crate) async fn counts(lake: &Lake, dict: &Dictionary) -> Result<(Vec<CountRow>, String)> {
@@ -460,7 +506,7 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSu
     check_stop("extract")?;
     let e = extract(lake, dict, args.workers).await?;
     check_stop("aggregate")?;
-    let a = aggregate(lake, dict).await?;
+    let a = aggregate(lake, dict, &aggregate::Engine::Local).await?;
     check_stop("sync")?;
     let synced = match target(&args.db)? {
         Some(t) => Some(sync_to(lake, dict, &t, args.db.wait).await?),

@@ -184,7 +184,13 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
         if p.is_dir() {
             collect(&p, root, out);
         } else {
-            let bytes = std::fs::read(&p).unwrap();
+            // A file can vanish between the listing and the read while a convlake process
+            // writes next to the test (a temp file renamed into place): skip it.
+            let bytes = match std::fs::read(&p) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("reading {}: {e}", p.display()),
+            };
             out.push((
                 p.strip_prefix(root).unwrap().display().to_string(),
                 blake3::hash(&bytes).to_hex().to_string(),

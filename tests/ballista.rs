@@ -121,7 +121,12 @@ async fn a_wrong_or_dead_scheduler_is_a_clear_error() {
     assert!(err.contains(&dead), "{err}");
     assert!(err.contains("convlake ballista scheduler"), "{err}");
 
-    for bad in ["http://127.0.0.1:50050", "127.0.0.1:50050", "df://", "df://host/path"] {
+    for bad in [
+        "http://127.0.0.1:50050",
+        "127.0.0.1:50050",
+        "df://",
+        "df://host/path",
+    ] {
         let out = lake
             .run(&["aggregate", "--engine", "ballista", "--scheduler", bad])
             .await;
@@ -212,9 +217,7 @@ async fn a_scheduler_without_executors_says_to_start_one() {
     );
 
     // A second scheduler on the same port is refused, naming it.
-    let out = lake
-        .run(&["ballista", "scheduler", "--bind", &addr])
-        .await;
+    let out = lake.run(&["ballista", "scheduler", "--bind", &addr]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains(&addr), "{}", stderr(&out));
     assert!(stderr(&out).contains("--bind"), "{}", stderr(&out));

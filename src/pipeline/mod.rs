@@ -8,12 +8,12 @@ use anyhow::{bail, Context as _, Result};
 use chrono::{NaiveDate, Utc};
 
 use crate::aggregate::{self, CountRow};
+#[cfg(feature = "ballista")]
+use crate::cli::BallistaRole;
 use crate::cli::{
     AggregateArgs, BallistaArgs, DashboardArgs, DbArgs, DemoArgs, EngineArg, ReportArgs, RunArgs,
     SimulateArgs, SourceArgs,
 };
-#[cfg(feature = "ballista")]
-use crate::cli::BallistaRole;
 use crate::extract::{self, Dictionary};
 use crate::genesys::{self, ApiClient, Credentials, Endpoints, FetchOptions, RetryPolicy};
 use crate::lake::Lake;

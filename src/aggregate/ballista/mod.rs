@@ -67,7 +67,9 @@ pub enum ClusterError {
     SchedulerFailed { addr: String, reason: String },
     #[error("the Ballista executor stopped: {reason}. Check that the scheduler at {scheduler} is running (`convlake ballista scheduler`) and that the ports in --bind and --grpc-port are free")]
     ExecutorFailed { scheduler: String, reason: String },
-    #[error("cannot use {path} as the executor's work directory: {reason}. Pass a writable --work-dir")]
+    #[error(
+        "cannot use {path} as the executor's work directory: {reason}. Pass a writable --work-dir"
+    )]
     WorkDir { path: String, reason: String },
     #[error("the local Ballista cluster did not come up: {0}")]
     LocalCluster(String),
@@ -103,10 +105,7 @@ impl SchedulerAddr {
         };
         let url = url::Url::parse(&with_scheme).map_err(|e| bad(e.to_string()))?;
         if url.scheme() != "df" {
-            return Err(bad(format!(
-                "the scheme is {}://, not df://",
-                url.scheme()
-            )));
+            return Err(bad(format!("the scheme is {}://, not df://", url.scheme())));
         }
         let host = match url.host_str() {
             Some(h) if !h.is_empty() => h.to_string(),
@@ -147,13 +146,16 @@ impl SchedulerAddr {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ClusterError::Setup(e.to_string()))?;
-        let response = client.get(self.readyz_url()).send().await.map_err(|e| {
-            ClusterError::Unreachable {
-                url: self.df_url(),
-                port: self.port,
-                reason: error_chain(&e),
-            }
-        })?;
+        let response =
+            client
+                .get(self.readyz_url())
+                .send()
+                .await
+                .map_err(|e| ClusterError::Unreachable {
+                    url: self.df_url(),
+                    port: self.port,
+                    reason: error_chain(&e),
+                })?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         let body = body.trim().to_string();

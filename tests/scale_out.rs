@@ -723,3 +723,97 @@ async fn s3_failures_are_clear_and_keep_the_secret() {
     assert!(err.contains("s3://there/lake/"), "{err}");
     sim.shutdown().await;
 }
+
+/// `aggregate --engine ballista` on a cluster of processes (a scheduler and two executors)
+/// that read an S3 lake through their own environment: the aggregates written to the bucket
+/// are the local engine's, byte for byte, and the secret appears in no output.
+#[cfg(feature = "ballista")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ballista_executors_read_the_s3_lake_and_write_the_local_engines_bytes() {
+    use convlake::aggregate::ballista::cluster::{ClusterOptions, LocalCluster};
+
+    let moto = Moto::start();
+    moto.bucket("lake").await;
+    let env: Vec<(&str, String)> = moto.env().iter().map(|(k, v)| (*k, v.clone())).collect();
+    let cfg = sim(300);
+    let sim = start_sim(cfg.clone()).await;
+    let s3 = "s3://lake/replay";
+    ok(
+        s3,
+        &["fetch", "--api-url", &sim.url, "--from", FROM, "--to", TO],
+        &env,
+    )
+    .await;
+    sim.shutdown().await;
+    ok(s3, &["extract"], &env).await;
+    ok(s3, &["aggregate"], &env).await;
+    let store = moto.store("lake");
+    let local = objects(&store, "replay/aggregates").await;
+    assert_eq!(local.len(), 2, "{local:?}");
+    for key in local.keys() {
+        store.delete(&StorePath::from(key.as_str())).await.unwrap();
+    }
+    assert!(objects(&store, "replay/aggregates").await.is_empty());
+
+    let options = ClusterOptions {
+        executors: 2,
+        concurrency: Some(1),
+        env: moto
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        timeout: std::time::Duration::from_secs(180),
+    };
+    let cluster = tokio::task::spawn_blocking(move || {
+        LocalCluster::start(
+            std::path::Path::new(env!("CARGO_BIN_EXE_convlake")),
+            &options,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = convlake(
+        s3,
+        &[
+            "aggregate",
+            "--engine",
+            "ballista",
+            "--scheduler",
+            &cluster.df_url(),
+        ],
+        &env,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "aggregate on Ballista failed:\n{}\n{}",
+        stderr(&out),
+        cluster.logs()
+    );
+    no_secret_in("aggregate --engine ballista", &out);
+    assert!(
+        !cluster.logs().contains(SECRET_KEY),
+        "the secret key is in a node's log"
+    );
+    assert_eq!(
+        objects(&store, "replay/aggregates").await,
+        local,
+        "Ballista's aggregates on S3 differ from the local engine's"
+    );
+    let totals = parse_totals(
+        &ok(
+            s3,
+            &[
+                "query",
+                "SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY product",
+                "--format",
+                "csv",
+            ],
+            &env,
+        )
+        .await,
+    );
+    assert_eq!(totals, truth(&cfg, start_date(), TO.parse().unwrap()));
+}

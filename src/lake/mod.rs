@@ -134,22 +134,9 @@ impl Lake {
                 Lake::open_local(&dir)
             }
             "s3" | "s3a" => {
-                let endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
-                    .iter()
-                    .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
-                let allow_http = endpoint
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("http://"));
-                let mut builder = AmazonS3Builder::from_env()
-                    .with_url(spec)
-                    .with_allow_http(allow_http);
-                let region_set = ["AWS_REGION", "AWS_DEFAULT_REGION"]
-                    .iter()
-                    .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
-                if !region_set {
-                    builder = builder.with_region("us-east-1");
-                }
-                let bucket = builder.build().map_err(|e| open_err(store_reason(&e)))?;
+                let bucket = s3_from_env(spec)
+                    .build()
+                    .map_err(|e| open_err(store_reason(&e)))?;
                 Lake::open_remote(url, Arc::new(bucket))
             }
             "gs" => {
@@ -441,6 +428,29 @@ pub fn conversation_mentions_path(dictionary_version: &str) -> String {
 /// blake3 of some bytes as lowercase hex.
 pub fn content_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
+}
+
+/// An S3 store builder for `url` (`s3://bucket/…`) from the usual `AWS_*` variables: plain
+/// HTTP is allowed when the endpoint (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
+/// `AWS_ENDPOINT`) is an `http://` URL (a local S3-compatible server), and the region defaults
+/// to `us-east-1`.
+pub fn s3_from_env(url: &str) -> AmazonS3Builder {
+    let endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    let allow_http = endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
+    let mut builder = AmazonS3Builder::from_env()
+        .with_url(url)
+        .with_allow_http(allow_http);
+    let region_set = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
+    if !region_set {
+        builder = builder.with_region("us-east-1");
+    }
+    builder
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use std::sync::{Arc, RwLock};
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreRegistry;
-use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
@@ -39,8 +38,7 @@ pub fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
     let base = &url[..url::Position::BeforePath];
     let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match url.scheme() {
         "file" => Ok(Arc::new(LocalFileSystem::new())),
-        "s3" | "s3a" => AmazonS3Builder::from_env()
-            .with_url(base)
+        "s3" | "s3a" => crate::lake::s3_from_env(base)
             .build()
             .map(|s| Arc::new(s) as _),
         "gs" => GoogleCloudStorageBuilder::from_env()

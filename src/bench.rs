@@ -77,6 +77,11 @@ pub struct PipelineBench {
     /// Conversation lengths of the generated archive.
     #[arg(long, value_enum, default_value = "realistic")]
     pub lengths: simulator::Lengths,
+    /// Also run the aggregate stage on a Ballista cluster on loopback with this many executor
+    /// processes (0: only the local engine). The nodes inherit this environment (AWS_* for an
+    /// S3 lake).
+    #[arg(long, default_value_t = 0)]
+    pub ballista_executors: usize,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -263,6 +268,7 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         }
     };
     let mut results = Vec::new();
+    let mut node_rss: Vec<(usize, Vec<(String, u64)>)> = Vec::new();
     for &n in &args.conversations {
         let spec = match &args.lake_url {
             Some(url) => format!("{}/lake-{n}", url.trim_end_matches('/')),
@@ -331,12 +337,19 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
             .sum();
         let json_bytes = archive_json + stored_bytes(&lake, "bodies").await?;
         let sync_args = ["sync", "--database-url", &url, "--schema", &schema_name];
-        let later = vec![
+        let mut later = vec![
             stage("extract", &lake, &spec, &["extract"], &[]).await?,
             stage("aggregate", &lake, &spec, &["aggregate"], &[]).await?,
+        ];
+        if args.ballista_executors > 0 {
+            let (run, nodes) = ballista_aggregate(&lake, &spec, args.ballista_executors).await?;
+            later.push(run);
+            node_rss.push((n, nodes));
+        }
+        later.extend([
             stage("sync", &lake, &spec, &sync_args, &[]).await?,
             stage("sync (no change)", &lake, &spec, &sync_args, &[]).await?,
-        ];
+        ]);
         let mentions = count_mentions(&lake, dict).await.unwrap_or(0);
         let lake_bytes = stored_bytes(&lake, "raw").await?;
         let mut stages = vec![fetch];
@@ -358,7 +371,7 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         }
     );
     println!(
-        "{:<18} {:>10} {:>9} {:>12} {:>10} {:>12} {:>10} {:>12}",
+        "{:<20} {:>10} {:>9} {:>12} {:>10} {:>12} {:>10} {:>12}",
         "stage", "N", "wall s", "conv/s", "MB text/s", "rows/s", "peak RSS", "MB written"
     );
     let mut out_json = Vec::new();
@@ -370,7 +383,7 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
                 _ => *mentions,
             };
             println!(
-                "{:<18} {:>10} {:>9.2} {:>12.0} {:>10.1} {:>12.0} {:>8} MB {:>10.1}",
+                "{:<20} {:>10} {:>9.2} {:>12.0} {:>10.1} {:>12.0} {:>8} MB {:>10.1}",
                 s.name,
                 n,
                 s.seconds,
@@ -404,6 +417,17 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
             "lake": args.lake_url.as_deref().unwrap_or("local disk")}),
         );
     }
+    for (n, nodes) in &node_rss {
+        println!(
+            "N={n}: Ballista nodes' peak RSS: {}",
+            nodes
+                .iter()
+                .map(|(name, kb)| format!("{name} {} MB", kb / 1024))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        out_json.push(json!({"conversations": n, "ballista_nodes_peak_rss_kb": nodes}));
+    }
     write_json(
         &args.json,
         &json!({"bench": "pipeline", "results": out_json}),
@@ -412,6 +436,45 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     Ok(())
+}
+
+/// The aggregate stage on a Ballista cluster of `executors` processes started for it (one task
+/// slot each); returns the run (the client's RSS) and every node's peak RSS.
+#[cfg(feature = "ballista")]
+async fn ballista_aggregate(
+    lake: &Lake,
+    spec: &str,
+    executors: usize,
+) -> Result<(StageRun, Vec<(String, u64)>)> {
+    use crate::aggregate::ballista::cluster::{ClusterOptions, LocalCluster};
+    let exe = std::env::current_exe().context("locating the convlake binary")?;
+    let options = ClusterOptions {
+        executors,
+        concurrency: Some(1),
+        ..ClusterOptions::default()
+    };
+    let cluster = tokio::task::spawn_blocking(move || LocalCluster::start(&exe, &options))
+        .await?
+        .context("starting a Ballista cluster on loopback for the bench")?;
+    let url = cluster.df_url();
+    let run = stage(
+        "aggregate (ballista)",
+        lake,
+        spec,
+        &["aggregate", "--engine", "ballista", "--scheduler", &url],
+        &[],
+    )
+    .await?;
+    Ok((run, cluster.peak_rss_kb()))
+}
+
+#[cfg(not(feature = "ballista"))]
+async fn ballista_aggregate(
+    _lake: &Lake,
+    _spec: &str,
+    _executors: usize,
+) -> Result<(StageRun, Vec<(String, u64)>)> {
+    Err(crate::aggregate::AggregateError::BallistaNotBuilt.into())
 }
 
 async fn count_mentions(lake: &Lake, dict: &Dictionary) -> Result<u64> {

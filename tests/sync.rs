@@ -550,10 +550,12 @@ async fn run_every_cycles_holds_the_lake_lock_and_stops_cleanly_on_sigterm() {
 /// Every index and constraint of both tables, as PostgreSQL would recreate them.
 async fn index_definitions(c: &tokio_postgres::Client, schema: &str) -> Vec<String> {
     c.query(
-        "SELECT tablename || ': ' || indexdef FROM pg_indexes WHERE schemaname = $1
+        "SELECT tablename || ': ' || indexdef FROM pg_indexes
+         WHERE schemaname = $1 AND tablename IN ('product_mentions', 'conversation_mentions')
          UNION ALL
          SELECT conrelid::regclass::text || ': ' || conname || ' ' || pg_get_constraintdef(oid)
          FROM pg_constraint WHERE connamespace = $1::regnamespace
+           AND conrelid::regclass::text IN ('product_mentions', 'conversation_mentions')
          ORDER BY 1",
         &[&schema],
     )
@@ -596,4 +598,213 @@ async fn the_first_sync_puts_back_every_index_it_set_aside_for_the_bulk_load() {
         )
         .await;
     assert!(dup.is_err());
+}
+
+/// Rows of conversation_mentions: (month partition it lives in, conversation_id, participant,
+/// product, mentions), sorted.
+async fn detail_rows(c: &tokio_postgres::Client) -> Vec<(String, String, String, String, i32)> {
+    let mut rows: Vec<_> = c
+        .query(
+            "SELECT tableoid::regclass::text, conversation_id, participant, product, mentions
+             FROM conversation_mentions",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// conversation_mentions is partitioned by month: an upgrade from the unpartitioned table keeps
+/// its rows, the sync gives each month it loads its partition (taking over rows parked in the
+/// default partition), a date-range query reads only its months, and the table equals the
+/// lake's conversation_mentions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_mentions_is_partitioned_by_month() {
+    let schema = fresh_schema();
+    let c = pg(&schema).await;
+    // A database migrated by an earlier convlake (0001–0003), with detail rows in it.
+    c.batch_execute(
+        "CREATE TABLE convlake_migrations (name TEXT PRIMARY KEY, checksum TEXT NOT NULL,
+                                           applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    for (name, sql) in &convlake::sync::MIGRATIONS[..3] {
+        c.batch_execute(sql).await.unwrap();
+        c.execute(
+            "INSERT INTO convlake_migrations (name, checksum) VALUES ($1, $2)",
+            &[name, &blake3::hash(sql.as_bytes()).to_hex().to_string()],
+        )
+        .await
+        .unwrap();
+    }
+    c.batch_execute(
+        "INSERT INTO conversation_mentions (conversation_id, conversation_date, interaction_type,
+                                            participant, product, mentions, dictionary_version)
+         VALUES ('old-feb', '2026-02-26', 'voice', 'customer', 'Acme Router', 2, 'v0'),
+                ('old-mar', '2026-03-02', 'chat', 'agent', 'Nimbus Hub', 1, 'v0')",
+    )
+    .await
+    .unwrap();
+    let before = detail_rows(&c).await;
+    assert_eq!(before.len(), 2);
+
+    let url = database_url();
+    let lake = TestLake::new();
+    let out = lake
+        .run(&["migrate", "--database-url", &url, "--schema", &schema])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("0004_conversation_mentions_by_month.sql"),
+        "{}",
+        stderr(&out)
+    );
+    let kind: String = c
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE oid = 'conversation_mentions'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kind, "p", "conversation_mentions is partitioned");
+    let upgraded = detail_rows(&c).await;
+    assert_eq!(
+        upgraded
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("conversation_mentions_default", "old-feb"),
+            ("conversation_mentions_default", "old-mar")
+        ],
+        "the upgrade keeps every row"
+    );
+
+    // A lake whose conversations span February and March.
+    let mut cfg = sim_config(150);
+    cfg.start = "2026-02-24".parse().unwrap();
+    let sim = start_sim(cfg).await;
+    let out = lake.fetch(&sim, "2026-02-24", "2026-03-05").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    sim.shutdown().await;
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    // A row the lake also has, parked in the default partition before its month's partition
+    // exists: the sync must move it, not trip over it.
+    let first = lake
+        .ok(&[
+            "query",
+            "SELECT conversation_id, conversation_date, interaction_type, participant, product FROM conversation_mentions WHERE conversation_date >= DATE '2026-03-01' ORDER BY 1, 4, 5 LIMIT 1",
+            "--format",
+            "csv",
+        ])
+        .await;
+    let f: Vec<String> = first
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    c.execute(
+        "INSERT INTO conversation_mentions (conversation_id, conversation_date, interaction_type,
+                                            participant, product, mentions, dictionary_version)
+         VALUES ($1, $2::text::date, $3, $4, $5, 999, 'v0')",
+        &[&f[0], &f[1], &f[2], &f[3], &f[4]],
+    )
+    .await
+    .unwrap();
+
+    lake.ok(&["sync", "--database-url", &url, "--schema", &schema])
+        .await;
+    let partitions: Vec<String> = c
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'conversation_mentions'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        partitions,
+        [
+            "conversation_mentions_default",
+            "conversation_mentions_y2026m02",
+            "conversation_mentions_y2026m03"
+        ]
+    );
+    let synced = detail_rows(&c).await;
+    assert!(
+        synced
+            .iter()
+            .all(|r| r.0 != "conversation_mentions_default"),
+        "nothing is left in the default partition"
+    );
+    assert!(
+        synced.iter().all(|r| !r.1.starts_with("old-")),
+        "vanished rows are deleted"
+    );
+    assert!(
+        synced.iter().all(|r| r.4 != 999),
+        "the parked row was updated"
+    );
+    let lake_rows: Vec<String> = lake
+        .ok(&[
+            "query",
+            "SELECT conversation_id, participant, product, mentions FROM conversation_mentions ORDER BY 1, 2, 3",
+            "--format",
+            "csv",
+        ])
+        .await
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    let mut db_rows: Vec<String> = synced
+        .iter()
+        .map(|r| format!("{},{},{},{}", r.1, r.2, r.3, r.4))
+        .collect();
+    db_rows.sort();
+    assert_eq!(db_rows, lake_rows);
+    assert!(synced.iter().any(|r| r.0.ends_with("y2026m02")));
+    assert!(synced.iter().any(|r| r.0.ends_with("y2026m03")));
+
+    // A date-range query reads only the months it asks for, through the index.
+    c.batch_execute("ANALYZE conversation_mentions")
+        .await
+        .unwrap();
+    let plan: String = c
+        .query(
+            "EXPLAIN SELECT conversation_id, SUM(mentions) FROM conversation_mentions
+             WHERE product = 'Acme Router' AND conversation_date BETWEEN '2026-03-01' AND '2026-03-03'
+             GROUP BY conversation_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(plan.contains("conversation_mentions_y2026m03"), "{plan}");
+    assert!(
+        !plan.contains("y2026m02") && !plan.contains("_default"),
+        "{plan}"
+    );
+
+    // Syncing the same state again changes nothing.
+    let out = lake
+        .run(&["sync", "--database-url", &url, "--schema", &schema])
+        .await;
+    assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
+    assert_eq!(detail_rows(&c).await, synced);
 }

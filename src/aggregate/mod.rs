@@ -223,6 +223,13 @@ async fn register_lake(
         ParquetReadOptions::default().schema(&counts_schema),
     )
     .await?;
+    let detail_schema = schema::conversation_mentions_schema();
+    ctx.register_parquet(
+        "conversation_mentions",
+        lake.file_url(&conversation_mentions_path(dictionary_version)),
+        ParquetReadOptions::default().schema(&detail_schema),
+    )
+    .await?;
     let events = lake.events().read_all().await?;
     match in_memory {
         InMemory::Tables | InMemory::Materialized => {
@@ -398,6 +405,7 @@ async fn aggregate_in(
     .await?;
     // mention_counts.sql reads the detail just built, not the mentions again: from memory
     // here, from the file just written to the lake on a cluster.
+    ctx.deregister_table("conversation_mentions")?;
     if shippable {
         ctx.register_parquet(
             "conversation_mentions",

@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_conversation_mentions.sql",
         include_str!("../../migrations/0003_conversation_mentions.sql"),
     ),
+    (
+        "0004_conversation_mentions_by_month.sql",
+        include_str!("../../migrations/0004_conversation_mentions_by_month.sql"),
+    ),
 ];
 
 /// Errors of the sync stage. They name the database without its password.
@@ -426,7 +430,13 @@ impl TableSpec {
 
     fn key_columns(&self) -> Vec<&'static str> {
         match self.key {
-            0 => vec!["conversation_id", "participant", "product"],
+            // conversation_date is in the key because the table is partitioned by it.
+            0 => vec![
+                "conversation_id",
+                "participant",
+                "product",
+                "conversation_date",
+            ],
             n => self.columns[..n].iter().map(|(c, _)| *c).collect(),
         }
     }
@@ -480,18 +490,21 @@ impl TableSpec {
             .collect::<Vec<_>>()
             .join(" AND ");
         // Only new and changed rows reach ON CONFLICT: one hash join finds them, instead of a
-        // primary-key probe per incoming row.
+        // primary-key probe per incoming row. (Inserted and updated rows are told apart by the
+        // join, not by `xmax`, which a partitioned table does not return.)
         format!(
-            "WITH upserted AS (
-                 INSERT INTO {table} AS t ({all}, synced_at)
-                 SELECT {incoming}, now() FROM {staging} i
+            "WITH changes AS MATERIALIZED (
+                 SELECT {incoming}, o.{first_key} IS NULL AS is_new FROM {staging} i
                  LEFT JOIN {table} o ON {join}
-                 WHERE o.{first_key} IS NULL OR ({current}) IS DISTINCT FROM ({changed})
+                 WHERE o.{first_key} IS NULL OR ({current}) IS DISTINCT FROM ({changed})),
+             upserted AS (
+                 INSERT INTO {table} AS t ({all}, synced_at)
+                 SELECT {all}, now() FROM changes
                  ON CONFLICT ({key}) DO UPDATE SET {set}, synced_at = EXCLUDED.synced_at
                  WHERE ({old}) IS DISTINCT FROM ({new})
-                 RETURNING (xmax = 0) AS inserted)
-             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-             FROM upserted",
+                 RETURNING 1)
+             SELECT (SELECT count(*) FROM changes WHERE is_new),
+                    (SELECT count(*) FROM upserted) - (SELECT count(*) FROM changes WHERE is_new)",
             table = self.table,
             staging = self.staging(),
             incoming = self.names(self.columns, "i."),
@@ -730,7 +743,9 @@ async fn set_indexes_aside(
             }
             _ => {
                 drop.push(format!("DROP INDEX {index}"));
-                rebuild.push(definition);
+                // A partitioned table's index reads `ON ONLY parent`, which would build it
+                // for the parent alone; rebuilt on the parent, it covers every partition.
+                rebuild.push(definition.replacen(" ON ONLY ", " ON ", 1));
             }
         }
     }
@@ -744,6 +759,91 @@ async fn set_indexes_aside(
         rebuild.push(FROZEN.to_string());
     }
     Ok(rebuild)
+}
+
+/// Gives every month in `detail` (conversation_mentions rows) its partition of
+/// `conversation_mentions`, `conversation_mentions_yYYYYmMM`, before the rows are loaded: a new
+/// partition takes over the rows of its month that were parked in `conversation_mentions_default`
+/// and is then attached. Nothing to do when the table is not partitioned (a schema migrated
+/// before 0004 by hand) or every month has its partition.
+async fn month_partitions(
+    tx: &tokio_postgres::Transaction<'_>,
+    target: &Target,
+    detail: &[RecordBatch],
+) -> Result<(), SyncError> {
+    use chrono::Datelike;
+    const TABLE: &str = "conversation_mentions";
+    let err = target.db_err("creating the monthly partitions of conversation_mentions");
+    let partitioned = tx
+        .query_one(
+            "SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass",
+            &[&TABLE],
+        )
+        .await
+        .map_err(&err)?
+        .get::<_, bool>(0);
+    if !partitioned {
+        return Ok(());
+    }
+    let mut months = std::collections::BTreeSet::new();
+    for b in detail {
+        let dates = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Date32Array>()
+            .ok_or_else(|| {
+                SyncError::Input("conversation_mentions: conversation_date is not a date".into())
+            })?;
+        for d in dates.iter().flatten() {
+            let day = arrow::temporal_conversions::date32_to_datetime(d)
+                .ok_or_else(|| {
+                    SyncError::Input(format!("conversation_mentions: date {d} is out of range"))
+                })?
+                .date();
+            months.insert((day.year(), day.month()));
+        }
+    }
+    let existing: std::collections::HashSet<String> = tx
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = $1::text::regclass",
+            &[&TABLE],
+        )
+        .await
+        .map_err(&err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (year, month) in months {
+        let name = format!("{TABLE}_y{year:04}m{month:02}");
+        if existing.contains(&name) {
+            continue;
+        }
+        let from = format!("{year:04}-{month:02}-01");
+        let to = if month == 12 {
+            format!("{:04}-01-01", year + 1)
+        } else {
+            format!("{year:04}-{:02}-01", month + 1)
+        };
+        let park = if existing.contains("conversation_mentions_default") {
+            format!(
+                "WITH moved AS (DELETE FROM {TABLE}_default
+                     WHERE conversation_date >= '{from}' AND conversation_date < '{to}' RETURNING *)
+                 INSERT INTO {name} SELECT * FROM moved;"
+            )
+        } else {
+            String::new()
+        };
+        tx.batch_execute(&format!(
+            "CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS);
+             ALTER TABLE {name} ADD CHECK (conversation_date >= '{from}' AND conversation_date < '{to}');
+             {park}
+             ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{to}');"
+        ))
+        .await
+        .map_err(&err)?;
+    }
+    Ok(())
 }
 
 /// What a sync did.
@@ -856,13 +956,10 @@ pub async fn sync(
         &decode(&aggregates.counts_path, &aggregates.mention_counts)?,
     )
     .await?;
-    let (crows, cins, cupd, cdel) = merge_table(
-        &tx,
-        target,
-        &CONVERSATION_MENTIONS,
-        &decode(&aggregates.detail_path, &aggregates.conversation_mentions)?,
-    )
-    .await?;
+    let detail = decode(&aggregates.detail_path, &aggregates.conversation_mentions)?;
+    month_partitions(&tx, target, &detail).await?;
+    let (crows, cins, cupd, cdel) =
+        merge_table(&tx, target, &CONVERSATION_MENTIONS, &detail).await?;
     tx.execute(
         "INSERT INTO sync_state
              (dictionary_version, content_hash, row_count, inserted, updated, deleted, conversation_rows)

@@ -819,6 +819,17 @@ async fn month_partitions(
         if existing.contains(&name) {
             continue;
         }
+        let taken = tx
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+            .await
+            .map_err(&err)?
+            .get::<_, bool>(0);
+        if taken {
+            return Err(SyncError::Input(format!(
+                "the table {name} exists in schema {schema} but is not a partition of {TABLE} (detached?), and this sync has rows for that month. Attach it again (ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM ('{year:04}-{month:02}-01') TO (…)), or rename or drop it, then re-run; nothing was changed",
+                schema = target.schema
+            )));
+        }
         let from = format!("{year:04}-{month:02}-01");
         let to = if month == 12 {
             format!("{:04}-01-01", year + 1)

@@ -202,6 +202,69 @@ pub fn voice_utterances(
     communication_id: &str,
     conversation_start: DateTime<Utc>,
 ) -> Result<Vec<Utterance>, String> {
+    // The common shape is read into borrowed, typed fields, skipping what convlake does not
+    // use (the word-level detail is most of a document); any other shape (a field of another
+    // type, say) goes the lenient way below, which gives the same result for the common one.
+    if let Ok(doc) = serde_json::from_slice::<StaDocument<'_>>(document) {
+        let origin = doc
+            .conversation_start_time
+            .unwrap_or_else(|| conversation_start.timestamp_millis());
+        let mut out = Vec::new();
+        for p in doc.transcripts.iter().flat_map(|t| &t.phrases) {
+            let text = p
+                .decorated_text
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .or(p.text.as_deref())
+                .unwrap_or("");
+            if text.trim().is_empty() {
+                continue;
+            }
+            out.push(Utterance {
+                participant: participant_role(p.participant_purpose.as_deref()),
+                start_ms: offset_ms(p.start_time_ms, origin),
+                text: text.to_string(),
+                communication_id: Some(communication_id.to_string()),
+            });
+        }
+        return Ok(out);
+    }
+    voice_utterances_lenient(document, communication_id, conversation_start)
+}
+
+/// An STA transcript document, the fields convlake reads.
+#[derive(Deserialize)]
+struct StaDocument<'a> {
+    #[serde(rename = "conversationStartTime")]
+    conversation_start_time: Option<i64>,
+    #[serde(default, borrow)]
+    transcripts: Vec<StaTranscript<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StaTranscript<'a> {
+    #[serde(default, borrow)]
+    phrases: Vec<StaPhrase<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StaPhrase<'a> {
+    #[serde(default, borrow, rename = "decoratedText")]
+    decorated_text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow, rename = "participantPurpose")]
+    participant_purpose: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "startTimeMs")]
+    start_time_ms: Option<i64>,
+}
+
+/// [`voice_utterances`] over a generic JSON value: missing or wrongly typed fields are skipped.
+fn voice_utterances_lenient(
+    document: &[u8],
+    communication_id: &str,
+    conversation_start: DateTime<Utc>,
+) -> Result<Vec<Utterance>, String> {
     let doc: Value =
         serde_json::from_slice(document).map_err(|e| format!("not a transcript document: {e}"))?;
     let origin = doc
@@ -348,6 +411,36 @@ mod tests {
         assert_eq!(u[1].text, "My card is [card number].");
         assert_eq!(u[1].start_ms, Some(5500));
         assert!(voice_utterances(b"{", "s", start).is_err());
+    }
+
+    #[test]
+    fn odd_shapes_read_like_the_lenient_reader() {
+        let start: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
+        let docs: [&[u8]; 6] = [
+            // A string start time, a float offset, a numeric purpose: skipped, not fatal.
+            br#"{"conversationStartTime": "soon", "transcripts": [{"phrases": [
+                {"participantPurpose": 7, "text": "a", "startTimeMs": 1.5},
+                {"participantPurpose": "external", "text": "b", "startTimeMs": 1772359201000}]}]}"#,
+            br#"{"transcripts": {"not": "a list"}}"#,
+            br#"{"transcripts": [{"phrases": null}, {"phrases": [{"text": "Acme \u00e9 \"x\""}]}]}"#,
+            br#"{"transcripts": [{"phrases": [{"decoratedText": " ", "text": "plain", "words": [{"word": "plain", "confidence": 0.9}]}]}]}"#,
+            br#"[]"#,
+            br#"{}"#,
+        ];
+        for doc in docs {
+            assert_eq!(
+                voice_utterances(doc, "s", start),
+                voice_utterances_lenient(doc, "s", start),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        let u = voice_utterances(docs[2], "s", start).unwrap();
+        assert_eq!(u[0].text, "Acme é \"x\"");
+        assert_eq!(
+            voice_utterances(docs[3], "s", start).unwrap()[0].text,
+            "plain"
+        );
     }
 
     #[test]

@@ -846,7 +846,7 @@ async fn presigned(
             "The specified key does not exist.",
         );
     };
-    json_response(StatusCode::OK, to_json(&transcript_document(&st.gen, i)))
+    json_response(StatusCode::OK, transcript_document(&st.gen, i))
 }
 
 /// Capitalised and punctuated, as STA's `decoratedText`: the words (and so the mentions) are
@@ -866,7 +866,7 @@ fn ms(n: i64) -> Value {
 }
 
 /// The STA transcript document (GENESYS.md §2.2) of voice conversation `i`.
-pub(super) fn transcript_document(gen: &Generator, i: usize) -> Value {
+pub(super) fn transcript_document(gen: &Generator, i: usize) -> Vec<u8> {
     let conv = gen.conversation(i);
     let ids = ids(gen, i);
     let start_ms = conv.start.timestamp_millis();
@@ -893,7 +893,7 @@ pub(super) fn transcript_document(gen: &Generator, i: usize) -> Value {
             redacted = false;
         }
     }
-    let phrases: Vec<Value> = lines
+    let phrases: Vec<StaPhrase> = lines
         .iter()
         .enumerate()
         .map(|(k, (purpose, offset, text))| {
@@ -901,37 +901,37 @@ pub(super) fn transcript_document(gen: &Generator, i: usize) -> Value {
             let words: Vec<&str> = text.split_whitespace().collect();
             let dur = ((next - offset) as f64 * 0.9) as i64;
             let per = dur / words.len().max(1) as i64;
-            let word_list: Vec<Value> = words
+            let words = words
                 .iter()
                 .enumerate()
                 .map(|(w, word)| {
                     let off = offset + per * w as i64;
-                    json!({
-                        "word": word,
-                        "confidence": 0.8 + rng.unit() * 0.2,
-                        "offset": ms(off),
-                        "startTimeMs": start_ms + off,
-                        "duration": ms(per),
-                    })
+                    StaWord {
+                        word,
+                        confidence: 0.8 + rng.unit() * 0.2,
+                        offset: Ms { milliseconds: off },
+                        start_time_ms: start_ms + off,
+                        duration: Ms { milliseconds: per },
+                    }
                 })
                 .collect();
-            let mut p = json!({
-                "phraseIndex": k,
-                "participantPurpose": purpose,
-                "text": text,
-                "stability": 1.0,
-                "confidence": 0.85 + rng.unit() * 0.15,
-                "offset": ms(*offset),
-                "startTimeMs": start_ms + offset,
-                "duration": ms(dur),
-                "type": "transcript",
-                "words": word_list,
-                "alternatives": [],
-            });
-            if rng.chance(0.5) {
-                p["decoratedText"] = json!(decorate(text));
+            let confidence = 0.85 + rng.unit() * 0.15;
+            StaPhrase {
+                phrase_index: k,
+                participant_purpose: purpose,
+                text,
+                decorated_text: rng.chance(0.5).then(|| decorate(text)),
+                stability: 1.0,
+                confidence,
+                offset: Ms {
+                    milliseconds: *offset,
+                },
+                start_time_ms: start_ms + offset,
+                duration: Ms { milliseconds: dur },
+                kind: "transcript",
+                words,
+                alternatives: [],
             }
-            p
         })
         .collect();
     let sentiment: Vec<Value> = lines
@@ -969,7 +969,19 @@ pub(super) fn transcript_document(gen: &Generator, i: usize) -> Value {
             "flowVersion": "3.0", "initialDirection": "inbound",
             "startTimeMs": start_ms, "endTimeMs": start_ms + lines.get(1).map_or(0, |l| l.1)}));
     }
-    json!({
+    let transcript = StaTranscript {
+        transcript_id: uuid_like(rng.next_u64()),
+        language: "en-us",
+        program_id: uuid_like(gen_seed(gen) ^ 0x9a0),
+        engine_id: "genesys",
+        start_time: start_ms,
+        duration: Ms {
+            milliseconds: end_ms - start_ms,
+        },
+        phrases,
+        analytics: json!({"sentiment": sentiment, "topics": [], "acoustic": []}),
+    };
+    let head = json!({
         "organizationId": ids.org,
         "conversationId": conv.id,
         "communicationId": ids.customer.1,
@@ -978,17 +990,67 @@ pub(super) fn transcript_document(gen: &Generator, i: usize) -> Value {
         "startTime": start_ms,
         "duration": ms(end_ms - start_ms),
         "participants": participants,
-        "transcripts": [{
-            "transcriptId": uuid_like(rng.next_u64()),
-            "language": "en-us",
-            "programId": uuid_like(gen_seed(gen) ^ 0x9a0),
-            "engineId": "genesys",
-            "startTime": start_ms,
-            "duration": ms(end_ms - start_ms),
-            "phrases": phrases,
-            "analytics": {"sentiment": sentiment, "topics": [], "acoustic": []},
-        }],
+    });
+    to_json(&StaDocument {
+        head,
+        transcripts: [transcript],
     })
+}
+
+/// An STA transcript document as served: typed, so that the word-level detail (most of the
+/// bytes) is written straight out rather than built as JSON values first.
+#[derive(Serialize)]
+struct StaDocument<'a> {
+    #[serde(flatten)]
+    head: Value,
+    transcripts: [StaTranscript<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StaTranscript<'a> {
+    transcript_id: String,
+    language: &'static str,
+    program_id: String,
+    engine_id: &'static str,
+    start_time: i64,
+    duration: Ms,
+    phrases: Vec<StaPhrase<'a>>,
+    analytics: Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StaPhrase<'a> {
+    phrase_index: usize,
+    participant_purpose: &'a str,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decorated_text: Option<String>,
+    stability: f64,
+    confidence: f64,
+    offset: Ms,
+    start_time_ms: i64,
+    duration: Ms,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    words: Vec<StaWord<'a>>,
+    alternatives: [u8; 0],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StaWord<'a> {
+    word: &'a str,
+    confidence: f64,
+    offset: Ms,
+    start_time_ms: i64,
+    duration: Ms,
+}
+
+#[derive(Serialize)]
+struct Ms {
+    milliseconds: i64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1402,7 +1464,7 @@ mod tests {
         let gen = Generator::new(&config);
         let mut decorated = 0;
         for i in (0..gen.len()).filter(|&i| gen.media(i) == Media::Voice) {
-            let doc = transcript_document(&gen, i);
+            let doc: Value = serde_json::from_slice(&transcript_document(&gen, i)).unwrap();
             for p in doc["transcripts"][0]["phrases"].as_array().unwrap() {
                 let text = p["text"].as_str().unwrap();
                 if let Some(d) = p["decoratedText"].as_str() {

@@ -275,7 +275,10 @@ async fn a_killed_fetch_resumes_without_listing_a_finished_interval_again() {
         assert_eq!(per.get(f), Some(&1), "{f} was listed again: {jobs:?}");
     }
     assert_eq!(per.len(), 11);
-    assert!(per.values().filter(|&&n| n > 1).count() <= 1, "{jobs:?}");
+    // Submitted again: at most the interval being listed when the run was killed and the next
+    // one, whose job is submitted ahead while the current one is listed.
+    assert!(per.values().filter(|&&n| n > 1).count() <= 2, "{jobs:?}");
+    assert!(per.values().all(|&n| n <= 2), "{jobs:?}");
     // The same utterances and the same counts as the uninterrupted run. (Batches can differ:
     // recordings still being prepared join whichever batch is staged when they are due.)
     assert_eq!(utterances(&lake).await, utterances(&reference).await);
@@ -328,7 +331,12 @@ async fn late_recordings_and_since_last_pick_up_what_was_missing() {
         "{err}"
     );
     let jobs = sim.stats().job_intervals[before..].to_vec();
-    assert!(jobs[0].starts_with("2026-03-01T00:00:00.000Z/"), "{jobs:?}");
+    // (The next interval's job is submitted while one is listed, so the order can vary.)
+    assert!(
+        jobs.iter()
+            .any(|j| j.starts_with("2026-03-01T00:00:00.000Z/")),
+        "{jobs:?}"
+    );
     assert_eq!(counts(&lake).await, truth_rows(&cfg));
 
     // With the default 24 h, only the last day is listed again, and nothing is new.

@@ -516,12 +516,13 @@ impl Stage<'_> {
         &mut self,
         iv: &Interval,
         resume: Option<(u64, Option<String>, Option<String>)>,
+        prepared: Option<String>,
         totals: &mut (u64, u64, u64),
     ) -> Result<(), FetchError> {
         let log = self.lake.events();
         let (mut page, mut job, mut cursor) = match resume {
             Some((p, Some(j), Some(c))) => (p, Some(j), Some(c)),
-            _ => (0, None, None),
+            _ => (0, prepared, None),
         };
         loop {
             let job_id = match &job {
@@ -700,6 +701,10 @@ pub async fn fetch(
     };
     let media = opts.media.join(",");
     let mut total_conversations = 0;
+    // The job of the next interval is submitted and waited for while this one is paged and its
+    // texts fetched, so the time Genesys takes to prepare a job (seconds to minutes) overlaps
+    // with work instead of adding to it. (interval, FULFILLED job)
+    let mut prepared: Option<(String, String)> = None;
     for (n, iv) in intervals.iter().enumerate() {
         let key = iv.iso();
         if resume.done.contains(&key) {
@@ -709,9 +714,38 @@ pub async fn fetch(
         let mut totals = (0u64, 0u64, 0u64);
         match opts.listing {
             Listing::Jobs => {
-                stage
-                    .interval_by_job(iv, resume.partial.get(&key).cloned(), &mut totals)
-                    .await?
+                let ready = prepared.take().filter(|(k, _)| *k == key).map(|(_, j)| j);
+                let next = intervals[n + 1..].iter().find(|v| {
+                    let k = v.iso();
+                    !resume.done.contains(&k) && !resume.partial.contains_key(&k)
+                });
+                let lookahead = async {
+                    let v = next?;
+                    let job = analytics::submit_job(client, v, &opts.media).await;
+                    let job = match job {
+                        Ok(j) => analytics::wait_for_job(client, &j, opts.job_poll_max)
+                            .await
+                            .map(|()| j),
+                        Err(e) => Err(e),
+                    };
+                    // A failure here is met again, and reported, when that interval's turn comes.
+                    job.inspect_err(
+                        |e| tracing::debug!(error = %e, "submitting the next job early"),
+                    )
+                    .ok()
+                    .map(|j| (v.iso(), j))
+                };
+                let (listed, next_job) = tokio::join!(
+                    stage.interval_by_job(
+                        iv,
+                        resume.partial.get(&key).cloned(),
+                        ready,
+                        &mut totals
+                    ),
+                    lookahead
+                );
+                listed?;
+                prepared = next_job;
             }
             Listing::Query => stage.interval_by_query(iv, &mut totals).await?,
         }

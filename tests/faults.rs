@@ -310,6 +310,17 @@ async fn sigkill_during_archive_fetch_resumes_after_the_last_recorded_page() {
     assert_sound(&lake).await;
     let events = lake.events().await;
     assert_eq!(pages_recorded_twice(&events), Vec::<String>::new());
+    // A run killed inside a write can leave the store's staging file (`x.parquet#1`): never a
+    // snapshot, invisible to every reader, and counted by verify.
+    let temp = all_files(lake.path())
+        .iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains('#'))
+        .count();
+    let report = lake.ok(&["verify"]).await;
+    assert!(
+        report.contains(&format!("{temp} leftover temp files")),
+        "{report}"
+    );
     assert_eq!(lake.files("raw"), reference.files("raw"));
     lake.ok(&["extract"]).await;
     lake.ok(&["aggregate"]).await;

@@ -107,6 +107,12 @@ impl std::fmt::Display for VerifyReport {
             self.unrecorded,
             self.leftover_temp_files,
         )?;
+        if self.leftover_temp_files > 0 {
+            write!(
+                f,
+                "(temp files are unfinished writes of a killed run, ignored by every reader; delete the files whose names contain '#' when no convlake runs on this lake); "
+            )?;
+        }
         if let Some(e) = &self.record_error {
             write!(f, "the checksum record was not updated ({e}); ")?;
         }
@@ -370,6 +376,24 @@ async fn inventory(lake: &Lake) -> Result<(Vec<(Kind, String)>, u64), LakeError>
             };
             if keep {
                 files.push((kind, p));
+            }
+        }
+    }
+    // object_store's local listing hides its own staging files (`x.parquet#1`), which a
+    // writer killed mid-put leaves behind: count them from the directory itself.
+    if let Some(root) = lake.local_dir() {
+        temp = 0;
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => dirs.push(e.path()),
+                    Ok(_) if e.file_name().to_string_lossy().contains('#') => temp += 1,
+                    _ => {}
+                }
             }
         }
     }

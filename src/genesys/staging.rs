@@ -344,11 +344,28 @@ impl Stage<'_> {
             .collect();
         // Unordered, so one conversation waiting for its recordings does not hold up the
         // others; the results are put back in page order.
+        // Each text is stored in the lake as soon as it arrives, while others are in flight.
         let this = &*self;
         let items_ref = &items;
-        let mut outcomes: Vec<(usize, Result<Outcome, GenesysError>)> =
+        let lake = self.lake;
+        let mut outcomes: Vec<(usize, Result<(Outcome, Option<String>), FetchError>)> =
             futures::stream::iter(asks.iter().copied().enumerate())
-                .map(|(n, k)| async move { (n, this.text(&items_ref[k].info).await) })
+                .map(|(n, k)| async move {
+                    let fetched = async {
+                        let outcome = this.text(&items_ref[k].info).await?;
+                        let body = match &outcome {
+                            Outcome::Voice { document, .. } => Some(document.clone()),
+                            Outcome::Digital { body } => Some(body.clone()),
+                            Outcome::Missing { .. } => None,
+                        };
+                        let stored = match body {
+                            Some(b) => Some(store_body(lake, b).await?),
+                            None => None,
+                        };
+                        Ok::<_, FetchError>((outcome, stored))
+                    };
+                    (n, fetched.await)
+                })
                 .buffer_unordered(self.opts.concurrency.max(1))
                 .collect()
                 .await;
@@ -358,21 +375,19 @@ impl Stage<'_> {
         let mut entries = Vec::new();
         let mut texts: Vec<(usize, Option<Outcome>)> = Vec::new();
         for (&k, outcome) in asks.iter().zip(outcomes) {
-            let outcome = outcome?;
+            let (outcome, stored) = outcome?;
+            let stored = stored.unwrap_or_default();
             let item = &items[k];
             let (text, communication_id) = match &outcome {
                 Outcome::Voice {
-                    communication_id,
-                    document,
+                    communication_id, ..
                 } => {
                     result.transcripts += 1;
-                    let h = store_body(self.lake, document.clone()).await?;
-                    (format!("doc:{h}"), Some(communication_id.clone()))
+                    (format!("doc:{stored}"), Some(communication_id.clone()))
                 }
-                Outcome::Digital { body } => {
+                Outcome::Digital { .. } => {
                     result.transcripts += 1;
-                    let h = store_body(self.lake, body.clone()).await?;
-                    (format!("recordings:{h}"), None)
+                    (format!("recordings:{stored}"), None)
                 }
                 Outcome::Missing { reason } => {
                     if reason == "not-ready" && item.retries_left > 0 {

@@ -236,6 +236,10 @@ async fn store_body(lake: &Lake, bytes: Bytes) -> Result<String, FetchError> {
     Ok(hash)
 }
 
+/// A conversation's text as received, and the hash it is stored under in `bodies/` (none when
+/// there was no text).
+type Fetched = (Outcome, Option<String>);
+
 /// One conversation of a listing page.
 #[derive(Clone)]
 struct Item {
@@ -348,7 +352,7 @@ impl Stage<'_> {
         let this = &*self;
         let items_ref = &items;
         let lake = self.lake;
-        let mut outcomes: Vec<(usize, Result<(Outcome, Option<String>), FetchError>)> =
+        let mut outcomes: Vec<(usize, Result<Fetched, FetchError>)> =
             futures::stream::iter(asks.iter().copied().enumerate())
                 .map(|(n, k)| async move {
                     let fetched = async {

@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use convlake::aggregate::ballista::cluster::{ClusterOptions, LocalCluster};
 use convlake::simulator::SimConfig;
 
 const EXE: &str = env!("CARGO_BIN_EXE_convlake");
@@ -29,20 +27,6 @@ async fn simulated_lake(n: usize) -> (TestLake, SimConfig) {
     (lake, cfg)
 }
 
-async fn start_cluster(executors: usize) -> LocalCluster {
-    let options = ClusterOptions {
-        executors,
-        // Two executors on a small machine: one task slot each keeps the load predictable.
-        concurrency: Some(1),
-        timeout: Duration::from_secs(180),
-        ..ClusterOptions::default()
-    };
-    tokio::task::spawn_blocking(move || LocalCluster::start(Path::new(EXE), &options))
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_of_processes_writes_the_local_engines_bytes() {
     let (lake, cfg) = simulated_lake(600).await;
@@ -56,7 +40,7 @@ async fn a_cluster_of_processes_writes_the_local_engines_bytes() {
         "the local engine against the simulator's ground truth"
     );
 
-    let cluster = start_cluster(2).await;
+    let cluster = start_cluster(2, Vec::new()).await;
     std::fs::remove_dir_all(lake.path().join("aggregates")).unwrap();
     let out = lake
         .run(&[

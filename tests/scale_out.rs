@@ -216,19 +216,7 @@ async fn the_pipeline_on_s3_equals_the_local_lake_and_verifies() {
         got, want,
         "mention_counts on S3 differ from the local lake's"
     );
-    let totals = parse_totals(
-        &ok(
-            s3,
-            &[
-                "query",
-                "SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY product",
-                "--format",
-                "csv",
-            ],
-            &env,
-        )
-        .await,
-    );
+    let totals = parse_totals(&ok(s3, &["query", TOTALS_SQL, "--format", "csv"], &env).await);
     assert_eq!(totals, truth(&cfg, start_date(), TO.parse().unwrap()));
 
     // Everything lives under the prefix, in the lake's layout; the raw snapshots are the
@@ -730,8 +718,6 @@ async fn s3_failures_are_clear_and_keep_the_secret() {
 #[cfg(feature = "ballista")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ballista_executors_read_the_s3_lake_and_write_the_local_engines_bytes() {
-    use convlake::aggregate::ballista::cluster::{ClusterOptions, LocalCluster};
-
     let moto = Moto::start();
     moto.bucket("lake").await;
     let env: Vec<(&str, String)> = moto.env().iter().map(|(k, v)| (*k, v.clone())).collect();
@@ -755,25 +741,12 @@ async fn ballista_executors_read_the_s3_lake_and_write_the_local_engines_bytes()
     }
     assert!(objects(&store, "replay/aggregates").await.is_empty());
 
-    let options = ClusterOptions {
-        executors: 2,
-        concurrency: Some(1),
-        env: moto
-            .env()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        timeout: std::time::Duration::from_secs(180),
-    };
-    let cluster = tokio::task::spawn_blocking(move || {
-        LocalCluster::start(
-            std::path::Path::new(env!("CARGO_BIN_EXE_convlake")),
-            &options,
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("{e}"));
+    let env_nodes = moto
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let cluster = start_cluster(2, env_nodes).await;
     let out = convlake(
         s3,
         &[
@@ -802,18 +775,6 @@ async fn ballista_executors_read_the_s3_lake_and_write_the_local_engines_bytes()
         local,
         "Ballista's aggregates on S3 differ from the local engine's"
     );
-    let totals = parse_totals(
-        &ok(
-            s3,
-            &[
-                "query",
-                "SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY product",
-                "--format",
-                "csv",
-            ],
-            &env,
-        )
-        .await,
-    );
+    let totals = parse_totals(&ok(s3, &["query", TOTALS_SQL, "--format", "csv"], &env).await);
     assert_eq!(totals, truth(&cfg, start_date(), TO.parse().unwrap()));
 }

@@ -757,18 +757,11 @@ async fn conversation_mentions_is_partitioned_by_month() {
         synced.iter().all(|r| r.4 != 999),
         "the parked row was updated"
     );
-    let lake_rows: Vec<String> = lake
-        .ok(&[
-            "query",
+    let lake_rows = lake
+        .query_lines(
             "SELECT conversation_id, participant, product, mentions FROM conversation_mentions ORDER BY 1, 2, 3",
-            "--format",
-            "csv",
-        ])
-        .await
-        .lines()
-        .skip(1)
-        .map(String::from)
-        .collect();
+        )
+        .await;
     let mut db_rows: Vec<String> = synced
         .iter()
         .map(|r| format!("{},{},{},{}", r.1, r.2, r.3, r.4))

@@ -154,16 +154,36 @@ impl TestLake {
 
     /// `SELECT product, SUM(mentions)` from mention_counts as a map.
     pub async fn totals(&self) -> BTreeMap<String, u64> {
-        let csv = self
-            .ok(&[
-                "query",
-                "SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY product",
-                "--format",
-                "csv",
-            ])
-            .await;
+        let csv = self.ok(&["query", TOTALS_SQL, "--format", "csv"]).await;
         parse_totals(&csv)
     }
+}
+
+/// Mentions per product from mention_counts (parse the CSV with [`parse_totals`]).
+pub const TOTALS_SQL: &str =
+    "SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY product";
+
+/// A Ballista scheduler and `executors` executor processes of the test binary on loopback (one
+/// task slot each), with `env` for every node; gone when dropped.
+#[cfg(feature = "ballista")]
+pub async fn start_cluster(
+    executors: usize,
+    env: Vec<(String, String)>,
+) -> convlake::aggregate::ballista::cluster::LocalCluster {
+    use convlake::aggregate::ballista::cluster::{ClusterOptions, LocalCluster};
+    let options = ClusterOptions {
+        executors,
+        // Executors on a small machine: one task slot each keeps the load predictable.
+        concurrency: Some(1),
+        env,
+        timeout: std::time::Duration::from_secs(180),
+    };
+    tokio::task::spawn_blocking(move || {
+        LocalCluster::start(Path::new(env!("CARGO_BIN_EXE_convlake")), &options)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn parse_totals(csv: &str) -> BTreeMap<String, u64> {
@@ -235,17 +255,20 @@ impl TestLake {
 
     /// Every row of mention_counts as CSV lines, sorted.
     pub async fn mention_count_lines(&self) -> Vec<String> {
-        self.ok(&[
-            "query",
+        self.query_lines(
             "SELECT conversation_date, interaction_type, product, mentions, conversations FROM mention_counts ORDER BY 1, 2, 3",
-            "--format",
-            "csv",
-        ])
+        )
         .await
-        .lines()
-        .skip(1)
-        .map(String::from)
-        .collect()
+    }
+
+    /// The rows of `convlake query SQL` as CSV lines, without the header.
+    pub async fn query_lines(&self, sql: &str) -> Vec<String> {
+        self.ok(&["query", sql, "--format", "csv"])
+            .await
+            .lines()
+            .skip(1)
+            .map(String::from)
+            .collect()
     }
 
     /// The lake's event log, read in-process.

@@ -59,6 +59,20 @@ fn push_normalized(c: char, out: &mut String) {
     }
 }
 
+/// For each ASCII byte: its key byte (lowercased letter or digit), or 0 when it is not one.
+const KEY_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
+
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric()
 }
@@ -103,14 +117,18 @@ pub struct Scratch {
     key: String,
     /// Per key byte: the original character index it came from.
     orig: Vec<u32>,
-    /// Per key byte (plus one past the end): the separator before it.
+    /// Per key byte (plus one past the end): the separator before it (left empty for ASCII
+    /// text, whose separators are read from the text itself).
     gap: Vec<Gap>,
-    /// Per key byte: start of the separator text (char index) before it, for exact comparison.
+    /// Per key byte: start of the separator text (char index) before it, for exact comparison
+    /// (left empty for ASCII text).
     gap_from: Vec<u32>,
     /// Byte offset of every original character (left empty for ASCII text, where the two agree).
     char_starts: Vec<usize>,
     ascii: bool,
     candidates: Vec<(usize, usize, u32)>,
+    /// The key of ASCII text alone, for the quick check that most texts mention nothing.
+    quick: Vec<u8>,
 }
 
 /// The compiled dictionary.
@@ -204,13 +222,14 @@ impl Matcher {
         &self.products
     }
 
-    fn scan(text: &str, s: &mut Scratch) {
+    /// Builds the key stream of `text`; `general` takes the general path even for ASCII text.
+    fn scan(text: &str, s: &mut Scratch, general: bool) {
         s.key.clear();
         s.orig.clear();
         s.gap.clear();
         s.gap_from.clear();
         s.char_starts.clear();
-        s.ascii = text.is_ascii();
+        s.ascii = !general && text.is_ascii();
         if s.ascii {
             Self::scan_ascii(text.as_bytes(), s);
             return;
@@ -266,49 +285,49 @@ impl Matcher {
     }
 
     /// The same as the general scan for ASCII text (most transcripts): one byte is one
-    /// character, NFKC changes nothing, and no character-offset table is needed.
+    /// character, NFKC changes nothing, and no character-offset table is needed. Only the key
+    /// and its positions are built, branch-free; separators are read from the text when a
+    /// candidate asks ([`Matcher::gap`]).
     fn scan_ascii(text: &[u8], s: &mut Scratch) {
-        s.key.reserve(text.len());
-        s.orig.reserve(text.len());
-        s.gap.reserve(text.len() + 1);
-        s.gap_from.reserve(text.len() + 1);
-        let mut sep_kind = Gap::Other;
-        let mut sep_len = 0usize;
-        let mut sep_from = 0u32;
-        for (i, &b) in text.iter().enumerate() {
-            if b.is_ascii_alphanumeric() {
-                let first = if s.orig.is_empty() {
-                    Gap::Other
-                } else if sep_len == 0 {
-                    Gap::None
-                } else {
-                    sep_kind
-                };
-                s.key.push(b.to_ascii_lowercase() as char);
-                s.gap.push(first);
-                s.gap_from.push(sep_from);
-                s.orig.push(i as u32);
-                sep_len = 0;
-                sep_kind = Gap::Joiner;
-            } else {
-                let joiner = matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'-' | b'_' | 0x0b | 0x0c);
-                if sep_len == 0 {
-                    sep_from = i as u32;
-                    sep_kind = if joiner {
-                        Gap::Joiner
-                    } else if b == b'\'' {
-                        Gap::Apostrophe
-                    } else {
-                        Gap::Other
-                    };
-                } else if !(sep_kind == Gap::Joiner && joiner) {
-                    sep_kind = Gap::Other;
-                }
-                sep_len += 1;
+        let mut key = std::mem::take(&mut s.key).into_bytes();
+        key.resize(text.len(), 0);
+        s.orig.resize(text.len(), 0);
+        let mut n = 0;
+        {
+            let (key, orig) = (&mut key[..], &mut s.orig[..]);
+            for (i, &b) in text.iter().enumerate() {
+                key[n] = b.to_ascii_lowercase();
+                orig[n] = i as u32;
+                n += usize::from(b.is_ascii_alphanumeric());
             }
         }
-        s.gap.push(if sep_len == 0 { Gap::Other } else { sep_kind });
-        s.gap_from.push(sep_from);
+        key.truncate(n);
+        s.orig.truncate(n);
+        s.key = String::from_utf8(key).unwrap_or_default();
+    }
+
+    /// The separator before key byte `i` (`i` = the key's length: after the last one).
+    fn gap(text: &str, s: &Scratch, i: usize) -> Gap {
+        if !s.ascii {
+            return s.gap[i];
+        }
+        let n = s.orig.len();
+        if i == 0 || n == 0 {
+            return Gap::Other; // the text's start
+        }
+        let from = s.orig[i - 1] as usize + 1;
+        let sep = match s.orig.get(i) {
+            Some(&to) => &text.as_bytes()[from..to as usize],
+            None => &text.as_bytes()[from..],
+        };
+        let joiner = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'-' | b'_' | 0x0b | 0x0c);
+        match sep {
+            [] if i < n => Gap::None,
+            [] => Gap::Other, // the text's end
+            [b'\''] => Gap::Apostrophe,
+            [first, ..] if joiner(first) && sep.iter().all(joiner) => Gap::Joiner,
+            _ => Gap::Other,
+        }
     }
 
     /// Byte offset of original character `c`.
@@ -322,7 +341,11 @@ impl Matcher {
 
     /// Separator text (trimmed) before key byte `i`.
     fn sep_text<'t>(text: &'t str, s: &Scratch, i: usize) -> &'t str {
-        let from = Self::byte_of(s, s.gap_from[i] as usize);
+        let from = if s.ascii {
+            s.orig[i - 1] as usize + 1
+        } else {
+            Self::byte_of(s, s.gap_from[i] as usize)
+        };
         let to = Self::byte_of(s, s.orig[i] as usize);
         text.get(from..to).unwrap_or("").trim()
     }
@@ -331,27 +354,62 @@ impl Matcher {
     pub fn find(&self, text: &str, s: &mut Scratch, out: &mut Vec<Found>) {
         out.clear();
         let Some(ac) = &self.ac else { return };
-        Self::scan(text, s);
+        // Most texts mention no product. For ASCII text the key alone (lowercased letters and
+        // digits) decides that: every candidate is a match of the automaton in the key, and the
+        // non-overlapping search can use its prefilter. Only texts with a candidate pay for
+        // the full scan (offsets and separators) below.
+        if text.is_ascii() {
+            // Branch-free: every byte is written, and the cursor moves past letters and digits.
+            s.quick.resize(text.len(), 0);
+            let mut n = 0;
+            let quick = &mut s.quick[..];
+            for &b in text.as_bytes() {
+                let k = KEY_BYTE[usize::from(b)];
+                quick[n] = k;
+                n += usize::from(k != 0);
+            }
+            s.quick.truncate(n);
+            if !ac.is_match(s.quick.as_slice()) {
+                return;
+            }
+        }
+        self.find_scanned(ac, text, s, out, false);
+    }
+
+    /// [`Matcher::find`] without the quick check (`general`: see [`Matcher::scan`]).
+    fn find_scanned(
+        &self,
+        ac: &AhoCorasick,
+        text: &str,
+        s: &mut Scratch,
+        out: &mut Vec<Found>,
+        general: bool,
+    ) {
+        out.clear();
+        Self::scan(text, s, general);
         let key = s.key.as_bytes();
         let n = key.len();
         s.candidates.clear();
         for m in ac.find_overlapping_iter(&s.key) {
             let (start, end) = (m.start(), m.end());
             let pat = &self.patterns[m.pattern().as_usize()];
-            if s.gap[start] == Gap::None {
+            if Self::gap(text, s, start) == Gap::None {
                 continue; // starts inside a word
             }
-            let inside_ok = (start + 1..end).all(|i| match (s.gap[i], &pat.boundary[i - start]) {
-                (Gap::None, _) => true,
-                (_, None) => false,
-                (Gap::Joiner, Some(_)) => true,
-                (_, Some(sep)) => !sep.is_empty() && Self::sep_text(text, s, i) == sep,
-            });
+            let inside_ok =
+                (start + 1..end).all(
+                    |i| match (Self::gap(text, s, i), &pat.boundary[i - start]) {
+                        (Gap::None, _) => true,
+                        (_, None) => false,
+                        (Gap::Joiner, Some(_)) => true,
+                        (_, Some(sep)) => !sep.is_empty() && Self::sep_text(text, s, i) == sep,
+                    },
+                );
             if !inside_ok {
                 continue;
             }
             let mut stop = end;
-            let boundary_at = |i: usize| i >= n || s.gap[i] != Gap::None;
+            let boundary_at = |i: usize| i >= n || Self::gap(text, s, i) != Gap::None;
             if !boundary_at(stop) {
                 if key[stop] == b's' && boundary_at(stop + 1) {
                     stop += 1;
@@ -365,7 +423,7 @@ impl Matcher {
                     continue; // ends inside a word
                 }
             } else if stop < n
-                && s.gap[stop] == Gap::Apostrophe
+                && Self::gap(text, s, stop) == Gap::Apostrophe
                 && key[stop] == b's'
                 && boundary_at(stop + 1)
             {
@@ -559,6 +617,70 @@ name = "AT&T Box"
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_ascii_fast_paths_agree_with_the_general_scan() {
+        use rand::{Rng, SeedableRng};
+        let m = Matcher::new(&dict());
+        let ac = m.ac.as_ref().unwrap();
+        let pieces = [
+            "acme",
+            "Acme",
+            "router",
+            "Router's",
+            "routers",
+            "wifi",
+            "cloud",
+            "phone",
+            "fone",
+            "pro",
+            "CloudPhone",
+            "nimbus",
+            "hub",
+            "hubble",
+            "AT",
+            "&",
+            "T",
+            "box",
+            "boxes",
+            "quantum",
+            "headset",
+            "the",
+            "my",
+            "x",
+            "acme router",
+            "nimbus-hub",
+            "AT&T box",
+            "cloud fone pro",
+            " ",
+            " ",
+            "-",
+            "_",
+            ".",
+            "'",
+            ",",
+            "\n",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut s, mut quick, mut full, mut general) =
+            (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
+        let mut with_mentions = 0;
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..12);
+            let text: String = (0..len)
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect();
+            m.find(&text, &mut s, &mut quick);
+            m.find_scanned(ac, &text, &mut s, &mut full, false);
+            assert_eq!(quick, full, "{text:?}");
+            // The ASCII scan reads separators lazily; the general one records them all.
+            m.find_scanned(ac, &text, &mut s, &mut general, true);
+            assert_eq!(full, general, "{text:?}");
+            with_mentions += usize::from(!full.is_empty());
+        }
+        // The generated texts exercise both outcomes.
+        assert!(with_mentions > 1_000, "{with_mentions}");
     }
 
     #[test]

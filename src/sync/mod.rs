@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_conversation_mentions_by_month.sql",
         include_str!("../../migrations/0004_conversation_mentions_by_month.sql"),
     ),
+    (
+        "0005_drop_type_date_index.sql",
+        include_str!("../../migrations/0005_drop_type_date_index.sql"),
+    ),
 ];
 
 /// Errors of the sync stage. They name the database without its password.

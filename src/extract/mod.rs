@@ -129,6 +129,17 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, S
         .ok_or_else(|| format!("column {name} is missing or has the wrong type"))
 }
 
+/// The raw columns extract reads.
+const EXTRACT_COLUMNS: [&str; 7] = [
+    "conversation_id",
+    "conversation_date",
+    "interaction_type",
+    "participant",
+    "utterance_index",
+    "text",
+    "snapshot",
+];
+
 /// Finds the mentions in one snapshot's rows (pure: same input, same output).
 fn mentions_of(
     batches: &[RecordBatch],
@@ -264,7 +275,8 @@ pub async fn extract_shard(
                 };
                 let v = version.clone();
                 let res = tokio::task::spawn_blocking(move || {
-                    let batches = schema::from_parquet(bytes)?;
+                    // Every column but communication_id and start_ms, which mentions lack.
+                    let batches = schema::from_parquet_columns(bytes, &EXTRACT_COLUMNS)?;
                     mentions_of(&batches, &matcher, &v)
                 })
                 .await

@@ -181,6 +181,30 @@ pub fn from_parquet(bytes: Bytes) -> Result<Vec<RecordBatch>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Decodes the named columns of a Parquet file held in memory (in the file's column order); a
+/// name the file lacks is an error naming it.
+pub fn from_parquet_columns(bytes: Bytes, names: &[&str]) -> Result<Vec<RecordBatch>, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    let fields = builder.schema().fields().clone();
+    let roots = names
+        .iter()
+        .map(|name| {
+            fields
+                .iter()
+                .position(|f| f.name() == name)
+                .ok_or_else(|| format!("column {name} is missing"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+    builder
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,9 +130,18 @@ fn snapshot_order_batch(events: &[Event]) -> Result<RecordBatch, AggregateError>
 
 /// The session settings every engine uses, so the local engine and Ballista plan the same SQL
 /// over the same types.
+///
+/// DataFusion's own settings can be tuned through its environment variables
+/// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`, …); the ones set here, which the results depend
+/// on, win.
 pub fn session_config() -> SessionConfig {
-    SessionConfig::new()
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    let config = SessionConfig::from_env().unwrap_or_default();
+    let config = if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_some() {
+        config
+    } else {
+        config.with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    };
+    config
         .set_bool(
             "datafusion.execution.parquet.schema_force_view_types",
             false,
@@ -325,9 +334,15 @@ async fn build(
     target: &SchemaRef,
     path: &str,
 ) -> Result<(Vec<RecordBatch>, bytes::Bytes), AggregateError> {
+    let started = std::time::Instant::now();
     let batches = conform(&query(ctx, sql).await?, target)?;
+    let queried = started.elapsed();
     let bytes = schema::to_parquet(target, &batches).map_err(AggregateError::Shape)?;
     lake.put(path, bytes.clone()).await?;
+    tracing::debug!(
+        "{path}: query {queried:.2?}, written {:.2?}",
+        started.elapsed()
+    );
     Ok((batches, bytes))
 }
 

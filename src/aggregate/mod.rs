@@ -135,7 +135,10 @@ fn snapshot_order_batch(events: &[Event]) -> Result<RecordBatch, AggregateError>
 /// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`, …); the ones set here, which the results depend
 /// on, win.
 pub fn session_config() -> SessionConfig {
-    let config = SessionConfig::from_env().unwrap_or_default();
+    let config = SessionConfig::from_env().unwrap_or_else(|e| {
+        tracing::warn!("ignoring the DATAFUSION_* environment variables: {e}");
+        SessionConfig::new()
+    });
     let config = if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_some() {
         config
     } else {

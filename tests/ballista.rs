@@ -51,12 +51,7 @@ async fn a_cluster_of_processes_writes_the_local_engines_bytes() {
             &cluster.df_url(),
         ])
         .await;
-    assert!(
-        out.status.success(),
-        "aggregate on Ballista failed:\n{}\n{}",
-        stderr(&out),
-        cluster.logs()
-    );
+    assert_aggregated_on(&cluster, &out);
     assert!(
         stderr(&out).contains(&format!("on Ballista at {}", cluster.df_url())),
         "{}",

@@ -194,7 +194,6 @@ async fn the_pipeline_on_s3_equals_the_local_lake_and_verifies() {
     let moto = Moto::start();
     moto.bucket("lake").await;
     let env = moto.env();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
     let cfg = sim(300);
     let sim = start_sim(cfg.clone()).await;
     let fetch = ["fetch", "--api-url", &sim.url, "--from", FROM, "--to", TO];
@@ -337,7 +336,6 @@ async fn two_writers_on_one_s3_lake_lose_no_event() {
     let moto = Moto::start();
     moto.bucket("shared").await;
     let env = moto.env();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
     let sim = start_sim(sim(200)).await;
     let fetch = |media: &'static str| {
         vec![
@@ -420,7 +418,6 @@ async fn duckdb_reads_the_s3_lake_with_the_same_counts() {
     let moto = Moto::start();
     moto.bucket("duck").await;
     let env = moto.env();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
     let sim = start_sim(sim(200)).await;
     let s3 = "s3://duck/lake";
     // Two overlapping archive fetches (each page is stored whole): some conversations are
@@ -678,7 +675,6 @@ async fn s3_failures_are_clear_and_keep_the_secret() {
     let moto = Moto::start();
     moto.bucket("there").await;
     let env = moto.env();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
 
     let out = convlake("s3://not-there/lake", &["extract"], &env).await;
     assert_eq!(out.status.code(), Some(1));
@@ -720,7 +716,7 @@ async fn s3_failures_are_clear_and_keep_the_secret() {
 async fn ballista_executors_read_the_s3_lake_and_write_the_local_engines_bytes() {
     let moto = Moto::start();
     moto.bucket("lake").await;
-    let env: Vec<(&str, String)> = moto.env().iter().map(|(k, v)| (*k, v.clone())).collect();
+    let env = moto.env();
     let cfg = sim(300);
     let sim = start_sim(cfg.clone()).await;
     let s3 = "s3://lake/replay";
@@ -759,12 +755,7 @@ async fn ballista_executors_read_the_s3_lake_and_write_the_local_engines_bytes()
         &env,
     )
     .await;
-    assert!(
-        out.status.success(),
-        "aggregate on Ballista failed:\n{}\n{}",
-        stderr(&out),
-        cluster.logs()
-    );
+    assert_aggregated_on(&cluster, &out);
     no_secret_in("aggregate --engine ballista", &out);
     assert!(
         !cluster.logs().contains(SECRET_KEY),

@@ -133,29 +133,14 @@ impl Lake {
                     .map_err(|()| open_err("not a local file:// path".into()))?;
                 Lake::open_local(&dir)
             }
-            "s3" | "s3a" => {
-                let bucket = s3_from_env(spec)
-                    .build()
-                    .map_err(|e| open_err(store_reason(&e)))?;
-                Lake::open_remote(url, Arc::new(bucket))
-            }
-            "gs" => {
-                let bucket = GoogleCloudStorageBuilder::from_env()
-                    .with_url(spec)
-                    .build()
-                    .map_err(|e| open_err(store_reason(&e)))?;
-                Lake::open_remote(url, Arc::new(bucket))
-            }
-            "az" | "azure" | "abfs" | "abfss" => {
-                let bucket = MicrosoftAzureBuilder::from_env()
-                    .with_url(spec)
-                    .build()
-                    .map_err(|e| open_err(store_reason(&e)))?;
-                Lake::open_remote(url, Arc::new(bucket))
-            }
-            other => Err(open_err(format!(
-                "the scheme {other}:// is not supported; --lake takes {SCHEMES}"
-            ))),
+            scheme => match bucket_store(scheme, spec) {
+                Some(bucket) => {
+                    Lake::open_remote(url, bucket.map_err(|e| open_err(store_reason(&e)))?)
+                }
+                None => Err(open_err(format!(
+                    "the scheme {scheme}:// is not supported; --lake takes {SCHEMES}"
+                ))),
+            },
         }
     }
 
@@ -428,6 +413,29 @@ pub fn conversation_mentions_path(dictionary_version: &str) -> String {
 /// blake3 of some bytes as lowercase hex.
 pub fn content_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
+}
+
+/// The object store of the bucket or container `url` names (`s3://bucket/…`, `gs://bucket/…`,
+/// `az://container/…`), configured from the environment; `None` when the scheme is not an
+/// object store's. The lake and every Ballista node build their stores here.
+pub fn bucket_store(
+    scheme: &str,
+    url: &str,
+) -> Option<Result<Arc<dyn ObjectStore>, object_store::Error>> {
+    let built: Result<Arc<dyn ObjectStore>, object_store::Error> =
+        match scheme.to_ascii_lowercase().as_str() {
+            "s3" | "s3a" => s3_from_env(url).build().map(|s| Arc::new(s) as _),
+            "gs" => GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map(|s| Arc::new(s) as _),
+            "az" | "azure" | "abfs" | "abfss" | "adl" => MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .build()
+                .map(|s| Arc::new(s) as _),
+            _ => return None,
+        };
+    Some(built)
 }
 
 /// An S3 store builder for `url` (`s3://bucket/…`) from the usual `AWS_*` variables: plain

@@ -186,6 +186,21 @@ pub async fn start_cluster(
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Asserts that `aggregate --engine ballista` on `cluster` succeeded; when it did not, shows its
+/// stderr and every node's log.
+#[cfg(feature = "ballista")]
+pub fn assert_aggregated_on(
+    cluster: &convlake::aggregate::ballista::cluster::LocalCluster,
+    out: &Output,
+) {
+    assert!(
+        out.status.success(),
+        "aggregate on Ballista failed:\n{}\n{}",
+        stderr(out),
+        cluster.logs()
+    );
+}
+
 pub fn parse_totals(csv: &str) -> BTreeMap<String, u64> {
     csv.lines()
         .skip(1)

@@ -12,8 +12,6 @@ use std::sync::{Arc, RwLock};
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreRegistry;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use url::Url;
@@ -36,26 +34,16 @@ fn key(url: &Url) -> String {
 /// Builds the object store that serves `url`, configured from the environment.
 pub fn store_for_url(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
     let base = &url[..url::Position::BeforePath];
-    let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match url.scheme() {
-        "file" => Ok(Arc::new(LocalFileSystem::new())),
-        "s3" | "s3a" => crate::lake::s3_from_env(base)
-            .build()
-            .map(|s| Arc::new(s) as _),
-        "gs" => GoogleCloudStorageBuilder::from_env()
-            .with_url(base)
-            .build()
-            .map(|s| Arc::new(s) as _),
-        "az" | "azure" | "abfs" | "abfss" | "adl" => MicrosoftAzureBuilder::from_env()
-            .with_url(base)
-            .build()
-            .map(|s| Arc::new(s) as _),
-        other => {
-            return Err(format!(
-                "{other}:// is not a lake location convlake can read; use a local path (file://), s3://, gs:// or az://"
-            ))
-        }
-    };
-    built.map_err(|e| e.to_string())
+    if url.scheme() == "file" {
+        return Ok(Arc::new(LocalFileSystem::new()));
+    }
+    match crate::lake::bucket_store(url.scheme(), base) {
+        Some(built) => built.map_err(|e| e.to_string()),
+        None => Err(format!(
+            "{}:// is not a lake location convlake can read; use a local path (file://), s3://, gs:// or az://",
+            url.scheme()
+        )),
+    }
 }
 
 impl ObjectStoreRegistry for LakeStores {

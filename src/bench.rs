@@ -155,6 +155,24 @@ pub fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user plus system, every thread) this process has used so far, in milliseconds
+/// (Linux; 0 elsewhere).
+pub fn cpu_ms() -> u64 {
+    // /proc/self/stat: the command name is in parentheses and may hold spaces, so fields are
+    // counted after the last ')'; utime and stime are fields 14 and 15, in clock ticks (100 a
+    // second on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+            // After the ')': field 3 (state) is index 0, so field n is index n - 3.
+            Some((ticks(14 - 3)? + ticks(15 - 3)?) * 10)
+        })
+        .unwrap_or(0)
+}
+
 /// Bytes stored under a prefix of the lake (a listing: works on disk and on object stores).
 async fn stored_bytes(lake: &Lake, prefix: &str) -> Result<u64> {
     Ok(lake.list(prefix).await?.iter().map(|m| m.size).sum())
@@ -163,6 +181,8 @@ async fn stored_bytes(lake: &Lake, prefix: &str) -> Result<u64> {
 struct StageRun {
     name: &'static str,
     seconds: f64,
+    /// CPU seconds the stage's process used (user plus system).
+    cpu_seconds: f64,
     peak_rss_kb: u64,
     bytes_written: u64,
     stderr: String,
@@ -220,9 +240,15 @@ fn stage_process(
         .find_map(|l| l.strip_prefix("convlake-peak-rss-kb: "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
+    let cpu_ms: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("convlake-cpu-ms: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
     Ok(StageRun {
         name,
         seconds,
+        cpu_seconds: cpu_ms as f64 / 1e3,
         peak_rss_kb,
         bytes_written: 0,
         stderr,
@@ -371,8 +397,17 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         }
     );
     println!(
-        "{:<20} {:>10} {:>9} {:>12} {:>10} {:>12} {:>10} {:>12}",
-        "stage", "N", "wall s", "conv/s", "MB text/s", "rows/s", "peak RSS", "MB written"
+        "{:<20} {:>10} {:>9} {:>7} {:>12} {:>10} {:>10} {:>12} {:>10} {:>12}",
+        "stage",
+        "N",
+        "wall s",
+        "CPU s",
+        "conv/s",
+        "MB text/s",
+        "MB/CPU-s",
+        "rows/s",
+        "peak RSS",
+        "MB written"
     );
     let mut out_json = Vec::new();
     for (n, text_bytes, utterances, json_bytes, lake_bytes, mentions, stages) in &results {
@@ -382,24 +417,35 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
                 "extract" => *utterances,
                 _ => *mentions,
             };
+            // Text per CPU-second of the stage's own process: throughput per core, whatever
+            // else the machine is doing (the simulator's CPU is not in a fetch's figure).
+            let per_cpu = if s.cpu_seconds > 0.0 {
+                format!("{:.1}", *text_bytes as f64 / 1e6 / s.cpu_seconds)
+            } else {
+                "-".to_string()
+            };
             println!(
-                "{:<20} {:>10} {:>9.2} {:>12.0} {:>10.1} {:>12.0} {:>8} MB {:>10.1}",
+                "{:<20} {:>10} {:>9.2} {:>7.2} {:>12.0} {:>10.1} {:>10} {:>12.0} {:>8} MB {:>10.1}",
                 s.name,
                 n,
                 s.seconds,
+                s.cpu_seconds,
                 *n as f64 / s.seconds,
                 *text_bytes as f64 / 1e6 / s.seconds,
+                per_cpu,
                 rows as f64 / s.seconds,
                 s.peak_rss_kb / 1024,
                 s.bytes_written as f64 / 1e6,
             );
             out_json.push(json!({
                 "stage": s.name, "conversations": n, "seconds": s.seconds,
+                "cpu_seconds": s.cpu_seconds,
+                "text_mb_per_cpu_s": if s.cpu_seconds > 0.0 { *text_bytes as f64 / 1e6 / s.cpu_seconds } else { 0.0 },
                 "conversations_per_s": *n as f64 / s.seconds,
                 "text_mb_per_s": *text_bytes as f64 / 1e6 / s.seconds,
                 "rows_per_s": rows as f64 / s.seconds,
                 "peak_rss_kb": s.peak_rss_kb, "bytes_written": s.bytes_written,
-                "summary": s.stderr.lines().filter(|l| !l.starts_with("convlake-peak-rss-kb")).collect::<Vec<_>>().join("\n"),
+                "summary": s.stderr.lines().filter(|l| !l.starts_with("convlake-peak-rss-kb") && !l.starts_with("convlake-cpu-ms")).collect::<Vec<_>>().join("\n"),
             }));
         }
         println!(
@@ -970,4 +1016,27 @@ async fn sync_bench(args: &SyncBench) -> Result<()> {
         &json!({"bench": "sync", "rows": args.rows, "steps": results,
         "speedup_over_insert": insert_secs / first}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn cpu_time_and_peak_rss_are_read() {
+        let before = cpu_ms();
+        // Spin until the kernel has charged at least two clock ticks more (or give up after
+        // a minute of wall time, so a broken reader fails instead of hanging).
+        let mut x = 0u64;
+        let started = Instant::now();
+        while cpu_ms() < before + 20 && started.elapsed().as_secs() < 60 {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+        }
+        assert!(cpu_ms() >= before + 20);
+        assert!(peak_rss_kb() > 0);
+    }
 }

@@ -75,6 +75,7 @@ fn main() -> ExitCode {
     if std::env::var_os("CONVLAKE_REPORT_RSS").is_some() {
         // For `convlake bench`, which runs each stage as a child process.
         eprintln!("convlake-peak-rss-kb: {}", convlake::bench::peak_rss_kb());
+        eprintln!("convlake-cpu-ms: {}", convlake::bench::cpu_ms());
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -417,9 +417,11 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
                 "extract" => *utterances,
                 _ => *mentions,
             };
-            // Text per CPU-second of the stage's own process: throughput per core, whatever
-            // else the machine is doing (the simulator's CPU is not in a fetch's figure).
-            let per_cpu = if s.cpu_seconds > 0.0 {
+            // Text per CPU-second of the stage's own process, for the stages that handle text:
+            // throughput per core, whatever else the machine is doing (the simulator's CPU is
+            // not in a fetch's figure).
+            let text_stage = matches!(s.name, "fetch" | "extract");
+            let per_cpu = if text_stage && s.cpu_seconds > 0.0 {
                 format!("{:.1}", *text_bytes as f64 / 1e6 / s.cpu_seconds)
             } else {
                 "-".to_string()
@@ -440,7 +442,7 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
             out_json.push(json!({
                 "stage": s.name, "conversations": n, "seconds": s.seconds,
                 "cpu_seconds": s.cpu_seconds,
-                "text_mb_per_cpu_s": if s.cpu_seconds > 0.0 { *text_bytes as f64 / 1e6 / s.cpu_seconds } else { 0.0 },
+                "text_mb_per_cpu_s": if text_stage && s.cpu_seconds > 0.0 { *text_bytes as f64 / 1e6 / s.cpu_seconds } else { 0.0 },
                 "conversations_per_s": *n as f64 / s.seconds,
                 "text_mb_per_s": *text_bytes as f64 / 1e6 / s.seconds,
                 "rows_per_s": rows as f64 / s.seconds,

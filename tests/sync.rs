@@ -294,6 +294,28 @@ async fn dashboard_queries_use_the_indexes() {
     lake.ok(&["migrate", "--database-url", &url, "--schema", &schema])
         .await;
     let c = pg(&schema).await;
+    // The tutorial's primary key and indexes, plus (product_name, recorded_date); migration 0005
+    // dropped (interaction_type, recorded_date), whose query the primary key serves.
+    let indexes: Vec<String> = c
+        .query(
+            "SELECT indexname FROM pg_indexes
+             WHERE schemaname = $1 AND tablename = 'product_mentions' ORDER BY 1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            "idx_mentions_date",
+            "idx_mentions_product_date",
+            "idx_mentions_type_product",
+            "product_mentions_pkey"
+        ]
+    );
     // A realistic table: two years, four interaction types, 50 products.
     c.batch_execute(
         "INSERT INTO product_mentions (recorded_date, interaction_type, product_name, mention_count,

@@ -113,16 +113,12 @@ async fn pipeline_matches_ground_truth_and_reruns_change_nothing() {
 
     // The schema has the contract's primary key and indexes, and migrations are recorded.
     let c = pg(&schema).await;
-    let idx: Vec<String> = c
-        .query(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'product_mentions' ORDER BY 1",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let idx = first_column(
+        &c,
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 'product_mentions' ORDER BY 1",
+        &[&schema],
+    )
+    .await;
     for contract in [
         "idx_mentions_date",
         "idx_mentions_type_product",

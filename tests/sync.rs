@@ -296,17 +296,13 @@ async fn dashboard_queries_use_the_indexes() {
     let c = pg(&schema).await;
     // The tutorial's primary key and indexes, plus (product_name, recorded_date); migration 0005
     // dropped (interaction_type, recorded_date), whose query the primary key serves.
-    let indexes: Vec<String> = c
-        .query(
-            "SELECT indexname FROM pg_indexes
-             WHERE schemaname = $1 AND tablename = 'product_mentions' ORDER BY 1",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let indexes = first_column(
+        &c,
+        "SELECT indexname::text FROM pg_indexes
+         WHERE schemaname = $1 AND tablename = 'product_mentions' ORDER BY 1",
+        &[&schema],
+    )
+    .await;
     assert_eq!(
         indexes,
         [
@@ -745,17 +741,13 @@ async fn conversation_mentions_is_partitioned_by_month() {
 
     lake.ok(&["sync", "--database-url", &url, "--schema", &schema])
         .await;
-    let partitions: Vec<String> = c
-        .query(
-            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = 'conversation_mentions'::regclass ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let partitions = first_column(
+        &c,
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'conversation_mentions'::regclass ORDER BY 1",
+        &[],
+    )
+    .await;
     assert_eq!(
         partitions,
         [

@@ -297,6 +297,20 @@ impl TestLake {
     }
 }
 
+/// The first column (text) of every row `sql` returns, in its order.
+pub async fn first_column(
+    c: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<String> {
+    c.query(sql, params)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// Every row of `product_mentions` in `schema` as CSV lines, sorted.
 pub async fn product_mentions_lines(schema: &str) -> Vec<String> {
     let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)

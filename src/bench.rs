@@ -854,7 +854,9 @@ async fn write_aggregates(
     rows: usize,
     changed_every: usize,
 ) -> Result<()> {
-    let types = ["voice", "chat", "email", "message"];
+    // In the order `aggregate` writes mention_counts.parquet (ORDER BY conversation_date,
+    // interaction_type, product), so the bench loads rows as a real sync receives them.
+    let types = ["chat", "email", "message", "voice"];
     let products = 250usize;
     let days = rows.div_ceil(types.len() * products);
     let mut date = Vec::with_capacity(rows);

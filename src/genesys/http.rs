@@ -462,7 +462,7 @@ impl ApiClient {
     pub async fn get_presigned(
         &self,
         url: &str,
-        validate: &(dyn Fn(&[u8]) -> Result<(), String> + Sync),
+        validate: fn(&[u8]) -> Result<(), String>,
     ) -> Result<Bytes, PresignedError> {
         let parsed = Url::parse(url).map_err(|e| {
             PresignedError::Failed(GenesysError::BadUrl {
@@ -501,7 +501,13 @@ impl ApiClient {
                 return Err(PresignedError::Expired);
             }
             if status.is_success() {
-                match validate(&body) {
+                // A document is large (word-level detail): checked on the blocking pool, so
+                // the other requests in flight go on meanwhile.
+                let checked = body.clone();
+                let verdict = tokio::task::spawn_blocking(move || validate(&checked))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("checking the body failed: {e}")));
+                match verdict {
                     Ok(()) => return Ok(body),
                     Err(reason) => {
                         self.retry_or(attempt, &shown_url, reason)

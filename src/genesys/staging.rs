@@ -229,16 +229,66 @@ async fn load_held(lake: &Lake, events: &[Event]) -> Result<HashMap<String, Held
 /// Writes a body once under its content hash; returns the hash.
 async fn store_body(lake: &Lake, bytes: Bytes) -> Result<String, FetchError> {
     let hash = content_hash(&bytes);
-    let path = body_path(&hash);
-    if !lake.exists(&path).await? {
-        lake.put(&path, bytes).await?;
-    }
+    store_hashed(lake, &hash, bytes).await?;
     Ok(hash)
 }
 
-/// A conversation's text as received, and the hash it is stored under in `bodies/` (none when
-/// there was no text).
-type Fetched = (Outcome, Option<String>);
+/// Writes a body whose content hash is known once under that hash.
+async fn store_hashed(lake: &Lake, hash: &str, bytes: Bytes) -> Result<(), FetchError> {
+    let path = body_path(hash);
+    if !lake.exists(&path).await? {
+        lake.put(&path, bytes).await?;
+    }
+    Ok(())
+}
+
+/// A conversation's text as received, the hash it is stored under in `bodies/` (none when
+/// there was no text), and its utterances, read as soon as the text arrived (an unreadable text
+/// is an error of the page, reported once the page is assembled).
+struct Fetched {
+    outcome: Outcome,
+    stored: Option<String>,
+    utterances: Result<Vec<Utterance>, String>,
+}
+
+/// The utterances of a received text.
+fn utterances_of(outcome: &Outcome, info: &ConversationInfo) -> Result<Vec<Utterance>, String> {
+    match outcome {
+        Outcome::Voice {
+            communication_id,
+            document,
+        } => transcripts::voice_utterances(document, communication_id, info.start),
+        Outcome::Digital { body } => {
+            transcripts::digital_utterances(body, info.start, &info.customer_addresses)
+        }
+        Outcome::Missing { .. } => Ok(Vec::new()),
+    }
+}
+
+/// Hashes a received text and reads its utterances on the blocking pool: the page's other
+/// requests keep going on the runtime meanwhile, and two texts are read on two cores.
+async fn digest(outcome: Outcome, info: ConversationInfo) -> Result<Fetched, FetchError> {
+    tokio::task::spawn_blocking(move || {
+        let body = match &outcome {
+            Outcome::Voice { document, .. } => Some(document),
+            Outcome::Digital { body } => Some(body),
+            Outcome::Missing { .. } => None,
+        };
+        let stored = body.map(|b| content_hash(b));
+        let utterances = utterances_of(&outcome, &info);
+        Fetched {
+            outcome,
+            stored,
+            utterances,
+        }
+    })
+    .await
+    .map_err(|e| FetchError::BadPage {
+        url: String::new(),
+        page: 0,
+        reason: format!("reading a received text failed: {e}"),
+    })
+}
 
 /// One conversation of a listing page.
 #[derive(Clone)]
@@ -356,17 +406,18 @@ impl Stage<'_> {
             futures::stream::iter(asks.iter().copied().enumerate())
                 .map(|(n, k)| async move {
                     let fetched = async {
-                        let outcome = this.text(&items_ref[k].info).await?;
-                        let body = match &outcome {
+                        let info = &items_ref[k].info;
+                        let outcome = this.text(info).await?;
+                        let fetched = digest(outcome, info.clone()).await?;
+                        let body = match &fetched.outcome {
                             Outcome::Voice { document, .. } => Some(document.clone()),
                             Outcome::Digital { body } => Some(body.clone()),
                             Outcome::Missing { .. } => None,
                         };
-                        let stored = match body {
-                            Some(b) => Some(store_body(lake, b).await?),
-                            None => None,
-                        };
-                        Ok::<_, FetchError>((outcome, stored))
+                        if let (Some(b), Some(hash)) = (body, &fetched.stored) {
+                            store_hashed(lake, hash, b).await?;
+                        }
+                        Ok::<_, FetchError>(fetched)
                     };
                     (n, fetched.await)
                 })
@@ -377,9 +428,13 @@ impl Stage<'_> {
         let outcomes = outcomes.into_iter().map(|(_, o)| o);
         let mut result = PageResult::default();
         let mut entries = Vec::new();
-        let mut texts: Vec<(usize, Option<Outcome>)> = Vec::new();
-        for (&k, outcome) in asks.iter().zip(outcomes) {
-            let (outcome, stored) = outcome?;
+        let mut texts: Vec<(usize, Result<Vec<Utterance>, String>)> = Vec::new();
+        for (&k, fetched) in asks.iter().zip(outcomes) {
+            let Fetched {
+                outcome,
+                stored,
+                utterances,
+            } = fetched?;
             let stored = stored.unwrap_or_default();
             let item = &items[k];
             let (text, communication_id) = match &outcome {
@@ -423,7 +478,7 @@ impl Stage<'_> {
                 text,
                 communication_id,
             });
-            texts.push((k, Some(outcome)));
+            texts.push((k, utterances));
         }
         self.summary.transcripts += result.transcripts;
         self.summary.missing_transcripts += result.missing;
@@ -449,22 +504,10 @@ impl Stage<'_> {
                 .await?;
         }
         let mut rows: Vec<(&Item, Vec<Utterance>)> = Vec::new();
-        for (k, outcome) in &texts {
-            let item = &items[*k];
-            let utterances = match outcome {
-                Some(Outcome::Voice {
-                    communication_id,
-                    document,
-                }) => transcripts::voice_utterances(document, communication_id, item.info.start)
-                    .map_err(|e| bad(format!("conversation {}: {e}", item.info.id)))?,
-                Some(Outcome::Digital { body }) => transcripts::digital_utterances(
-                    body,
-                    item.info.start,
-                    &item.info.customer_addresses,
-                )
-                .map_err(|e| bad(format!("conversation {}: {e}", item.info.id)))?,
-                _ => Vec::new(),
-            };
+        for (k, utterances) in texts {
+            let item = &items[k];
+            let utterances =
+                utterances.map_err(|e| bad(format!("conversation {}: {e}", item.info.id)))?;
             rows.push((item, utterances));
         }
         let batch = to_batch(&rows, &snapshot).map_err(bad)?;
@@ -543,6 +586,9 @@ impl Stage<'_> {
             Some((p, Some(j), Some(c))) => (p, Some(j), Some(c)),
             _ => (0, prepared, None),
         };
+        // The next page, asked for while the current one is staged.
+        let mut ahead = None;
+        let client = self.client;
         loop {
             let job_id = match &job {
                 Some(j) => j.clone(),
@@ -553,9 +599,13 @@ impl Stage<'_> {
                     j
                 }
             };
-            let result =
-                analytics::job_page(self.client, &job_id, cursor.as_deref(), self.opts.page_size)
-                    .await;
+            let result = match ahead.take() {
+                Some(r) => r,
+                None => {
+                    analytics::job_page(client, &job_id, cursor.as_deref(), self.opts.page_size)
+                        .await
+                }
+            };
             let results = match result {
                 Ok(r) => r,
                 // The recorded job expired or is unknown: list the interval again with a new
@@ -571,8 +621,18 @@ impl Stage<'_> {
             };
             let url = analytics::results_path(&job_id, cursor.as_deref(), self.opts.page_size);
             let listed = results.conversations.len() as u64;
-            let r = self.stage_page(results.conversations, &url, page).await?;
             let next = results.cursor.filter(|c| !c.is_empty());
+            let size = self.opts.page_size;
+            let following = async {
+                match &next {
+                    Some(c) => Some(analytics::job_page(client, &job_id, Some(c), size).await),
+                    None => None,
+                }
+            };
+            let (r, following) =
+                futures::join!(self.stage_page(results.conversations, &url, page), following);
+            let r = r?;
+            ahead = following;
             totals.0 += listed;
             totals.1 += r.transcripts;
             totals.2 += r.missing;

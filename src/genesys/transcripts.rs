@@ -104,7 +104,7 @@ pub async fn voice(
                     reason: e.to_string(),
                 })?
                 .url;
-            match client.get_presigned(&url, &json_ok).await {
+            match client.get_presigned(&url, json_ok).await {
                 Ok(document) => {
                     return Ok(Outcome::Voice {
                         communication_id: sid.clone(),

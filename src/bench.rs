@@ -313,6 +313,10 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
         cfg.days = 30;
         cfg.start = chrono::Utc::now().date_naive() - chrono::Days::new(31);
         cfg.seed = 42;
+        // Jobs are fulfilled at the first status poll: with the simulator's default of three
+        // polls, the client's polling schedule (250 + 500 + 1,000 ms) would bound every 7-day
+        // interval at 1.75 s, and the bench would time an invented job latency, not convlake.
+        cfg.job_polls = 1;
         let to = cfg.start + chrono::Days::new(29);
         let sim = simulator::start(cfg.clone(), ([127, 0, 0, 1], 0).into()).await?;
         eprintln!(

@@ -117,20 +117,37 @@ async fn a_multi_week_range_of_all_media_gives_exactly_the_ground_truth() {
     );
     assert!(err.contains("3 intervals (0 already done)"), "{err}");
     let mut manifests_missing = 0;
-    for (path, _) in lake.files("bodies") {
-        let body = std::fs::read(lake.path().join(&path)).unwrap();
+    let bodies = lake.files("bodies");
+    let mut manifests = 0;
+    let mut a_texts_file = None;
+    for (path, _) in &bodies {
+        let body = std::fs::read(lake.path().join(path)).unwrap();
         if let Ok(m) = serde_json::from_slice::<serde_json::Value>(&body) {
-            if m["format"] == "convlake.analytics.v1" {
-                manifests_missing += m["conversations"]
-                    .as_array()
-                    .unwrap()
+            if m["format"] == "convlake.analytics.v2" {
+                manifests += 1;
+                let conversations = m["conversations"].as_array().unwrap();
+                manifests_missing += conversations
                     .iter()
                     .filter(|c| c["text"] == "missing:404")
                     .count();
+                // The batch's texts: one JSON array, an element per conversation with text.
+                let with_text = conversations
+                    .iter()
+                    .filter(|c| !c["text"].as_str().unwrap().starts_with("missing:"))
+                    .count();
+                let hash = m["texts"].as_str().unwrap();
+                let texts_path = format!("bodies/{}/{hash}.json", &hash[..2]);
+                let texts: Vec<serde_json::Value> =
+                    serde_json::from_slice(&std::fs::read(lake.path().join(&texts_path)).unwrap())
+                        .unwrap();
+                assert_eq!(texts.len(), with_text, "{texts_path}");
+                a_texts_file = Some(texts_path);
             }
         }
     }
     assert_eq!(manifests_missing, missing);
+    // Three bodies a batch (texts, records, manifest), not one a conversation.
+    assert_eq!(bodies.len(), 3 * manifests, "{bodies:?}");
     assert_eq!(counts(&lake).await, truth_rows(&cfg));
     // Every conversation of the range is listed once in utterances.
     let stats = sim.stats();
@@ -159,6 +176,19 @@ async fn a_multi_week_range_of_all_media_gives_exactly_the_ground_truth() {
     );
     assert_eq!(again.recordings, stats.recordings);
     sim.shutdown().await;
+
+    // verify names a batch's texts file that went missing.
+    let texts_path = a_texts_file.unwrap();
+    std::fs::remove_file(lake.path().join(&texts_path)).unwrap();
+    let out = lake.run(&["verify", "--dry-run"]).await;
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!(
+            "problem: {texts_path}: missing: the texts of snapshot"
+        )),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

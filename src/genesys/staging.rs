@@ -3,11 +3,15 @@
 //! and stage each listing page as one batch.
 //!
 //! Per batch, in this order (a crash leaves complete files and no event, or everything):
-//! 1. every transcript document and recordings list, and the batch's conversation records (a
-//!    JSON array), each as `bodies/<h0h1>/<blake3>.json`;
-//! 2. the manifest `bodies/<h0h1>/<snapshot>.json`: for each conversation its record's hash and
-//!    its text (`doc:<hash>`, `recordings:<hash>` or `missing:<reason>`); the snapshot name is
-//!    the blake3 of the manifest, so unchanged data gets the same name;
+//! 1. the batch's texts (transcript documents and recordings lists as received, a JSON array in
+//!    manifest order) and its conversation records (a JSON array), each as
+//!    `bodies/<h0h1>/<blake3>.json`: two files a batch, not one per conversation, so a lake on
+//!    an object store takes two PUTs per page and a local one two inodes;
+//! 2. the manifest `bodies/<h0h1>/<snapshot>.json`: the hashes of both arrays and, for each
+//!    conversation, its record's hash and its text (`doc:<hash>`, `recordings:<hash>` — the
+//!    blake3 of the text as received — or `missing:<reason>`); the snapshot name is the blake3 of
+//!    the manifest, so unchanged data gets the same name. (Manifests of format v1, from before,
+//!    have no `texts`: each text is its own file, named by its hash);
 //! 3. the utterance rows `raw/<h0h1>/<snapshot>.parquet` (the raw-snapshot schema, every
 //!    utterance of each conversation of the batch in this one file);
 //! 4. the events `snapshot` and `listing_page` (the checkpoint), and `interval_done` after the
@@ -38,7 +42,7 @@ use crate::lake::{content_hash, snapshot_path, Event, Lake};
 
 /// The `source` of this stage's events.
 pub const SOURCE: &str = "analytics";
-const MANIFEST_FORMAT: &str = "convlake.analytics.v1";
+const MANIFEST_FORMAT: &str = "convlake.analytics.v2";
 
 /// What to fetch and how.
 #[derive(Clone, Debug)]
@@ -91,6 +95,11 @@ pub struct Manifest {
     pub format: String,
     /// blake3 of the JSON array of the batch's conversation records.
     pub records: String,
+    /// blake3 of the JSON array of the batch's texts: one element per conversation whose text
+    /// is not `missing:`, in the order of `conversations` (none when every text is missing, and
+    /// in v1 manifests, whose texts are files of their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub texts: Option<String>,
     pub conversations: Vec<ManifestEntry>,
 }
 
@@ -229,17 +238,26 @@ async fn load_held(lake: &Lake, events: &[Event]) -> Result<HashMap<String, Held
 /// Writes a body once under its content hash; returns the hash.
 async fn store_body(lake: &Lake, bytes: Bytes) -> Result<String, FetchError> {
     let hash = content_hash(&bytes);
-    store_hashed(lake, &hash, bytes).await?;
-    Ok(hash)
-}
-
-/// Writes a body whose content hash is known once under that hash.
-async fn store_hashed(lake: &Lake, hash: &str, bytes: Bytes) -> Result<(), FetchError> {
-    let path = body_path(hash);
+    let path = body_path(&hash);
     if !lake.exists(&path).await? {
         lake.put(&path, bytes).await?;
     }
-    Ok(())
+    Ok(hash)
+}
+
+/// The JSON array of `bodies`, each kept byte for byte as received (every one was checked to
+/// be JSON when it arrived), so an element's blake3 is its `doc:`/`recordings:` hash.
+fn json_array(bodies: &[Bytes]) -> Bytes {
+    let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 2).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, b) in bodies.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",\n");
+        }
+        out.extend_from_slice(b);
+    }
+    out.push(b']');
+    Bytes::from(out)
 }
 
 /// A conversation's text as received, the hash it is stored under in `bodies/` (none when
@@ -398,26 +416,15 @@ impl Stage<'_> {
             .collect();
         // Unordered, so one conversation waiting for its recordings does not hold up the
         // others; the results are put back in page order.
-        // Each text is stored in the lake as soon as it arrives, while others are in flight.
         let this = &*self;
         let items_ref = &items;
-        let lake = self.lake;
         let mut outcomes: Vec<(usize, Result<Fetched, FetchError>)> =
             futures::stream::iter(asks.iter().copied().enumerate())
                 .map(|(n, k)| async move {
                     let fetched = async {
                         let info = &items_ref[k].info;
                         let outcome = this.text(info).await?;
-                        let fetched = digest(outcome, info.clone()).await?;
-                        let body = match &fetched.outcome {
-                            Outcome::Voice { document, .. } => Some(document.clone()),
-                            Outcome::Digital { body } => Some(body.clone()),
-                            Outcome::Missing { .. } => None,
-                        };
-                        if let (Some(b), Some(hash)) = (body, &fetched.stored) {
-                            store_hashed(lake, hash, b).await?;
-                        }
-                        Ok::<_, FetchError>(fetched)
+                        digest(outcome, info.clone()).await
                     };
                     (n, fetched.await)
                 })
@@ -429,6 +436,7 @@ impl Stage<'_> {
         let mut result = PageResult::default();
         let mut entries = Vec::new();
         let mut texts: Vec<(usize, Result<Vec<Utterance>, String>)> = Vec::new();
+        let mut bodies: Vec<Bytes> = Vec::new();
         for (&k, fetched) in asks.iter().zip(outcomes) {
             let Fetched {
                 outcome,
@@ -478,6 +486,11 @@ impl Stage<'_> {
                 text,
                 communication_id,
             });
+            match outcome {
+                Outcome::Voice { document, .. } => bodies.push(document),
+                Outcome::Digital { body } => bodies.push(body),
+                Outcome::Missing { .. } => {}
+            }
             texts.push((k, utterances));
         }
         self.summary.transcripts += result.transcripts;
@@ -486,13 +499,18 @@ impl Stage<'_> {
         if entries.is_empty() {
             return Ok(result);
         }
-        // The batch: records, manifest, rows — then the caller records the events.
+        // The batch: texts, records, manifest, rows — then the caller records the events.
+        let texts_hash = match bodies.is_empty() {
+            true => None,
+            false => Some(store_body(self.lake, json_array(&bodies)).await?),
+        };
         let records: Vec<&Value> = texts.iter().map(|(k, _)| &items[*k].record).collect();
         let records_bytes = serde_json::to_vec(&records).map_err(|e| bad(e.to_string()))?;
         let records_hash = store_body(self.lake, Bytes::from(records_bytes)).await?;
         let manifest = Manifest {
             format: MANIFEST_FORMAT.into(),
             records: records_hash,
+            texts: texts_hash,
             conversations: entries.clone(),
         };
         let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| bad(e.to_string()))?;
@@ -629,8 +647,10 @@ impl Stage<'_> {
                     None => None,
                 }
             };
-            let (r, following) =
-                futures::join!(self.stage_page(results.conversations, &url, page), following);
+            let (r, following) = futures::join!(
+                self.stage_page(results.conversations, &url, page),
+                following
+            );
             let r = r?;
             ahead = following;
             totals.0 += listed;

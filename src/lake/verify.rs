@@ -551,6 +551,25 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
                     ),
                     quarantined_to: None,
                 });
+            } else if present.contains(&manifest) {
+                // The batch's records and texts, which the manifest names by hash.
+                let named: serde_json::Value =
+                    serde_json::from_slice(&lake.get(&manifest).await?).unwrap_or_default();
+                for what in ["records", "texts"] {
+                    let Some(hash) = named.get(what).and_then(|h| h.as_str()) else {
+                        continue;
+                    };
+                    let body = format!("bodies/{}/{hash}.json", &hash[..2.min(hash.len())]);
+                    if !present.contains(&body) && !damaged_paths.contains(body.as_str()) {
+                        report.problems.push(Problem {
+                            path: body,
+                            reason: format!(
+                                "missing: the {what} of snapshot {snapshot}, named in its manifest"
+                            ),
+                            quarantined_to: None,
+                        });
+                    }
+                }
             }
         }
     }

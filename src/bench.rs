@@ -72,7 +72,7 @@ pub struct PipelineBench {
     #[arg(long, value_parser = ["analytics", "archive"], default_value = "analytics")]
     pub source: String,
     /// Transcript requests in flight during the analytics fetch.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     pub concurrency: u32,
     /// Conversation lengths of the generated archive.
     #[arg(long, value_enum, default_value = "realistic")]

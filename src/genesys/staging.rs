@@ -38,7 +38,7 @@ use super::transcripts::{self, NotReadyPolicy, Outcome, Utterance};
 use super::{ApiClient, GenesysError};
 use crate::lake::events::EventKind;
 use crate::lake::schema::{self, RawRow, RawRowsBuilder};
-use crate::lake::{content_hash, snapshot_path, Event, Lake};
+use crate::lake::{content_hash, snapshot_path, Event, EventLog, Lake};
 
 /// The `source` of this stage's events.
 pub const SOURCE: &str = "analytics";
@@ -367,6 +367,46 @@ impl Stage<'_> {
         url: &str,
         page: u64,
     ) -> Result<PageResult, FetchError> {
+        let (mut result, batch) = self.prepare_page(records, url, page).await?;
+        if let Some(batch) = batch {
+            let (snapshot, new, utterances) = write_batch(self.lake, batch).await?;
+            self.count_written(new, utterances);
+            result.utterances = utterances;
+            result.snapshot = Some((snapshot, new));
+        }
+        Ok(result)
+    }
+
+    /// Counts a written batch into the summary.
+    fn count_written(&mut self, new: bool, utterances: u64) {
+        self.summary.new_snapshots += u64::from(new);
+        self.summary.utterances += utterances;
+    }
+
+    /// Writes a pending page (see [`flush`]) and counts it.
+    async fn flush_pending(
+        &mut self,
+        log: &EventLog,
+        iv: &Interval,
+        pending: Option<Pending>,
+    ) -> Result<(), FetchError> {
+        if let Some((_, Some((new, utterances)))) =
+            flush(self.lake, log, &self.run, iv, pending).await?
+        {
+            self.count_written(new, utterances);
+        }
+        Ok(())
+    }
+
+    /// Fetches the text of the new or changed conversations of one listing page and decides
+    /// its batch, writing nothing: the batch is complete (every text read into utterances)
+    /// before any of it reaches the lake.
+    async fn prepare_page(
+        &mut self,
+        records: Vec<Value>,
+        url: &str,
+        page: u64,
+    ) -> Result<(PageResult, Option<Batch>), FetchError> {
         let bad = |reason: String| FetchError::BadPage {
             url: url.to_string(),
             page,
@@ -497,46 +537,16 @@ impl Stage<'_> {
         self.summary.missing_transcripts += result.missing;
         self.summary.unchanged += listed.saturating_sub(entries.len()) as u64;
         if entries.is_empty() {
-            return Ok(result);
+            return Ok((result, None));
         }
-        // The batch: texts, records, manifest, rows — then the caller records the events.
-        let texts_hash = match bodies.is_empty() {
-            true => None,
-            false => Some(store_body(self.lake, json_array(&bodies)).await?),
-        };
-        let records: Vec<&Value> = texts.iter().map(|(k, _)| &items[*k].record).collect();
-        let records_bytes = serde_json::to_vec(&records).map_err(|e| bad(e.to_string()))?;
-        let records_hash = store_body(self.lake, Bytes::from(records_bytes)).await?;
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.into(),
-            records: records_hash,
-            texts: texts_hash,
-            conversations: entries.clone(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| bad(e.to_string()))?;
-        let snapshot = content_hash(&manifest_bytes);
-        let manifest_path = body_path(&snapshot);
-        if !self.lake.exists(&manifest_path).await? {
-            self.lake
-                .put(&manifest_path, Bytes::from(manifest_bytes))
-                .await?;
-        }
-        let mut rows: Vec<(&Item, Vec<Utterance>)> = Vec::new();
+        let mut rows = Vec::with_capacity(texts.len());
+        let mut batch_records = Vec::with_capacity(texts.len());
         for (k, utterances) in texts {
             let item = &items[k];
             let utterances =
                 utterances.map_err(|e| bad(format!("conversation {}: {e}", item.info.id)))?;
-            rows.push((item, utterances));
-        }
-        let batch = to_batch(&rows, &snapshot).map_err(bad)?;
-        result.utterances = batch.num_rows() as u64;
-        let path = snapshot_path(&snapshot);
-        let new = !self.lake.exists(&path).await?;
-        if new {
-            let bytes =
-                schema::to_parquet(&batch.schema(), std::slice::from_ref(&batch)).map_err(bad)?;
-            self.lake.put(&path, bytes).await?;
-            self.summary.new_snapshots += 1;
+            rows.push((item.info.clone(), utterances));
+            batch_records.push(item.record.clone());
         }
         for e in &entries {
             self.held.insert(
@@ -548,9 +558,15 @@ impl Stage<'_> {
             );
         }
         result.changed = entries.len() as u64;
-        result.snapshot = Some((snapshot, new));
-        self.summary.utterances += result.utterances;
-        Ok(result)
+        let batch = Batch {
+            url: url.to_string(),
+            page,
+            entries,
+            texts: bodies,
+            records: batch_records,
+            rows,
+        };
+        Ok((result, Some(batch)))
     }
 
     /// The events of a staged page.
@@ -563,32 +579,7 @@ impl Stage<'_> {
         listed: u64,
         r: &PageResult,
     ) -> Vec<EventKind> {
-        let mut events = Vec::new();
-        if let Some((snapshot, new)) = &r.snapshot {
-            events.push(EventKind::Snapshot {
-                snapshot: snapshot.clone(),
-                path: snapshot_path(snapshot),
-                source: SOURCE.into(),
-                run: self.run.clone(),
-                page,
-                next: next.clone(),
-                conversations: r.changed,
-                utterances: r.utterances,
-                body_bytes: 0,
-                new: *new,
-            });
-        }
-        events.push(EventKind::ListingPage {
-            run: self.run.clone(),
-            interval: interval.iso(),
-            page,
-            job: job.map(String::from),
-            next,
-            conversations: listed,
-            changed: r.changed,
-            snapshot: r.snapshot.as_ref().map(|(s, _)| s.clone()),
-        });
-        events
+        page_events(&self.run, interval, page, job, next, listed, r)
     }
 
     /// Lists one interval with a details job, resuming its pages when a job is recorded.
@@ -607,14 +598,31 @@ impl Stage<'_> {
         // The next page, asked for while the current one is staged.
         let mut ahead = None;
         let client = self.client;
+        let lake = self.lake;
+        let run = self.run.clone();
+        // The previous page: its batch is written and its events appended while this page's
+        // texts are fetched, so the API is never idle while the lake is written.
+        let mut writing: Option<Pending> = None;
         loop {
             let job_id = match &job {
                 Some(j) => j.clone(),
                 None => {
-                    let j = analytics::submit_job(self.client, iv, &self.opts.media).await?;
-                    analytics::wait_for_job(self.client, &j, self.opts.job_poll_max).await?;
-                    job = Some(j.clone());
-                    j
+                    let submitted = async {
+                        let j = analytics::submit_job(client, iv, &self.opts.media).await?;
+                        analytics::wait_for_job(client, &j, self.opts.job_poll_max).await?;
+                        Ok::<_, GenesysError>(j)
+                    }
+                    .await;
+                    match submitted {
+                        Ok(j) => {
+                            job = Some(j.clone());
+                            j
+                        }
+                        Err(e) => {
+                            self.flush_pending(&log, iv, writing.take()).await?;
+                            return Err(e.into());
+                        }
+                    }
                 }
             };
             let result = match ahead.take() {
@@ -635,7 +643,10 @@ impl Stage<'_> {
                     (page, job, cursor) = (0, None, None);
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    self.flush_pending(&log, iv, writing.take()).await?;
+                    return Err(e.into());
+                }
             };
             let url = analytics::results_path(&job_id, cursor.as_deref(), self.opts.page_size);
             let listed = results.conversations.len() as u64;
@@ -647,25 +658,39 @@ impl Stage<'_> {
                     None => None,
                 }
             };
-            let (r, following) = futures::join!(
-                self.stage_page(results.conversations, &url, page),
-                following
+            let (prepared, following, flushed) = futures::join!(
+                self.prepare_page(results.conversations, &url, page),
+                following,
+                flush(lake, &log, &run, iv, writing.take()),
             );
-            let r = r?;
+            // The previous page is recorded even when this one failed.
+            if let Some((_, Some((new, utterances)))) = flushed? {
+                self.count_written(new, utterances);
+            }
+            let (r, batch) = prepared?;
             ahead = following;
             totals.0 += listed;
             totals.1 += r.transcripts;
             totals.2 += r.missing;
             self.summary.pages += 1;
             self.progress.update(&self.summary, &self.client.stats());
-            log.append(self.page_events(iv, page, Some(&job_id), next.clone(), listed, &r))
-                .await?;
+            writing = Some(Pending {
+                result: r,
+                batch,
+                page,
+                job: job_id.clone(),
+                next: next.clone(),
+                listed,
+            });
             match next {
                 Some(c) => {
                     cursor = Some(c);
                     page += 1;
                 }
-                None => return Ok(()),
+                None => {
+                    self.flush_pending(&log, iv, writing.take()).await?;
+                    return Ok(());
+                }
             }
         }
     }
@@ -723,16 +748,159 @@ impl Stage<'_> {
     }
 }
 
+/// The events of a staged page of `run`.
+fn page_events(
+    run: &str,
+    interval: &Interval,
+    page: u64,
+    job: Option<&str>,
+    next: Option<String>,
+    listed: u64,
+    r: &PageResult,
+) -> Vec<EventKind> {
+    let mut events = Vec::new();
+    if let Some((snapshot, new)) = &r.snapshot {
+        events.push(EventKind::Snapshot {
+            snapshot: snapshot.clone(),
+            path: snapshot_path(snapshot),
+            source: SOURCE.into(),
+            run: run.to_string(),
+            page,
+            next: next.clone(),
+            conversations: r.changed,
+            utterances: r.utterances,
+            body_bytes: 0,
+            new: *new,
+        });
+    }
+    events.push(EventKind::ListingPage {
+        run: run.to_string(),
+        interval: interval.iso(),
+        page,
+        job: job.map(String::from),
+        next,
+        conversations: listed,
+        changed: r.changed,
+        snapshot: r.snapshot.as_ref().map(|(s, _)| s.clone()),
+    });
+    events
+}
+
+/// A staged page whose batch is still to be written and whose events are still to be appended.
+struct Pending {
+    result: PageResult,
+    batch: Option<Batch>,
+    page: u64,
+    job: String,
+    next: Option<String>,
+    listed: u64,
+}
+
+/// Writes a pending page's batch, then appends its events (so the checkpoint follows the
+/// files). Returns its result and, when it had a batch, whether the raw file was new and
+/// its utterances.
+#[allow(clippy::type_complexity)]
+async fn flush(
+    lake: &Lake,
+    log: &EventLog,
+    run: &str,
+    iv: &Interval,
+    pending: Option<Pending>,
+) -> Result<Option<(PageResult, Option<(bool, u64)>)>, FetchError> {
+    let Some(Pending {
+        mut result,
+        batch,
+        page,
+        job,
+        next,
+        listed,
+    }) = pending
+    else {
+        return Ok(None);
+    };
+    let mut counted = None;
+    if let Some(batch) = batch {
+        let (snapshot, new, utterances) = write_batch(lake, batch).await?;
+        result.utterances = utterances;
+        result.snapshot = Some((snapshot, new));
+        counted = Some((new, utterances));
+    }
+    log.append(page_events(
+        run,
+        iv,
+        page,
+        Some(&job),
+        next,
+        listed,
+        &result,
+    ))
+    .await?;
+    Ok(Some((result, counted)))
+}
+
+/// A page's batch, decided (every text fetched and read) but not yet written.
+struct Batch {
+    url: String,
+    page: u64,
+    entries: Vec<ManifestEntry>,
+    /// The texts of the entries that have one, in entry order, as received.
+    texts: Vec<Bytes>,
+    /// The conversation records of the entries, in entry order.
+    records: Vec<Value>,
+    rows: Vec<(ConversationInfo, Vec<Utterance>)>,
+}
+
+/// Writes a batch: texts, records, manifest, rows (the caller records the events after).
+/// Returns the snapshot, whether its raw file is new, and its utterances.
+async fn write_batch(lake: &Lake, batch: Batch) -> Result<(String, bool, u64), FetchError> {
+    let bad = |reason: String| FetchError::BadPage {
+        url: batch.url.clone(),
+        page: batch.page,
+        reason,
+    };
+    let texts_hash = match batch.texts.is_empty() {
+        true => None,
+        false => Some(store_body(lake, json_array(&batch.texts)).await?),
+    };
+    let records_bytes = serde_json::to_vec(&batch.records).map_err(|e| bad(e.to_string()))?;
+    let records_hash = store_body(lake, Bytes::from(records_bytes)).await?;
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        records: records_hash,
+        texts: texts_hash,
+        conversations: batch.entries,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| bad(e.to_string()))?;
+    let snapshot = content_hash(&manifest_bytes);
+    let manifest_path = body_path(&snapshot);
+    if !lake.exists(&manifest_path).await? {
+        lake.put(&manifest_path, Bytes::from(manifest_bytes))
+            .await?;
+    }
+    let rows = to_batch(&batch.rows, &snapshot).map_err(bad)?;
+    let utterances = rows.num_rows() as u64;
+    let path = snapshot_path(&snapshot);
+    let new = !lake.exists(&path).await?;
+    if new {
+        let bytes = schema::to_parquet(&rows.schema(), std::slice::from_ref(&rows)).map_err(bad)?;
+        lake.put(&path, bytes).await?;
+    }
+    Ok((snapshot, new, utterances))
+}
+
 /// The batch's utterances as rows of the raw-snapshot schema.
-fn to_batch(rows: &[(&Item, Vec<Utterance>)], snapshot: &str) -> Result<RecordBatch, String> {
+fn to_batch(
+    rows: &[(ConversationInfo, Vec<Utterance>)],
+    snapshot: &str,
+) -> Result<RecordBatch, String> {
     let mut out = RawRowsBuilder::new(snapshot);
-    for (item, utterances) in rows {
+    for (info, utterances) in rows {
         for (i, u) in utterances.iter().enumerate() {
             out.push(RawRow {
-                conversation_id: &item.info.id,
+                conversation_id: &info.id,
                 communication_id: u.communication_id.as_deref(),
-                conversation_date: item.info.start.date_naive(),
-                interaction_type: &item.info.media,
+                conversation_date: info.start.date_naive(),
+                interaction_type: &info.media,
                 participant: u.participant,
                 utterance_index: i as i32,
                 start_ms: u.start_ms,

@@ -622,7 +622,7 @@ fn agent_name(i: usize) -> String {
 /// An `AnalyticsConversation` (with participant `attributes` when `attributes` is set: job
 /// results carry them, the synchronous query does not).
 fn record(gen: &Generator, i: usize, attributes: bool) -> Value {
-    let conv = gen.conversation(i);
+    let conv = gen.outline(i);
     let media = conv.media;
     let ids = ids(gen, i);
     let start = conv.start;

@@ -459,11 +459,11 @@ impl ApiClient {
 
     /// A plain GET of a presigned link (no bearer token: the signature is the credential),
     /// retrying connection errors, timeouts, 5xx and bodies that fail `validate`.
-    pub async fn get_presigned(
+    pub async fn get_presigned<T: Send + 'static>(
         &self,
         url: &str,
-        validate: fn(&[u8]) -> Result<(), String>,
-    ) -> Result<Bytes, PresignedError> {
+        read: fn(&[u8]) -> Result<T, String>,
+    ) -> Result<(Bytes, T), PresignedError> {
         let parsed = Url::parse(url).map_err(|e| {
             PresignedError::Failed(GenesysError::BadUrl {
                 url: redact_query(url),
@@ -501,14 +501,14 @@ impl ApiClient {
                 return Err(PresignedError::Expired);
             }
             if status.is_success() {
-                // A document is large (word-level detail): checked on the blocking pool, so
-                // the other requests in flight go on meanwhile.
+                // A document is large (word-level detail): read on the blocking pool, so the
+                // other requests in flight go on meanwhile.
                 let checked = body.clone();
-                let verdict = tokio::task::spawn_blocking(move || validate(&checked))
+                let verdict = tokio::task::spawn_blocking(move || read(&checked))
                     .await
-                    .unwrap_or_else(|e| Err(format!("checking the body failed: {e}")));
+                    .unwrap_or_else(|e| Err(format!("reading the body failed: {e}")));
                 match verdict {
-                    Ok(()) => return Ok(body),
+                    Ok(value) => return Ok((body, value)),
                     Err(reason) => {
                         self.retry_or(attempt, &shown_url, reason)
                             .await

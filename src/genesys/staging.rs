@@ -274,7 +274,13 @@ fn utterances_of(outcome: &Outcome, info: &ConversationInfo) -> Result<Vec<Utter
     match outcome {
         Outcome::Voice {
             communication_id,
+            phrases: Some(phrases),
+            ..
+        } => Ok(phrases.utterances(communication_id, info.start)),
+        Outcome::Voice {
+            communication_id,
             document,
+            phrases: None,
         } => transcripts::voice_utterances(document, communication_id, info.start),
         Outcome::Digital { body } => {
             transcripts::digital_utterances(body, info.start, &info.customer_addresses)

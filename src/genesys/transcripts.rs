@@ -9,6 +9,7 @@
 //! The documents are turned into utterances: speaker, offset from the conversation start in
 //! milliseconds, and text (`decoratedText` when present). Redaction tags stay as they are.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,10 +25,12 @@ use super::{ApiClient, GenesysError};
 /// What asking for a conversation's text gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// An STA transcript document of this communication.
+    /// An STA transcript document of this communication, and its phrases when it has the
+    /// common shape (read as it arrived; otherwise it is read the lenient way).
     Voice {
         communication_id: String,
         document: Bytes,
+        phrases: Option<Arc<StaPhrases>>,
     },
     /// The recordings list (with transcripts) of a digital conversation.
     Digital { body: Bytes },
@@ -104,11 +107,12 @@ pub async fn voice(
                     reason: e.to_string(),
                 })?
                 .url;
-            match client.get_presigned(&url, json_ok).await {
-                Ok(document) => {
+            match client.get_presigned(&url, read_sta).await {
+                Ok((document, phrases)) => {
                     return Ok(Outcome::Voice {
                         communication_id: sid.clone(),
                         document,
+                        phrases,
                     })
                 }
                 Err(PresignedError::Expired) if attempt < 3 => continue,
@@ -202,34 +206,76 @@ pub fn voice_utterances(
     communication_id: &str,
     conversation_start: DateTime<Utc>,
 ) -> Result<Vec<Utterance>, String> {
-    // The common shape is read into borrowed, typed fields, skipping what convlake does not
-    // use (the word-level detail is most of a document); any other shape (a field of another
-    // type, say) goes the lenient way below, which gives the same result for the common one.
-    if let Ok(doc) = serde_json::from_slice::<StaDocument<'_>>(document) {
-        let origin = doc
+    match read_sta(document) {
+        Ok(Some(phrases)) => Ok(phrases.utterances(communication_id, conversation_start)),
+        _ => voice_utterances_lenient(document, communication_id, conversation_start),
+    }
+}
+
+/// The phrases of an STA transcript document in the common shape: what convlake reads of it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StaPhrases {
+    conversation_start_time: Option<i64>,
+    /// (speaker, `startTimeMs`, text) of every phrase with text.
+    phrases: Vec<(&'static str, Option<i64>, String)>,
+}
+
+impl StaPhrases {
+    /// The utterances, in phrase order. `conversation_start` is the record's start, used when
+    /// the document has no `conversationStartTime`.
+    pub fn utterances(
+        &self,
+        communication_id: &str,
+        conversation_start: DateTime<Utc>,
+    ) -> Vec<Utterance> {
+        let origin = self
             .conversation_start_time
             .unwrap_or_else(|| conversation_start.timestamp_millis());
-        let mut out = Vec::new();
-        for p in doc.transcripts.iter().flat_map(|t| &t.phrases) {
+        self.phrases
+            .iter()
+            .map(|(participant, start, text)| Utterance {
+                participant,
+                start_ms: offset_ms(*start, origin),
+                text: text.clone(),
+                communication_id: Some(communication_id.to_string()),
+            })
+            .collect()
+    }
+}
+
+/// Reads a received STA document once: its phrases when it has the common shape (borrowed,
+/// typed fields that skip what convlake does not use, the word-level detail being most of a
+/// document), `None` for another shape of valid JSON (a field of another type, say: read the
+/// lenient way later, which gives the same result for the common shape), an error when it is
+/// not JSON at all (the body is asked for again).
+pub fn read_sta(document: &[u8]) -> Result<Option<Arc<StaPhrases>>, String> {
+    let Ok(doc) = serde_json::from_slice::<StaDocument<'_>>(document) else {
+        return json_ok(document).map(|()| None);
+    };
+    let phrases = doc
+        .transcripts
+        .iter()
+        .flat_map(|t| &t.phrases)
+        .filter_map(|p| {
             let text = p
                 .decorated_text
                 .as_deref()
                 .filter(|s| !s.trim().is_empty())
                 .or(p.text.as_deref())
                 .unwrap_or("");
-            if text.trim().is_empty() {
-                continue;
-            }
-            out.push(Utterance {
-                participant: participant_role(p.participant_purpose.as_deref()),
-                start_ms: offset_ms(p.start_time_ms, origin),
-                text: text.to_string(),
-                communication_id: Some(communication_id.to_string()),
-            });
-        }
-        return Ok(out);
-    }
-    voice_utterances_lenient(document, communication_id, conversation_start)
+            (!text.trim().is_empty()).then(|| {
+                (
+                    participant_role(p.participant_purpose.as_deref()),
+                    p.start_time_ms,
+                    text.to_string(),
+                )
+            })
+        })
+        .collect();
+    Ok(Some(Arc::new(StaPhrases {
+        conversation_start_time: doc.conversation_start_time,
+        phrases,
+    })))
 }
 
 /// An STA transcript document, the fields convlake reads.

@@ -136,10 +136,10 @@ async fn a_multi_week_range_of_all_media_gives_exactly_the_ground_truth() {
                     .filter(|c| !c["text"].as_str().unwrap().starts_with("missing:"))
                     .count();
                 let hash = m["texts"].as_str().unwrap();
-                let texts_path = format!("bodies/{}/{hash}.json", &hash[..2]);
+                let texts_path = format!("bodies/{}/{hash}.json.zst", &hash[..2]);
+                let packed = std::fs::read(lake.path().join(&texts_path)).unwrap();
                 let texts: Vec<serde_json::Value> =
-                    serde_json::from_slice(&std::fs::read(lake.path().join(&texts_path)).unwrap())
-                        .unwrap();
+                    serde_json::from_slice(&zstd::decode_all(&packed[..]).unwrap()).unwrap();
                 assert_eq!(texts.len(), with_text, "{texts_path}");
                 a_texts_file = Some(texts_path);
             }

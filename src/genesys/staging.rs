@@ -4,9 +4,10 @@
 //!
 //! Per batch, in this order (a crash leaves complete files and no event, or everything):
 //! 1. the batch's texts (transcript documents and recordings lists as received, a JSON array in
-//!    manifest order) and its conversation records (a JSON array), each as
-//!    `bodies/<h0h1>/<blake3>.json`: two files a batch, not one per conversation, so a lake on
-//!    an object store takes two PUTs per page and a local one two inodes;
+//!    manifest order, zstd-compressed: `bodies/<h0h1>/<blake3>.json.zst`) and its conversation
+//!    records (a JSON array, `bodies/<h0h1>/<blake3>.json`): two files a batch, not one per
+//!    conversation, so a lake on an object store takes two PUTs per page and a local one two
+//!    inodes;
 //! 2. the manifest `bodies/<h0h1>/<snapshot>.json`: the hashes of both arrays and, for each
 //!    conversation, its record's hash and its text (`doc:<hash>`, `recordings:<hash>` — the
 //!    blake3 of the text as received — or `missing:<reason>`); the snapshot name is the blake3 of
@@ -69,9 +70,48 @@ pub struct AnalyticsOptions {
     pub not_ready: NotReadyPolicy,
 }
 
-/// The lake path of a stored body (a transcript document, recordings, records or a manifest).
+/// The lake path of a stored body (records or a manifest; in v1 lakes also a single text).
 pub fn body_path(hash: &str) -> String {
     format!("bodies/{}/{}.json", &hash[..2.min(hash.len())], hash)
+}
+
+/// The lake path of a batch's texts: their JSON array, zstd-compressed (JSON with word-level
+/// detail shrinks about tenfold), named by the blake3 of the stored bytes.
+pub fn texts_path(hash: &str) -> String {
+    format!("bodies/{}/{}.json.zst", &hash[..2.min(hash.len())], hash)
+}
+
+/// zstd level of stored texts: the fastest, which already gets most of the gain on JSON.
+const TEXTS_ZSTD_LEVEL: i32 = 1;
+
+/// Compresses a batch's texts (on the blocking pool) and writes them once under the hash of
+/// the compressed bytes; returns the hash.
+async fn store_texts(lake: &Lake, texts: Bytes) -> Result<String, FetchError> {
+    let packed = tokio::task::spawn_blocking(move || {
+        zstd::bulk::compress(&texts, TEXTS_ZSTD_LEVEL).map(|b| {
+            let hash = content_hash(&b);
+            (Bytes::from(b), hash)
+        })
+    })
+    .await;
+    let (bytes, hash) = match packed {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return Err(compress_error(e.to_string())),
+        Err(e) => return Err(compress_error(e.to_string())),
+    };
+    let path = texts_path(&hash);
+    if !lake.exists(&path).await? {
+        lake.put(&path, bytes).await?;
+    }
+    Ok(hash)
+}
+
+fn compress_error(reason: String) -> FetchError {
+    FetchError::BadPage {
+        url: String::new(),
+        page: 0,
+        reason: format!("compressing the batch's texts failed: {reason}"),
+    }
 }
 
 /// One conversation in a batch manifest.
@@ -95,9 +135,10 @@ pub struct Manifest {
     pub format: String,
     /// blake3 of the JSON array of the batch's conversation records.
     pub records: String,
-    /// blake3 of the JSON array of the batch's texts: one element per conversation whose text
-    /// is not `missing:`, in the order of `conversations` (none when every text is missing, and
-    /// in v1 manifests, whose texts are files of their own).
+    /// blake3 of the batch's texts as stored (`bodies/<h0h1>/<hash>.json.zst`, the zstd of a
+    /// JSON array with one element per conversation whose text is not `missing:`, in the order
+    /// of `conversations`); none when every text is missing, and in v1 manifests, whose texts
+    /// are files of their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub texts: Option<String>,
     pub conversations: Vec<ManifestEntry>,
@@ -866,7 +907,7 @@ async fn write_batch(lake: &Lake, batch: Batch) -> Result<(String, bool, u64), F
     };
     let texts_hash = match batch.texts.is_empty() {
         true => None,
-        false => Some(store_body(lake, json_array(&batch.texts)).await?),
+        false => Some(store_texts(lake, json_array(&batch.texts)).await?),
     };
     let records_bytes = serde_json::to_vec(&batch.records).map_err(|e| bad(e.to_string()))?;
     let records_hash = store_body(lake, Bytes::from(records_bytes)).await?;

@@ -289,10 +289,12 @@ fn check_event_segment(bytes: &[u8], events: &mut Vec<Event>) -> Verdict {
 fn check_file(kind: Kind, path: &str, bytes: Bytes) -> Verdict {
     let verdict = match kind {
         Kind::Event => unreachable!("event segments are checked in order by check_event_segment"),
-        Kind::Body => match hashed_name(path, "bodies", ".json") {
+        Kind::Body => match hashed_name(path, "bodies", ".json")
+            .or_else(|| hashed_name(path, "bodies", ".json.zst"))
+        {
             Some(h) if content_hash(&bytes) == h => Ok(0),
             Some(_) => Err("its content does not hash to its name".to_string()),
-            None => Err("the name is not bodies/<h0h1>/<blake3>.json".to_string()),
+            None => Err("the name is not bodies/<h0h1>/<blake3>.json(.zst)".to_string()),
         },
         Kind::Raw => match hashed_name(path, "raw", ".parquet") {
             None => Err("the name is not raw/<h0h1>/<blake3>.parquet".to_string()),
@@ -371,7 +373,7 @@ async fn inventory(lake: &Lake) -> Result<(Vec<(Kind, String)>, u64), LakeError>
             }
             let keep = match kind {
                 Kind::Event => p.ends_with(".jsonl"),
-                Kind::Body => p.ends_with(".json"),
+                Kind::Body => p.ends_with(".json") || p.ends_with(".json.zst"),
                 _ => p.ends_with(".parquet"),
             };
             if keep {
@@ -555,11 +557,11 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
                 // The batch's records and texts, which the manifest names by hash.
                 let named: serde_json::Value =
                     serde_json::from_slice(&lake.get(&manifest).await?).unwrap_or_default();
-                for what in ["records", "texts"] {
+                for (what, ext) in [("records", "json"), ("texts", "json.zst")] {
                     let Some(hash) = named.get(what).and_then(|h| h.as_str()) else {
                         continue;
                     };
-                    let body = format!("bodies/{}/{hash}.json", &hash[..2.min(hash.len())]);
+                    let body = format!("bodies/{}/{hash}.{ext}", &hash[..2.min(hash.len())]);
                     if !present.contains(&body) && !damaged_paths.contains(body.as_str()) {
                         report.problems.push(Problem {
                             path: body,

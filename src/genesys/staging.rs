@@ -616,19 +616,6 @@ impl Stage<'_> {
         Ok((result, Some(batch)))
     }
 
-    /// The events of a staged page.
-    fn page_events(
-        &self,
-        interval: &Interval,
-        page: u64,
-        job: Option<&str>,
-        next: Option<String>,
-        listed: u64,
-        r: &PageResult,
-    ) -> Vec<EventKind> {
-        page_events(&self.run, interval, page, job, next, listed, r)
-    }
-
     /// Lists one interval with a details job, resuming its pages when a job is recorded.
     async fn interval_by_job(
         &mut self,
@@ -782,7 +769,7 @@ impl Stage<'_> {
                 self.summary.pages += 1;
                 self.progress.update(&self.summary, &self.client.stats());
                 let next = (!last).then(|| format!("{}#{}", part.iso(), number + 1));
-                log.append(self.page_events(iv, page_no, None, next, listed, &r))
+                log.append(page_events(&self.run, iv, page_no, None, next, listed, &r))
                     .await?;
                 page_no += 1;
                 if last {

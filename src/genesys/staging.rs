@@ -84,9 +84,9 @@ pub fn texts_path(hash: &str) -> String {
 /// zstd level of stored texts: the fastest, which already gets most of the gain on JSON.
 const TEXTS_ZSTD_LEVEL: i32 = 1;
 
-/// Compresses a batch's texts (on the blocking pool) and writes them once under the hash of
-/// the compressed bytes; returns the hash.
-async fn store_texts(lake: &Lake, texts: Bytes) -> Result<String, FetchError> {
+/// Compresses a batch's texts on the blocking pool; returns them with the hash they are
+/// stored under (that of the compressed bytes).
+async fn compress_texts(texts: Bytes) -> Result<(Bytes, String), String> {
     let packed = tokio::task::spawn_blocking(move || {
         zstd::bulk::compress(&texts, TEXTS_ZSTD_LEVEL).map(|b| {
             let hash = content_hash(&b);
@@ -94,23 +94,10 @@ async fn store_texts(lake: &Lake, texts: Bytes) -> Result<String, FetchError> {
         })
     })
     .await;
-    let (bytes, hash) = match packed {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return Err(compress_error(e.to_string())),
-        Err(e) => return Err(compress_error(e.to_string())),
-    };
-    let path = texts_path(&hash);
-    if !lake.exists(&path).await? {
-        lake.put(&path, bytes).await?;
-    }
-    Ok(hash)
-}
-
-fn compress_error(reason: String) -> FetchError {
-    FetchError::BadPage {
-        url: String::new(),
-        page: 0,
-        reason: format!("compressing the batch's texts failed: {reason}"),
+    match packed {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(format!("compressing the batch's texts failed: {e}")),
+        Err(e) => Err(format!("compressing the batch's texts failed: {e}")),
     }
 }
 
@@ -276,13 +263,18 @@ async fn load_held(lake: &Lake, events: &[Event]) -> Result<HashMap<String, Held
     Ok(held)
 }
 
+/// Writes a content-addressed file unless the lake already holds it.
+async fn put_once(lake: &Lake, path: &str, bytes: Bytes) -> Result<(), FetchError> {
+    if !lake.exists(path).await? {
+        lake.put(path, bytes).await?;
+    }
+    Ok(())
+}
+
 /// Writes a body once under its content hash; returns the hash.
 async fn store_body(lake: &Lake, bytes: Bytes) -> Result<String, FetchError> {
     let hash = content_hash(&bytes);
-    let path = body_path(&hash);
-    if !lake.exists(&path).await? {
-        lake.put(&path, bytes).await?;
-    }
+    put_once(lake, &body_path(&hash), bytes).await?;
     Ok(hash)
 }
 
@@ -310,19 +302,17 @@ struct Fetched {
     utterances: Result<Vec<Utterance>, String>,
 }
 
-/// The utterances of a received text.
-fn utterances_of(outcome: &Outcome, info: &ConversationInfo) -> Result<Vec<Utterance>, String> {
+/// The utterances of a received text (phrases read on arrival are moved into them).
+fn utterances_of(outcome: &mut Outcome, info: &ConversationInfo) -> Result<Vec<Utterance>, String> {
     match outcome {
         Outcome::Voice {
             communication_id,
-            phrases: Some(phrases),
-            ..
-        } => Ok(phrases.utterances(communication_id, info.start)),
-        Outcome::Voice {
-            communication_id,
             document,
-            phrases: None,
-        } => transcripts::voice_utterances(document, communication_id, info.start),
+            phrases,
+        } => match phrases.take() {
+            Some(p) => Ok(p.utterances(communication_id, info.start)),
+            None => transcripts::voice_utterances(document, communication_id, info.start),
+        },
         Outcome::Digital { body } => {
             transcripts::digital_utterances(body, info.start, &info.customer_addresses)
         }
@@ -332,7 +322,7 @@ fn utterances_of(outcome: &Outcome, info: &ConversationInfo) -> Result<Vec<Utter
 
 /// Hashes a received text and reads its utterances on the blocking pool: the page's other
 /// requests keep going on the runtime meanwhile, and two texts are read on two cores.
-async fn digest(outcome: Outcome, info: ConversationInfo) -> Result<Fetched, FetchError> {
+async fn digest(mut outcome: Outcome, info: ConversationInfo) -> Result<Fetched, String> {
     tokio::task::spawn_blocking(move || {
         let body = match &outcome {
             Outcome::Voice { document, .. } => Some(document),
@@ -340,7 +330,7 @@ async fn digest(outcome: Outcome, info: ConversationInfo) -> Result<Fetched, Fet
             Outcome::Missing { .. } => None,
         };
         let stored = body.map(|b| content_hash(b));
-        let utterances = utterances_of(&outcome, &info);
+        let utterances = utterances_of(&mut outcome, &info);
         Fetched {
             outcome,
             stored,
@@ -348,11 +338,7 @@ async fn digest(outcome: Outcome, info: ConversationInfo) -> Result<Fetched, Fet
         }
     })
     .await
-    .map_err(|e| FetchError::BadPage {
-        url: String::new(),
-        page: 0,
-        reason: format!("reading a received text failed: {e}"),
-    })
+    .map_err(|e| format!("reading a received text failed: {e}"))
 }
 
 /// One conversation of a listing page.
@@ -437,9 +423,7 @@ impl Stage<'_> {
         iv: &Interval,
         pending: Option<Pending>,
     ) -> Result<(), FetchError> {
-        if let Some((_, Some((new, utterances)))) =
-            flush(self.lake, log, &self.run, iv, pending).await?
-        {
+        if let Some((new, utterances)) = flush(self.lake, log, &self.run, iv, pending).await? {
             self.count_written(new, utterances);
         }
         Ok(())
@@ -511,7 +495,7 @@ impl Stage<'_> {
                     let fetched = async {
                         let info = &items_ref[k].info;
                         let outcome = this.text(info).await?;
-                        digest(outcome, info.clone()).await
+                        digest(outcome, info.clone()).await.map_err(bad)
                     };
                     (n, fetched.await)
                 })
@@ -698,7 +682,7 @@ impl Stage<'_> {
                 flush(lake, &log, &run, iv, writing.take()),
             );
             // The previous page is recorded even when this one failed.
-            if let Some((_, Some((new, utterances)))) = flushed? {
+            if let Some((new, utterances)) = flushed? {
                 self.count_written(new, utterances);
             }
             let (r, batch) = prepared?;
@@ -831,16 +815,14 @@ struct Pending {
 }
 
 /// Writes a pending page's batch, then appends its events (so the checkpoint follows the
-/// files). Returns its result and, when it had a batch, whether the raw file was new and
-/// its utterances.
-#[allow(clippy::type_complexity)]
+/// files). Returns, when it had a batch, whether the raw file was new and its utterances.
 async fn flush(
     lake: &Lake,
     log: &EventLog,
     run: &str,
     iv: &Interval,
     pending: Option<Pending>,
-) -> Result<Option<(PageResult, Option<(bool, u64)>)>, FetchError> {
+) -> Result<Option<(bool, u64)>, FetchError> {
     let Some(Pending {
         mut result,
         batch,
@@ -869,7 +851,7 @@ async fn flush(
         &result,
     ))
     .await?;
-    Ok(Some((result, counted)))
+    Ok(counted)
 }
 
 /// A page's batch, decided (every text fetched and read) but not yet written.
@@ -894,7 +876,13 @@ async fn write_batch(lake: &Lake, batch: Batch) -> Result<(String, bool, u64), F
     };
     let texts_hash = match batch.texts.is_empty() {
         true => None,
-        false => Some(store_texts(lake, json_array(&batch.texts)).await?),
+        false => {
+            let (bytes, hash) = compress_texts(json_array(&batch.texts))
+                .await
+                .map_err(bad)?;
+            put_once(lake, &texts_path(&hash), bytes).await?;
+            Some(hash)
+        }
     };
     let records_bytes = serde_json::to_vec(&batch.records).map_err(|e| bad(e.to_string()))?;
     let records_hash = store_body(lake, Bytes::from(records_bytes)).await?;
@@ -906,11 +894,7 @@ async fn write_batch(lake: &Lake, batch: Batch) -> Result<(String, bool, u64), F
     };
     let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| bad(e.to_string()))?;
     let snapshot = content_hash(&manifest_bytes);
-    let manifest_path = body_path(&snapshot);
-    if !lake.exists(&manifest_path).await? {
-        lake.put(&manifest_path, Bytes::from(manifest_bytes))
-            .await?;
-    }
+    put_once(lake, &body_path(&snapshot), Bytes::from(manifest_bytes)).await?;
     let rows = to_batch(&batch.rows, &snapshot).map_err(bad)?;
     let utterances = rows.num_rows() as u64;
     let path = snapshot_path(&snapshot);

@@ -9,7 +9,6 @@
 //! The documents are turned into utterances: speaker, offset from the conversation start in
 //! milliseconds, and text (`decoratedText` when present). Redaction tags stay as they are.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +29,7 @@ pub enum Outcome {
     Voice {
         communication_id: String,
         document: Bytes,
-        phrases: Option<Arc<StaPhrases>>,
+        phrases: Option<StaPhrases>,
     },
     /// The recordings list (with transcripts) of a digital conversation.
     Digital { body: Bytes },
@@ -213,7 +212,7 @@ pub fn voice_utterances(
 }
 
 /// The phrases of an STA transcript document in the common shape: what convlake reads of it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaPhrases {
     conversation_start_time: Option<i64>,
     /// (speaker, `startTimeMs`, text) of every phrase with text.
@@ -224,7 +223,7 @@ impl StaPhrases {
     /// The utterances, in phrase order. `conversation_start` is the record's start, used when
     /// the document has no `conversationStartTime`.
     pub fn utterances(
-        &self,
+        self,
         communication_id: &str,
         conversation_start: DateTime<Utc>,
     ) -> Vec<Utterance> {
@@ -232,11 +231,11 @@ impl StaPhrases {
             .conversation_start_time
             .unwrap_or_else(|| conversation_start.timestamp_millis());
         self.phrases
-            .iter()
+            .into_iter()
             .map(|(participant, start, text)| Utterance {
                 participant,
-                start_ms: offset_ms(*start, origin),
-                text: text.clone(),
+                start_ms: offset_ms(start, origin),
+                text,
                 communication_id: Some(communication_id.to_string()),
             })
             .collect()
@@ -248,7 +247,7 @@ impl StaPhrases {
 /// document), `None` for another shape of valid JSON (a field of another type, say: read the
 /// lenient way later, which gives the same result for the common shape), an error when it is
 /// not JSON at all (the body is asked for again).
-pub fn read_sta(document: &[u8]) -> Result<Option<Arc<StaPhrases>>, String> {
+pub fn read_sta(document: &[u8]) -> Result<Option<StaPhrases>, String> {
     let Ok(doc) = serde_json::from_slice::<StaDocument<'_>>(document) else {
         return json_ok(document).map(|()| None);
     };
@@ -272,10 +271,10 @@ pub fn read_sta(document: &[u8]) -> Result<Option<Arc<StaPhrases>>, String> {
             })
         })
         .collect();
-    Ok(Some(Arc::new(StaPhrases {
+    Ok(Some(StaPhrases {
         conversation_start_time: doc.conversation_start_time,
         phrases,
-    })))
+    }))
 }
 
 /// An STA transcript document, the fields convlake reads.

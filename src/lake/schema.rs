@@ -149,24 +149,75 @@ pub fn conversation_mentions_schema() -> SchemaRef {
     ]))
 }
 
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+/// The column that holds the bulk of a lake's bytes: transcript text, in raw snapshots.
+const TEXT_COLUMN: &str = "text";
+
+/// Integer columns written with delta encoding.
+const DELTA_COLUMNS: [&str; 2] = ["utterance_index", "start_ms"];
+
+/// How every file is written. Transcript text is zstd-compressed and not dictionary-encoded
+/// (texts rarely repeat within a page, so a dictionary only adds a copy on every read). Every
+/// other column is small (dictionary- and run-length-encoded ids, dates, types, offsets) and is
+/// LZ4-compressed: a zstd column costs a compression and a decompression context each time it
+/// is written or read, which for one page's snapshot cost more than decoding its columns
+/// (`perf`, README "Lake file format").
+fn writer_properties(schema: &SchemaRef) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::LZ4_RAW)
         .set_created_by(concat!("convlake ", env!("CARGO_PKG_VERSION")).to_string())
-        .set_max_row_group_row_count(Some(64 * 1024))
-        .build()
+        .set_max_row_group_row_count(Some(64 * 1024));
+    // Offsets and positions that grow along a conversation: delta encoding stores them in a
+    // byte or two each, where a dictionary cannot (they rarely repeat).
+    for name in DELTA_COLUMNS {
+        if schema.column_with_name(name).is_some() {
+            let col = parquet::schema::types::ColumnPath::from(name);
+            props = props
+                .set_column_dictionary_enabled(col.clone(), false)
+                .set_column_encoding(col, parquet::basic::Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    if schema.column_with_name(TEXT_COLUMN).is_some() {
+        let text = parquet::schema::types::ColumnPath::from(TEXT_COLUMN);
+        props = props
+            .set_column_compression(text.clone(), Compression::ZSTD(ZstdLevel::default()))
+            .set_column_dictionary_enabled(text, false);
+    }
+    props.build()
+}
+
+/// A Parquet file written batch by batch into memory, with the lake's writer properties: only
+/// the encoded file is held, not the batches.
+pub struct ParquetSink {
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+impl ParquetSink {
+    pub fn new(schema: &SchemaRef) -> Result<ParquetSink, String> {
+        let writer =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(writer_properties(schema)))
+                .map_err(|e| e.to_string())?;
+        Ok(ParquetSink { writer })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), String> {
+        self.writer.write(batch).map_err(|e| e.to_string())
+    }
+
+    /// The finished file.
+    pub fn finish(self) -> Result<Bytes, String> {
+        // Flushes the last row group and writes the footer.
+        let buf = self.writer.into_inner().map_err(|e| e.to_string())?;
+        Ok(Bytes::from(buf))
+    }
 }
 
 /// Encodes batches (all of `schema`) as one Parquet file in memory.
 pub fn to_parquet(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, String> {
-    let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some(writer_properties()))
-        .map_err(|e| e.to_string())?;
+    let mut sink = ParquetSink::new(schema)?;
     for b in batches {
-        writer.write(b).map_err(|e| e.to_string())?;
+        sink.write(b)?;
     }
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(Bytes::from(buf))
+    sink.finish()
 }
 
 /// Decodes a whole Parquet file held in memory.
@@ -209,6 +260,50 @@ pub fn from_parquet_columns(bytes: Bytes, names: &[&str]) -> Result<Vec<RecordBa
 mod tests {
     use super::*;
     use arrow::array::{Date32Array, Int64Array, StringArray};
+
+    #[test]
+    fn raw_files_compress_text_with_zstd_and_the_rest_with_lz4() {
+        use parquet::basic::Encoding;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let mut rows = RawRowsBuilder::new("snap");
+        for i in 0..500 {
+            rows.push(RawRow {
+                conversation_id: if i < 250 { "c1" } else { "c2" },
+                communication_id: None,
+                conversation_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 3).unwrap(),
+                interaction_type: "voice",
+                participant: if i % 2 == 0 { "customer" } else { "agent" },
+                utterance_index: i % 250,
+                start_ms: Some(i64::from(i) * 1500),
+                text: &format!("utterance number {i} about the acme router"),
+            });
+        }
+        let batch = rows.finish().unwrap();
+        let bytes = to_parquet(&raw_schema(), std::slice::from_ref(&batch)).unwrap();
+        let reader = SerializedFileReader::new(bytes.clone()).unwrap();
+        let group = reader.metadata().row_group(0);
+        for col in group.columns() {
+            let name = col.column_path().string();
+            let dictionary = col.dictionary_page_offset().is_some();
+            match name.as_str() {
+                "text" => {
+                    assert!(matches!(col.compression(), Compression::ZSTD(_)), "{name}");
+                    assert!(!dictionary, "{name} is dictionary-encoded");
+                }
+                "utterance_index" | "start_ms" => {
+                    assert_eq!(col.compression(), Compression::LZ4_RAW, "{name}");
+                    assert!(!dictionary, "{name} is dictionary-encoded");
+                    let encodings: Vec<Encoding> = col.encodings().collect();
+                    assert!(
+                        encodings.contains(&Encoding::DELTA_BINARY_PACKED),
+                        "{name}: {encodings:?}"
+                    );
+                }
+                _ => assert_eq!(col.compression(), Compression::LZ4_RAW, "{name}"),
+            }
+        }
+        assert_eq!(from_parquet(bytes).unwrap(), vec![batch]);
+    }
 
     #[test]
     fn parquet_round_trip_is_deterministic() {

@@ -305,48 +305,69 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, 
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
-/// Casts batches to the declared schema (DataFusion may hand back view or dictionary types).
-fn conform(
-    batches: &[RecordBatch],
-    target: &SchemaRef,
-) -> Result<Vec<RecordBatch>, AggregateError> {
-    batches
+/// Casts a batch to the declared schema (DataFusion may hand back view or dictionary types).
+fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, AggregateError> {
+    let cols = target
+        .fields()
         .iter()
-        .filter(|b| b.num_rows() > 0)
-        .map(|b| {
-            let cols = target
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    cast(b.column(i), f.data_type())
-                        .map_err(|e| AggregateError::Shape(e.to_string()))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(target.clone(), cols)
-                .map_err(|e| AggregateError::Shape(e.to_string()))
+        .enumerate()
+        .map(|(i, f)| {
+            cast(batch.column(i), f.data_type()).map_err(|e| AggregateError::Shape(e.to_string()))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(target.clone(), cols).map_err(|e| AggregateError::Shape(e.to_string()))
 }
 
-/// Runs `sql` and writes its result (conformed to `target`) to `path`; returns (rows, bytes).
+/// Runs `sql` and writes its result (conformed to `target`) to `path` as it arrives, so only
+/// the encoded file is held, not the rows; returns the file and the sum of column
+/// `sum_column`'s values, if one is given.
 async fn build(
     ctx: &SessionContext,
     lake: &Lake,
     sql: &str,
     target: &SchemaRef,
     path: &str,
-) -> Result<(Vec<RecordBatch>, bytes::Bytes), AggregateError> {
+    sum_column: Option<usize>,
+) -> Result<Built, AggregateError> {
+    use futures::StreamExt;
     let started = std::time::Instant::now();
-    let batches = conform(&query(ctx, sql).await?, target)?;
+    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+    let mut sink = schema::ParquetSink::new(target).map_err(AggregateError::Shape)?;
+    let (mut rows, mut sum) = (0u64, 0i64);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let batch = conform(&batch, target)?;
+        rows += batch.num_rows() as u64;
+        if let Some(col) = sum_column {
+            let values = batch
+                .column(col)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| {
+                    AggregateError::Shape(format!("{path}: column {col} is not Int64"))
+                })?;
+            sum += values.iter().flatten().sum::<i64>();
+        }
+        sink.write(&batch).map_err(AggregateError::Shape)?;
+    }
     let queried = started.elapsed();
-    let bytes = schema::to_parquet(target, &batches).map_err(AggregateError::Shape)?;
+    let bytes = sink.finish().map_err(AggregateError::Shape)?;
     lake.put(path, bytes.clone()).await?;
     tracing::debug!(
-        "{path}: query {queried:.2?}, written {:.2?}",
+        "{path}: query and encoding {queried:.2?}, written {:.2?}",
         started.elapsed()
     );
-    Ok((batches, bytes))
+    Ok(Built { rows, sum, bytes })
+}
+
+/// What [`build`] wrote.
+struct Built {
+    rows: u64,
+    sum: i64,
+    bytes: bytes::Bytes,
 }
 
 /// Where the aggregate queries run. The SQL, the output files and their bytes are the same.
@@ -379,8 +400,7 @@ pub async fn aggregate_with(
             ballista_session(lake, dictionary_version, scheduler).await?
         }
     };
-    let shippable = !matches!(engine, Engine::Local);
-    aggregate_in(&ctx, lake, dictionary_version, shippable).await
+    aggregate_in(&ctx, lake, dictionary_version).await
 }
 
 #[cfg(feature = "ballista")]
@@ -403,72 +423,55 @@ async fn ballista_session(
     Err(AggregateError::BallistaNotBuilt)
 }
 
-/// Runs the aggregate queries on a prepared session and records the result. `shippable`: the
-/// plans go to a cluster, so nothing may be read from this process's memory.
+/// Runs the aggregate queries on a prepared session and records the result.
 async fn aggregate_in(
     ctx: &SessionContext,
     lake: &Lake,
     dictionary_version: &str,
-    shippable: bool,
 ) -> Result<AggregateSummary, AggregateError> {
     let path = mention_counts_path(dictionary_version);
     let detail_schema = schema::conversation_mentions_schema();
-    let (detail_batches, detail) = build(
+    let detail_path = conversation_mentions_path(dictionary_version);
+    let detail = build(
         ctx,
         lake,
         CONVERSATION_MENTIONS_SQL,
         &detail_schema,
-        &conversation_mentions_path(dictionary_version),
+        &detail_path,
+        None,
     )
     .await?;
-    // mention_counts.sql reads the detail just built, not the mentions again: from memory
-    // here, from the file just written to the lake on a cluster.
+    // mention_counts.sql reads the detail just written, not the mentions again (several times
+    // smaller). It is read back from the lake rather than kept in memory, so memory holds only
+    // one query's state at a time, and a cluster reads the same file.
     ctx.deregister_table("conversation_mentions")?;
-    if shippable {
-        ctx.register_parquet(
-            "conversation_mentions",
-            lake.file_url(&conversation_mentions_path(dictionary_version)),
-            ParquetReadOptions::default().schema(&detail_schema),
-        )
-        .await?;
-    } else {
-        ctx.register_table(
-            "conversation_mentions",
-            Arc::new(MemTable::try_new(
-                detail_schema.clone(),
-                vec![detail_batches],
-            )?),
-        )?;
-    }
-    let (batches, bytes) = build(
+    ctx.register_parquet(
+        "conversation_mentions",
+        lake.file_url(&detail_path),
+        ParquetReadOptions::default().schema(&detail_schema),
+    )
+    .await?;
+    let counts = build(
         ctx,
         lake,
         MENTION_COUNTS_SQL,
         &schema::mention_counts_schema(),
         &path,
+        Some(3),
     )
     .await?;
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let mentions: i64 = batches
-        .iter()
-        .filter_map(|b| {
-            b.column(3)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .map(|a| a.iter().flatten().sum::<i64>())
-        })
-        .sum();
+    let (rows, mentions, bytes, detail) = (counts.rows, counts.sum, counts.bytes, detail.bytes);
     let hash = aggregates_hash(&bytes, &detail);
     lake.events()
         .append(vec![EventKind::Aggregated {
             dictionary_version: dictionary_version.to_string(),
-            rows: rows as u64,
+            rows,
             content_hash: hash.clone(),
         }])
         .await?;
     Ok(AggregateSummary {
         dictionary_version: dictionary_version.to_string(),
-        rows: rows as u64,
+        rows,
         mentions: mentions as u64,
         content_hash: hash,
         path,

@@ -372,7 +372,7 @@ mod tests {
             .unwrap();
         assert_eq!(plan.name(), "DistributedQueryExec", "{plan:?}");
 
-        let remote = aggregate_in(&ctx, &lake, version, true).await.unwrap();
+        let remote = aggregate_in(&ctx, &lake, version).await.unwrap();
         assert_eq!(remote, local);
         for (f, expected) in files.iter().zip(&local_bytes) {
             let got = lake.get(f).await.unwrap();

@@ -1,4 +1,7 @@
 -- Mentions per conversation, speaker and product: the detail behind mention_counts.
+-- Rows are ordered by the current copy's snapshot first, so the local engine can build the
+-- file one range of snapshots at a time (each conversation's mentions come from one snapshot)
+-- and write the same bytes a single query would.
 SELECT conversation_id,
        conversation_date,
        interaction_type,
@@ -7,5 +10,5 @@ SELECT conversation_id,
        COUNT(*) AS mentions,
        MAX(dictionary_version) AS dictionary_version
 FROM mentions
-GROUP BY conversation_id, conversation_date, interaction_type, participant, product
-ORDER BY conversation_id, participant, product
+GROUP BY snapshot, conversation_id, conversation_date, interaction_type, participant, product
+ORDER BY snapshot, conversation_id, participant, product

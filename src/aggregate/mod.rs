@@ -18,12 +18,13 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::lake::events::{snapshots_in_order, Event, EventKind};
 use crate::lake::{
-    content_hash, conversation_mentions_path, mention_counts_path, mentions_dir, schema, Lake,
-    LakeError,
+    content_hash, conversation_mentions_path, mention_counts_path, mentions_dir, mentions_path,
+    schema, Lake, LakeError,
 };
 
 #[cfg(feature = "ballista")]
 pub mod ballista;
+pub mod copies;
 pub mod diff;
 
 const CURRENT_COPIES_SQL: &str = include_str!("../../sql/current_copies.sql");
@@ -31,6 +32,8 @@ const UTTERANCES_SQL: &str = include_str!("../../sql/utterances.sql");
 const MENTIONS_SQL: &str = include_str!("../../sql/mentions.sql");
 /// The query that builds `mention_counts`.
 pub const MENTION_COUNTS_SQL: &str = include_str!("../../sql/mention_counts.sql");
+/// `mention_counts` from per-chunk parts of it (`mention_counts_parts`).
+const MENTION_COUNTS_COMBINE_SQL: &str = include_str!("../../sql/mention_counts_combine.sql");
 /// The query that builds `conversation_mentions`.
 pub const CONVERSATION_MENTIONS_SQL: &str = include_str!("../../sql/conversation_mentions.sql");
 
@@ -253,12 +256,16 @@ async fn register_lake(
             ctx.register_table("snapshot_order", Arc::new(values_view(&order)?))?;
         }
     }
-    let current_copies = if in_memory == InMemory::Materialized {
-        CURRENT_COPIES_SQL.replacen("CREATE VIEW", "CREATE TABLE", 1)
+    if in_memory == InMemory::Materialized {
+        let rows = copies::current_copies(lake, &events).await?;
+        ctx.register_table(
+            "current_copies",
+            Arc::new(MemTable::try_new(rows.schema(), vec![vec![rows]])?),
+        )?;
     } else {
-        CURRENT_COPIES_SQL.to_string()
-    };
-    for view in [current_copies.as_str(), UTTERANCES_SQL, MENTIONS_SQL] {
+        ctx.sql(CURRENT_COPIES_SQL).await?.collect().await?;
+    }
+    for view in [UTTERANCES_SQL, MENTIONS_SQL] {
         ctx.sql(view).await?.collect().await?;
     }
     Ok(())
@@ -318,56 +325,197 @@ fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, Aggre
     RecordBatch::try_new(target.clone(), cols).map_err(|e| AggregateError::Shape(e.to_string()))
 }
 
-/// Runs `sql` and writes its result (conformed to `target`) to `path` as it arrives, so only
-/// the encoded file is held, not the rows; returns the file and the sum of column
-/// `sum_column`'s values, if one is given.
-async fn build(
-    ctx: &SessionContext,
-    lake: &Lake,
-    sql: &str,
-    target: &SchemaRef,
-    path: &str,
+/// Rows of each batch written: the file's bytes then depend only on its rows, not on how a
+/// query happened to batch them (the aggregate runs in chunks locally and whole on a cluster).
+const WRITE_BATCH_ROWS: usize = 8192;
+
+/// A Parquet file being written from query results, conformed to `target` as they arrive, so
+/// only the encoded file is held, not the rows.
+struct Output {
+    target: SchemaRef,
+    sink: schema::ParquetSink,
+    batches: arrow::compute::BatchCoalescer,
+    rows: u64,
+    /// The column whose values are summed (mention counts), if any.
     sum_column: Option<usize>,
-) -> Result<Built, AggregateError> {
-    use futures::StreamExt;
-    let started = std::time::Instant::now();
-    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
-    let mut sink = schema::ParquetSink::new(target).map_err(AggregateError::Shape)?;
-    let (mut rows, mut sum) = (0u64, 0i64);
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        let batch = conform(&batch, target)?;
-        rows += batch.num_rows() as u64;
-        if let Some(col) = sum_column {
-            let values = batch
-                .column(col)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .ok_or_else(|| {
-                    AggregateError::Shape(format!("{path}: column {col} is not Int64"))
-                })?;
-            sum += values.iter().flatten().sum::<i64>();
-        }
-        sink.write(&batch).map_err(AggregateError::Shape)?;
-    }
-    let queried = started.elapsed();
-    let bytes = sink.finish().map_err(AggregateError::Shape)?;
-    lake.put(path, bytes.clone()).await?;
-    tracing::debug!(
-        "{path}: query and encoding {queried:.2?}, written {:.2?}",
-        started.elapsed()
-    );
-    Ok(Built { rows, sum, bytes })
+    sum: i64,
 }
 
-/// What [`build`] wrote.
+/// What an [`Output`] wrote.
 struct Built {
     rows: u64,
     sum: i64,
     bytes: bytes::Bytes,
+}
+
+impl Output {
+    fn new(target: SchemaRef, sum_column: Option<usize>) -> Result<Output, AggregateError> {
+        Ok(Output {
+            sink: schema::ParquetSink::new(&target).map_err(AggregateError::Shape)?,
+            batches: arrow::compute::BatchCoalescer::new(target.clone(), WRITE_BATCH_ROWS),
+            target,
+            rows: 0,
+            sum_column,
+            sum: 0,
+        })
+    }
+
+    /// Runs `sql` and appends its rows.
+    async fn run(&mut self, ctx: &SessionContext, sql: &str) -> Result<(), AggregateError> {
+        use futures::StreamExt;
+        let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if batch.num_rows() > 0 {
+                self.push(conform(&batch, &self.target)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, batch: RecordBatch) -> Result<(), AggregateError> {
+        self.rows += batch.num_rows() as u64;
+        if let Some(col) = self.sum_column {
+            let values = batch
+                .column(col)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| AggregateError::Shape(format!("column {col} is not Int64")))?;
+            self.sum += values.iter().flatten().sum::<i64>();
+        }
+        let shape = |e: arrow::error::ArrowError| AggregateError::Shape(e.to_string());
+        self.batches.push_batch(batch).map_err(shape)?;
+        self.write_completed()
+    }
+
+    fn write_completed(&mut self) -> Result<(), AggregateError> {
+        while let Some(batch) = self.batches.next_completed_batch() {
+            self.sink.write(&batch).map_err(AggregateError::Shape)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the file and stores it at `path`.
+    async fn finish(mut self, lake: &Lake, path: &str) -> Result<Built, AggregateError> {
+        let shape = |e: arrow::error::ArrowError| AggregateError::Shape(e.to_string());
+        self.batches.finish_buffered_batch().map_err(shape)?;
+        self.write_completed()?;
+        let bytes = self.sink.finish().map_err(AggregateError::Shape)?;
+        lake.put(path, bytes.clone()).await?;
+        Ok(Built {
+            rows: self.rows,
+            sum: self.sum,
+            bytes,
+        })
+    }
+}
+
+/// Snapshots per chunk of the local `conversation_mentions` query: each chunk's groups are
+/// complete (a conversation's mentions all come from its current snapshot), so memory holds
+/// one chunk's groups (about 64 pages of conversations) instead of the whole lake's.
+/// Chunks are consecutive runs of snapshot names, the query's first sort key.
+pub const SNAPSHOTS_PER_CHUNK: usize = 64;
+
+/// One chunk of the local `conversation_mentions` query: consecutive snapshot names and
+/// their mentions files.
+struct Chunk {
+    snapshots: std::collections::HashSet<String>,
+    files: Vec<String>,
+}
+
+/// The recorded snapshots that have a mentions file, by name, in chunks of `per_chunk`.
+async fn chunks(
+    ctx: &SessionContext,
+    lake: &Lake,
+    dictionary_version: &str,
+    per_chunk: usize,
+) -> Result<Vec<Chunk>, AggregateError> {
+    // One listing, as `mentions_all` sees the folder.
+    let present: std::collections::HashSet<String> = lake
+        .list(&mentions_dir(dictionary_version))
+        .await?
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for batch in query(ctx, "SELECT snapshot FROM snapshot_order").await? {
+        let col = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| AggregateError::Shape("snapshot_order.snapshot is not text".into()))?;
+        names.extend(col.iter().flatten().map(str::to_string));
+    }
+    names.sort_unstable();
+    names.dedup();
+    let with_mentions: Vec<(String, String)> = names
+        .into_iter()
+        .map(|s| (mentions_path(dictionary_version, &s), s))
+        .filter(|(path, _)| present.contains(path))
+        .collect();
+    Ok(with_mentions
+        .chunks(per_chunk.max(1))
+        .map(|part| Chunk {
+            files: part.iter().map(|(path, _)| path.clone()).collect(),
+            snapshots: part.iter().map(|(_, s)| s.clone()).collect(),
+        })
+        .collect())
+}
+
+/// Points `mentions_all`, `current_copies` and the `mentions` view at one chunk.
+async fn register_chunk(
+    ctx: &SessionContext,
+    lake: &Lake,
+    chunk: &Chunk,
+    copies: &[RecordBatch],
+) -> Result<(), AggregateError> {
+    use datafusion::datasource::file_format::options::ReadOptions;
+    use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+
+    let urls = chunk
+        .files
+        .iter()
+        .map(|f| ListingTableUrl::parse(lake.file_url(f)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = ParquetReadOptions::default()
+        .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema::mentions_schema());
+    ctx.deregister_table("mentions_all")?;
+    ctx.register_table("mentions_all", Arc::new(ListingTable::try_new(config)?))?;
+    let mut mine = Vec::new();
+    for batch in copies {
+        let snaps = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| AggregateError::Shape("current_copies.snapshot is not text".into()))?;
+        let keep: arrow::array::BooleanArray = snaps
+            .iter()
+            .map(|s| Some(s.is_some_and(|s| chunk.snapshots.contains(s))))
+            .collect();
+        let part = arrow::compute::filter_record_batch(batch, &keep)
+            .map_err(|e| AggregateError::Shape(e.to_string()))?;
+        if part.num_rows() > 0 {
+            mine.push(part);
+        }
+    }
+    let schema = copies::current_copies_schema();
+    ctx.deregister_table("current_copies")?;
+    ctx.register_table(
+        "current_copies",
+        Arc::new(MemTable::try_new(schema, vec![mine])?),
+    )?;
+    // A view holds the tables it was created over: create it again over the chunk's.
+    replace_view(ctx, MENTIONS_SQL).await
+}
+
+/// Runs a `CREATE VIEW` statement as `CREATE OR REPLACE VIEW`.
+async fn replace_view(ctx: &SessionContext, sql: &str) -> Result<(), AggregateError> {
+    let sql = sql.replacen("CREATE VIEW", "CREATE OR REPLACE VIEW", 1);
+    ctx.sql(&sql).await?.collect().await?;
+    Ok(())
 }
 
 /// Where the aggregate queries run. The SQL, the output files and their bytes are the same.
@@ -400,7 +548,9 @@ pub async fn aggregate_with(
             ballista_session(lake, dictionary_version, scheduler).await?
         }
     };
-    aggregate_in(&ctx, lake, dictionary_version).await
+    // A cluster runs the query whole (each chunk would rank every copy in raw again).
+    let per_chunk = matches!(engine, Engine::Local).then_some(SNAPSHOTS_PER_CHUNK);
+    aggregate_in(&ctx, lake, dictionary_version, per_chunk).await
 }
 
 #[cfg(feature = "ballista")]
@@ -423,43 +573,100 @@ async fn ballista_session(
     Err(AggregateError::BallistaNotBuilt)
 }
 
-/// Runs the aggregate queries on a prepared session and records the result.
+/// Runs the aggregate queries on a prepared session and records the result; `per_chunk`:
+/// snapshots per chunk of the `conversation_mentions` query, or `None` to run it whole. The
+/// files are the same either way.
 async fn aggregate_in(
     ctx: &SessionContext,
     lake: &Lake,
     dictionary_version: &str,
+    per_chunk: Option<usize>,
 ) -> Result<AggregateSummary, AggregateError> {
+    let started = std::time::Instant::now();
     let path = mention_counts_path(dictionary_version);
     let detail_schema = schema::conversation_mentions_schema();
     let detail_path = conversation_mentions_path(dictionary_version);
-    let detail = build(
-        ctx,
-        lake,
-        CONVERSATION_MENTIONS_SQL,
-        &detail_schema,
-        &detail_path,
-        None,
-    )
-    .await?;
-    // mention_counts.sql reads the detail just written, not the mentions again (several times
-    // smaller). It is read back from the lake rather than kept in memory, so memory holds only
-    // one query's state at a time, and a cluster reads the same file.
-    ctx.deregister_table("conversation_mentions")?;
-    ctx.register_parquet(
-        "conversation_mentions",
-        lake.file_url(&detail_path),
-        ParquetReadOptions::default().schema(&detail_schema),
-    )
-    .await?;
-    let counts = build(
-        ctx,
-        lake,
-        MENTION_COUNTS_SQL,
-        &schema::mention_counts_schema(),
-        &path,
-        Some(3),
-    )
-    .await?;
+    let counts_schema = schema::mention_counts_schema();
+    let mut out = Output::new(detail_schema.clone(), None)?;
+    let mut counts_out = Output::new(counts_schema.clone(), Some(3))?;
+    let chunks = match per_chunk {
+        Some(n) => chunks(ctx, lake, dictionary_version, n).await?,
+        None => Vec::new(),
+    };
+    let detail = if chunks.len() <= 1 {
+        out.run(ctx, CONVERSATION_MENTIONS_SQL).await?;
+        let detail = out.finish(lake, &detail_path).await?;
+        // mention_counts.sql reads the detail just written, not the mentions again (several
+        // times smaller); from the lake, so a cluster reads the same file.
+        ctx.deregister_table("conversation_mentions")?;
+        ctx.register_parquet(
+            "conversation_mentions",
+            lake.file_url(&detail_path),
+            ParquetReadOptions::default().schema(&detail_schema),
+        )
+        .await?;
+        counts_out.run(ctx, MENTION_COUNTS_SQL).await?;
+        detail
+    } else {
+        // Both queries run once per chunk, over that chunk's mentions files and current copies;
+        // conversation_mentions' ORDER BY starts with the snapshot, so the chunks, in order, give
+        // its rows in order, and mention_counts adds up the chunks' parts.
+        let whole_mentions = ctx.table_provider("mentions_all").await?;
+        let whole_copies = ctx.table_provider("current_copies").await?;
+        let copies = query(ctx, "SELECT conversation_id, snapshot FROM current_copies").await?;
+        let mut parts = Vec::new();
+        for chunk in &chunks {
+            register_chunk(ctx, lake, chunk, &copies).await?;
+            let rows = query(ctx, CONVERSATION_MENTIONS_SQL)
+                .await?
+                .iter()
+                .filter(|b| b.num_rows() > 0)
+                .map(|b| conform(b, &detail_schema))
+                .collect::<Result<Vec<_>, _>>()?;
+            for batch in &rows {
+                out.push(batch.clone())?;
+            }
+            ctx.deregister_table("conversation_mentions")?;
+            ctx.register_table(
+                "conversation_mentions",
+                Arc::new(MemTable::try_new(detail_schema.clone(), vec![rows])?),
+            )?;
+            parts.extend(query(ctx, MENTION_COUNTS_SQL).await?);
+        }
+        ctx.deregister_table("mentions_all")?;
+        ctx.register_table("mentions_all", whole_mentions)?;
+        ctx.deregister_table("current_copies")?;
+        ctx.register_table("current_copies", whole_copies)?;
+        replace_view(ctx, MENTIONS_SQL).await?;
+        let parts = parts
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| conform(b, &counts_schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        ctx.register_table(
+            "mention_counts_parts",
+            Arc::new(MemTable::try_new(counts_schema.clone(), vec![parts])?),
+        )?;
+        counts_out.run(ctx, MENTION_COUNTS_COMBINE_SQL).await?;
+        ctx.deregister_table("mention_counts_parts")?;
+        let detail = out.finish(lake, &detail_path).await?;
+        // `conversation_mentions` is the file again, as in every session.
+        ctx.deregister_table("conversation_mentions")?;
+        ctx.register_parquet(
+            "conversation_mentions",
+            lake.file_url(&detail_path),
+            ParquetReadOptions::default().schema(&detail_schema),
+        )
+        .await?;
+        detail
+    };
+    tracing::debug!(
+        "{detail_path}: {} rows in {} chunks",
+        detail.rows,
+        chunks.len().max(1),
+    );
+    let counts = counts_out.finish(lake, &path).await?;
+    tracing::debug!("{path}: {} rows, {:.2?}", counts.rows, started.elapsed());
     let (rows, mentions, bytes, detail) = (counts.rows, counts.sum, counts.bytes, detail.bytes);
     let hash = aggregates_hash(&bytes, &detail);
     lake.events()
@@ -555,4 +762,122 @@ pub async fn read_counts(
         }
     }
     Ok(Some((out, hash)))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A lake from the simulator: two overlapping fetches (so some conversations are stored
+    /// twice and only their newest copy counts), then extract.
+    pub(crate) async fn simulated_lake(
+        dir: &std::path::Path,
+        dict: &crate::extract::Dictionary,
+    ) -> Lake {
+        use crate::genesys::{self, ApiClient, Credentials, Endpoints, FetchOptions, RetryPolicy};
+        let lake = Lake::open_local(dir).unwrap();
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let mut cfg = crate::simulator::SimConfig::new(crate::pipeline::sim_products(dict));
+        cfg.conversations = 400;
+        cfg.start = start;
+        cfg.days = 10;
+        cfg.seed = 11;
+        let sim = crate::simulator::start(cfg, ([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        let client = ApiClient::new(
+            Endpoints::resolve("us-east-1", Some(&sim.url), None).unwrap(),
+            Credentials {
+                client_id: "unit".into(),
+                client_secret: crate::secret::Secret::new("unit-secret"),
+            },
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        for (from, to) in [(0, 6), (4, 9)] {
+            let opts = FetchOptions {
+                from: start + chrono::Days::new(from),
+                to: start + chrono::Days::new(to),
+                media: genesys::fetch::MEDIA_TYPES
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect(),
+                page_size: 25,
+            };
+            genesys::fetch(&lake, &client, &opts).await.unwrap();
+        }
+        sim.shutdown().await;
+        crate::extract::extract(&lake, dict, 2).await.unwrap();
+        lake
+    }
+
+    /// A copy in a later snapshot replaces the earlier one, exactly as the SQL definition says.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn current_copies_from_dictionaries_equal_the_sql_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let dict = crate::extract::Dictionary::embedded();
+        let lake = simulated_lake(dir.path(), &dict).await;
+        let ctx = session(&lake, &dict.version).await.unwrap();
+        let sql = query(
+            &ctx,
+            "SELECT conversation_id, snapshot FROM current_copies ORDER BY conversation_id",
+        )
+        .await
+        .unwrap();
+        let sql = arrow::compute::concat_batches(&copies::current_copies_schema(), &sql).unwrap();
+        let events = lake.events().read_all().await.unwrap();
+        let rust = copies::current_copies(&lake, &events).await.unwrap();
+        assert_eq!(rust, sql);
+        // The overlap stored some conversations twice, so the newest copy was chosen.
+        let stored = query(
+            &ctx,
+            "SELECT COUNT(*) FROM (SELECT DISTINCT conversation_id, snapshot FROM raw)",
+        )
+        .await
+        .unwrap();
+        let stored = stored[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0);
+        assert!(
+            stored as usize > rust.num_rows(),
+            "{stored} copies, {} conversations",
+            rust.num_rows()
+        );
+    }
+
+    /// The aggregate run in chunks of one snapshot writes the bytes of the query run whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chunked_and_whole_aggregates_write_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dict = crate::extract::Dictionary::embedded();
+        let lake = simulated_lake(dir.path(), &dict).await;
+        let version = dict.version.as_str();
+        let files = [
+            mention_counts_path(version),
+            conversation_mentions_path(version),
+        ];
+        let mut runs = Vec::new();
+        for per_chunk in [None, Some(1), Some(3), Some(SNAPSHOTS_PER_CHUNK)] {
+            let ctx = session_materialized(&lake, version).await.unwrap();
+            let summary = aggregate_in(&ctx, &lake, version, per_chunk).await.unwrap();
+            let mut bytes = Vec::new();
+            for f in &files {
+                bytes.push(lake.get(f).await.unwrap());
+            }
+            runs.push((per_chunk, summary, bytes));
+        }
+        let (_, whole, whole_bytes) = &runs[0];
+        assert!(whole.rows > 20 && whole.mentions > 100, "{whole:?}");
+        for (per_chunk, summary, bytes) in &runs[1..] {
+            assert_eq!(summary, whole, "{per_chunk:?}");
+            assert!(bytes == whole_bytes, "{per_chunk:?}: the files differ");
+        }
+        // The whole detail is sorted by its key within each snapshot, and the file reads back.
+        let detail = schema::from_parquet(whole_bytes[1].clone()).unwrap();
+        let n: usize = detail.iter().map(|b| b.num_rows()).sum();
+        assert!(n > 100, "{n} rows");
+    }
 }

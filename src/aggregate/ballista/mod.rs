@@ -265,7 +265,6 @@ pub fn forward_logs() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lake::Lake;
 
     #[test]
     fn scheduler_addresses_parse_or_say_what_is_wrong() {
@@ -292,46 +291,6 @@ mod tests {
         }
     }
 
-    /// A lake from the simulator: two overlapping fetches (so some conversations are stored
-    /// twice and only their newest copy counts), then extract.
-    async fn simulated_lake(dir: &std::path::Path, dict: &crate::extract::Dictionary) -> Lake {
-        use crate::genesys::{self, ApiClient, Credentials, Endpoints, FetchOptions, RetryPolicy};
-        let lake = Lake::open_local(dir).unwrap();
-        let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let mut cfg = crate::simulator::SimConfig::new(crate::pipeline::sim_products(dict));
-        cfg.conversations = 400;
-        cfg.start = start;
-        cfg.days = 10;
-        cfg.seed = 11;
-        let sim = crate::simulator::start(cfg, ([127, 0, 0, 1], 0).into())
-            .await
-            .unwrap();
-        let client = ApiClient::new(
-            Endpoints::resolve("us-east-1", Some(&sim.url), None).unwrap(),
-            Credentials {
-                client_id: "unit".into(),
-                client_secret: crate::secret::Secret::new("unit-secret"),
-            },
-            RetryPolicy::default(),
-        )
-        .unwrap();
-        for (from, to) in [(0, 6), (4, 9)] {
-            let opts = FetchOptions {
-                from: start + chrono::Days::new(from),
-                to: start + chrono::Days::new(to),
-                media: genesys::fetch::MEDIA_TYPES
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect(),
-                page_size: 25,
-            };
-            genesys::fetch(&lake, &client, &opts).await.unwrap();
-        }
-        sim.shutdown().await;
-        crate::extract::extract(&lake, dict, 2).await.unwrap();
-        lake
-    }
-
     /// Ballista's standalone mode (scheduler and executor in this process, talking gRPC and
     /// Flight over loopback) writes byte-identical aggregates to the local engine's.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -341,7 +300,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let dict = crate::extract::Dictionary::embedded();
-        let lake = simulated_lake(dir.path(), &dict).await;
+        let lake = crate::aggregate::tests::simulated_lake(dir.path(), &dict).await;
         let version = dict.version.as_str();
         let files = [
             mention_counts_path(version),
@@ -372,7 +331,7 @@ mod tests {
             .unwrap();
         assert_eq!(plan.name(), "DistributedQueryExec", "{plan:?}");
 
-        let remote = aggregate_in(&ctx, &lake, version).await.unwrap();
+        let remote = aggregate_in(&ctx, &lake, version, None).await.unwrap();
         assert_eq!(remote, local);
         for (f, expected) in files.iter().zip(&local_bytes) {
             let got = lake.get(f).await.unwrap();

@@ -15,7 +15,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use arrow::array::{Array, Date32Array, Int64Array, RecordBatch, StringArray};
 
-use crate::lake::{conversation_mentions_path, mention_counts_path, schema, Lake, LakeError};
+use crate::lake::{conversation_mentions_path, mention_counts_path, Lake, LakeError};
 use crate::secret::Secret;
 
 /// The migrations, in order: (file name, SQL).
@@ -587,7 +587,7 @@ async fn merge_table(
     tx: &tokio_postgres::Transaction<'_>,
     target: &Target,
     spec: &TableSpec,
-    batches: &[RecordBatch],
+    batches: impl Iterator<Item = Result<RecordBatch, SyncError>> + Send,
 ) -> Result<(u64, u64, u64, u64), SyncError> {
     // An empty table (the first sync) takes the rows straight from COPY: nothing to merge.
     let empty = !tx
@@ -626,6 +626,7 @@ async fn merge_table(
     pin_mut!(writer);
     let mut rows = 0u64;
     for b in batches {
+        let b = b?;
         if b.num_columns() != spec.columns.len() {
             return Err(SyncError::Input(format!(
                 "{} input has {} columns, expected {}",
@@ -773,7 +774,7 @@ async fn set_indexes_aside(
 async fn month_partitions(
     tx: &tokio_postgres::Transaction<'_>,
     target: &Target,
-    detail: &[RecordBatch],
+    detail: impl Iterator<Item = Result<RecordBatch, SyncError>>,
 ) -> Result<(), SyncError> {
     use chrono::Datelike;
     const TABLE: &str = "conversation_mentions";
@@ -791,8 +792,12 @@ async fn month_partitions(
     }
     let mut months = std::collections::BTreeSet::new();
     for b in detail {
+        let b = b?;
         let dates = b
-            .column(1)
+            .column_by_name("conversation_date")
+            .ok_or_else(|| {
+                SyncError::Input("conversation_mentions: conversation_date is missing".into())
+            })?
             .as_any()
             .downcast_ref::<arrow::array::Date32Array>()
             .ok_or_else(|| {
@@ -887,13 +892,47 @@ pub struct Aggregates {
     pub content_hash: String,
 }
 
-fn decode(path: &str, bytes: &bytes::Bytes) -> Result<Vec<RecordBatch>, SyncError> {
-    schema::from_parquet(bytes.clone()).map_err(|reason| {
+/// A lake file's rows, decoded one batch at a time as they are loaded (memory holds the
+/// encoded file and one batch, not every row); `column`: only that column.
+fn decode(
+    path: &str,
+    bytes: &bytes::Bytes,
+    column: Option<&str>,
+) -> Result<impl Iterator<Item = Result<RecordBatch, SyncError>> + Send + use<>, SyncError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+    let bad = |reason: String| {
         SyncError::Lake(LakeError::Parquet {
             path: path.to_string(),
             reason,
         })
-    })
+    };
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| bad(e.to_string()))?;
+    let builder = match column {
+        Some(name) => {
+            let index = builder
+                .schema()
+                .index_of(name)
+                .map_err(|_| bad(format!("column {name} is missing")))?;
+            let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
+            builder.with_projection(mask)
+        }
+        None => builder,
+    };
+    let reader = builder
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let path = path.to_string();
+    Ok(reader.map(move |b| {
+        b.map_err(|e| {
+            SyncError::Lake(LakeError::Parquet {
+                path: path.clone(),
+                reason: e.to_string(),
+            })
+        })
+    }))
 }
 
 impl Aggregates {
@@ -968,13 +1007,23 @@ pub async fn sync(
         &tx,
         target,
         &PRODUCT_MENTIONS,
-        &decode(&aggregates.counts_path, &aggregates.mention_counts)?,
+        decode(&aggregates.counts_path, &aggregates.mention_counts, None)?,
     )
     .await?;
-    let detail = decode(&aggregates.detail_path, &aggregates.conversation_mentions)?;
-    month_partitions(&tx, target, &detail).await?;
-    let (crows, cins, cupd, cdel) =
-        merge_table(&tx, target, &CONVERSATION_MENTIONS, &detail).await?;
+    let (path, detail) = (&aggregates.detail_path, &aggregates.conversation_mentions);
+    month_partitions(
+        &tx,
+        target,
+        decode(path, detail, Some("conversation_date"))?,
+    )
+    .await?;
+    let (crows, cins, cupd, cdel) = merge_table(
+        &tx,
+        target,
+        &CONVERSATION_MENTIONS,
+        decode(path, detail, None)?,
+    )
+    .await?;
     tx.execute(
         "INSERT INTO sync_state
              (dictionary_version, content_hash, row_count, inserted, updated, deleted, conversation_rows)

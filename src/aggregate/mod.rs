@@ -416,6 +416,74 @@ impl Output {
 /// Chunks are consecutive runs of snapshot names, the query's first sort key.
 pub const SNAPSHOTS_PER_CHUNK: usize = 64;
 
+/// Registers the `conversation_mentions` file at `path` as the table of that name.
+async fn register_detail_file(
+    ctx: &SessionContext,
+    lake: &Lake,
+    path: &str,
+) -> Result<(), AggregateError> {
+    ctx.deregister_table("conversation_mentions")?;
+    ctx.register_parquet(
+        "conversation_mentions",
+        lake.file_url(path),
+        ParquetReadOptions::default().schema(&schema::conversation_mentions_schema()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs both aggregate queries once per chunk, over that chunk's mentions files and current
+/// copies: `conversation_mentions`' ORDER BY starts with the snapshot, so the chunks, in order,
+/// give its rows in order into `detail`, and `counts` gets the sum of the chunks' parts of
+/// `mention_counts`. The session's tables are the whole lake's again afterwards.
+async fn run_in_chunks(
+    ctx: &SessionContext,
+    lake: &Lake,
+    chunks: &[Chunk],
+    detail: &mut Output,
+    counts: &mut Output,
+) -> Result<(), AggregateError> {
+    let whole_mentions = ctx.table_provider("mentions_all").await?;
+    let whole_copies = ctx.table_provider("current_copies").await?;
+    let copies = query(ctx, "SELECT conversation_id, snapshot FROM current_copies").await?;
+    let mut parts = Vec::new();
+    for chunk in chunks {
+        register_chunk(ctx, lake, chunk, &copies).await?;
+        let rows = query(ctx, CONVERSATION_MENTIONS_SQL)
+            .await?
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| conform(b, &detail.target))
+            .collect::<Result<Vec<_>, _>>()?;
+        for batch in &rows {
+            detail.push(batch.clone())?;
+        }
+        ctx.deregister_table("conversation_mentions")?;
+        ctx.register_table(
+            "conversation_mentions",
+            Arc::new(MemTable::try_new(detail.target.clone(), vec![rows])?),
+        )?;
+        parts.extend(query(ctx, MENTION_COUNTS_SQL).await?);
+    }
+    ctx.deregister_table("mentions_all")?;
+    ctx.register_table("mentions_all", whole_mentions)?;
+    ctx.deregister_table("current_copies")?;
+    ctx.register_table("current_copies", whole_copies)?;
+    replace_view(ctx, MENTIONS_SQL).await?;
+    let parts = parts
+        .iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| conform(b, &counts.target))
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.register_table(
+        "mention_counts_parts",
+        Arc::new(MemTable::try_new(counts.target.clone(), vec![parts])?),
+    )?;
+    counts.run(ctx, MENTION_COUNTS_COMBINE_SQL).await?;
+    ctx.deregister_table("mention_counts_parts")?;
+    Ok(())
+}
+
 /// One chunk of the local `conversation_mentions` query: consecutive snapshot names and
 /// their mentions files.
 struct Chunk {
@@ -598,66 +666,14 @@ async fn aggregate_in(
         let detail = out.finish(lake, &detail_path).await?;
         // mention_counts.sql reads the detail just written, not the mentions again (several
         // times smaller); from the lake, so a cluster reads the same file.
-        ctx.deregister_table("conversation_mentions")?;
-        ctx.register_parquet(
-            "conversation_mentions",
-            lake.file_url(&detail_path),
-            ParquetReadOptions::default().schema(&detail_schema),
-        )
-        .await?;
+        register_detail_file(ctx, lake, &detail_path).await?;
         counts_out.run(ctx, MENTION_COUNTS_SQL).await?;
         detail
     } else {
-        // Both queries run once per chunk, over that chunk's mentions files and current copies;
-        // conversation_mentions' ORDER BY starts with the snapshot, so the chunks, in order, give
-        // its rows in order, and mention_counts adds up the chunks' parts.
-        let whole_mentions = ctx.table_provider("mentions_all").await?;
-        let whole_copies = ctx.table_provider("current_copies").await?;
-        let copies = query(ctx, "SELECT conversation_id, snapshot FROM current_copies").await?;
-        let mut parts = Vec::new();
-        for chunk in &chunks {
-            register_chunk(ctx, lake, chunk, &copies).await?;
-            let rows = query(ctx, CONVERSATION_MENTIONS_SQL)
-                .await?
-                .iter()
-                .filter(|b| b.num_rows() > 0)
-                .map(|b| conform(b, &detail_schema))
-                .collect::<Result<Vec<_>, _>>()?;
-            for batch in &rows {
-                out.push(batch.clone())?;
-            }
-            ctx.deregister_table("conversation_mentions")?;
-            ctx.register_table(
-                "conversation_mentions",
-                Arc::new(MemTable::try_new(detail_schema.clone(), vec![rows])?),
-            )?;
-            parts.extend(query(ctx, MENTION_COUNTS_SQL).await?);
-        }
-        ctx.deregister_table("mentions_all")?;
-        ctx.register_table("mentions_all", whole_mentions)?;
-        ctx.deregister_table("current_copies")?;
-        ctx.register_table("current_copies", whole_copies)?;
-        replace_view(ctx, MENTIONS_SQL).await?;
-        let parts = parts
-            .iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| conform(b, &counts_schema))
-            .collect::<Result<Vec<_>, _>>()?;
-        ctx.register_table(
-            "mention_counts_parts",
-            Arc::new(MemTable::try_new(counts_schema.clone(), vec![parts])?),
-        )?;
-        counts_out.run(ctx, MENTION_COUNTS_COMBINE_SQL).await?;
-        ctx.deregister_table("mention_counts_parts")?;
+        run_in_chunks(ctx, lake, &chunks, &mut out, &mut counts_out).await?;
         let detail = out.finish(lake, &detail_path).await?;
         // `conversation_mentions` is the file again, as in every session.
-        ctx.deregister_table("conversation_mentions")?;
-        ctx.register_parquet(
-            "conversation_mentions",
-            lake.file_url(&detail_path),
-            ParquetReadOptions::default().schema(&detail_schema),
-        )
-        .await?;
+        register_detail_file(ctx, lake, &detail_path).await?;
         detail
     };
     tracing::debug!(

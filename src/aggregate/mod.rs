@@ -410,11 +410,13 @@ impl Output {
     }
 }
 
-/// Snapshots per chunk of the local `conversation_mentions` query: each chunk's groups are
-/// complete (a conversation's mentions all come from its current snapshot), so memory holds
-/// one chunk's groups (about 64 pages of conversations) instead of the whole lake's.
-/// Chunks are consecutive runs of snapshot names, the query's first sort key.
-pub const SNAPSHOTS_PER_CHUNK: usize = 64;
+/// Mentions files (bytes) per chunk of the local aggregate: each chunk's groups are complete (a
+/// conversation's mentions all come from its current snapshot), so memory holds one chunk's
+/// groups instead of the whole lake's. Chunks are consecutive runs of snapshot names, the
+/// query's first sort key. 1 MiB is about 80 archive pages (8,000 conversations) or 110
+/// details-job pages; each chunk costs a few milliseconds of planning, so smaller chunks are
+/// slower and larger ones hold more (README, "Pipeline at scale").
+pub const MENTION_BYTES_PER_CHUNK: u64 = 1 << 20;
 
 /// Registers the `conversation_mentions` file at `path` as the table of that name.
 async fn register_detail_file(
@@ -491,19 +493,20 @@ struct Chunk {
     files: Vec<String>,
 }
 
-/// The recorded snapshots that have a mentions file, by name, in chunks of `per_chunk`.
+/// The recorded snapshots that have a mentions file, by name, in chunks of at least one file
+/// and at most `per_chunk` bytes of them.
 async fn chunks(
     ctx: &SessionContext,
     lake: &Lake,
     dictionary_version: &str,
-    per_chunk: usize,
+    per_chunk: u64,
 ) -> Result<Vec<Chunk>, AggregateError> {
     // One listing, as `mentions_all` sees the folder.
-    let present: std::collections::HashSet<String> = lake
+    let present: std::collections::HashMap<String, u64> = lake
         .list(&mentions_dir(dictionary_version))
         .await?
         .into_iter()
-        .map(|m| m.location.to_string())
+        .map(|m| (m.location.to_string(), m.size))
         .collect();
     let mut names: Vec<String> = Vec::new();
     for batch in query(ctx, "SELECT snapshot FROM snapshot_order").await? {
@@ -516,18 +519,29 @@ async fn chunks(
     }
     names.sort_unstable();
     names.dedup();
-    let with_mentions: Vec<(String, String)> = names
-        .into_iter()
-        .map(|s| (mentions_path(dictionary_version, &s), s))
-        .filter(|(path, _)| present.contains(path))
-        .collect();
-    Ok(with_mentions
-        .chunks(per_chunk.max(1))
-        .map(|part| Chunk {
-            files: part.iter().map(|(path, _)| path.clone()).collect(),
-            snapshots: part.iter().map(|(_, s)| s.clone()).collect(),
-        })
-        .collect())
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut bytes = 0u64;
+    for snapshot in names {
+        let path = mentions_path(dictionary_version, &snapshot);
+        let Some(&size) = present.get(&path) else {
+            continue;
+        };
+        match chunks.last_mut() {
+            Some(chunk) if bytes + size <= per_chunk => {
+                bytes += size;
+                chunk.files.push(path);
+                chunk.snapshots.insert(snapshot);
+            }
+            _ => {
+                bytes = size;
+                chunks.push(Chunk {
+                    files: vec![path],
+                    snapshots: [snapshot].into_iter().collect(),
+                });
+            }
+        }
+    }
+    Ok(chunks)
 }
 
 /// Points `mentions_all`, `current_copies` and the `mentions` view at one chunk.
@@ -617,7 +631,7 @@ pub async fn aggregate_with(
         }
     };
     // A cluster runs the query whole (each chunk would rank every copy in raw again).
-    let per_chunk = matches!(engine, Engine::Local).then_some(SNAPSHOTS_PER_CHUNK);
+    let per_chunk = matches!(engine, Engine::Local).then_some(MENTION_BYTES_PER_CHUNK);
     aggregate_in(&ctx, lake, dictionary_version, per_chunk).await
 }
 
@@ -642,13 +656,13 @@ async fn ballista_session(
 }
 
 /// Runs the aggregate queries on a prepared session and records the result; `per_chunk`:
-/// snapshots per chunk of the `conversation_mentions` query, or `None` to run it whole. The
+/// bytes of mentions files per chunk, or `None` to run the queries whole. The
 /// files are the same either way.
 async fn aggregate_in(
     ctx: &SessionContext,
     lake: &Lake,
     dictionary_version: &str,
-    per_chunk: Option<usize>,
+    per_chunk: Option<u64>,
 ) -> Result<AggregateSummary, AggregateError> {
     let started = std::time::Instant::now();
     let path = mention_counts_path(dictionary_version);
@@ -876,7 +890,8 @@ pub(crate) mod tests {
             conversation_mentions_path(version),
         ];
         let mut runs = Vec::new();
-        for per_chunk in [None, Some(1), Some(3), Some(SNAPSHOTS_PER_CHUNK)] {
+        // One file a chunk, a few, and all in one chunk (the whole query's path).
+        for per_chunk in [None, Some(1), Some(20_000), Some(MENTION_BYTES_PER_CHUNK)] {
             let ctx = session_materialized(&lake, version).await.unwrap();
             let summary = aggregate_in(&ctx, &lake, version, per_chunk).await.unwrap();
             let mut bytes = Vec::new();

@@ -33,7 +33,7 @@ pub fn current_copies_schema() -> SchemaRef {
 }
 
 /// The distinct conversation ids of one raw file.
-fn conversations_of(bytes: bytes::Bytes) -> Result<Vec<String>, String> {
+fn conversations_of(bytes: bytes::Bytes) -> Result<HashSet<String>, String> {
     // The raw schema with conversation_id as a dictionary: the reader hands back the column's
     // dictionary page and its indexes instead of a string per utterance.
     let raw = schema::raw_schema();
@@ -62,8 +62,7 @@ fn conversations_of(bytes: bytes::Bytes) -> Result<Vec<String>, String> {
         .with_batch_size(64 * 1024)
         .build()
         .map_err(|e| e.to_string())?;
-    let mut out: Vec<String> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut out: HashSet<String> = HashSet::new();
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
         let ids = batch
@@ -82,9 +81,8 @@ fn conversations_of(bytes: bytes::Bytes) -> Result<Vec<String>, String> {
             used[key as usize] = true;
         }
         for (i, used) in used.into_iter().enumerate() {
-            if used && !values.is_null(i) && !seen.contains(values.value(i)) {
-                seen.insert(values.value(i).to_string());
-                out.push(values.value(i).to_string());
+            if used && !values.is_null(i) && !out.contains(values.value(i)) {
+                out.insert(values.value(i).to_string());
             }
         }
     }
@@ -95,12 +93,7 @@ fn conversations_of(bytes: bytes::Bytes) -> Result<Vec<String>, String> {
 pub async fn current_copies(lake: &Lake, events: &[Event]) -> Result<RecordBatch, AggregateError> {
     // What the SQL's listing of raw/ sees: recorded snapshots whose file is there (verify
     // quarantines damaged files; they are fetched again on the next run).
-    let present: HashSet<String> = lake
-        .list("raw")
-        .await?
-        .into_iter()
-        .map(|m| m.location.to_string())
-        .collect();
+    let present = lake.list_paths("raw").await?;
     let mut order: Vec<(u64, String)> = snapshots_in_order(events)
         .into_iter()
         .map(|(snapshot, seq)| (seq, snapshot))

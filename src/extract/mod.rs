@@ -246,12 +246,7 @@ pub async fn extract_shard(
         ..Default::default()
     };
     // One listing instead of a request per snapshot (which an object store makes slow).
-    let done: std::collections::HashSet<String> = lake
-        .list(&mentions_dir(&version))
-        .await?
-        .into_iter()
-        .map(|m| m.location.to_string())
-        .collect();
+    let done = lake.list_paths(&mentions_dir(&version)).await?;
     let mut todo = Vec::new();
     for (snap, _) in &snapshots {
         if done.contains(&mentions_path(&version, snap)) {

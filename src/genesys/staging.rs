@@ -252,12 +252,7 @@ pub fn last_complete(events: &[Event]) -> Option<DateTime<Utc>> {
 async fn load_held(lake: &Lake, events: &[Event]) -> Result<HeldMap, FetchError> {
     let mut held = HashMap::new();
     let mut seen = HashSet::new();
-    let staged: HashSet<String> = lake
-        .list("raw/")
-        .await?
-        .into_iter()
-        .map(|m| m.location.to_string())
-        .collect();
+    let staged = lake.list_paths("raw/").await?;
     for e in events {
         let EventKind::Snapshot {
             snapshot, source, ..

@@ -342,6 +342,20 @@ impl Lake {
         Ok(items)
     }
 
+    /// The paths of every file under a prefix, as [`Lake::list`] sees them: one listing to
+    /// check many files against, instead of a request per file.
+    pub async fn list_paths(
+        &self,
+        prefix: &str,
+    ) -> Result<std::collections::HashSet<String>, LakeError> {
+        Ok(self
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect())
+    }
+
     /// Removes a file (used by `gc` and for temporary outputs only, never for snapshots).
     pub async fn delete(&self, rel: &str) -> Result<(), LakeError> {
         match self.store.delete(&Path::from(rel)).await {

@@ -220,40 +220,47 @@ pub fn to_parquet(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, 
     sink.finish()
 }
 
-/// Decodes a whole Parquet file held in memory.
-pub fn from_parquet(bytes: Bytes) -> Result<Vec<RecordBatch>, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| e.to_string())?
+/// The batches of a Parquet file held in memory, decoded one at a time as the caller takes
+/// them; `names`: only these columns (in the file's column order), a name the file lacks being
+/// an error naming it.
+pub fn parquet_batches(
+    bytes: Bytes,
+    names: Option<&[&str]>,
+) -> Result<impl Iterator<Item = Result<RecordBatch, String>> + Send + use<>, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    let builder = match names {
+        Some(names) => {
+            let fields = builder.schema().fields().clone();
+            let roots = names
+                .iter()
+                .map(|name| {
+                    fields
+                        .iter()
+                        .position(|f| f.name() == name)
+                        .ok_or_else(|| format!("column {name} is missing"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+            builder.with_projection(mask)
+        }
+        None => builder,
+    };
+    let reader = builder
         .with_batch_size(8192)
         .build()
         .map_err(|e| e.to_string())?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+    Ok(reader.map(|b| b.map_err(|e| e.to_string())))
+}
+
+/// Decodes a whole Parquet file held in memory.
+pub fn from_parquet(bytes: Bytes) -> Result<Vec<RecordBatch>, String> {
+    parquet_batches(bytes, None)?.collect()
 }
 
 /// Decodes the named columns of a Parquet file held in memory (in the file's column order); a
 /// name the file lacks is an error naming it.
 pub fn from_parquet_columns(bytes: Bytes, names: &[&str]) -> Result<Vec<RecordBatch>, String> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
-    let fields = builder.schema().fields().clone();
-    let roots = names
-        .iter()
-        .map(|name| {
-            fields
-                .iter()
-                .position(|f| f.name() == name)
-                .ok_or_else(|| format!("column {name} is missing"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
-    builder
-        .with_projection(mask)
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+    parquet_batches(bytes, Some(names))?.collect()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use arrow::array::{Array, Date32Array, Int64Array, RecordBatch, StringArray};
 
-use crate::lake::{conversation_mentions_path, mention_counts_path, Lake, LakeError};
+use crate::lake::{conversation_mentions_path, mention_counts_path, schema, Lake, LakeError};
 use crate::secret::Secret;
 
 /// The migrations, in order: (file name, SQL).
@@ -899,40 +899,19 @@ fn decode(
     bytes: &bytes::Bytes,
     column: Option<&str>,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, SyncError>> + Send + use<>, SyncError> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use parquet::arrow::ProjectionMask;
-    let bad = |reason: String| {
-        SyncError::Lake(LakeError::Parquet {
-            path: path.to_string(),
-            reason,
-        })
-    };
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| bad(e.to_string()))?;
-    let builder = match column {
-        Some(name) => {
-            let index = builder
-                .schema()
-                .index_of(name)
-                .map_err(|_| bad(format!("column {name} is missing")))?;
-            let mask = ProjectionMask::roots(builder.parquet_schema(), [index]);
-            builder.with_projection(mask)
-        }
-        None => builder,
-    };
-    let reader = builder
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| bad(e.to_string()))?;
-    let path = path.to_string();
-    Ok(reader.map(move |b| {
-        b.map_err(|e| {
+    let bad = {
+        let path = path.to_string();
+        move |reason: String| {
             SyncError::Lake(LakeError::Parquet {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason,
             })
-        })
-    }))
+        }
+    };
+    let columns = column.map(|c| [c]);
+    let batches =
+        schema::parquet_batches(bytes.clone(), columns.as_ref().map(|c| &c[..])).map_err(&bad)?;
+    Ok(batches.map(move |b| b.map_err(&bad)))
 }
 
 impl Aggregates {

@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         page_size: 50,
         concurrency,
         job_poll_max: Duration::from_secs(3),
+        job_timeout: Duration::from_secs(30 * 60),
         not_ready: NotReadyPolicy::default(),
     };
     let started = Instant::now();

@@ -2,8 +2,10 @@
 //! with `--json FILE`):
 //! - `pipeline` (the default): a seeded archive in the simulator, then every stage as its own
 //!   process (so peak RSS is per stage), for one or more sizes side by side;
-//! - `extract`: precision/recall/F1 of the matcher on the labeled corpus, and throughput of the
-//!   snapshot → mentions transform with a 1,000-product dictionary, per core;
+//! - `extract`: precision/recall/F1 and speed of the matcher on the labeled corpus with its
+//!   dictionary (with `--baseline`, the tutorial's extractor on that same corpus and dictionary,
+//!   side by side), and, separately, throughput of the snapshot → mentions transform with a
+//!   1,000-product dictionary, per core;
 //! - `sync`: 1,000,000 aggregate rows into PostgreSQL: first sync, no-change re-sync, a 10% change,
 //!   against the tutorial's multi-row INSERT.
 
@@ -96,7 +98,8 @@ pub struct ExtractBench {
     #[arg(long, default_value_t = 5000)]
     pub samples: usize,
     /// Also run the tutorial's extractor (bench/run_baseline.sh, from the repository root) on
-    /// the same corpus and print the speed ratio.
+    /// the same labeled corpus and the same dictionary as convlake's matcher, and print both
+    /// side by side (quality and speed).
     #[arg(long)]
     pub baseline: bool,
     /// Write the labeled corpus as JSONL (style, text, gold) and stop.
@@ -443,20 +446,27 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
             // Text per CPU-second of the stage's own process, for the stages that handle text:
             // throughput per core, whatever else the machine is doing (the simulator's CPU is
             // not in a fetch's figure).
+            // Only fetch and extract read the transcript text; aggregate and sync read mentions
+            // and counts, so a text rate for them would be a number about nothing ("-").
             let text_stage = matches!(s.name, "fetch" | "extract");
             let per_cpu = if text_stage && s.cpu_seconds > 0.0 {
                 format!("{:.1}", *text_bytes as f64 / 1e6 / s.cpu_seconds)
             } else {
                 "-".to_string()
             };
+            let per_s = if text_stage && s.seconds > 0.0 {
+                format!("{:.1}", *text_bytes as f64 / 1e6 / s.seconds)
+            } else {
+                "-".to_string()
+            };
             println!(
-                "{:<20} {:>10} {:>9.2} {:>7.2} {:>12.0} {:>10.1} {:>10} {:>12.0} {:>8} MB {:>10.1}",
+                "{:<20} {:>10} {:>9.2} {:>7.2} {:>12.0} {:>10} {:>10} {:>12.0} {:>8} MB {:>10.1}",
                 s.name,
                 n,
                 s.seconds,
                 s.cpu_seconds,
                 *n as f64 / s.seconds,
-                *text_bytes as f64 / 1e6 / s.seconds,
+                per_s,
                 per_cpu,
                 rows as f64 / s.seconds,
                 s.peak_rss_kb / 1024,
@@ -465,9 +475,9 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
             out_json.push(json!({
                 "stage": s.name, "conversations": n, "seconds": s.seconds,
                 "cpu_seconds": s.cpu_seconds,
-                "text_mb_per_cpu_s": if text_stage && s.cpu_seconds > 0.0 { *text_bytes as f64 / 1e6 / s.cpu_seconds } else { 0.0 },
+                "text_mb_per_cpu_s": (text_stage && s.cpu_seconds > 0.0).then(|| *text_bytes as f64 / 1e6 / s.cpu_seconds),
                 "conversations_per_s": *n as f64 / s.seconds,
-                "text_mb_per_s": *text_bytes as f64 / 1e6 / s.seconds,
+                "text_mb_per_s": (text_stage && s.seconds > 0.0).then(|| *text_bytes as f64 / 1e6 / s.seconds),
                 "rows_per_s": rows as f64 / s.seconds,
                 "peak_rss_kb": s.peak_rss_kb, "bytes_written": s.bytes_written,
                 "summary": s.stderr.lines().filter(|l| !l.starts_with("convlake-peak-rss-kb") && !l.starts_with("convlake-cpu-ms")).collect::<Vec<_>>().join("\n"),
@@ -737,6 +747,59 @@ async fn write_text_snapshots(
     Ok(total)
 }
 
+/// The style's key in the corpus file and in the baseline's JSON.
+fn style_key(style: eval::Style) -> &'static str {
+    match style {
+        eval::Style::Cased => "cased",
+        eval::Style::Voice => "voice",
+    }
+}
+
+/// Writes the labeled corpus as JSONL (style, text, gold spans in characters), the format
+/// `bench/baseline.py` reads.
+fn write_corpus(path: &Path, samples: &[eval::Sample]) -> Result<()> {
+    let mut out = String::new();
+    for s in samples {
+        out.push_str(&serde_json::to_string(&json!({
+            "style": style_key(s.style),
+            "text": s.text,
+            "gold": s.gold.iter().map(|(p, a, b)| json!([p, a, b])).collect::<Vec<_>>(),
+        }))?);
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Seconds each style's timed matcher pass is repeated for, as `bench/baseline.py`'s
+/// `--min-seconds` default, so both figures are measured the same way.
+const MIN_SECONDS: f64 = 3.0;
+
+/// convlake's matcher over the in-memory texts of one style, one thread, passes repeated until
+/// `MIN_SECONDS`: the same measurement `bench/baseline.py` makes of the tutorial's extractor
+/// (its function over in-memory texts, no file I/O), so the two figures compare. Returns
+/// (bytes of text, passes, seconds).
+fn matcher_passes(dict: &Dictionary, texts: &[&str]) -> (u64, u32, f64) {
+    let m = extract::matcher::Matcher::new(dict);
+    let mut scratch = extract::matcher::Scratch::default();
+    let mut found = Vec::new();
+    let bytes: u64 = texts.iter().map(|t| t.len() as u64).sum();
+    // Warm-up outside the timing, as the baseline does.
+    for t in texts.iter().take(8) {
+        m.find(t, &mut scratch, &mut found);
+    }
+    let (mut passes, started) = (0u32, Instant::now());
+    loop {
+        for t in texts {
+            m.find(t, &mut scratch, &mut found);
+        }
+        passes += 1;
+        let secs = started.elapsed().as_secs_f64();
+        if secs >= MIN_SECONDS || texts.is_empty() {
+            return (bytes, passes, secs);
+        }
+    }
+}
+
 async fn extract_bench(args: &ExtractBench) -> Result<()> {
     let (eval_dict, samples) = eval::corpus(42, args.samples);
     if let Some(p) = &args.export_dictionary {
@@ -745,16 +808,7 @@ async fn extract_bench(args: &ExtractBench) -> Result<()> {
         eprintln!("bench: evaluation dictionary written to {}", p.display());
     }
     if let Some(p) = &args.export_corpus {
-        let mut out = String::new();
-        for s in &samples {
-            out.push_str(&serde_json::to_string(&json!({
-                "style": match s.style { eval::Style::Cased => "cased", eval::Style::Voice => "voice" },
-                "text": s.text,
-                "gold": s.gold.iter().map(|(p, a, b)| json!([p, a, b])).collect::<Vec<_>>(),
-            }))?);
-            out.push('\n');
-        }
-        std::fs::write(p, out).with_context(|| format!("writing {}", p.display()))?;
+        write_corpus(p, &samples)?;
         eprintln!(
             "bench: {} labeled samples written to {}",
             samples.len(),
@@ -775,7 +829,8 @@ async fn extract_bench(args: &ExtractBench) -> Result<()> {
         "style", "gold", "precision", "recall", "F1"
     );
     let mut quality = Vec::new();
-    for s in eval::score(&eval_dict, &samples) {
+    let scores = eval::score(&eval_dict, &samples);
+    for s in &scores {
         println!(
             "{:<22} {:>8} {:>10.4} {:>8.4} {:>8.4}",
             s.style.name(),
@@ -791,8 +846,126 @@ async fn extract_bench(args: &ExtractBench) -> Result<()> {
         );
     }
 
-    let dict = big_dictionary(args.products)?;
+    // Speed on the labeled corpus with its dictionary: the figure the baseline is compared
+    // with (same texts, same dictionary, same method).
+    let corpus_bytes: u64 = samples.iter().map(|s| s.text.len() as u64).sum();
+    println!(
+        "matcher speed on the labeled corpus ({:.2} MB, {}-product evaluation dictionary; in memory, one thread, each style repeated for {MIN_SECONDS} s):",
+        corpus_bytes as f64 / 1e6,
+        eval_dict.products.len()
+    );
+    let mut same_corpus = Vec::new();
+    let (mut all_bytes, mut all_secs) = (0.0, 0.0);
+    for style in [eval::Style::Cased, eval::Style::Voice] {
+        let texts: Vec<&str> = samples
+            .iter()
+            .filter(|s| s.style == style)
+            .map(|s| s.text.as_str())
+            .collect();
+        let (bytes, passes, secs) = matcher_passes(&eval_dict, &texts);
+        let mbps = bytes as f64 * f64::from(passes) / 1e6 / secs.max(1e-9);
+        all_bytes += bytes as f64 * f64::from(passes);
+        all_secs += secs;
+        println!(
+            "  {:<22} {:>8.1} MB/s ({passes} passes)",
+            style.name(),
+            mbps
+        );
+        same_corpus.push(
+            json!({"style": style_key(style), "bytes": bytes, "passes": passes,
+            "seconds": secs, "mb_per_s": mbps}),
+        );
+    }
+    let corpus_mbps = all_bytes / 1e6 / all_secs.max(1e-9);
+    println!("  {:<22} {corpus_mbps:>8.1} MB/s", "all");
+
+    // The baseline on exactly that corpus and dictionary, written out for it here (not the
+    // default corpus `run_baseline.sh` would export, which differs when --samples does).
     let tmp = tempdir_in(None)?;
+    let mut baseline = serde_json::Value::Null;
+    if args.baseline {
+        let corpus_file = tmp.join("corpus.jsonl");
+        let dict_file = tmp.join("dictionary.toml");
+        write_corpus(&corpus_file, &samples)?;
+        std::fs::write(&dict_file, eval::EVAL_DICTIONARY)
+            .with_context(|| format!("writing {}", dict_file.display()))?;
+        let out = tmp.join("baseline.json");
+        let status = Process::new("bash")
+            .arg("bench/run_baseline.sh")
+            .arg("--corpus")
+            .arg(&corpus_file)
+            .arg("--dictionary")
+            .arg(&dict_file)
+            .arg("--json")
+            .arg(&out)
+            .status()
+            .context("running bench/run_baseline.sh (run from the repository root)")?;
+        if !status.success() {
+            bail!("bench/run_baseline.sh failed (see its output above; bench/README.md says what it needs)");
+        }
+        baseline = serde_json::from_slice(
+            &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
+        )
+        .with_context(|| format!("{} is not the baseline's JSON", out.display()))?;
+        println!(
+            "the tutorial's extractor ({}) and convlake, same corpus ({} samples) and dictionary:",
+            baseline["engine_description"].as_str().unwrap_or("?"),
+            samples.len()
+        );
+        println!(
+            "{:<22} {:>12} {:>12} {:>12} {:>14} {:>14} {:>8}",
+            "style", "convlake F1", "base F1", "base F1", "convlake MB/s", "baseline MB/s", "ratio"
+        );
+        println!(
+            "{:<22} {:>12} {:>12} {:>12}",
+            "", "(span)", "(span)", "(count)"
+        );
+        let f1 = |v: &serde_json::Value| {
+            v["f1"]
+                .as_f64()
+                .map_or_else(|| "n/a".to_string(), |f| format!("{f:.4}"))
+        };
+        let row = |name: &str, ours_f1: f64, ours_mbps: f64, theirs: &serde_json::Value| {
+            let theirs_mbps = theirs["mb_per_s"].as_f64();
+            println!(
+                "{:<22} {:>12.4} {:>12} {:>12} {:>14.1} {:>14} {:>8}",
+                name,
+                ours_f1,
+                f1(&theirs["span_level"]),
+                f1(&theirs["count_level"]),
+                ours_mbps,
+                theirs_mbps.map_or_else(|| "n/a".to_string(), |t| format!("{t:.3}")),
+                theirs_mbps
+                    .filter(|t| *t > 0.0)
+                    .map_or_else(|| "n/a".to_string(), |t| format!("{:.0}x", ours_mbps / t)),
+            );
+        };
+        for (s, speed) in scores.iter().zip(&same_corpus) {
+            let key = style_key(s.style);
+            let ours = speed["mb_per_s"].as_f64().unwrap_or(0.0);
+            row(s.style.name(), s.f1(), ours, &baseline["styles"][key]);
+        }
+        let (tp, fp, fn_) = scores.iter().fold((0, 0, 0), |(a, b, c), s| {
+            (
+                a + s.true_positives,
+                b + s.false_positives,
+                c + s.false_negatives,
+            )
+        });
+        let overall = eval::Score {
+            style: eval::Style::Cased,
+            samples: samples.len(),
+            gold: tp + fn_,
+            true_positives: tp,
+            false_positives: fp,
+            false_negatives: fn_,
+        };
+        row("all", overall.f1(), corpus_mbps, &baseline["overall"]);
+    }
+
+    // Separately: the whole snapshot → mentions transform with a large dictionary, which has
+    // no counterpart in the baseline (it includes Parquet I/O and a 1,000-product dictionary).
+    let dict = big_dictionary(args.products)?;
     let lake = Lake::open_local(&tmp.join("lake"))?;
     // Memory against the number of snapshots: extract a quarter of them first, then all.
     let quarter = (args.mb / 4).max(1);
@@ -806,7 +979,7 @@ async fn extract_bench(args: &ExtractBench) -> Result<()> {
     text += write_text_snapshots(&lake, &dict, args.mb.saturating_sub(quarter), 1_000_000).await?;
     let mut speed = Vec::new();
     println!(
-        "throughput: {:.0} MB of text in {} snapshots, {}-product dictionary (includes Parquet read, normalization, matching, Parquet write):",
+        "extract stage throughput, separately (not comparable with the baseline): {:.0} MB of generated text in {} snapshots, {}-product dictionary (includes Parquet read, normalization, matching, Parquet write):",
         text as f64 / 1e6,
         lake.events().read_all().await?.len(),
         dict.products.len()
@@ -836,33 +1009,16 @@ async fn extract_bench(args: &ExtractBench) -> Result<()> {
         rss_quarter / 1024,
         peak_rss_kb() / 1024
     );
-    let mut baseline = serde_json::Value::Null;
-    if args.baseline {
-        let out = tmp.join("baseline.json");
-        let status = Process::new("bash")
-            .arg("bench/run_baseline.sh")
-            .arg("--json")
-            .arg(&out)
-            .status()
-            .context("running bench/run_baseline.sh (run from the repository root)")?;
-        if !status.success() {
-            bail!("bench/run_baseline.sh failed");
-        }
-        baseline = serde_json::from_slice(&std::fs::read(&out)?)?;
-        let theirs = baseline["overall"]["mb_per_s"].as_f64().unwrap_or(0.0);
-        let ours = speed[0]["mb_per_s"].as_f64().unwrap_or(0.0);
-        println!(
-            "the tutorial's extractor ({}): {theirs:.3} MB/s on one thread; convlake with one worker: {ours:.1} MB/s, {:.0}x",
-            baseline["engine_description"].as_str().unwrap_or("?"),
-            ours / theirs.max(1e-9)
-        );
-    }
     let _ = std::fs::remove_dir_all(&tmp);
     write_json(
         &args.json,
-        &json!({"bench": "extract", "quality": quality, "throughput": speed,
-        "text_bytes": text, "products": dict.products.len(), "peak_rss_kb": peak_rss_kb(),
-        "peak_rss_kb_quarter": rss_quarter, "baseline": baseline}),
+        &json!({"bench": "extract", "quality": quality,
+        "same_corpus": {"samples": samples.len(), "bytes": corpus_bytes,
+            "products": eval_dict.products.len(), "matcher": same_corpus,
+            "mb_per_s": corpus_mbps, "baseline": baseline},
+        "throughput_1000_products": {"throughput": speed, "text_bytes": text,
+            "products": dict.products.len()},
+        "peak_rss_kb": peak_rss_kb(), "peak_rss_kb_quarter": rss_quarter}),
     )
 }
 
@@ -918,12 +1074,9 @@ async fn write_aggregates(
     )?;
     let counts = schema::to_parquet(&schema::mention_counts_schema(), &[batch])
         .map_err(anyhow::Error::msg)?;
-    lake.put(&crate::lake::mention_counts_path(version), counts)
-        .await?;
     let empty = schema::to_parquet(&schema::conversation_mentions_schema(), &[])
         .map_err(anyhow::Error::msg)?;
-    lake.put(&crate::lake::conversation_mentions_path(version), empty)
-        .await?;
+    crate::lake::aggregates::store_and_publish(lake, version, counts, empty, n as u64).await?;
     Ok(())
 }
 
@@ -1013,8 +1166,9 @@ async fn sync_bench(args: &SyncBench) -> Result<()> {
             params.push(Box::new(r.conversation_date));
             params.push(Box::new(r.interaction_type.clone()));
             params.push(Box::new(r.product.clone()));
-            params.push(Box::new(r.mentions as i32));
-            params.push(Box::new(r.conversations as i32));
+            // BIGINT columns since migration 0006.
+            params.push(Box::new(r.mentions));
+            params.push(Box::new(r.conversations));
             params.push(Box::new(version.to_string()));
         }
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params

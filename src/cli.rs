@@ -20,8 +20,9 @@ pub struct Cli {
     )]
     pub lake: String,
 
-    /// The product dictionary (TOML). Default: data/products.toml when present, else the
-    /// dictionary built into convlake.
+    /// The product dictionary (TOML). `extract` and `run` read it (default: data/products.toml
+    /// when present, else the dictionary built into convlake); every later stage uses the
+    /// lake's current dictionary (the one the last extract used) unless this is given.
     #[arg(long, global = true, env = "CONVLAKE_DICTIONARY")]
     pub dictionary: Option<PathBuf>,
 
@@ -68,6 +69,10 @@ pub enum Command {
     DiffDictionary(DiffArgs),
     /// Product-like phrases that recur in the transcripts but are not in the dictionary.
     Candidates(CandidatesArgs),
+    /// The lake's dictionaries: list the versions it holds, show one, or make an extracted one
+    /// current again (without re-extracting).
+    #[command(subcommand)]
+    Dictionary(DictionaryCommand),
     /// Check every file in the lake and every file the event log refers to; move damaged files
     /// to quarantine/ (never deleted). Exit 1 when something was wrong.
     Verify(VerifyArgs),
@@ -79,6 +84,22 @@ pub enum Command {
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|e| format!("{s:?} is not a date like 2026-01-31: {e}"))
+}
+
+/// Parses a share such as 0.05: a finite number from 0 to 1.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share from 0.0 to 1.0")),
+    }
+}
+
+/// Parses seconds such as 2.5: a finite number from 0 to a day.
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 86400")),
+    }
 }
 
 /// Where `aggregate` runs its queries.
@@ -186,16 +207,16 @@ pub struct SimulateArgs {
     #[arg(long, hide_env_values = true)]
     pub client_secret: Option<String>,
     /// Share of API requests answered 429 (0.0–1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub fail_429: f64,
     /// Share of API requests answered 503 (0.0–1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub fail_500: f64,
     /// Share of requests whose connection drops after the headers (0.0–1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub drop_connections: f64,
     /// Share of responses delayed by --slow-ms (0.0–1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub slow: f64,
     /// Delay of a slow response, in milliseconds.
     #[arg(long, default_value_t = 2000)]
@@ -210,15 +231,20 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub revoke_tokens_after: Option<u64>,
     /// Share of voice conversations without a Speech & Text Analytics transcript (404).
-    #[arg(long, default_value_t = 0.03)]
+    #[arg(long, default_value_t = 0.03, value_parser = parse_share)]
     pub untranscribed: f64,
     /// Conversation lengths: short (quick tests) or realistic (voice 20–200 phrases, chat 5–60
     /// messages, email 1–5).
     #[arg(long, value_enum, default_value = "short")]
     pub lengths: crate::simulator::Lengths,
     /// Share of digital conversations whose recordings are still being prepared on the first request.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
     pub not_ready: f64,
+    /// The recordings --not-ready picks stay "being prepared" (202 or empty) for this many
+    /// seconds after they were first asked for, then become ready (default: only the first
+    /// request is refused).
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub not_ready_for: Option<f64>,
     /// Status polls before a details job is FULFILLED.
     #[arg(long, default_value_t = 3)]
     pub job_polls: u32,
@@ -308,14 +334,18 @@ pub struct SourceArgs {
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub lateness: std::time::Duration,
     /// Analytics: longest pause between two job-status polls, in seconds.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
     pub job_poll_max: f64,
     /// Analytics: requests for recordings still being prepared (202 or empty) before giving up.
     #[arg(long, default_value_t = 5)]
     pub not_ready_attempts: u32,
     /// Analytics: seconds between those requests.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
     pub not_ready_wait: f64,
+    /// Analytics: longest wait for a details job to leave QUEUED/PENDING before the fetch stops
+    /// with an error (a re-run resumes), e.g. 30m, 1h, 90s.
+    #[arg(long, default_value = "30m", value_parser = parse_duration, env = "CONVLAKE_JOB_TIMEOUT")]
+    pub job_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -350,6 +380,11 @@ pub struct DbArgs {
     /// Wait for another sync holding the lock instead of exiting.
     #[arg(long)]
     pub wait: bool,
+    /// Let `sync` (and `run`) empty product_mentions when it holds rows. Without it such a sync
+    /// is refused and changes nothing: aggregates with no rows usually come from a wrong
+    /// --lake or a dictionary that matches nothing.
+    #[arg(long, env = "CONVLAKE_ALLOW_EMPTY", value_parser = clap::builder::FalseyValueParser::new())]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -515,7 +550,7 @@ pub struct DemoArgs {
 pub struct DiffArgs {
     /// The old dictionary (TOML).
     pub old: PathBuf,
-    /// The new dictionary (default: the current one, --dictionary).
+    /// The new dictionary (default: --dictionary, else the lake's current one).
     pub new: Option<PathBuf>,
     /// Example snippets per product and direction.
     #[arg(long, default_value_t = 3)]
@@ -530,6 +565,23 @@ pub struct CandidatesArgs {
     /// Show at most this many.
     #[arg(long, default_value_t = 30)]
     pub limit: usize,
+}
+
+/// `convlake dictionary …`.
+#[derive(Debug, Subcommand, Clone)]
+pub enum DictionaryCommand {
+    /// The dictionary versions the lake holds, the current one marked with `*`.
+    List,
+    /// Print a version's normalized content (default: the current one).
+    Show {
+        /// A version (16 hex digits, or a unique prefix of one).
+        version: Option<String>,
+    },
+    /// Make an already extracted version the lake's current dictionary.
+    Use {
+        /// A version (16 hex digits, or a unique prefix of one).
+        version: String,
+    },
 }
 
 #[derive(Debug, Args, Clone)]
@@ -561,6 +613,18 @@ mod tests {
         assert!(parse_duration("0m").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn numbers_that_are_not_numbers_are_refused() {
+        for bad in ["NaN", "inf", "-1", "1.5", "", "x"] {
+            assert!(parse_share(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_share("0.25"), Ok(0.25));
+        for bad in ["NaN", "-inf", "-0.5", "1e9", ""] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_seconds("2.5"), Ok(2.5));
     }
 
     #[test]

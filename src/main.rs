@@ -29,31 +29,72 @@ fn init_logging(cli: &Cli) {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let dict = || pipeline::load_dictionary(cli.dictionary.as_deref());
+    // `extract` and `run` read the dictionary file (default data/products.toml); every later
+    // stage uses the lake's current dictionary unless --dictionary is given.
+    let explicit = cli.dictionary.as_deref();
+    let dict = || pipeline::load_dictionary(explicit);
+    // Every command but fetch, run and demo reads an existing lake: a wrong path is an error
+    // and nothing is created there.
+    let existing = || Lake::open_existing(&cli.lake);
     let lake = || Lake::open(&cli.lake);
+    let staged = |lake: &Lake, stage: &'static str, need: pipeline::Need| {
+        let lake = lake.clone();
+        async move { pipeline::stage_dictionary(&lake, explicit, stage, need).await }
+    };
+    use pipeline::Need::{Any, Extracted};
     match &cli.command {
         Command::Simulate(a) => pipeline::simulate(&dict()?, a).await,
         Command::Fetch(a) => pipeline::fetch(&lake()?, &a.source).await.map(drop),
-        Command::Extract(a) => pipeline::extract_shard(&lake()?, &dict()?, a.workers, a.shard)
-            .await
-            .map(drop),
-        Command::Aggregate(a) => {
-            let engine = pipeline::engine(a)?;
-            pipeline::aggregate(&lake()?, &dict()?, &engine)
+        Command::Extract(a) => {
+            pipeline::extract_shard(&existing().await?, &dict()?, a.workers, a.shard)
                 .await
                 .map(drop)
         }
-        Command::Sync(a) => pipeline::sync(&lake()?, &dict()?, &a.db).await.map(drop),
+        Command::Aggregate(a) => {
+            let engine = pipeline::engine(a)?;
+            let lake = existing().await?;
+            let d = staged(&lake, "aggregate", Extracted).await?;
+            pipeline::aggregate(&lake, &d, &engine).await.map(drop)
+        }
+        Command::Sync(a) => {
+            let lake = existing().await?;
+            let d = staged(&lake, "sync", Extracted).await?;
+            pipeline::sync(&lake, &d, &a.db).await.map(drop)
+        }
         Command::Migrate(a) => pipeline::migrate(a).await,
-        Command::Report(a) => pipeline::report(&lake()?, &dict()?, a).await.map(drop),
-        Command::Export(a) => pipeline::export(&lake()?, &dict()?, a).await,
-        Command::Query(a) => pipeline::query(&lake()?, &dict()?, a).await,
+        Command::Report(a) => {
+            let lake = existing().await?;
+            let d = staged(&lake, "report", Extracted).await?;
+            pipeline::report(&lake, &d, a).await.map(drop)
+        }
+        Command::Export(a) => {
+            let lake = existing().await?;
+            let d = staged(&lake, "export", Extracted).await?;
+            pipeline::export(&lake, &d, a).await
+        }
+        Command::Query(a) => {
+            let lake = existing().await?;
+            let d = staged(&lake, "query", Any).await?;
+            pipeline::query(&lake, &d, a).await
+        }
         Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, a).await,
         Command::Demo(a) => pipeline::demo(&lake()?, &dict()?, a).await,
         Command::Bench(a) => convlake::bench::run(a, &dict()?).await,
-        Command::DiffDictionary(a) => pipeline::diff_dictionary(&lake()?, &dict()?, a).await,
-        Command::Candidates(a) => pipeline::candidates(&lake()?, &dict()?, a).await,
-        Command::Verify(a) => Ok(convlake::lake::verify::run(&lake()?, a.dry_run).await?),
+        Command::DiffDictionary(a) => {
+            let lake = existing().await?;
+            let d = match &a.new {
+                Some(_) => dict()?,
+                None => staged(&lake, "diff-dictionary", Any).await?,
+            };
+            pipeline::diff_dictionary(&lake, &d, a).await
+        }
+        Command::Candidates(a) => {
+            let lake = existing().await?;
+            let d = staged(&lake, "candidates", Any).await?;
+            pipeline::candidates(&lake, &d, a).await
+        }
+        Command::Dictionary(c) => pipeline::dictionary_command(&existing().await?, c).await,
+        Command::Verify(a) => Ok(convlake::lake::verify::run(&existing().await?, a.dry_run).await?),
         Command::Ballista(a) => pipeline::ballista(a).await,
     }
 }

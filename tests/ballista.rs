@@ -89,7 +89,7 @@ fn closed_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_or_dead_scheduler_is_a_clear_error() {
-    let lake = TestLake::new();
+    let (lake, _) = simulated_lake(20).await;
 
     let dead = format!("df://127.0.0.1:{}", closed_port());
     let out = lake
@@ -177,7 +177,7 @@ async fn a_scheduler_without_executors_says_to_start_one() {
     // Keep draining its stderr so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
-    let lake = TestLake::new();
+    let (lake, _) = simulated_lake(20).await;
     let out = lake
         .run(&[
             "aggregate",

@@ -262,11 +262,13 @@ async fn sigkill_during_analytics_fetch_loses_and_repeats_nothing() {
         by_conv.len(),
         snapshots_by_conversation(&reference).await.len()
     );
-    // Text asked again only for the batch in flight when a run was killed (page size 10,
-    // concurrency 4 in flight): never for a conversation already stored.
+    // Text asked again only for the batches in flight when a run was killed: a page's batch is
+    // written and recorded while the next page's texts are fetched, so a kill can lose two
+    // pages of 10 (and fsyncing each file before its event makes that window longer); never
+    // a conversation already stored.
     let text_requests = after.transcript_urls + after.recordings - text_requests_once;
     assert!(
-        text_requests <= text_requests_once + killed as u64 * 10,
+        text_requests <= text_requests_once + killed as u64 * 20,
         "{text_requests} transcript requests for {text_requests_once} conversations over {killed} kills"
     );
 
@@ -620,7 +622,9 @@ async fn a_full_disk_during_fetch_and_extract_is_a_clear_error_and_a_rerun_compl
         String::from_utf8_lossy(&out.stdout)
     );
 
+    // The user frees space (the filler, and the disk grows): the re-runs complete.
     std::fs::remove_file(&filler).unwrap();
+    fs.resize(&format!("{}k", fetched * 2 / 1024 + 1024));
     lake.ok(&["extract"]).await;
     lake.ok(&["aggregate"]).await;
     assert_eq!(

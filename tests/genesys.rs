@@ -485,3 +485,162 @@ async fn the_official_python_sdk_reads_every_simulated_endpoint() {
     );
     sim.shutdown().await;
 }
+
+/// The kinds of the lake's events, in order.
+async fn event_kinds(lake: &TestLake) -> Vec<&'static str> {
+    lake.events().await.iter().map(|e| e.kind.name()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_killed_while_recordings_are_prepared_loses_nothing_on_the_same_rerun() {
+    // Every digital conversation's recordings stay "being prepared" for 4 s after they were
+    // first asked for; every call has its transcript.
+    let mut cfg = sim_config(80);
+    cfg.job_polls = 1;
+    cfg.faults.not_ready_rate = 1.0;
+    cfg.faults.not_ready_for_secs = Some(4.0);
+    let sim = start_sim(cfg.clone()).await;
+    let to = last_day(&cfg);
+    // Patient: 60 requests 0.25 s apart.
+    let args = [
+        "fetch",
+        "--api-url",
+        sim.url.as_str(),
+        "--from",
+        START,
+        "--to",
+        &to,
+        "--job-poll-max",
+        "0.05",
+        "--not-ready-attempts",
+        "60",
+        "--not-ready-wait",
+        "0.25",
+    ];
+    let lake = TestLake::new();
+    let mut child = lake.spawn_env(&args, &[]);
+    // Kill it once every interval is listed and it only waits for recordings.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let kinds = event_kinds(&lake).await;
+        if kinds.iter().filter(|k| **k == "interval_done").count() == 2 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the fetch ended before the kill: {kinds:?}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fetch made no progress: {kinds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let kinds = event_kinds(&lake).await;
+    assert!(
+        !kinds.contains(&"fetch_done"),
+        "the fetch ended before the kill"
+    );
+    assert!(kinds.contains(&"texts_missing"), "{kinds:?}");
+    // The kill landed in the wait: verify counts the conversations still without text.
+    let out = lake.run(&["verify"]).await;
+    let verified = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
+    assert!(
+        verified.contains("conversations without text (not ready: "),
+        "{verified}"
+    );
+    let jobs_before = sim.stats().job_intervals.len();
+    let recordings_before = sim.stats().recordings;
+
+    // The same command again: every interval is done, yet the waiting ones are asked again.
+    let err = fetch_ok(&lake, &args).await;
+    assert!(err.contains("resumed an unfinished run"), "{err}");
+    assert!(err.contains(" 0 without transcript,"), "{err}");
+    assert_eq!(
+        sim.stats().job_intervals.len(),
+        jobs_before,
+        "no interval is listed again"
+    );
+    assert!(sim.stats().recordings > recordings_before);
+    let out = lake.run(&["verify"]).await;
+    let verified = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
+    assert!(out.status.success(), "{verified}");
+    assert!(!verified.contains("without text"), "{verified}");
+    // Every conversation's text is staged: the simulator's ground truth, row for row.
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+    let expected: u64 = truth(&cfg, cfg.start, cfg.start + chrono::Days::new(9))
+        .values()
+        .sum();
+    let staged: u64 = lake.totals().await.values().sum();
+    assert_eq!(staged, expected);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_query_listing_resumes_from_its_checkpoint() {
+    let mut cfg = sim_config(300);
+    cfg.days = 10;
+    let sim = start_sim(cfg.clone()).await;
+    let to = last_day(&cfg);
+    let args = fetch_args(
+        &sim,
+        &to,
+        &[
+            "--listing",
+            "query",
+            "--interval-days",
+            "10",
+            "--page-size",
+            "10",
+        ],
+    );
+    let lake = TestLake::new();
+    let mut child = lake.spawn_env(&args, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while event_kinds(&lake)
+        .await
+        .iter()
+        .filter(|k| **k == "listing_page")
+        .count()
+        < 8
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fetch made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let kinds = event_kinds(&lake).await;
+    assert!(!kinds.contains(&"interval_done"), "killed before the end");
+    let pages_before = sim.stats().query_pages.len();
+    let recorded: Vec<u64> = lake
+        .events()
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            convlake::lake::EventKind::ListingPage { page, .. } => Some(*page),
+            _ => None,
+        })
+        .collect();
+
+    let err = fetch_ok(&lake, &args).await;
+    assert!(err.contains("resumed an unfinished run"), "{err}");
+    // The re-run starts at the page after the last recorded one, not at page 1.
+    let asked = sim.stats().query_pages[pages_before..].to_vec();
+    let first = asked.first().expect("the re-run asked for pages");
+    assert_eq!(
+        first.1,
+        recorded.len() as u64 + 1,
+        "{asked:?} after {recorded:?}"
+    );
+    assert!(
+        asked.iter().all(|(_, n)| *n > recorded.len() as u64),
+        "{asked:?}"
+    );
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+    sim.shutdown().await;
+}

@@ -19,11 +19,11 @@ async fn pg(schema: &str) -> tokio_postgres::Client {
 }
 
 /// (product, mentions, xmin) of every row: xmin changes whenever a row is rewritten.
-async fn pg_rows(schema: &str) -> Vec<(String, String, String, i32, String)> {
+async fn pg_rows(schema: &str) -> Vec<(String, String, String, i64, String)> {
     pg(schema)
         .await
         .query(
-            "SELECT recorded_date::text, interaction_type, product_name, mention_count, xmin::text
+            "SELECT recorded_date::text, interaction_type, product_name, mention_count::bigint, xmin::text
              FROM product_mentions ORDER BY 1, 2, 3",
             &[],
         )
@@ -362,8 +362,11 @@ async fn broken_dictionary_is_a_clear_error_and_changes_nothing() {
     sim.shutdown().await;
 }
 
+/// The replay workflow as a user types it: `extract --dictionary new.toml` once, then every
+/// later stage without the flag follows the lake's current dictionary, says so, and
+/// `dictionary use` switches back without re-extracting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dictionary_change_writes_a_new_partition_and_sync_follows() {
+async fn a_dictionary_change_is_followed_by_every_later_stage_without_repeating_the_flag() {
     let cfg = sim_config(150);
     let sim = start_sim(cfg.clone()).await;
     let lake = TestLake::new();
@@ -372,39 +375,75 @@ async fn a_dictionary_change_writes_a_new_partition_and_sync_follows() {
         .await
         .status
         .success());
+    let url = database_url();
+    let schema = fresh_schema();
+    let db = [
+        ("DATABASE_URL", url.as_str()),
+        ("CONVLAKE_DB_SCHEMA", schema.as_str()),
+    ];
     lake.ok(&["extract"]).await;
     lake.ok(&["aggregate"]).await;
-    let schema = fresh_schema();
-    let url = database_url();
-    let sync = ["sync", "--database-url", &url, "--schema", &schema];
-    lake.ok(&sync).await;
+    assert!(lake.run_env(&["sync"], &db).await.status.success());
+    let full = truth(&cfg, start_date(), "2026-03-10".parse().unwrap());
+    assert_eq!(lake.totals().await, full);
+    let default_version = convlake::extract::Dictionary::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/products.toml"
+    )))
+    .unwrap()
+    .version;
 
-    // A dictionary with one product only.
-    let small = lake.path().join("../small-products.toml");
+    // A dictionary with one product only, extracted once with the flag.
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("new.toml");
     std::fs::write(
         &small,
         "[[product]]\nname = \"Acme Router\"\naliases = [\"acme wifi router\"]\n",
     )
     .unwrap();
     let d = small.to_str().unwrap();
-    lake.ok(&["--dictionary", d, "extract"]).await;
-    lake.ok(&["--dictionary", d, "aggregate"]).await;
-    let totals = {
-        let csv = lake
-            .ok(&[
-                "--dictionary",
-                d,
-                "query",
-                "SELECT product, SUM(mentions) AS m FROM mention_counts GROUP BY product",
-                "--format",
-                "csv",
-            ])
-            .await;
-        parse_totals(&csv)
-    };
-    let full = truth(&cfg, start_date(), "2026-03-10".parse().unwrap());
-    assert_eq!(totals.len(), 1);
+    let out = lake.run(&["--dictionary", d, "extract"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new_version = convlake::extract::Dictionary::load(&small).unwrap().version;
+    assert_ne!(new_version, default_version);
+    // The copy of its content is in the lake, so the file can go away.
+    std::fs::remove_file(&small).unwrap();
+
+    // Every later stage, without the flag, names the new version first and follows it.
+    for args in [
+        vec!["aggregate"],
+        vec!["report"],
+        vec!["export", "--dry-run"],
+    ] {
+        let out = lake.run(&args).await;
+        let err = stderr(&out);
+        assert!(out.status.success(), "{args:?}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.contains(&new_version) && first.contains("current dictionary"),
+            "{args:?}: the first line names the version: {err}"
+        );
+    }
+    let out = lake.run_env(&["sync"], &db).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).lines().next().unwrap().contains(&new_version));
+    let totals = lake.totals().await;
+    assert_eq!(totals.len(), 1, "{totals:?}");
     assert_eq!(totals.get("Acme Router"), full.get("Acme Router"));
+    let rows = pg_rows(&schema).await;
+    assert!(
+        !rows.is_empty() && rows.iter().all(|r| r.2 == "Acme Router"),
+        "the database follows the new dictionary"
+    );
+    let sum: i64 = rows.iter().map(|r| r.3).sum();
+    assert_eq!(sum as u64, full["Acme Router"]);
+    let payload: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lake.path().join("reports/dashboard.json")).unwrap())
+            .unwrap();
+    assert!(
+        payload.to_string().contains(&new_version),
+        "the dashboard payload names the new version"
+    );
     assert_eq!(
         std::fs::read_dir(lake.path().join("mentions"))
             .unwrap()
@@ -412,25 +451,79 @@ async fn a_dictionary_change_writes_a_new_partition_and_sync_follows() {
         2
     );
 
-    lake.ok(&[
-        "--dictionary",
-        d,
-        "sync",
-        "--database-url",
-        &url,
-        "--schema",
-        &schema,
-    ])
-    .await;
-    let rows = pg_rows(&schema).await;
+    // `dictionary list` shows both, the new one current; `show` prints its content.
+    let list = lake.ok(&["dictionary", "list"]).await;
+    let current: Vec<&str> = list.lines().filter(|l| l.starts_with('*')).collect();
+    assert_eq!(current.len(), 1, "{list}");
+    assert!(current[0].contains(&new_version), "{list}");
+    assert!(list.contains(&default_version), "{list}");
+    let shown = lake.ok(&["dictionary", "show"]).await;
     assert!(
-        rows.iter().all(|r| r.2 == "Acme Router"),
-        "other products were deleted"
+        shown.contains("Acme Router") && !shown.contains("Nimbus"),
+        "{shown}"
     );
-    let sum: i64 = rows.iter().map(|r| r.3 as i64).sum();
-    assert_eq!(sum as u64, full["Acme Router"]);
-    std::fs::remove_file(small).unwrap();
+
+    // Switch back without re-extracting: its aggregates are still in the lake.
+    let before = lake.files("mentions");
+    lake.ok(&["dictionary", "use", &default_version[..8]]).await;
+    assert_eq!(lake.files("mentions"), before, "nothing was re-extracted");
+    assert_eq!(lake.totals().await, full);
+    let out = lake.run_env(&["sync"], &db).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = pg_rows(&schema).await;
+    let products: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(products.len(), full.len(), "{products:?}");
+
+    // A version never extracted, asked for explicitly, says which command to run.
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, "[[product]]\nname = \"Zed Phone\"\n").unwrap();
+    let out = lake
+        .run(&["--dictionary", other.to_str().unwrap(), "aggregate"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("never extracted") && err.contains("convlake extract --dictionary"),
+        "{err}"
+    );
+    let out = lake.run(&["dictionary", "use", "0123456789abcdef"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("dictionary list"), "{}", stderr(&out));
     sim.shutdown().await;
+}
+
+/// A mistyped lake path is an error for every command that reads a lake, and nothing is
+/// created there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_lake_path_is_an_error_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("lkae");
+    let w = wrong.to_str().unwrap();
+    for args in [
+        vec!["extract"],
+        vec!["aggregate"],
+        vec!["sync", "--database-url", "postgres://nobody@127.0.0.1:1/x"],
+        vec!["report"],
+        vec!["export", "--dry-run"],
+        vec!["query", "SELECT 1"],
+        vec!["candidates"],
+        vec!["verify"],
+        vec!["dictionary", "list"],
+    ] {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_convlake"));
+        cmd.arg("--lake").arg(w).args(&args);
+        cmd.env_remove("CONVLAKE_LAKE")
+            .env_remove("CONVLAKE_DICTIONARY")
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        let out = cmd.output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("no lake at") && err.contains("--lake"),
+            "{args:?}: {err}"
+        );
+        assert!(!wrong.exists(), "{args:?} created {w}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,4 +681,122 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(&p, to.join(e.file_name())).unwrap();
         }
     }
+}
+
+/// `aggregate` killed with SIGKILL at a dozen points, each followed by `sync`: the lake always
+/// has one whole generation in force (the previous one until the new one is published), and
+/// PostgreSQL always equals it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_killed_anywhere_leaves_one_consistent_generation() {
+    let cfg = sim_config(300);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let url = database_url();
+    let schema = fresh_schema();
+    let db = [
+        ("DATABASE_URL", url.as_str()),
+        ("CONVLAKE_DB_SCHEMA", schema.as_str()),
+    ];
+    let day = |d: u64| (start_date() + chrono::Days::new(d)).to_string();
+    assert!(lake.fetch(&sim, &day(0), &day(0)).await.status.success());
+    lake.ok(&["extract"]).await;
+    // One whole run, to learn how long aggregate takes here.
+    let started = std::time::Instant::now();
+    lake.ok(&["aggregate"]).await;
+    let whole = started.elapsed();
+    assert!(lake.run_env(&["sync"], &db).await.status.success());
+    let points = 12u32;
+    for i in 1..=points {
+        // The lake grows by a day, so each aggregate would publish a new generation.
+        let d = u64::from(i % 10);
+        assert!(lake.fetch(&sim, &day(d), &day(d)).await.status.success());
+        lake.ok(&["extract"]).await;
+        let mut child = lake.spawn_env(&["aggregate"], &[]);
+        // From right after the start to past the end of a whole run.
+        tokio::time::sleep(whole.mul_f64(f64::from(i) / f64::from(points - 2))).await;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        let out = lake.run_env(&["sync"], &db).await;
+        assert!(out.status.success(), "point {i}: {}", stderr(&out));
+        // The lake's generation in force and the database agree row for row.
+        let lake_rows = lake
+            .query_lines(
+                "SELECT CAST(conversation_date AS VARCHAR), interaction_type, product, mentions FROM mention_counts ORDER BY 1, 2, 3",
+            )
+            .await;
+        let db_rows: Vec<String> = pg_rows(&schema)
+            .await
+            .iter()
+            .map(|r| format!("{},{},{},{}", r.0, r.1, r.2, r.3))
+            .collect();
+        assert_eq!(lake_rows, db_rows, "point {i}");
+        let verify = lake.run(&["verify", "--dry-run"]).await;
+        assert!(verify.status.success(), "point {i}: {}", stderr(&verify));
+    }
+    // Finished at last, the numbers are the ground truth of what was fetched.
+    lake.ok(&["aggregate"]).await;
+    assert!(lake.run_env(&["sync"], &db).await.status.success());
+    assert_eq!(
+        lake.totals().await,
+        truth(&cfg, start_date(), start_date() + chrono::Days::new(9))
+    );
+    sim.shutdown().await;
+}
+
+/// A snapshot quarantined by `verify` is a known gap: `extract` with a new dictionary skips
+/// it and says so, the next fetch stages it again, and the numbers then equal a fault-free run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_snapshot_is_a_gap_that_the_next_fetch_fills() {
+    let cfg = sim_config(200);
+    let sim = start_sim(cfg.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.toml");
+    std::fs::write(
+        &new,
+        "[[product]]\nname = \"Acme Router\"\n[[product]]\nname = \"Nimbus Hub\"\n",
+    )
+    .unwrap();
+    let new = new.to_str().unwrap();
+    let (from, to) = ("2026-03-01", "2026-03-10");
+
+    let clean = TestLake::new();
+    assert!(clean.fetch(&sim, from, to).await.status.success());
+    clean.ok(&["--dictionary", new, "extract"]).await;
+    clean.ok(&["aggregate"]).await;
+    let expected = clean.mention_count_lines().await;
+    assert!(!expected.is_empty());
+
+    let lake = TestLake::new();
+    assert!(lake.fetch(&sim, from, to).await.status.success());
+    lake.ok(&["extract"]).await;
+    let raw = all_files(&lake.path().join("raw"));
+    let bytes = std::fs::read(&raw[0]).unwrap();
+    std::fs::write(&raw[0], &bytes[..bytes.len() - 10]).unwrap();
+    assert_eq!(lake.run(&["verify"]).await.status.code(), Some(1));
+    assert!(!raw[0].exists(), "verify moved the damaged snapshot");
+
+    // Extract with a new dictionary works, names the gap, and writes nothing for it.
+    let out = lake.run(&["--dictionary", new, "extract"]).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("skipped 1 recorded snapshot") && err.contains("convlake fetch"),
+        "{err}"
+    );
+    let snap = raw[0].file_stem().unwrap().to_str().unwrap().to_string();
+    let version = convlake::extract::Dictionary::load(std::path::Path::new(new))
+        .unwrap()
+        .version;
+    let partition = lake.files(&format!("mentions/dict={version}"));
+    assert!(!partition.is_empty());
+    assert!(!partition.iter().any(|(f, _)| f.contains(&snap)));
+    lake.ok(&["aggregate"]).await;
+
+    // The next fetch stages it again; extract and aggregate then equal the fault-free run.
+    assert!(lake.fetch(&sim, from, to).await.status.success());
+    assert!(raw[0].exists(), "the fetch staged the snapshot again");
+    lake.ok(&["--dictionary", new, "extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    assert_eq!(lake.mention_count_lines().await, expected);
+    sim.shutdown().await;
 }

@@ -358,8 +358,14 @@ async fn every_dashboard_payload_matches_the_schema_and_posts_survive_failures()
     broken["metadata"]["record_count"] = serde_json::json!("3");
     assert!(!v.is_valid(&broken), "the schema checks types");
 
-    // An empty lake's payload (aggregated, no conversations).
+    // An empty lake's payload: a fetch of days with no conversations, extracted and
+    // aggregated.
     let empty = TestLake::new();
+    let sim = start_sim(sim_config(20)).await;
+    let out = empty.fetch(&sim, "2026-01-01", "2026-01-02").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    sim.shutdown().await;
+    empty.ok(&["extract"]).await;
     empty.ok(&["aggregate"]).await;
     let file = empty.path().join("p.json");
     empty
@@ -528,7 +534,10 @@ for t in read("mentions/dict=*/*.parquet"):
     for p in t.column("product").to_pylist():
         mentions[p] = mentions.get(p, 0) + 1
 counts = {}
-for t in read("aggregates/dict=*/mention_counts.parquet"):
+# The generation in force: the file the latest `aggregated` event names.
+events = [json.loads(l) for f in sorted(glob.glob(f"{lake}/events/*.jsonl")) for l in open(f) if l.strip()]
+current = [e for e in events if e["kind"] == "aggregated"][-1]["mention_counts"]
+for t in [pq.read_table(f"{lake}/{current}")]:
     for p, n in zip(t.column("product").to_pylist(), t.column("mentions").to_pylist()):
         counts[p] = counts.get(p, 0) + n
 out = pq.read_table(exported)

@@ -506,8 +506,12 @@ async fn duckdb_reads_the_s3_lake_with_the_same_counts() {
 import duckdb, sys, json
 root = sys.argv[1]
 con = duckdb.connect()
+# The generation in force: the mention_counts file the latest `aggregated` event names.
+current = con.sql(f"""
+    SELECT mention_counts FROM read_json('{root}/events/*.jsonl', format='newline_delimited', union_by_name=true)
+    WHERE kind = 'aggregated' ORDER BY seq DESC, "index" DESC LIMIT 1""").fetchall()[0][0]
 counts = con.sql(f"""
-    SELECT product, SUM(mentions) FROM read_parquet('{root}/aggregates/*/mention_counts.parquet')
+    SELECT product, SUM(mentions) FROM read_parquet('{root}/{current}')
     GROUP BY product ORDER BY product""").fetchall()
 # The current copy of each conversation: the snapshot recorded first at the highest log
 # position (sql/current_copies.sql), from events/*.jsonl and the raw snapshots.

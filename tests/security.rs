@@ -76,10 +76,12 @@ fn hash_derived(rel: &str) -> bool {
             v.strip_prefix("dict=").is_some_and(|v| hex(v, None))
                 && f.strip_suffix(".parquet").is_some_and(|h| hex(h, Some(64)))
         }
-        ["aggregates", v, f] => {
+        ["aggregates", v, t, f] => {
             v.strip_prefix("dict=").is_some_and(|v| hex(v, None))
-                && ["mention_counts.parquet", "conversation_mentions.parquet"].contains(f)
+                && ["mention_counts", "conversation_mentions"].contains(t)
+                && f.strip_suffix(".parquet").is_some_and(|h| hex(h, Some(64)))
         }
+        ["dictionaries", f] => f.strip_suffix(".toml").is_some_and(|v| hex(v, Some(16))),
         ["reports", _] | ["verify", "checksums.json"] | [".convlake-run.lock"] => true,
         _ => false,
     }

@@ -620,10 +620,10 @@ async fn the_first_sync_puts_back_every_index_it_set_aside_for_the_bulk_load() {
 
 /// Rows of conversation_mentions: (month partition it lives in, conversation_id, participant,
 /// product, mentions), sorted.
-async fn detail_rows(c: &tokio_postgres::Client) -> Vec<(String, String, String, String, i32)> {
+async fn detail_rows(c: &tokio_postgres::Client) -> Vec<(String, String, String, String, i64)> {
     let mut rows: Vec<_> = c
         .query(
-            "SELECT tableoid::regclass::text, conversation_id, participant, product, mentions
+            "SELECT tableoid::regclass::text, conversation_id, participant::text, product::text, mentions::bigint
              FROM conversation_mentions",
             &[],
         )
@@ -847,5 +847,494 @@ async fn conversation_mentions_is_partitioned_by_month() {
             .iter()
             .map(|r| (&r.0, &r.1, &r.2, &r.3, r.4))
             .collect::<Vec<_>>()
+    );
+}
+
+/// The PostgreSQL type of every column of `table` in `schema`, as "column type" lines.
+async fn column_types(c: &tokio_postgres::Client, schema: &str, table: &str) -> Vec<String> {
+    first_column(
+        c,
+        "SELECT column_name::text || ' ' || data_type::text FROM information_schema.columns
+         WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+        &[&schema, &table],
+    )
+    .await
+}
+
+/// A database an earlier convlake migrated (0001–0005) and filled is migrated to BIGINT counts
+/// and TEXT names, on the partitioned conversation_mentions and each partition too, keeping its
+/// rows; the new build then syncs into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_database_gets_bigint_counts_and_keeps_its_rows() {
+    let schema = fresh_schema();
+    let c = pg(&schema).await;
+    c.batch_execute(
+        "CREATE TABLE convlake_migrations (name TEXT PRIMARY KEY, checksum TEXT NOT NULL,
+                                           applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    let earlier: Vec<_> = convlake::sync::MIGRATIONS
+        .iter()
+        .filter(|(name, _)| *name < "0006")
+        .collect();
+    assert_eq!(earlier.len(), 5);
+    for (name, sql) in earlier {
+        c.batch_execute(sql).await.unwrap();
+        c.execute(
+            "INSERT INTO convlake_migrations (name, checksum) VALUES ($1, $2)",
+            &[name, &blake3::hash(sql.as_bytes()).to_hex().to_string()],
+        )
+        .await
+        .unwrap();
+    }
+    // Rows as the previous build left them: a month partition the sync created, and a row in
+    // the default partition.
+    c.batch_execute(
+        "INSERT INTO product_mentions (recorded_date, interaction_type, product_name, mention_count,
+                                       conversation_count, dictionary_version)
+         VALUES ('2026-02-27', 'voice', 'Acme Router', 2147483647, 12, 'v0'),
+                ('2026-02-28', 'chat', 'Nimbus Hub', 3, 2, 'v0');
+         CREATE TABLE conversation_mentions_y2026m02 (LIKE conversation_mentions INCLUDING DEFAULTS);
+         ALTER TABLE conversation_mentions ATTACH PARTITION conversation_mentions_y2026m02
+             FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+         INSERT INTO conversation_mentions (conversation_id, conversation_date, interaction_type,
+                                            participant, product, mentions, dictionary_version)
+         VALUES ('old-feb', '2026-02-27', 'voice', 'customer', 'Acme Router', 2147483647, 'v0'),
+                ('old-jan', '2026-01-30', 'chat', 'agent', 'Nimbus Hub', 1, 'v0');",
+    )
+    .await
+    .unwrap();
+    assert!(column_types(&c, &schema, "product_mentions")
+        .await
+        .contains(&"mention_count integer".to_string()));
+    let old_rows = product_mentions_lines(&schema).await;
+    let old_detail = detail_rows(&c).await;
+
+    let url = database_url();
+    let lake = TestLake::new();
+    let out = lake
+        .run(&["migrate", "--database-url", &url, "--schema", &schema])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("applied 0006_counts_bigint_names_text.sql"),
+        "{}",
+        stderr(&out)
+    );
+    let types = column_types(&c, &schema, "product_mentions").await;
+    for want in [
+        "interaction_type text",
+        "product_name text",
+        "mention_count bigint",
+        "conversation_count bigint",
+    ] {
+        assert!(types.contains(&want.to_string()), "{want}: {types:?}");
+    }
+    for table in [
+        "conversation_mentions",
+        "conversation_mentions_default",
+        "conversation_mentions_y2026m02",
+    ] {
+        let types = column_types(&c, &schema, table).await;
+        for want in [
+            "interaction_type text",
+            "participant text",
+            "product text",
+            "mentions bigint",
+        ] {
+            assert!(
+                types.contains(&want.to_string()),
+                "{table} {want}: {types:?}"
+            );
+        }
+    }
+    assert_eq!(product_mentions_lines(&schema).await, old_rows);
+    assert_eq!(detail_rows(&c).await, old_detail);
+
+    // The new build syncs a lake into it: the tables equal the lake's aggregates.
+    let sim = start_sim(sim_config(150)).await;
+    let out = lake.fetch(&sim, "2026-03-01", "2026-03-10").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    sim.shutdown().await;
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    let out = lake
+        .run(&["sync", "--database-url", &url, "--schema", &schema])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("MB text/s"), "{}", stderr(&out));
+    assert_eq!(
+        product_mentions_lines(&schema).await,
+        lake_lines(&lake, &[]).await
+    );
+    let detail: i64 = c
+        .query_one("SELECT count(*) FROM conversation_mentions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let lake_detail = lake
+        .query_lines("SELECT count(*) FROM conversation_mentions")
+        .await;
+    assert_eq!(lake_detail, [detail.to_string()]);
+}
+
+/// Aggregates written directly (the end-to-end path cannot produce three billion mentions in a
+/// test): counts above i32::MAX arrive unchanged, and a row that cannot be stored is an error
+/// naming it that leaves the tables as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_above_i32_max_round_trip_and_a_bad_row_is_named() {
+    use arrow::array::{Date32Array, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use convlake::lake::schema;
+    use convlake::sync::{Aggregates, SyncError, SyncOptions, Target};
+    use std::sync::Arc;
+
+    let big = i64::from(i32::MAX) + 852_516_353; // 3,000,000,000
+    let huge = 5_000_000_000_i64;
+    // 2026-03-02 as days from 1970-01-01.
+    let day = (start_date() + chrono::Days::new(1)
+        - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+    .num_days() as i32;
+    let counts = |product: Option<&str>, mentions: i64| {
+        // Nullable fields, so that a file with a null can be written at all.
+        let s = schema::mention_counts_schema();
+        let fields: Vec<Field> = s
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        let s = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(
+            s.clone(),
+            vec![
+                Arc::new(Date32Array::from(vec![day, day])),
+                Arc::new(StringArray::from(vec!["voice", "voice"])),
+                Arc::new(StringArray::from(vec![Some("Acme Router"), product])),
+                Arc::new(Int64Array::from(vec![big, mentions])),
+                Arc::new(Int64Array::from(vec![huge, 1])),
+                Arc::new(StringArray::from(vec!["vbig", "vbig"])),
+            ],
+        )
+        .unwrap();
+        schema::to_parquet(&s, &[batch]).unwrap()
+    };
+    let detail = {
+        let s = schema::conversation_mentions_schema();
+        let batch = RecordBatch::try_new(
+            s.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["conv-1"])),
+                Arc::new(Date32Array::from(vec![day])),
+                Arc::new(StringArray::from(vec!["voice"])),
+                Arc::new(StringArray::from(vec!["customer"])),
+                Arc::new(StringArray::from(vec!["Acme Router"])),
+                Arc::new(Int64Array::from(vec![huge])),
+                Arc::new(StringArray::from(vec!["vbig"])),
+            ],
+        )
+        .unwrap();
+        schema::to_parquet(&s, &[batch]).unwrap()
+    };
+    let schema_name = fresh_schema();
+    let target = Target::new(convlake::secret::Secret::new(database_url()), &schema_name).unwrap();
+    let options = SyncOptions::default();
+    let good = Aggregates::from_bytes(
+        "mention_counts.parquet",
+        counts(Some("Nimbus Hub"), 7),
+        "conversation_mentions.parquet",
+        detail.clone(),
+    );
+    let s = convlake::sync::sync_with(&target, &good, "vbig", &options)
+        .await
+        .unwrap();
+    assert_eq!((s.rows, s.inserted), (2, 2));
+    let want = vec![
+        format!("2026-03-02,voice,Acme Router,{big},{huge}"),
+        "2026-03-02,voice,Nimbus Hub,7,1".to_string(),
+    ];
+    assert_eq!(product_mentions_lines(&schema_name).await, want);
+    let c = pg(&schema_name).await;
+    let mentions: i64 = c
+        .query_one("SELECT mentions FROM conversation_mentions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mentions, huge);
+
+    // A null product and a negative count: refused, naming the row; nothing changes.
+    for (product, mentions, reason) in [
+        (None, 7, "product_name is null"),
+        (Some("Nimbus Hub"), -1, "mention_count is -1"),
+    ] {
+        let bad = Aggregates::from_bytes(
+            "mention_counts.parquet",
+            counts(product, mentions),
+            "conversation_mentions.parquet",
+            detail.clone(),
+        );
+        let err = convlake::sync::sync_with(&target, &bad, "vbig", &options)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SyncError::BadRow { row: 1, .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(reason), "{msg}");
+        assert!(
+            msg.contains("row 1 of mention_counts.parquet")
+                && msg.contains("recorded_date=2026-03-02")
+                && msg.contains("interaction_type=voice"),
+            "{msg}"
+        );
+        assert!(msg.contains("nothing was changed"), "{msg}");
+        assert_eq!(product_mentions_lines(&schema_name).await, want);
+    }
+}
+
+/// Every sync, also one that changes nothing, appends a `synced` event that `query` shows,
+/// naming host, port, database and schema; the password in the connection string never
+/// reaches the lake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sync_is_a_synced_event_without_the_password() {
+    let lake = ready_lake(120).await;
+    let schema = fresh_schema();
+    let mut url = url::Url::parse(&database_url()).unwrap();
+    // The test cluster trusts loopback connections, so any password connects; one that is
+    // already in TEST_DATABASE_URL is kept (and must not leak either).
+    if url.password().is_none() {
+        url.set_password(Some("pw-Xq7-never-in-the-lake")).unwrap();
+    }
+    let password = url.password().unwrap().to_string();
+    let database = format!(
+        "{}:{}{}",
+        url.host_str().unwrap(),
+        url.port().unwrap_or(5432),
+        url.path()
+    );
+    let url = url.to_string();
+    let first = lake
+        .run(&["sync", "--database-url", &url, "--schema", &schema])
+        .await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let second = lake
+        .run(&["sync", "--database-url", &url, "--schema", &schema])
+        .await;
+    assert!(
+        stderr(&second).contains("nothing to do"),
+        "{}",
+        stderr(&second)
+    );
+
+    let synced: Vec<_> = lake
+        .events()
+        .await
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            convlake::lake::EventKind::Synced {
+                inserted,
+                updated,
+                deleted,
+                database,
+                schema,
+                content_hash,
+                ..
+            } => Some((inserted, updated, deleted, database, schema, content_hash)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(synced.len(), 2, "{synced:?}");
+    let rows = product_mentions_lines(&schema).await.len() as u64;
+    assert!(rows > 0);
+    assert_eq!((synced[0].0, synced[0].1, synced[0].2), (rows, 0, 0));
+    assert_eq!((synced[1].0, synced[1].1, synced[1].2), (0, 0, 0));
+    for s in &synced {
+        assert_eq!(s.3.as_deref(), Some(database.as_str()));
+        assert_eq!(s.4.as_deref(), Some(schema.as_str()));
+    }
+    assert_eq!(synced[0].5, synced[1].5, "the same aggregates");
+    let c = pg(&schema).await;
+    let hash: String = c
+        .query_one(
+            "SELECT content_hash FROM sync_state ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(synced[0].5, hash);
+
+    // As a user lists them.
+    let listed = lake
+        .query_lines("SELECT kind, detail FROM events WHERE kind = 'synced' ORDER BY seq")
+        .await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|l| l.contains(&database)), "{listed:?}");
+
+    // No file of the lake holds the password, nor the user-and-password part of the URL.
+    for f in all_files(lake.path()) {
+        let bytes = std::fs::read(lake.path().join(&f)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(&password),
+            "{} holds the password",
+            f.display()
+        );
+    }
+    for out in [&first, &second] {
+        assert!(!stderr(out).contains(&password), "{}", stderr(out));
+    }
+}
+
+/// A sync that would empty product_mentions is refused and changes nothing; --allow-empty (or
+/// CONVLAKE_ALLOW_EMPTY) lets it, and a sync that deletes more than half of a table's rows
+/// warns with the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptying_a_table_is_refused_unless_allowed_and_large_deletions_warn() {
+    let lake = ready_lake(150).await;
+    let schema = fresh_schema();
+    let url = database_url();
+    let sync = [
+        "sync",
+        "--database-url",
+        url.as_str(),
+        "--schema",
+        schema.as_str(),
+    ];
+    let full = lake.path().join("full.toml");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/products.toml"),
+        &full,
+    )
+    .unwrap();
+    let full = ["--dictionary", full.to_str().unwrap()];
+    let with = |d: &[&str], args: &[&str]| -> Vec<String> {
+        d.iter().chain(args).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| {
+        let lake = &lake;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            lake.run(&refs).await
+        }
+    };
+    for step in [["extract"], ["aggregate"]] {
+        let out = run(with(&full, &step)).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = run(with(&full, &sync)).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let c = pg(&schema).await;
+    let detail_count = || async {
+        c.query_one("SELECT count(*) FROM conversation_mentions", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let syncs = || async {
+        c.query_one("SELECT count(*) FROM sync_state", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let before = product_mentions_lines(&schema).await;
+    let (details_before, syncs_before) = (detail_count().await, syncs().await);
+    assert!(before.len() > 4, "{before:?}");
+
+    // Aggregates with no rows: a dictionary that matches nothing.
+    let nothing = lake.path().join("nothing.toml");
+    std::fs::write(
+        &nothing,
+        "[[product]]\nname = \"Qwzx Nonexistent Gadget\"\n",
+    )
+    .unwrap();
+    let nothing = ["--dictionary", nothing.to_str().unwrap()];
+    for step in [["extract"], ["aggregate"]] {
+        let out = run(with(&nothing, &step)).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert!(lake_lines(&lake, &nothing).await.is_empty());
+    for env in [vec![], vec![("CONVLAKE_ALLOW_EMPTY", "0")]] {
+        let args = with(&nothing, &sync);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = lake.run_env(&refs, &env).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("refusing to empty product_mentions"), "{err}");
+        assert!(
+            err.contains(&format!("holds {} rows", before.len())),
+            "{err}"
+        );
+        assert!(
+            err.contains("wrong lake") && err.contains("--allow-empty"),
+            "{err}"
+        );
+        assert_eq!(product_mentions_lines(&schema).await, before);
+        assert_eq!(detail_count().await, details_before);
+        assert_eq!(syncs().await, syncs_before, "nothing recorded");
+    }
+
+    // Allowed through the environment: emptied, with a warning giving the counts.
+    let args = with(&nothing, &sync);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lake.run_env(&refs, &[("CONVLAKE_ALLOW_EMPTY", "1")]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(product_mentions_lines(&schema).await.is_empty());
+    assert_eq!(detail_count().await, 0);
+    let err = stderr(&out);
+    let n = before.len();
+    assert!(
+        err.contains(&format!(
+            "warning: sync deleted {n} of the {n} rows of product_mentions (100%), leaving 0"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{details_before} of the {details_before} rows of conversation_mentions"
+        )),
+        "{err}"
+    );
+
+    // Back to the full dictionary, then to two products: more than half of the rows go, and
+    // the warning says how many; --allow-empty on the command line empties it again.
+    let out = run(with(&full, &sync)).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(product_mentions_lines(&schema).await, before);
+    let small = small_dictionary(&lake);
+    let small = ["--dictionary", small.as_str()];
+    for step in [["extract"], ["aggregate"]] {
+        let out = run(with(&small, &step)).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = run(with(&small, &sync)).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = product_mentions_lines(&schema).await.len();
+    assert!(after > 0 && after * 2 < n, "{after} of {n}");
+    // The summary line says how many rows went; the warning repeats it with the table's size.
+    let err = stderr(&out);
+    let deleted: usize = err
+        .split(" deleted)")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no deleted count in {err}"));
+    assert!(deleted * 2 > n, "{deleted} of {n}");
+    assert!(
+        err.contains(&format!(
+            "warning: sync deleted {deleted} of the {n} rows of product_mentions"
+        )),
+        "{err}"
+    );
+    let mut args = with(&nothing, &sync);
+    args.push("--allow-empty".into());
+    let out = run(args).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(product_mentions_lines(&schema).await.is_empty());
+
+    // `run` takes the flag too.
+    let help = lake.ok(&["run", "--help"]).await;
+    assert!(
+        help.contains("--allow-empty") && help.contains("CONVLAKE_ALLOW_EMPTY"),
+        "{help}"
     );
 }

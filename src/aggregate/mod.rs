@@ -16,11 +16,11 @@ use datafusion::datasource::{MemTable, ViewTable};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
-use crate::lake::events::{snapshots_in_order, Event, EventKind};
-use crate::lake::{
-    content_hash, conversation_mentions_path, mention_counts_path, mentions_dir, mentions_path,
-    schema, Lake, LakeError,
+use crate::lake::aggregates::{
+    current_generation, generation_hash, store_file, Generation, Stored, Table,
 };
+use crate::lake::events::{snapshots_in_order, Event, EventKind};
+use crate::lake::{content_hash, mentions_dir, mentions_path, schema, Lake, LakeError};
 
 #[cfg(feature = "ballista")]
 pub mod ballista;
@@ -205,11 +205,11 @@ async fn register_lake(
     // An object-store lake is read through the session's object-store registry.
     lake.register_with(&ctx.runtime_env());
     let mentions = mentions_dir(dictionary_version);
-    let counts_dir = format!("aggregates/dict={dictionary_version}");
-    // Local listing tables need their directory; creating an empty one is harmless. (An object
-    // store has no directories: an empty prefix lists as an empty table.)
+    // Local listing tables need their directory; creating an empty one inside an existing lake
+    // is harmless. (An object store has no directories: an empty prefix lists as an empty
+    // table.)
     if let Some(root) = lake.local_dir() {
-        for dir in ["raw", mentions.as_str(), counts_dir.as_str()] {
+        for dir in ["raw", mentions.as_str()] {
             std::fs::create_dir_all(root.join(dir)).map_err(|e| LakeError::Open {
                 location: root.join(dir).display().to_string(),
                 reason: e.to_string(),
@@ -230,22 +230,34 @@ async fn register_lake(
         ParquetReadOptions::default().schema(&mentions_schema),
     )
     .await?;
-    let counts_schema = schema::mention_counts_schema();
-    // The file, not its folder: conversation_mentions.parquet lives beside it.
-    ctx.register_parquet(
-        "mention_counts",
-        lake.file_url(&mention_counts_path(dictionary_version)),
-        ParquetReadOptions::default().schema(&counts_schema),
-    )
-    .await?;
-    let detail_schema = schema::conversation_mentions_schema();
-    ctx.register_parquet(
-        "conversation_mentions",
-        lake.file_url(&conversation_mentions_path(dictionary_version)),
-        ParquetReadOptions::default().schema(&detail_schema),
-    )
-    .await?;
     let events = lake.events().read_all().await?;
+    // The aggregates are the generation the latest `aggregated` event names (empty tables
+    // before the first aggregate of this version).
+    let generation = current_generation(&events, dictionary_version);
+    for (table, table_schema) in [
+        (Table::MentionCounts, schema::mention_counts_schema()),
+        (
+            Table::ConversationMentions,
+            schema::conversation_mentions_schema(),
+        ),
+    ] {
+        match &generation {
+            Some(g) => {
+                ctx.register_parquet(
+                    table.name(),
+                    lake.file_url(g.path(table)),
+                    ParquetReadOptions::default().schema(&table_schema),
+                )
+                .await?
+            }
+            None => {
+                ctx.register_table(
+                    table.name(),
+                    Arc::new(MemTable::try_new(table_schema, vec![vec![]])?),
+                )?;
+            }
+        }
+    }
     match in_memory {
         InMemory::Tables | InMemory::Materialized => {
             ctx.register_table("events", Arc::new(events_table(&events)?))?;
@@ -395,13 +407,12 @@ impl Output {
         Ok(())
     }
 
-    /// Finishes the file and stores it at `path`.
-    async fn finish(mut self, lake: &Lake, path: &str) -> Result<Built, AggregateError> {
+    /// Finishes the file (not stored yet: its name is its content).
+    fn finish(mut self) -> Result<Built, AggregateError> {
         let shape = |e: arrow::error::ArrowError| AggregateError::Shape(e.to_string());
         self.batches.finish_buffered_batch().map_err(shape)?;
         self.write_completed()?;
         let bytes = self.sink.finish().map_err(AggregateError::Shape)?;
-        lake.put(path, bytes.clone()).await?;
         Ok(Built {
             rows: self.rows,
             sum: self.sum,
@@ -665,9 +676,7 @@ async fn aggregate_in(
     per_chunk: Option<u64>,
 ) -> Result<AggregateSummary, AggregateError> {
     let started = std::time::Instant::now();
-    let path = mention_counts_path(dictionary_version);
     let detail_schema = schema::conversation_mentions_schema();
-    let detail_path = conversation_mentions_path(dictionary_version);
     let counts_schema = schema::mention_counts_schema();
     let mut out = Output::new(detail_schema.clone(), None)?;
     let mut counts_out = Output::new(counts_schema.clone(), Some(3))?;
@@ -675,37 +684,72 @@ async fn aggregate_in(
         Some(n) => chunks(ctx, lake, dictionary_version, n).await?,
         None => Vec::new(),
     };
-    let detail = if chunks.len() <= 1 {
+    // The detail is stored first, under its content name, and nothing reads it through the
+    // log until the `Aggregated` event below names it with its pair: a kill anywhere before
+    // that event leaves the previous generation in force.
+    let (detail, detail_file) = if chunks.len() <= 1 {
         out.run(ctx, CONVERSATION_MENTIONS_SQL).await?;
-        let detail = out.finish(lake, &detail_path).await?;
+        let detail = out.finish()?;
+        let file = store_file(
+            lake,
+            dictionary_version,
+            Table::ConversationMentions,
+            detail.bytes.clone(),
+        )
+        .await?;
         // mention_counts.sql reads the detail just written, not the mentions again (several
         // times smaller); from the lake, so a cluster reads the same file.
-        register_detail_file(ctx, lake, &detail_path).await?;
+        register_detail_file(ctx, lake, &file.0).await?;
         counts_out.run(ctx, MENTION_COUNTS_SQL).await?;
-        detail
+        (detail, file)
     } else {
         run_in_chunks(ctx, lake, &chunks, &mut out, &mut counts_out).await?;
-        let detail = out.finish(lake, &detail_path).await?;
+        let detail = out.finish()?;
+        let file = store_file(
+            lake,
+            dictionary_version,
+            Table::ConversationMentions,
+            detail.bytes.clone(),
+        )
+        .await?;
         // `conversation_mentions` is the file again, as in every session.
-        register_detail_file(ctx, lake, &detail_path).await?;
-        detail
+        register_detail_file(ctx, lake, &file.0).await?;
+        (detail, file)
     };
     tracing::debug!(
-        "{detail_path}: {} rows in {} chunks",
+        "{}: {} rows in {} chunks",
+        detail_file.0,
         detail.rows,
         chunks.len().max(1),
     );
-    let counts = counts_out.finish(lake, &path).await?;
-    tracing::debug!("{path}: {} rows, {:.2?}", counts.rows, started.elapsed());
-    let (rows, mentions, bytes, detail) = (counts.rows, counts.sum, counts.bytes, detail.bytes);
-    let hash = aggregates_hash(&bytes, &detail);
-    lake.events()
-        .append(vec![EventKind::Aggregated {
-            dictionary_version: dictionary_version.to_string(),
+    let counts = counts_out.finish()?;
+    let hash = generation_hash(&counts.bytes, &detail.bytes);
+    let counts_file = store_file(
+        lake,
+        dictionary_version,
+        Table::MentionCounts,
+        counts.bytes.clone(),
+    )
+    .await?;
+    tracing::debug!(
+        "{}: {} rows, {:.2?}",
+        counts_file.0,
+        counts.rows,
+        started.elapsed()
+    );
+    let path = counts_file.0.clone();
+    let (rows, mentions) = (counts.rows, counts.sum);
+    crate::lake::aggregates::publish(
+        lake,
+        dictionary_version,
+        Stored {
+            mention_counts: counts_file,
+            conversation_mentions: detail_file,
             rows,
             content_hash: hash.clone(),
-        }])
-        .await?;
+        },
+    )
+    .await?;
     Ok(AggregateSummary {
         dictionary_version: dictionary_version.to_string(),
         rows,
@@ -715,12 +759,13 @@ async fn aggregate_in(
     })
 }
 
-/// The content hash of a version's aggregates: both files, in order.
-pub fn aggregates_hash(mention_counts: &[u8], conversation_mentions: &[u8]) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(blake3::hash(mention_counts).as_bytes());
-    h.update(blake3::hash(conversation_mentions).as_bytes());
-    h.finalize().to_hex().to_string()
+/// The generation of a version's aggregates in force, from the lake's log.
+pub async fn generation_of(
+    lake: &Lake,
+    dictionary_version: &str,
+) -> Result<Option<Generation>, AggregateError> {
+    let events = lake.events().read_all().await?;
+    Ok(current_generation(&events, dictionary_version))
 }
 
 /// One row of `mention_counts`, as read back from the lake.
@@ -739,11 +784,11 @@ pub async fn read_counts(
     lake: &Lake,
     dictionary_version: &str,
 ) -> Result<Option<(Vec<CountRow>, String)>, AggregateError> {
-    let path = mention_counts_path(dictionary_version);
-    if !lake.exists(&path).await? {
+    let Some(generation) = generation_of(lake, dictionary_version).await? else {
         return Ok(None);
-    }
-    let bytes = lake.get(&path).await?;
+    };
+    let path = generation.path(Table::MentionCounts).to_string();
+    let bytes = generation.read(lake, Table::MentionCounts).await?;
     let hash = content_hash(&bytes);
     let batches = schema::from_parquet(bytes).map_err(|reason| LakeError::Parquet {
         path: path.clone(),
@@ -782,8 +827,24 @@ pub async fn read_counts(
             if date.is_null(i) {
                 continue;
             }
+            // Days before 1970 are negative: a legitimate date (1901, 1969), never a cast to
+            // u64. Only a day count beyond chrono's range (about ±262,000 years, which no parsed
+            // timestamp can produce) is refused, naming the file and the value.
+            let days = date.value(i);
+            let shifted = chrono::Days::new(u64::from(days.unsigned_abs()));
+            let conversation_date = if days < 0 {
+                epoch.checked_sub_days(shifted)
+            } else {
+                epoch.checked_add_days(shifted)
+            }
+            .ok_or_else(|| {
+                AggregateError::Shape(format!(
+                    "{path} row {i} has conversation_date {days} days from 1970-01-01, outside \
+                     the dates convlake can represent; run `convlake aggregate` again"
+                ))
+            })?;
             out.push(CountRow {
-                conversation_date: epoch + chrono::Days::new(date.value(i) as u64),
+                conversation_date,
                 interaction_type: kind.value(i).to_string(),
                 product: product.value(i).to_string(),
                 mentions: mentions.value(i),
@@ -885,19 +946,14 @@ pub(crate) mod tests {
         let dict = crate::extract::Dictionary::embedded();
         let lake = simulated_lake(dir.path(), &dict).await;
         let version = dict.version.as_str();
-        let files = [
-            mention_counts_path(version),
-            conversation_mentions_path(version),
-        ];
         let mut runs = Vec::new();
         // One file a chunk, a few, and all in one chunk (the whole query's path).
         for per_chunk in [None, Some(1), Some(20_000), Some(MENTION_BYTES_PER_CHUNK)] {
             let ctx = session_materialized(&lake, version).await.unwrap();
             let summary = aggregate_in(&ctx, &lake, version, per_chunk).await.unwrap();
-            let mut bytes = Vec::new();
-            for f in &files {
-                bytes.push(lake.get(f).await.unwrap());
-            }
+            let g = generation_of(&lake, version).await.unwrap().unwrap();
+            let both = g.read_both(&lake).await.unwrap();
+            let bytes = vec![both.mention_counts, both.conversation_mentions];
             runs.push((per_chunk, summary, bytes));
         }
         let (_, whole, whole_bytes) = &runs[0];

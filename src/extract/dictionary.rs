@@ -79,7 +79,44 @@ impl Lines {
     }
 }
 
+/// One product as written in a normalized copy.
+#[derive(serde::Serialize)]
+struct CopyProduct<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    aliases: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+struct CopyFile<'a> {
+    product: Vec<CopyProduct<'a>>,
+}
+
 impl Dictionary {
+    /// The normalized content as TOML (products by name, aliases sorted, no comments): what
+    /// the lake keeps in `dictionaries/<version>.toml`. Parsing it gives the same version.
+    pub fn to_toml(&self) -> String {
+        let file = CopyFile {
+            product: self
+                .products
+                .iter()
+                .map(|p| CopyProduct {
+                    name: &p.name,
+                    aliases: &p.aliases,
+                })
+                .collect(),
+        };
+        let body = toml::to_string(&file).unwrap_or_else(|e| {
+            // Only strings and arrays of strings: serialization cannot fail; keep a note
+            // rather than a panic if a future field changes that.
+            format!("# cannot serialize this dictionary: {e}\n")
+        });
+        format!(
+            "# convlake dictionary {} (normalized copy; source: {})\n{body}",
+            self.version, self.origin
+        )
+    }
+
     /// Loads and validates a dictionary file.
     pub fn load(path: &Path) -> Result<Dictionary, DictionaryError> {
         let text = std::fs::read_to_string(path).map_err(|source| DictionaryError::Read {
@@ -205,6 +242,21 @@ mod tests {
         assert_ne!(
             Dictionary::parse(a, "a").unwrap().version,
             Dictionary::parse(c, "c").unwrap().version
+        );
+    }
+
+    #[test]
+    fn the_normalized_copy_has_the_same_version() {
+        let text = "[[product]]\nname = \"Réseau \\\"Plus\\\"\"\naliases = [\"b x\", \"a'y\"]\n[[product]]\nname = \"Acme\" # c\n";
+        let d = Dictionary::parse(text, "p.toml").unwrap();
+        let copy = d.to_toml();
+        let again = Dictionary::parse(&copy, "copy").unwrap();
+        assert_eq!(again.version, d.version);
+        assert_eq!(again.products, d.products);
+        let e = Dictionary::embedded();
+        assert_eq!(
+            Dictionary::parse(&e.to_toml(), "copy").unwrap().version,
+            e.version
         );
     }
 

@@ -23,6 +23,7 @@ use arrow::array::{
 use arrow::compute::take;
 use futures::{StreamExt, TryStreamExt};
 
+use crate::lake::dictionaries::{current_dictionary, dictionary_copy_path};
 use crate::lake::events::{snapshots_in_order, EventKind};
 use crate::lake::{mentions_dir, mentions_path, schema, snapshot_path, Lake, LakeError};
 pub use dictionary::{Dictionary, DictionaryError};
@@ -113,6 +114,8 @@ pub struct ExtractSummary {
     pub utterances: u64,
     pub text_bytes: u64,
     pub mentions: u64,
+    /// Recorded snapshots whose file is absent (quarantined): skipped, nothing written.
+    pub missing: Vec<String>,
 }
 
 struct SnapshotResult {
@@ -247,10 +250,15 @@ pub async fn extract_shard(
     };
     // One listing instead of a request per snapshot (which an object store makes slow).
     let done = lake.list_paths(&mentions_dir(&version)).await?;
+    // A recorded snapshot whose file is absent (quarantined by `verify`) is a known gap: it is
+    // skipped and named, and the next fetch stages its conversations again.
+    let present = lake.list_paths("raw").await?;
     let mut todo = Vec::new();
     for (snap, _) in &snapshots {
         if done.contains(&mentions_path(&version, snap)) {
             summary.skipped += 1;
+        } else if !present.contains(&snapshot_path(snap)) {
+            summary.missing.push(snap.clone());
         } else {
             todo.push(snap.clone());
         }
@@ -291,13 +299,23 @@ pub async fn extract_shard(
         summary.text_bytes += text_bytes;
         summary.mentions += mentions;
     }
-    if summary.extracted > 0 {
+    // The lake's current dictionary is the one the latest extraction used: recorded when this
+    // run extracted something or changed which dictionary is current, with a copy of its
+    // normalized content so later stages (and `dictionary show`) need no file.
+    let current = current_dictionary(&events).map(|c| c.version);
+    if summary.extracted > 0 || current.as_deref() != Some(version.as_str()) {
+        let copy = dictionary_copy_path(&version);
+        lake.put_if_absent(&copy, bytes::Bytes::from(dict.to_toml()))
+            .await?;
         lake.events()
             .append(vec![EventKind::Extracted {
                 dictionary_version: version,
                 snapshots: summary.extracted,
                 mentions: summary.mentions,
                 shard: (shard.count > 1).then(|| shard.to_string()),
+                dictionary_source: Some(dict.origin.clone()),
+                dictionary_copy: Some(copy),
+                missing_snapshots: summary.missing.len() as u64,
             }])
             .await?;
     }

@@ -278,15 +278,18 @@ pub async fn submit_job(
         })
 }
 
-/// Polls a job until it is FULFILLED: after 250 ms, then doubling up to `max_poll`.
+/// Polls a job until it is FULFILLED: after 250 ms, then doubling up to `max_poll`. A job still
+/// QUEUED or PENDING after `timeout` is an error ([`GenesysError::JobTimeout`]).
 pub async fn wait_for_job(
     client: &ApiClient,
     job: &str,
     max_poll: Duration,
+    timeout: Duration,
 ) -> Result<(), GenesysError> {
     let path = format!("{JOBS_PATH}/{job}");
     let validate = |b: &[u8]| parse::<JobStatus>(b, "job status").map(|_| ());
     let mut wait = Duration::from_millis(250).min(max_poll);
+    let started = std::time::Instant::now();
     loop {
         tokio::time::sleep(wait).await;
         let body = client.send(Method::GET, &path, None, &validate).await?;
@@ -298,7 +301,19 @@ pub async fn wait_for_job(
             })?;
         match status.state.as_str() {
             "FULFILLED" => return Ok(()),
-            "QUEUED" | "PENDING" => {}
+            "QUEUED" | "PENDING" => {
+                let waited = started.elapsed();
+                if waited >= timeout {
+                    return Err(GenesysError::JobTimeout {
+                        job: job.to_string(),
+                        state: status.state,
+                        waited_secs: waited.as_secs(),
+                        timeout_secs: timeout.as_secs(),
+                    });
+                }
+                // Never sleep past the deadline.
+                wait = wait.min(timeout.saturating_sub(waited));
+            }
             other => {
                 return Err(GenesysError::JobFailed {
                     job: job.to_string(),
@@ -307,7 +322,10 @@ pub async fn wait_for_job(
                 })
             }
         }
-        wait = (wait * 2).min(max_poll);
+        wait = wait
+            .saturating_mul(2)
+            .min(max_poll)
+            .max(Duration::from_millis(1));
     }
 }
 
@@ -440,6 +458,85 @@ mod tests {
         assert_eq!(info.voice_sessions, ["s1", "s2"]);
         assert_eq!(info.customer_addresses, ["tel:+1"]);
         assert!(conversation_info(&json!({"conversationId": "x"})).is_err());
+    }
+
+    #[test]
+    fn hostile_conversation_starts_are_kept_or_refused_by_name() {
+        for (start, year) in [
+            ("1901-03-01T10:00:00.000Z", 1901),
+            ("1969-12-31T23:59:59.999Z", 1969),
+            ("2199-01-01T00:00:00Z", 2199),
+            ("9999-12-31T23:59:59.999Z", 9999),
+        ] {
+            let info =
+                conversation_info(&json!({"conversationId": "c1", "conversationStart": start}))
+                    .unwrap();
+            assert_eq!(chrono::Datelike::year(&info.start), year);
+        }
+        for bad in [
+            json!("yesterday"),
+            json!("+275760-09-13T00:00:00Z"),
+            json!(17),
+            json!(null),
+        ] {
+            let e = conversation_info(&json!({"conversationId": "c9", "conversationStart": bad}))
+                .unwrap_err();
+            assert!(e.contains("c9"), "{e}");
+        }
+    }
+
+    /// A details-jobs server whose jobs stay QUEUED forever.
+    async fn stuck_jobs_server() -> String {
+        let app = axum::Router::new()
+            .route(
+                "/oauth/token",
+                axum::routing::post(|| async {
+                    r#"{"access_token":"t","token_type":"bearer","expires_in":86400}"#
+                }),
+            )
+            .fallback(|| async {
+                (
+                    [("content-type", "application/json")],
+                    r#"{"state":"QUEUED"}"#,
+                )
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_job_queued_past_its_timeout_is_a_clear_error() {
+        let url = stuck_jobs_server().await;
+        let client = ApiClient::new(
+            crate::genesys::Endpoints::resolve("x", Some(&url), None).unwrap(),
+            crate::genesys::Credentials {
+                client_id: "id".into(),
+                client_secret: crate::secret::Secret::new("s"),
+            },
+            crate::genesys::RetryPolicy::default(),
+        )
+        .unwrap();
+        let e = wait_for_job(
+            &client,
+            "job-1",
+            Duration::from_millis(40),
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&e, GenesysError::JobTimeout { job, state, .. } if job == "job-1" && state == "QUEUED"),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("job-1") && msg.contains("--job-timeout") && msg.contains("re-run"),
+            "{msg}"
+        );
+        // Polled several times, not once, and not without end.
+        assert!(client.stats().requests >= 3, "{:?}", client.stats());
     }
 
     #[test]

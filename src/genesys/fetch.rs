@@ -45,8 +45,17 @@ pub struct FetchSummary {
     pub intervals_skipped: u64,
     /// Analytics: transcript documents and recordings fetched.
     pub transcripts: u64,
-    /// Analytics: conversations without text (voice 404, recordings never ready).
+    /// Analytics: conversations of this fetch still without text at its end (voice 404,
+    /// recordings never ready, archived, …); `missing_by_reason` splits them by reason.
     pub missing_transcripts: u64,
+    /// Analytics: `missing_transcripts` by reason (`not-ready`, `404`, `archived`, `error`,
+    /// `none`).
+    pub missing_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Analytics: conversation records refused (no id, or an unreadable `conversationStart`),
+    /// each named in a warning; the rest of their page is staged.
+    pub refused_records: u64,
+    /// The first few of them: where and why (for the fetch's error).
+    pub refused: Vec<String>,
     /// Analytics: listed conversations the lake already held unchanged.
     pub unchanged: u64,
     /// API requests sent (retries included) and 429s received.
@@ -68,6 +77,18 @@ pub enum FetchError {
     BadRange { from: NaiveDate, to: NaiveDate },
     #[error("unknown interaction type {0:?}: use one or more of voice, chat, email, message")]
     BadMedia(String),
+    #[error("the details job {job} of interval {interval} sent cursor {cursor:?} a second time, so its paging would never end. The pages so far are staged; a re-run lists this interval again with a new job")]
+    CursorRepeated {
+        job: String,
+        interval: String,
+        cursor: String,
+    },
+    #[error("the details jobs of interval {interval} expired or vanished {times} times while their results were paged (the last was {job}); giving up on this run. A re-run resumes with the pages staged so far")]
+    JobResubmitted {
+        interval: String,
+        job: String,
+        times: u32,
+    },
     #[error("page {page} of {url}: {reason}. Nothing from this page was staged")]
     BadPage {
         url: String,

@@ -150,7 +150,7 @@ impl Pacer {
         let at = {
             let mut s = self.lock();
             let at = Instant::now().max(s.next_slot).max(s.paused_until);
-            s.next_slot = at + s.interval;
+            s.next_slot = at.checked_add(s.interval).unwrap_or(at);
             at
         };
         tokio::time::sleep_until(at.into()).await;
@@ -162,8 +162,8 @@ impl Pacer {
         let mut s = self.lock();
         let now = Instant::now();
         if remaining <= 1 {
-            let until = now + Duration::from_secs(reset_secs) + Duration::from_millis(250);
-            s.paused_until = s.paused_until.max(until);
+            let wait = Duration::from_secs(reset_secs).saturating_add(Duration::from_millis(250));
+            s.paused_until = s.paused_until.max(now.checked_add(wait).unwrap_or(now));
             return true;
         }
         let window = Duration::from_secs(reset_secs.max(1));
@@ -174,7 +174,8 @@ impl Pacer {
     /// Stops every task until `wait` has passed.
     fn pause(&self, wait: Duration) {
         let mut s = self.lock();
-        s.paused_until = s.paused_until.max(Instant::now() + wait);
+        let now = Instant::now();
+        s.paused_until = s.paused_until.max(now.checked_add(wait).unwrap_or(now));
     }
 }
 
@@ -244,9 +245,55 @@ fn error_message(body: &[u8]) -> String {
         .unwrap_or_else(|| short(body))
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// The wait a `Retry-After` header asks for, at most `max`. A value that is not a
+/// non-negative number of seconds (negative, NaN, an HTTP date) is ignored with a warning (the
+/// caller backs off instead); a huge one is capped at `max`. Never panics.
+fn retry_after(headers: &reqwest::header::HeaderMap, max: Duration) -> Option<Duration> {
     let v = headers.get("retry-after")?.to_str().ok()?;
-    v.trim().parse::<f64>().ok().map(Duration::from_secs_f64)
+    parse_retry_after(v, max)
+}
+
+fn parse_retry_after(v: &str, max: Duration) -> Option<Duration> {
+    match v.trim().parse::<f64>() {
+        Ok(secs) if secs >= 0.0 => {
+            Some(Duration::try_from_secs_f64(secs).map_or(max, |d| d.min(max)))
+        }
+        _ => {
+            tracing::warn!(
+                value = v,
+                "the server sent a Retry-After that is not a number of seconds; backing off instead"
+            );
+            None
+        }
+    }
+}
+
+/// Token lifetime assumed when `expires_in` is missing or unusable (Genesys's default).
+const DEFAULT_TOKEN_TTL: u64 = 86_400;
+/// The longest token lifetime Genesys grants (`accessTokenValiditySeconds` ≤ 172,800 s).
+const MAX_TOKEN_TTL: u64 = 172_800;
+
+/// The lifetime in seconds a token response's `expires_in` gives: missing means the default;
+/// a negative, zero or non-numeric value is replaced by the default with a warning (a 401
+/// still gets a new token); a lifetime over 48 h is capped at 48 h with a warning.
+fn token_ttl(expires_in: Option<&serde_json::Value>, url: &Url) -> u64 {
+    let Some(v) = expires_in.filter(|v| !v.is_null()) else {
+        return DEFAULT_TOKEN_TTL;
+    };
+    let secs = v
+        .as_f64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
+    match secs {
+        Some(s) if s >= 1.0 && s <= MAX_TOKEN_TTL as f64 => s as u64,
+        Some(s) if s > MAX_TOKEN_TTL as f64 => {
+            tracing::warn!(%url, expires_in = %v, "token lifetime over 48 h; renewing after 48 h");
+            MAX_TOKEN_TTL
+        }
+        _ => {
+            tracing::warn!(%url, expires_in = %v, "the token response's expires_in is not a lifetime; assuming 24 h (a 401 still gets a new token)");
+            DEFAULT_TOKEN_TTL
+        }
+    }
 }
 
 fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
@@ -395,16 +442,21 @@ impl ApiClient {
                 #[derive(serde::Deserialize)]
                 struct TokenResponse {
                     access_token: String,
-                    expires_in: Option<u64>,
+                    /// Read leniently: a server that sends `-5` or `"3600"` still gives a token.
+                    expires_in: Option<serde_json::Value>,
                 }
                 match serde_json::from_slice::<TokenResponse>(&body) {
                     Ok(t) => {
-                        let ttl = t.expires_in.unwrap_or(86_400);
+                        let ttl = token_ttl(t.expires_in.as_ref(), &url);
                         // Renew a minute early (or at 90% of a short lifetime).
                         let margin = (ttl / 10).min(60);
+                        let now = Instant::now();
+                        let renew_at = now
+                            .checked_add(Duration::from_secs(ttl.saturating_sub(margin)))
+                            .unwrap_or(now);
                         return Ok(CachedToken {
                             value: Secret::new(t.access_token),
-                            renew_at: Instant::now() + Duration::from_secs(ttl - margin),
+                            renew_at,
                         });
                     }
                     Err(e) => {
@@ -429,8 +481,7 @@ impl ApiClient {
                         message: error_message(&body),
                     });
                 }
-                let wait = retry_after(&headers)
-                    .map(|d| d.min(self.policy.max_delay))
+                let wait = retry_after(&headers, self.policy.max_delay)
                     .unwrap_or_else(|| self.backoff(attempt));
                 tokio::time::sleep(wait).await;
                 continue;
@@ -644,10 +695,9 @@ impl ApiClient {
                 let wait = if status == StatusCode::TOO_MANY_REQUESTS {
                     self.counters.too_many.fetch_add(1, Ordering::Relaxed);
                     let jitter = Duration::from_millis(rand::rng().random_range(0..250));
-                    let wait = retry_after(&headers)
-                        .map(|d| d.min(self.policy.max_delay))
+                    let wait = retry_after(&headers, self.policy.max_delay)
                         .unwrap_or_else(|| self.backoff(attempt))
-                        + jitter;
+                        .saturating_add(jitter);
                     // Every task waits: the budget is shared, retrying at once would storm.
                     self.pacer.pause(wait);
                     wait
@@ -708,6 +758,86 @@ mod tests {
             Endpoints::resolve("mars-1", None, None),
             Err(GenesysError::UnknownRegion(_))
         ));
+    }
+
+    #[test]
+    fn hostile_retry_after_values_are_bounded_or_ignored() {
+        let max = Duration::from_secs(60);
+        assert_eq!(parse_retry_after("2", max), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 0.5 ", max),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_retry_after("99999999999", max), Some(max));
+        assert_eq!(parse_retry_after("1e300", max), Some(max));
+        assert_eq!(parse_retry_after("inf", max), Some(max));
+        for bad in ["-5", "-0.1", "NaN", "Wed, 21 Oct 2026 07:28:00 GMT", ""] {
+            assert_eq!(parse_retry_after(bad, max), None, "{bad:?}");
+        }
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "-5".parse().unwrap());
+        assert_eq!(retry_after(&h, max), None);
+    }
+
+    #[test]
+    fn hostile_expires_in_values_give_a_usable_lifetime() {
+        let url = Url::parse("http://127.0.0.1:1/oauth/token").unwrap();
+        let ttl = |v: serde_json::Value| token_ttl(Some(&v), &url);
+        assert_eq!(token_ttl(None, &url), DEFAULT_TOKEN_TTL);
+        assert_eq!(ttl(serde_json::json!(null)), DEFAULT_TOKEN_TTL);
+        assert_eq!(ttl(serde_json::json!(3600)), 3600);
+        assert_eq!(ttl(serde_json::json!("3600")), 3600);
+        assert_eq!(ttl(serde_json::json!(2)), 2);
+        for bad in [
+            serde_json::json!(-5),
+            serde_json::json!(0),
+            serde_json::json!("soon"),
+            serde_json::json!([1]),
+        ] {
+            assert_eq!(ttl(bad.clone()), DEFAULT_TOKEN_TTL, "{bad}");
+        }
+        assert_eq!(ttl(serde_json::json!(99_999_999_999u64)), MAX_TOKEN_TTL);
+        assert_eq!(ttl(serde_json::json!(1e300)), MAX_TOKEN_TTL);
+    }
+
+    /// A login server that answers every token request with `body`, and the API with `{}`.
+    async fn token_server(body: &'static str) -> String {
+        let app = axum::Router::new()
+            .route(
+                "/oauth/token",
+                axum::routing::post(move || async move {
+                    ([("content-type", "application/json")], body)
+                }),
+            )
+            .fallback(|| async { ([("content-type", "application/json")], "{}") });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_token_with_a_negative_or_huge_lifetime_still_works() {
+        for body in [
+            r#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#,
+            r#"{"access_token":"t","token_type":"bearer","expires_in":99999999999999999999}"#,
+            r#"{"access_token":"t","token_type":"bearer"}"#,
+        ] {
+            let url = token_server(body).await;
+            let c = ApiClient::new(
+                Endpoints::resolve("x", Some(&url), None).unwrap(),
+                Credentials {
+                    client_id: "id".into(),
+                    client_secret: Secret::new("s"),
+                },
+                RetryPolicy::default(),
+            )
+            .unwrap();
+            let ok = |_: &[u8]| Ok(());
+            c.send(Method::GET, "/api/v2/x", None, &ok).await.unwrap();
+            c.send(Method::GET, "/api/v2/x", None, &ok).await.unwrap();
+            assert_eq!(c.stats().tokens, 1, "{body}");
+        }
     }
 
     #[test]

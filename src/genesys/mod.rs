@@ -62,6 +62,13 @@ pub enum GenesysError {
         state: String,
         message: String,
     },
+    #[error("the analytics details job {job} was still {state} after {waited_secs} s (--job-timeout {timeout_secs} s); Genesys may be busy or the job stuck. A re-run resumes where this one stopped and submits the job again (raise --job-timeout to wait longer)")]
+    JobTimeout {
+        job: String,
+        state: String,
+        waited_secs: u64,
+        timeout_secs: u64,
+    },
     #[error("invalid URL {url}: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("unknown region {0:?}: use an AWS-style name such as us-east-1 or eu-west-1, or a domain such as mypurecloud.ie (see `convlake fetch --help`)")]

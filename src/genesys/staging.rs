@@ -15,12 +15,23 @@
 //!    have no `texts`: each text is its own file, named by its hash);
 //! 3. the utterance rows `raw/<h0h1>/<snapshot>.parquet` (the raw-snapshot schema, every
 //!    utterance of each conversation of the batch in this one file);
-//! 4. the events `snapshot` and `listing_page` (the checkpoint), and `interval_done` after the
-//!    last page of an interval.
+//! 4. the events `snapshot` and `listing_page` (the checkpoint), `texts_missing` for the
+//!    conversations of the page asked for their text without getting it (reason and requests
+//!    so far), and `interval_done` after the last page of an interval.
+//!
+//! Recordings still being prepared (202 or empty) are asked again after `--not-ready-wait`, up
+//! to `--not-ready-attempts` requests in all. The wait survives a crash: the conversations are
+//! staged without text and recorded in `texts_missing`, so a later attempt of the same run (a
+//! re-run with the same arguments, even one that finds every interval done) asks them again,
+//! continuing the count, until they have text or the attempts are spent. Another run that lists
+//! them asks them again anyway, with its own count.
 //!
 //! Invariants: a conversation the lake already holds with the same record and text is neither
 //! asked for its text again (unless its text was missing) nor staged again; a finished interval
-//! of an unfinished run is not listed again; a job's pages resume from the recorded cursor.
+//! of an unfinished run is not listed again; a job's pages resume from the recorded cursor, and
+//! the query's from the recorded part and page number. Every loop over server answers is bounded:
+//! a job QUEUED past `--job-timeout`, a repeated cursor, a job resubmitted more than
+//! [`MAX_RESUBMITS`] times end the fetch with an error, and a re-run resumes.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -37,12 +48,17 @@ use super::fetch::{FetchError, FetchSummary};
 use super::progress::Progress;
 use super::transcripts::{self, NotReadyPolicy, Outcome, Utterance};
 use super::{ApiClient, GenesysError};
-use crate::lake::events::EventKind;
+use crate::lake::events::{EventKind, MissingText};
 use crate::lake::schema::{self, RawRow, RawRowsBuilder};
 use crate::lake::{content_hash, snapshot_path, Event, EventLog, Lake};
 
 /// The `source` of this stage's events.
 pub const SOURCE: &str = "analytics";
+/// How often one interval's details job may be submitted again (its results expired or
+/// vanished while paged) before the fetch gives up.
+pub const MAX_RESUBMITS: u32 = 3;
+/// The reason recorded for recordings still being prepared.
+const NOT_READY: &str = "not-ready";
 const MANIFEST_FORMAT: &str = "convlake.analytics.v2";
 
 /// What to fetch and how.
@@ -66,6 +82,8 @@ pub struct AnalyticsOptions {
     pub concurrency: usize,
     /// Longest pause between two job-status polls.
     pub job_poll_max: Duration,
+    /// Longest wait for a details job to leave QUEUED/PENDING.
+    pub job_timeout: Duration,
     /// Patience with recordings still being prepared.
     pub not_ready: NotReadyPolicy,
 }
@@ -169,12 +187,20 @@ impl Held {
 /// Held conversations by the fingerprint of their id.
 type HeldMap = HashMap<Fingerprint, Held>;
 
+/// Where the record of a conversation held without text is: (the records file of its latest
+/// manifest, its position there, its record hash). Kept only for conversations without text, so
+/// a resumed run can ask them again without listing them.
+type Unread = HashMap<Fingerprint, (String, usize, String)>;
+
 /// Where an unfinished run stopped.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Resume {
     done: HashSet<String>,
     /// interval → (next page number, job, next cursor).
     partial: HashMap<String, (u64, Option<String>, Option<String>)>,
+    /// conversation id → the last `texts_missing` of this attempt of the run: (reason, requests
+    /// so far, when it was recorded).
+    texts: HashMap<String, (String, u32, DateTime<Utc>)>,
 }
 
 fn run_key(o: &AnalyticsOptions) -> String {
@@ -220,6 +246,19 @@ fn resume_point(events: &[Event], run: &str) -> Option<Resume> {
                 s.partial.remove(interval);
                 s.done.insert(interval.clone());
             }
+            EventKind::TextsMissing {
+                run: r,
+                conversations,
+                ..
+            } if r == run => {
+                let s = state.get_or_insert_with(Resume::default);
+                for c in conversations {
+                    s.texts.insert(
+                        c.conversation_id.clone(),
+                        (c.reason.clone(), c.attempts, e.time),
+                    );
+                }
+            }
             _ => {}
         }
     }
@@ -249,8 +288,10 @@ pub fn last_complete(events: &[Event]) -> Option<DateTime<Utc>> {
 /// (a later manifest wins).
 /// A snapshot whose raw file is gone (moved to `quarantine/` by `convlake verify`) or whose
 /// manifest is gone holds nothing: its conversations are fetched and staged again.
-async fn load_held(lake: &Lake, events: &[Event]) -> Result<HeldMap, FetchError> {
+/// Also returns where the records of the conversations held without text are.
+async fn load_held(lake: &Lake, events: &[Event]) -> Result<(HeldMap, Unread), FetchError> {
     let mut held = HashMap::new();
+    let mut unread = HashMap::new();
     let mut seen = HashSet::new();
     let staged = lake.list_paths("raw/").await?;
     for e in events {
@@ -276,14 +317,80 @@ async fn load_held(lake: &Lake, events: &[Event]) -> Result<HeldMap, FetchError>
             page: 0,
             reason: format!("damaged manifest: {e}"),
         })?;
-        for c in m.conversations {
-            held.insert(
-                fingerprint(&c.conversation_id),
-                Held::new(&c.record, &c.text),
-            );
+        for (i, c) in m.conversations.into_iter().enumerate() {
+            let id = fingerprint(&c.conversation_id);
+            let h = Held::new(&c.record, &c.text);
+            if h.missing {
+                unread.insert(id, (m.records.clone(), i, c.record));
+            } else {
+                unread.remove(&id);
+            }
+            held.insert(id, h);
         }
     }
-    Ok(held)
+    Ok((held, unread))
+}
+
+/// The conversations an unfinished attempt of this run recorded as not ready, whose text the
+/// lake still lacks and whose requests are not spent, rebuilt from their stored records so that
+/// they are asked again: (when they are due, the conversation).
+async fn still_not_ready(
+    lake: &Lake,
+    resume: &Resume,
+    held: &HeldMap,
+    unread: &Unread,
+    opts: &AnalyticsOptions,
+) -> Result<Vec<(Instant, Item)>, FetchError> {
+    /// (position in the records file, record hash, requests so far, recorded at)
+    type Wanted<'a> = (usize, &'a str, u32, DateTime<Utc>);
+    let mut by_file: HashMap<&str, Vec<Wanted<'_>>> = HashMap::new();
+    for (id, (reason, attempts, at)) in &resume.texts {
+        let fp = fingerprint(id);
+        let missing = held.get(&fp).is_some_and(|h| h.missing);
+        if reason != NOT_READY || *attempts >= opts.not_ready.attempts || !missing {
+            continue;
+        }
+        if let Some((file, i, record)) = unread.get(&fp) {
+            by_file
+                .entry(file.as_str())
+                .or_default()
+                .push((*i, record.as_str(), *attempts, *at));
+        }
+    }
+    let mut out = Vec::new();
+    let now = (Instant::now(), Utc::now());
+    for (file, wanted) in by_file {
+        let path = body_path(file);
+        let bad = |reason: String| FetchError::BadPage {
+            url: path.clone(),
+            page: 0,
+            reason,
+        };
+        let records: Vec<Value> = serde_json::from_slice(&lake.get(&path).await?)
+            .map_err(|e| bad(format!("damaged records file: {e}")))?;
+        for (i, record_hash, attempts, at) in wanted {
+            let Some(record) = records.get(i) else {
+                continue;
+            };
+            let info = analytics::conversation_info(record).map_err(&bad)?;
+            // Due one pause after the request recorded last (at once if that is past).
+            let since = (now.1 - at).to_std().unwrap_or_default();
+            let due = now
+                .0
+                .checked_add(opts.not_ready.wait.saturating_sub(since))
+                .unwrap_or(now.0);
+            out.push((
+                due,
+                Item {
+                    info,
+                    record: record.clone(),
+                    record_hash: record_hash.to_string(),
+                    attempts,
+                },
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Writes a content-addressed file unless the lake already holds it.
@@ -370,8 +477,8 @@ struct Item {
     info: ConversationInfo,
     record: Value,
     record_hash: String,
-    /// Further requests for recordings still being prepared.
-    retries_left: u32,
+    /// Requests for its text so far in this run (earlier attempts of the run included).
+    attempts: u32,
 }
 
 /// What staging one page did.
@@ -382,6 +489,8 @@ struct PageResult {
     utterances: u64,
     transcripts: u64,
     missing: u64,
+    /// The page's conversations asked for their text without getting it (`texts_missing`).
+    missing_texts: Vec<MissingText>,
 }
 
 /// Shared state of one fetch.
@@ -394,6 +503,11 @@ struct Stage<'a> {
     /// Conversations whose recordings were still being prepared: asked again once due, with a
     /// later batch, so that waiting for them never idles the budget.
     deferred: Vec<(Instant, Item)>,
+    /// Requests for text so far in this run, by conversation (from earlier attempts of the run
+    /// and this one).
+    attempts: HashMap<Fingerprint, u32>,
+    /// The conversations of this run still without text, and why.
+    without_text: HashMap<Fingerprint, String>,
     summary: FetchSummary,
     progress: Progress,
 }
@@ -469,16 +583,38 @@ impl Stage<'_> {
         let mut items = Vec::new();
         let mut ids = HashSet::new();
         for record in records {
-            let info = analytics::conversation_info(&record).map_err(bad)?;
+            // A record without an id or with an unreadable start is refused by name; the rest
+            // of the page is staged (one bad record must not block the interval forever).
+            let info = match analytics::conversation_info(&record) {
+                Ok(info) => info,
+                Err(reason) => {
+                    tracing::warn!(url, page, "refusing a conversation record: {reason}");
+                    self.progress.println(format!(
+                        "fetch: warning: page {page} of {url}: refusing a conversation record: {reason}"
+                    ));
+                    self.summary.refused_records += 1;
+                    if self.summary.refused.len() < 5 {
+                        self.summary
+                            .refused
+                            .push(format!("page {page} of {url}: {reason}"));
+                    }
+                    continue;
+                }
+            };
             if !self.wanted(&info) || !ids.insert(info.id.clone()) {
                 continue;
             }
+            warn_odd_start(&info, &self.progress);
             let bytes = serde_json::to_vec(&record).map_err(|e| bad(e.to_string()))?;
             items.push(Item {
                 record_hash: content_hash(&bytes),
+                attempts: self
+                    .attempts
+                    .get(&fingerprint(&info.id))
+                    .copied()
+                    .unwrap_or(0),
                 info,
                 record,
-                retries_left: self.opts.not_ready.attempts.saturating_sub(1),
             });
         }
         let listed = items.len();
@@ -537,6 +673,9 @@ impl Stage<'_> {
             } = fetched?;
             let stored = stored.unwrap_or_default();
             let item = &items[k];
+            let id = fingerprint(&item.info.id);
+            let attempts = item.attempts.saturating_add(1);
+            self.attempts.insert(id, attempts);
             let (text, communication_id) = match &outcome {
                 Outcome::Voice {
                     communication_id, ..
@@ -549,17 +688,31 @@ impl Stage<'_> {
                     (format!("recordings:{stored}"), None)
                 }
                 Outcome::Missing { reason } => {
-                    if reason == "not-ready" && item.retries_left > 0 {
+                    if reason == NOT_READY && attempts < self.opts.not_ready.attempts {
                         let mut again = item.clone();
-                        again.retries_left -= 1;
-                        self.deferred
-                            .push((Instant::now() + self.opts.not_ready.wait, again));
+                        again.attempts = attempts;
+                        let now = Instant::now();
+                        let due = now.checked_add(self.opts.not_ready.wait).unwrap_or(now);
+                        self.deferred.push((due, again));
                     } else {
                         result.missing += 1;
                     }
+                    result.missing_texts.push(MissingText {
+                        conversation_id: item.info.id.clone(),
+                        reason: reason.clone(),
+                        attempts,
+                    });
                     (format!("missing:{reason}"), None)
                 }
             };
+            match &outcome {
+                Outcome::Missing { reason } => {
+                    self.without_text.insert(id, reason.clone());
+                }
+                _ => {
+                    self.without_text.remove(&id);
+                }
+            }
             let unchanged = self
                 .held
                 .get(&fingerprint(&item.info.id))
@@ -586,7 +739,6 @@ impl Stage<'_> {
             texts.push((k, utterances));
         }
         self.summary.transcripts += result.transcripts;
-        self.summary.missing_transcripts += result.missing;
         self.summary.unchanged += listed.saturating_sub(entries.len()) as u64;
         if entries.is_empty() {
             return Ok((result, None));
@@ -639,13 +791,17 @@ impl Stage<'_> {
         // The previous page: its batch is written and its events appended while this page's
         // texts are fetched, so the API is never idle while the lake is written.
         let mut writing: Option<Pending> = None;
+        // Cursors of the current job seen so far: a repeated one would page forever.
+        let mut seen: HashSet<String> = cursor.iter().cloned().collect();
+        let mut resubmits = 0u32;
+        let (poll_max, timeout) = (self.opts.job_poll_max, self.opts.job_timeout);
         loop {
             let job_id = match &job {
                 Some(j) => j.clone(),
                 None => {
                     let submitted = async {
                         let j = analytics::submit_job(client, iv, &self.opts.media).await?;
-                        analytics::wait_for_job(client, &j, self.opts.job_poll_max).await?;
+                        analytics::wait_for_job(client, &j, poll_max, timeout).await?;
                         Ok::<_, GenesysError>(j)
                     }
                     .await;
@@ -675,8 +831,18 @@ impl Stage<'_> {
                 Err(GenesysError::Rejected {
                     status: 404 | 400, ..
                 }) if cursor.is_some() => {
+                    resubmits += 1;
+                    if resubmits > MAX_RESUBMITS {
+                        self.flush_pending(&log, iv, writing.take()).await?;
+                        return Err(FetchError::JobResubmitted {
+                            interval: iv.iso(),
+                            job: job_id,
+                            times: resubmits,
+                        });
+                    }
                     tracing::info!(job = %job_id, "the recorded job is gone; submitting a new one");
                     (page, job, cursor) = (0, None, None);
+                    seen.clear();
                     continue;
                 }
                 Err(e) => {
@@ -686,7 +852,11 @@ impl Stage<'_> {
             };
             let url = analytics::results_path(&job_id, cursor.as_deref(), self.opts.page_size);
             let listed = results.conversations.len() as u64;
-            let next = results.cursor.filter(|c| !c.is_empty());
+            let mut next = results.cursor.filter(|c| !c.is_empty());
+            // A cursor sent again: this page is staged as the job's last (so a re-run lists the
+            // interval again with a new job, instead of resuming into the loop), then the fetch
+            // stops with an error.
+            let repeated = next.take_if(|c| !seen.insert(c.clone()));
             let size = self.opts.page_size;
             let following = async {
                 match &next {
@@ -725,25 +895,54 @@ impl Stage<'_> {
                 }
                 None => {
                     self.flush_pending(&log, iv, writing.take()).await?;
-                    return Ok(());
+                    return match repeated {
+                        Some(cursor) => Err(FetchError::CursorRepeated {
+                            job: job_id,
+                            interval: iv.iso(),
+                            cursor,
+                        }),
+                        None => Ok(()),
+                    };
                 }
             }
         }
     }
 
     /// Lists one interval with the synchronous query, splitting it when the API refuses it
-    /// (over 100,000 results or too long).
+    /// (over 100,000 results or too long). Resumes from the recorded checkpoint `part#number`
+    /// (see [`query_checkpoint`]): parts are listed in time order, so what is left is that part
+    /// from that page on, then the rest of the interval after it.
     async fn interval_by_query(
         &mut self,
         iv: &Interval,
+        resume: Option<(u64, Option<String>, Option<String>)>,
         totals: &mut (u64, u64, u64),
     ) -> Result<(), FetchError> {
         let log = self.lake.events();
         let size = self.opts.page_size.clamp(1, analytics::QUERY_MAX_PAGE);
-        let mut queue = vec![*iv];
-        let mut page_no = 0u64;
+        let from = resume.and_then(|(page, _, next)| {
+            let (part, number) = parse_query_checkpoint(next.as_deref()?, iv)?;
+            Some((page, part, number))
+        });
+        // Parts still to list, the next one last.
+        let (mut queue, mut page_no, mut first_number) = match from {
+            Some((page, part, number)) => {
+                tracing::info!(part = %part.iso(), number, "resuming the details query");
+                let rest = Interval {
+                    start: part.end,
+                    end: iv.end,
+                };
+                let mut q = Vec::new();
+                if rest.start < rest.end {
+                    q.push(rest);
+                }
+                q.push(part);
+                (q, page, Some(number))
+            }
+            None => (vec![*iv], 0u64, None),
+        };
         while let Some(part) = queue.pop() {
-            let mut number = 1u32;
+            let mut number = first_number.take().unwrap_or(1);
             loop {
                 let res =
                     analytics::query_page(self.client, &part, &self.opts.media, size, number).await;
@@ -770,18 +969,108 @@ impl Stage<'_> {
                 totals.2 += r.missing;
                 self.summary.pages += 1;
                 self.progress.update(&self.summary, &self.client.stats());
-                let next = (!last).then(|| format!("{}#{}", part.iso(), number + 1));
+                // The checkpoint: the next page of this part, else the first of the next part.
+                let next = match last {
+                    false => Some(query_checkpoint(&part, number.saturating_add(1))),
+                    true => queue.last().map(|q| query_checkpoint(q, 1)),
+                };
                 log.append(page_events(&self.run, iv, page_no, None, next, listed, &r))
                     .await?;
                 page_no += 1;
                 if last {
                     break;
                 }
-                number += 1;
+                number = number.checked_add(1).ok_or_else(|| FetchError::BadPage {
+                    url: analytics::QUERY_PATH.into(),
+                    page: page_no,
+                    reason: "the details query never reached its last page".into(),
+                })?;
             }
         }
         Ok(())
     }
+}
+
+/// The plain name of a reason a conversation has no text (`not-ready` → "not ready").
+pub fn reason_name(reason: &str) -> &str {
+    match reason {
+        NOT_READY => "not ready",
+        "none" => "no recorded session",
+        other => other,
+    }
+}
+
+/// `" (not ready: 2, 404: 3)"`, the reasons of a count of conversations without text, for a
+/// summary line (most useful first); empty when there is none.
+pub fn reasons_text(by_reason: &std::collections::BTreeMap<String, u64>) -> String {
+    const ORDER: [&str; 5] = [NOT_READY, "archived", "404", "error", "none"];
+    let rank = |r: &str| ORDER.iter().position(|o| *o == r).unwrap_or(ORDER.len());
+    let mut reasons: Vec<(&String, &u64)> = by_reason.iter().filter(|(_, n)| **n > 0).collect();
+    if reasons.is_empty() {
+        return String::new();
+    }
+    reasons.sort_by_key(|(r, _)| (rank(r), r.as_str()));
+    let parts: Vec<String> = reasons
+        .iter()
+        .map(|(r, n)| format!("{}: {n}", reason_name(r)))
+        .collect();
+    format!(" ({})", parts.join(", "))
+}
+
+/// The query listing's checkpoint: the part of the interval being listed and its next page
+/// number (from 1), `<start>/<end>#<number>`.
+fn query_checkpoint(part: &Interval, number: u32) -> String {
+    format!("{}#{number}", part.iso())
+}
+
+/// Reads a [`query_checkpoint`]; `None` when it is not one, or not inside `iv` (then the
+/// interval is listed again from its start).
+fn parse_query_checkpoint(next: &str, iv: &Interval) -> Option<(Interval, u32)> {
+    let (range, number) = next.rsplit_once('#')?;
+    let number: u32 = number.parse().ok().filter(|n| *n >= 1)?;
+    let (a, b) = range.split_once('/')?;
+    let t = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let part = Interval {
+        start: t(a)?,
+        end: t(b)?,
+    };
+    (part.start >= iv.start && part.end <= iv.end && part.start < part.end)
+        .then_some((part, number))
+}
+
+/// Warns, naming the conversation, about a start before 1970 or more than a day in the future:
+/// kept as it is (its day is counted as given), but likely a damaged record.
+fn warn_odd_start(info: &ConversationInfo, progress: &Progress) {
+    let now = Utc::now();
+    let future = now
+        .checked_add_signed(chrono::Duration::days(1))
+        .unwrap_or(now);
+    if info.start.timestamp() < 0 || info.start > future {
+        progress.println(format!(
+            "fetch: warning: conversation {} starts at {}, {}; kept as it is",
+            info.id,
+            info.start
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            if info.start > future {
+                "in the future"
+            } else {
+                "before 1970"
+            }
+        ));
+    }
+}
+
+/// The `texts_missing` event of a page's conversations without text, if any.
+fn texts_missing_event(run: &str, r: &PageResult) -> Option<EventKind> {
+    (!r.missing_texts.is_empty()).then(|| EventKind::TextsMissing {
+        run: run.to_string(),
+        source: SOURCE.into(),
+        conversations: r.missing_texts.clone(),
+    })
 }
 
 /// The events of a staged page of `run`.
@@ -819,6 +1108,7 @@ fn page_events(
         changed: r.changed,
         snapshot: r.snapshot.as_ref().map(|(s, _)| s.clone()),
     });
+    events.extend(texts_missing_event(run, r));
     events
 }
 
@@ -963,9 +1253,22 @@ pub async fn fetch(
     let history = log.read_all().await?;
     let run = run_key(opts);
     let resume = resume_point(&history, &run);
-    let held = load_held(lake, &history).await?;
+    let (held, unread) = load_held(lake, &history).await?;
     let intervals = Interval::split(opts.start, opts.end, opts.interval);
     let resume = resume.unwrap_or_default();
+    // Recordings an earlier attempt of this run was still waiting for: asked again (when due),
+    // whether or not their interval is listed again.
+    let waiting = still_not_ready(lake, &resume, &held, &unread, opts).await?;
+    drop(unread);
+    let mut attempts = HashMap::new();
+    let mut without_text = HashMap::new();
+    for (id, (reason, n, _)) in &resume.texts {
+        let fp = fingerprint(id);
+        attempts.insert(fp, *n);
+        if held.get(&fp).is_some_and(|h| h.missing) {
+            without_text.insert(fp, reason.clone());
+        }
+    }
     let skipped = intervals
         .iter()
         .filter(|iv| resume.done.contains(&iv.iso()))
@@ -976,15 +1279,18 @@ pub async fn fetch(
         opts,
         run: run.clone(),
         held,
-        deferred: Vec::new(),
+        deferred: waiting,
+        attempts,
+        without_text,
         summary: FetchSummary::default(),
         progress: Progress::new(intervals.len() as u64, skipped),
     };
-    if !resume.done.is_empty() || !resume.partial.is_empty() {
+    if !resume.done.is_empty() || !resume.partial.is_empty() || !resume.texts.is_empty() {
         stage.summary.resumed_runs = 1;
         stage.progress.println(format!(
-            "fetch: resuming an unfinished run ({} intervals already done)",
-            resume.done.len()
+            "fetch: resuming an unfinished run ({} intervals already done, {} conversations still waiting for their recordings)",
+            resume.done.len(),
+            stage.deferred.len()
         ));
     }
     let available = match opts.listing {
@@ -1026,9 +1332,11 @@ pub async fn fetch(
                     let v = next?;
                     let job = analytics::submit_job(client, v, &opts.media).await;
                     let job = match job {
-                        Ok(j) => analytics::wait_for_job(client, &j, opts.job_poll_max)
-                            .await
-                            .map(|()| j),
+                        Ok(j) => {
+                            analytics::wait_for_job(client, &j, opts.job_poll_max, opts.job_timeout)
+                                .await
+                                .map(|()| j)
+                        }
                         Err(e) => Err(e),
                     };
                     // A failure here is met again, and reported, when that interval's turn comes.
@@ -1050,7 +1358,11 @@ pub async fn fetch(
                 listed?;
                 prepared = next_job;
             }
-            Listing::Query => stage.interval_by_query(iv, &mut totals).await?,
+            Listing::Query => {
+                stage
+                    .interval_by_query(iv, resume.partial.get(&key).cloned(), &mut totals)
+                    .await?
+            }
         }
         total_conversations += totals.0;
         stage.summary.intervals += 1;
@@ -1088,8 +1400,9 @@ pub async fn fetch(
         let r = stage
             .stage_page(Vec::new(), "deferred recordings", 0)
             .await?;
+        let mut events = Vec::new();
         if let Some((snapshot, new)) = &r.snapshot {
-            log.append(vec![EventKind::Snapshot {
+            events.push(EventKind::Snapshot {
                 snapshot: snapshot.clone(),
                 path: snapshot_path(snapshot),
                 source: SOURCE.into(),
@@ -1100,10 +1413,21 @@ pub async fn fetch(
                 utterances: r.utterances,
                 body_bytes: 0,
                 new: *new,
-            }])
-            .await?;
+            });
+        }
+        events.extend(texts_missing_event(&run, &r));
+        if !events.is_empty() {
+            log.append(events).await?;
         }
     }
+    for reason in stage.without_text.values() {
+        *stage
+            .summary
+            .missing_by_reason
+            .entry(reason.clone())
+            .or_default() += 1;
+    }
+    stage.summary.missing_transcripts = stage.without_text.len() as u64;
     log.append(vec![EventKind::FetchDone {
         run,
         source: SOURCE.into(),
@@ -1164,6 +1488,223 @@ mod tests {
             missing_transcripts: 0,
             complete: true,
         }
+    }
+
+    #[test]
+    fn query_checkpoints_round_trip_and_stay_inside_their_interval() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let iv = Interval {
+            start: t("2026-03-01T00:00:00Z"),
+            end: t("2026-03-08T00:00:00Z"),
+        };
+        let part = Interval {
+            start: t("2026-03-02T00:00:00Z"),
+            end: t("2026-03-03T00:00:00Z"),
+        };
+        let c = query_checkpoint(&part, 7);
+        assert_eq!(parse_query_checkpoint(&c, &iv), Some((part, 7)));
+        let outside = Interval {
+            start: t("2026-02-28T00:00:00Z"),
+            end: t("2026-03-02T00:00:00Z"),
+        };
+        assert_eq!(
+            parse_query_checkpoint(&query_checkpoint(&outside, 2), &iv),
+            None
+        );
+        for bad in [
+            "",
+            "x#1",
+            &format!("{}#0", part.iso()),
+            &format!("{}#-1", part.iso()),
+        ] {
+            assert_eq!(parse_query_checkpoint(bad, &iv), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn resume_remembers_the_texts_still_missing_of_the_unfinished_attempt() {
+        let missing = |run: &str, id: &str, reason: &str, attempts| EventKind::TextsMissing {
+            run: run.into(),
+            source: SOURCE.into(),
+            conversations: vec![MissingText {
+                conversation_id: id.into(),
+                reason: reason.into(),
+                attempts,
+            }],
+        };
+        let a = "2026-03-01T00:00:00.000Z/2026-03-02T00:00:00.000Z";
+        let events = vec![
+            ev(1, missing("r", "c1", NOT_READY, 1)),
+            ev(2, missing("r", "c1", NOT_READY, 2)),
+            ev(3, missing("x", "c2", NOT_READY, 1)),
+            ev(4, done("r", a)),
+        ];
+        let r = resume_point(&events, "r").unwrap();
+        assert_eq!(r.texts.len(), 1);
+        assert_eq!(r.texts["c1"].0, NOT_READY);
+        assert_eq!(r.texts["c1"].1, 2);
+        // Only texts recorded: still an unfinished attempt.
+        let r = resume_point(&events[..1], "r").unwrap();
+        assert!(r.done.is_empty() && r.texts.contains_key("c1"));
+        let mut by = std::collections::BTreeMap::new();
+        by.insert("404".to_string(), 3);
+        by.insert(NOT_READY.to_string(), 2);
+        by.insert("archived".to_string(), 0);
+        assert_eq!(reasons_text(&by), " (not ready: 2, 404: 3)");
+        assert_eq!(reasons_text(&Default::default()), "");
+    }
+
+    /// What the fake details-jobs server answers for results.
+    #[derive(Clone, Copy)]
+    enum Results {
+        /// Every page, whatever the cursor, sends cursor `loop` again.
+        RepeatCursor,
+        /// The first page of a job sends cursor `c1`; `c1` answers 404 (the job expired).
+        ExpireAfterFirstPage,
+    }
+
+    /// A fake Genesys API for the details jobs: token, availability, submit, FULFILLED status,
+    /// results as `mode` says. Returns the base URL and the count of submitted jobs.
+    async fn fake_jobs_api(
+        mode: Results,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        use axum::response::IntoResponse;
+        use std::sync::atomic::Ordering;
+        let submitted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = submitted.clone();
+        let handler = move |req: axum::extract::Request| {
+            let count = count.clone();
+            async move {
+                let path = req.uri().path().to_string();
+                let query = req.uri().query().unwrap_or("").to_string();
+                let json = |status: u16, body: String| {
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("content-type", "application/json")],
+                        body,
+                    )
+                        .into_response()
+                };
+                if path == "/oauth/token" {
+                    return json(200, r#"{"access_token":"t","expires_in":86400}"#.into());
+                }
+                if path.ends_with("/jobs/availability") {
+                    return json(
+                        200,
+                        r#"{"dataAvailabilityDate":"2030-01-01T00:00:00Z"}"#.into(),
+                    );
+                }
+                if req.method() == axum::http::Method::POST {
+                    let n = count.fetch_add(1, Ordering::SeqCst);
+                    return json(202, format!(r#"{{"jobId":"job{n}"}}"#));
+                }
+                if !path.ends_with("/results") {
+                    return json(200, r#"{"state":"FULFILLED"}"#.into());
+                }
+                let has_cursor = query.contains("cursor=");
+                match mode {
+                    Results::RepeatCursor => {
+                        json(200, r#"{"conversations":[],"cursor":"loop"}"#.into())
+                    }
+                    Results::ExpireAfterFirstPage if has_cursor => json(
+                        404,
+                        r#"{"message":"job not found","code":"not.found","status":404}"#.into(),
+                    ),
+                    Results::ExpireAfterFirstPage => {
+                        json(200, r#"{"conversations":[],"cursor":"c1"}"#.into())
+                    }
+                }
+            }
+        };
+        let app = axum::Router::new().fallback(handler);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, submitted)
+    }
+
+    fn options() -> AnalyticsOptions {
+        AnalyticsOptions {
+            start: "2026-03-01T00:00:00Z".parse().unwrap(),
+            end: "2026-03-02T00:00:00Z".parse().unwrap(),
+            started_after: None,
+            media: vec!["voice".into()],
+            listing: Listing::Jobs,
+            interval: chrono::Duration::days(1),
+            page_size: 10,
+            concurrency: 1,
+            job_poll_max: Duration::from_millis(10),
+            job_timeout: Duration::from_secs(5),
+            not_ready: NotReadyPolicy::default(),
+        }
+    }
+
+    fn client(url: &str) -> ApiClient {
+        ApiClient::new(
+            crate::genesys::Endpoints::resolve("x", Some(url), None).unwrap(),
+            crate::genesys::Credentials {
+                client_id: "id".into(),
+                client_secret: crate::secret::Secret::new("s"),
+            },
+            crate::genesys::RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(1),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_repeated_cursor_ends_the_fetch_and_a_rerun_lists_the_interval_with_a_new_job() {
+        let (url, submitted) = fake_jobs_api(Results::RepeatCursor).await;
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open_local(dir.path()).unwrap();
+        let c = client(&url);
+        let e = fetch(&lake, &c, &options()).await.unwrap_err();
+        assert!(
+            matches!(&e, FetchError::CursorRepeated { cursor, .. } if cursor == "loop"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("re-run"), "{e}");
+        // Two pages (the first, then the one at the cursor that came back), then the stop.
+        assert!(c.stats().requests < 10, "{:?}", c.stats());
+        let events = lake.events().read_all().await.unwrap();
+        let run = run_key(&options());
+        let r = resume_point(&events, &run).unwrap();
+        let (_, _, next) = &r.partial
+            [&Interval::split(options().start, options().end, options().interval)[0].iso()];
+        assert_eq!(
+            next, &None,
+            "the last page is recorded without the repeated cursor"
+        );
+        // The re-run submits a new job for the interval (and meets the same broken server).
+        let before = submitted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(
+            fetch(&lake, &c, &options()).await,
+            Err(FetchError::CursorRepeated { .. })
+        ));
+        assert_eq!(
+            submitted.load(std::sync::atomic::Ordering::SeqCst),
+            before + 1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_that_keeps_expiring_is_resubmitted_three_times_then_an_error() {
+        let (url, submitted) = fake_jobs_api(Results::ExpireAfterFirstPage).await;
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open_local(dir.path()).unwrap();
+        let e = fetch(&lake, &client(&url), &options()).await.unwrap_err();
+        assert!(
+            matches!(&e, FetchError::JobResubmitted { times, .. } if *times == MAX_RESUBMITS + 1),
+            "{e}"
+        );
+        // The first job and three resubmissions.
+        assert_eq!(
+            submitted.load(std::sync::atomic::Ordering::SeqCst),
+            u64::from(MAX_RESUBMITS) + 1
+        );
     }
 
     #[test]

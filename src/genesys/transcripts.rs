@@ -33,8 +33,10 @@ pub enum Outcome {
     },
     /// The recordings list (with transcripts) of a digital conversation.
     Digital { body: Bytes },
-    /// No text: `404` (no STA transcript), `none` (no session to ask), `not-ready` (the
-    /// recordings stayed empty).
+    /// No text: `404` (no STA transcript, or no such conversation), `none` (no recorded
+    /// session to ask), `not-ready` (the recordings stayed empty or 202), `archived` (only
+    /// archived stubs, `fileState: ARCHIVED`), `error` (only recordings with a
+    /// `recordingErrorStatus`).
     Missing { reason: String },
 }
 
@@ -162,6 +164,11 @@ pub async fn digital(
         let empty = body.iter().all(u8::is_ascii_whitespace)
             || serde_json::from_slice::<Vec<Value>>(&body).is_ok_and(|v| v.is_empty());
         if status != StatusCode::ACCEPTED && !empty {
+            if let Some(reason) = no_text_reason(&body) {
+                return Ok(Outcome::Missing {
+                    reason: reason.into(),
+                });
+            }
             return Ok(Outcome::Digital { body });
         }
         if attempt < policy.attempts {
@@ -172,6 +179,41 @@ pub async fn digital(
     Ok(Outcome::Missing {
         reason: "not-ready".into(),
     })
+}
+
+/// Why a recordings list holds no text at all, when it holds none: every recording is an
+/// archived stub (`archived`: restore it in Genesys, then fetch again) or carries a
+/// `recordingErrorStatus` (`error`). GENESYS.md §2.3: neither is a transcript.
+fn no_text_reason(body: &[u8]) -> Option<&'static str> {
+    let recordings: Vec<Value> = serde_json::from_slice(body).ok()?;
+    let has_text = |r: &Value| {
+        ["transcript", "messagingTranscript", "emailTranscript"]
+            .iter()
+            .any(|k| {
+                r.get(*k)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+            })
+    };
+    if recordings.is_empty() || recordings.iter().any(has_text) {
+        return None;
+    }
+    let archived = |r: &Value| {
+        r.get("fileState")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.eq_ignore_ascii_case("ARCHIVED"))
+    };
+    let failed = |r: &Value| {
+        r.get("recordingErrorStatus")
+            .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+    };
+    if recordings.iter().any(archived) {
+        Some("archived")
+    } else if recordings.iter().any(failed) {
+        Some("error")
+    } else {
+        None
+    }
 }
 
 /// One utterance of a conversation.
@@ -187,13 +229,14 @@ pub struct Utterance {
 }
 
 /// Epoch milliseconds, or an offset from the conversation start when the value is too small to
-/// be a date (some documents use offsets).
+/// be a date (some documents use offsets). A difference out of range (hostile times, such as a
+/// start in 1901 and a phrase in the year 200000) is no offset, never an overflow.
 fn offset_ms(value: Option<i64>, origin_ms: i64) -> Option<i64> {
-    value.map(|v| {
+    value.and_then(|v| {
         if v > 100_000_000_000 {
-            v - origin_ms
+            v.checked_sub(origin_ms)
         } else {
-            v
+            Some(v)
         }
     })
 }
@@ -384,7 +427,7 @@ pub fn digital_utterances(
     let recordings: Vec<Value> =
         serde_json::from_slice(body).map_err(|e| format!("not a list of recordings: {e}"))?;
     let origin = conversation_start.timestamp_millis();
-    let at = |v: Option<&Value>| time_ms(v).map(|t| t - origin);
+    let at = |v: Option<&Value>| time_ms(v).and_then(|t| t.checked_sub(origin));
     let mut out = Vec::new();
     for r in &recordings {
         let session = r.get("sessionId").and_then(Value::as_str).map(String::from);
@@ -514,5 +557,34 @@ mod tests {
             ]
         );
         assert_eq!(u[2].communication_id.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn hostile_times_give_no_offset_instead_of_overflowing() {
+        assert_eq!(offset_ms(Some(i64::MAX), i64::MIN), None);
+        assert_eq!(
+            offset_ms(Some(200_000_000_000), -2_000_000_000_000),
+            Some(2_200_000_000_000)
+        );
+        assert_eq!(offset_ms(Some(5), i64::MIN), Some(5));
+        let body = format!(
+            r#"[{{"sessionId": "c", "transcript": [{{"body": "hi", "participantPurpose": "customer", "utc": "{}"}}]}}]"#,
+            i64::MAX
+        );
+        let start: DateTime<Utc> = "1901-03-01T10:00:00Z".parse().unwrap();
+        let u = digital_utterances(body.as_bytes(), start, &[]).unwrap();
+        assert_eq!(u[0].start_ms, None);
+    }
+
+    #[test]
+    fn archived_and_failed_recordings_are_missing_with_their_reason() {
+        let archived =
+            br#"[{"id": "r", "fileState": "ARCHIVED", "archiveDate": "2026-01-01T00:00:00Z"}]"#;
+        assert_eq!(no_text_reason(archived), Some("archived"));
+        let failed = br#"[{"id": "r", "fileState": "AVAILABLE", "recordingErrorStatus": "EMAIL_TRANSCRIPT_TOO_LARGE"}]"#;
+        assert_eq!(no_text_reason(failed), Some("error"));
+        let text = br#"[{"fileState": "ARCHIVED"}, {"transcript": [{"body": "hi"}]}]"#;
+        assert_eq!(no_text_reason(text), None);
+        assert_eq!(no_text_reason(br#"[{"fileState": "AVAILABLE"}]"#), None);
     }
 }

@@ -92,7 +92,18 @@ pub enum EventKind {
         /// False when the interval ends after the data lake's `dataAvailabilityDate`.
         complete: bool,
     },
-    /// Mentions were extracted from snapshots with one dictionary version.
+    /// Conversations of an analytics fetch asked for their text without getting it, and why
+    /// (`not-ready`, `404`, `archived`, `error`, `none`), with the requests so far in this run.
+    /// The conversations are staged without text (`missing:<reason>` in their manifest); a
+    /// later attempt of the same run asks the `not-ready` ones again, even when every interval
+    /// is done, until they have text or `attempts` reaches `--not-ready-attempts`.
+    TextsMissing {
+        run: String,
+        source: String,
+        conversations: Vec<MissingText>,
+    },
+    /// Mentions were extracted from snapshots with one dictionary version. The latest
+    /// `extracted` (or `dictionary_selected`) event names the lake's current dictionary.
     Extracted {
         dictionary_version: String,
         snapshots: u64,
@@ -100,12 +111,40 @@ pub enum EventKind {
         /// `i/n` when one shard of a sharded extract wrote these (absent otherwise).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         shard: Option<String>,
+        /// Where the dictionary came from (its path, or "embedded …"); absent in lakes written
+        /// before the lake kept its dictionaries.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dictionary_source: Option<String>,
+        /// The lake path of the copy of its normalized content (`dictionaries/<version>.toml`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dictionary_copy: Option<String>,
+        /// Recorded snapshots skipped because their file is absent (quarantined by `verify`).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        missing_snapshots: u64,
     },
-    /// `mention_counts` was built.
+    /// `convlake dictionary use VERSION` made an already extracted version current again.
+    DictionarySelected {
+        dictionary_version: String,
+        dictionary_source: String,
+    },
+    /// The aggregates of one dictionary version were built: one generation of two files, both
+    /// named by their content and published by this event.
     Aggregated {
         dictionary_version: String,
         rows: u64,
+        /// The hash of the generation (both files' hashes, in order).
         content_hash: String,
+        /// The lake path of `mention_counts` and the blake3 of its bytes (absent in lakes
+        /// written before generations: then `aggregates/dict=<v>/mention_counts.parquet`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mention_counts: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mention_counts_hash: Option<String>,
+        /// The lake path of `conversation_mentions` and the blake3 of its bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation_mentions: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation_mentions_hash: Option<String>,
     },
     /// The aggregates were synced to PostgreSQL.
     Synced {
@@ -114,7 +153,29 @@ pub enum EventKind {
         inserted: u64,
         updated: u64,
         deleted: u64,
+        /// `host:port/database`, never user or password.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        database: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema: Option<String>,
+        /// Rows of conversation_mentions inserted, updated or deleted.
+        #[serde(default)]
+        conversation_changes: u64,
     },
+}
+
+/// One conversation of a [`EventKind::TextsMissing`] event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingText {
+    pub conversation_id: String,
+    /// `not-ready`, `404`, `archived`, `error` or `none` (no recorded session to ask).
+    pub reason: String,
+    /// Requests for its text so far in this run (every attempt of the run counts).
+    pub attempts: u32,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EventKind {
@@ -126,7 +187,9 @@ impl EventKind {
             EventKind::FetchDone { .. } => "fetch_done",
             EventKind::ListingPage { .. } => "listing_page",
             EventKind::IntervalDone { .. } => "interval_done",
+            EventKind::TextsMissing { .. } => "texts_missing",
             EventKind::Extracted { .. } => "extracted",
+            EventKind::DictionarySelected { .. } => "dictionary_selected",
             EventKind::Aggregated { .. } => "aggregated",
             EventKind::Synced { .. } => "synced",
         }
@@ -141,7 +204,7 @@ pub struct EventLog {
     next: Arc<AtomicU64>,
 }
 
-const DIR: &str = "events";
+pub(super) const DIR: &str = "events";
 
 fn segment_path(seq: u64) -> String {
     format!("{DIR}/{seq:020}.jsonl")
@@ -174,6 +237,11 @@ impl EventLog {
             .collect();
         seqs.sort_unstable();
         Ok(seqs)
+    }
+
+    /// True when the log has no segment: the lake was never written.
+    pub async fn is_empty(&self) -> Result<bool, LakeError> {
+        Ok(self.segment_numbers().await?.is_empty())
     }
 
     /// Appends events as one new segment and returns its number.

@@ -9,6 +9,8 @@
 //!
 //! All I/O goes through `object_store`, the same layer DataFusion reads through.
 
+pub mod aggregates;
+pub mod dictionaries;
 pub mod events;
 pub mod schema;
 pub mod verify;
@@ -52,6 +54,14 @@ pub enum LakeError {
     },
     #[error("{path} in the lake is not a valid Parquet file of the expected shape: {reason}. Run `convlake verify` to find and quarantine damaged files")]
     Parquet { path: String, reason: String },
+    #[error("no lake at {location} (nothing fetched yet, or a wrong --lake / CONVLAKE_LAKE): it has no event log. Run `convlake fetch` (or `convlake run`) to start one, or point --lake at an existing lake")]
+    NoLake { location: String },
+    #[error("the aggregates of dictionary version {version} are damaged: {path}: {reason}. Run `convlake aggregate` to write them again (the staged snapshots are intact)")]
+    Generation {
+        path: String,
+        version: String,
+        reason: String,
+    },
     #[error("the event log segment {path} is damaged: {reason}")]
     Event { path: String, reason: String },
     #[error("cannot create {path} in the lake {location}: the object store does not support create-if-absent writes, which the event log needs so that two writers never overwrite each other. On S3 leave AWS_CONDITIONAL_PUT unset (or `etag`): AWS S3, MinIO, Cloudflare R2 and moto support If-None-Match")]
@@ -265,7 +275,36 @@ impl Lake {
         &self.url
     }
 
-    /// Writes a whole file (replacing any previous content). Local: temp file + rename.
+    /// Opens a lake that must already hold an event log: for every command that reads the
+    /// lake (all but `fetch`, `run` and `demo`). A wrong path is [`LakeError::NoLake`], and
+    /// nothing is created there.
+    pub async fn open_existing(spec: &str) -> Result<Lake, LakeError> {
+        let trimmed = spec.trim();
+        let local = match trimmed.split_once("://") {
+            None => Some(PathBuf::from(trimmed)),
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("file") => {
+                Url::parse(trimmed).ok().and_then(|u| u.to_file_path().ok())
+            }
+            Some(_) => None,
+        };
+        if let Some(dir) = &local {
+            if !dir.join(events::DIR).is_dir() {
+                return Err(LakeError::NoLake {
+                    location: dir.display().to_string(),
+                });
+            }
+        }
+        let lake = Lake::open(spec)?;
+        if lake.events().is_empty().await? {
+            return Err(LakeError::NoLake {
+                location: lake.location(),
+            });
+        }
+        Ok(lake)
+    }
+
+    /// Writes a whole file (replacing any previous content). Local: temp file + rename, then
+    /// fsync (see [`Lake::sync_local`]).
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<(), LakeError> {
         self.store
             .put(&Path::from(rel), PutPayload::from_bytes(bytes))
@@ -274,7 +313,45 @@ impl Lake {
             .map_err(|cause| LakeError::Write {
                 path: rel.to_string(),
                 cause,
-            })
+            })?;
+        self.sync_local(rel).await
+    }
+
+    /// On a local lake, makes a file just written durable: the file and its directory (and
+    /// the directory above, which may have been created for it) are fsynced, so the event that
+    /// records the file is never on disk before the file itself. `CONVLAKE_FSYNC=off` skips
+    /// it (for benchmarks and throwaway lakes; README, "Durability"). An object store's put is
+    /// durable when it returns.
+    async fn sync_local(&self, rel: &str) -> Result<(), LakeError> {
+        let Place::Local(root) = &self.place else {
+            return Ok(());
+        };
+        if !fsync_enabled() {
+            return Ok(());
+        }
+        let file = root.join(rel);
+        let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            let mut dir = file.parent();
+            for _ in 0..2 {
+                let Some(d) = dir else { break };
+                std::fs::File::open(d)?.sync_all()?;
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await;
+        let err = |e: std::io::Error| LakeError::Write {
+            path: rel.to_string(),
+            cause: object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            },
+        };
+        match done {
+            Ok(r) => r.map_err(err),
+            Err(join) => Err(err(std::io::Error::other(join.to_string()))),
+        }
     }
 
     /// Creates a file only if absent. Returns `false` when it already existed.
@@ -288,7 +365,10 @@ impl Lake {
             .put_opts(&Path::from(rel), PutPayload::from_bytes(bytes), opts)
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.sync_local(rel).await?;
+                Ok(true)
+            }
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(object_store::Error::NotImplemented { .. }) => Err(LakeError::NoConditionalPut {
                 path: rel.to_string(),
@@ -414,14 +494,15 @@ pub fn mentions_path(dictionary_version: &str, snapshot: &str) -> String {
     format!("{}/{snapshot}.parquet", mentions_dir(dictionary_version))
 }
 
-/// The lake path of the aggregates for one dictionary version.
-pub fn mention_counts_path(dictionary_version: &str) -> String {
-    format!("aggregates/dict={dictionary_version}/mention_counts.parquet")
-}
-
-/// The lake path of the per-conversation aggregates for one dictionary version.
-pub fn conversation_mentions_path(dictionary_version: &str) -> String {
-    format!("aggregates/dict={dictionary_version}/conversation_mentions.parquet")
+/// False when `CONVLAKE_FSYNC` is `off`, `0` or `false`: local writes are then not fsynced.
+pub fn fsync_enabled() -> bool {
+    !matches!(
+        std::env::var("CONVLAKE_FSYNC")
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .as_str(),
+        "off" | "0" | "false" | "no"
+    )
 }
 
 /// blake3 of some bytes as lowercase hex.
@@ -501,8 +582,8 @@ mod tests {
         assert_eq!(snapshot_path("abcdef"), "raw/ab/abcdef.parquet");
         assert_eq!(mentions_path("v1", "abc"), "mentions/dict=v1/abc.parquet");
         assert_eq!(
-            mention_counts_path("v1"),
-            "aggregates/dict=v1/mention_counts.parquet"
+            aggregates::generation_file("v1", aggregates::Table::MentionCounts, "ab"),
+            "aggregates/dict=v1/mention_counts/ab.parquet"
         );
     }
 }

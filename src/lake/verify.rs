@@ -21,7 +21,7 @@
 //! suffix when that name is taken) with a rename (on an object store: a create-if-absent copy,
 //! then the delete), so the lake holds it whole or not at all.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arrow::array::{Array, RecordBatch, StringArray};
 use bytes::Bytes;
@@ -71,6 +71,10 @@ pub struct VerifyReport {
     pub unrecorded: u64,
     /// Leftover staging files of interrupted writes (`<name>#<n>`); never read. Not a problem.
     pub leftover_temp_files: u64,
+    /// Analytics conversations no present snapshot gives text, by the reason of their newest
+    /// copy (`not-ready`, `archived`, `404`, `error`, `none`). Not a problem: a later fetch
+    /// asks for them again.
+    pub without_text: BTreeMap<String, u64>,
     /// Damaged or missing files.
     pub problems: Vec<Problem>,
     /// Why the checksum record could not be written (e.g. a full disk); the checks still count.
@@ -113,6 +117,7 @@ impl std::fmt::Display for VerifyReport {
                 "(temp files are unfinished writes of a killed run, ignored by every reader; delete the files whose names contain '#' when no convlake runs on this lake); "
             )?;
         }
+        write_without_text(f, &self.without_text)?;
         if let Some(e) = &self.record_error {
             write!(f, "the checksum record was not updated ({e}); ")?;
         }
@@ -130,6 +135,52 @@ impl std::fmt::Display for VerifyReport {
                 self.problems.len(),
                 quarantined
             )
+        }
+    }
+}
+
+/// `N conversations without text (not ready: a, 404: b); ` when there are any.
+fn write_without_text(
+    f: &mut std::fmt::Formatter<'_>,
+    by_reason: &BTreeMap<String, u64>,
+) -> std::fmt::Result {
+    let total: u64 = by_reason.values().sum();
+    if total == 0 {
+        return Ok(());
+    }
+    let name = |r: &str| match r {
+        "not-ready" => "not ready".to_string(),
+        "none" => "no recorded session".to_string(),
+        other => other.to_string(),
+    };
+    let parts: Vec<String> = by_reason
+        .iter()
+        .map(|(r, n)| format!("{}: {n}", name(r)))
+        .collect();
+    write!(
+        f,
+        "{total} conversations without text ({}; a later fetch asks for them again); ",
+        parts.join(", ")
+    )
+}
+
+/// Notes what an analytics manifest says of its conversations' text: `None` once a present
+/// snapshot gives a conversation text (the current view keeps that copy), else the reason of
+/// its newest `missing:<reason>` entry.
+fn note_texts(manifest: &serde_json::Value, texts: &mut HashMap<String, Option<String>>) {
+    let entries = manifest.get("conversations").and_then(|c| c.as_array());
+    for c in entries.into_iter().flatten() {
+        let (Some(id), Some(text)) = (
+            c.get("conversationId").and_then(|v| v.as_str()),
+            c.get("text").and_then(|v| v.as_str()),
+        ) else {
+            continue;
+        };
+        let entry = texts.entry(id.to_string()).or_insert(Some(String::new()));
+        match text.strip_prefix("missing:") {
+            Some(reason) if entry.is_some() => *entry = Some(reason.to_string()),
+            Some(_) => {}
+            None => *entry = None,
         }
     }
 }
@@ -516,6 +567,7 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
     // Every file an event refers to must be there (and sound).
     let mut referenced = HashSet::new();
     let damaged_paths: HashSet<&str> = damaged.iter().map(|(p, _)| p.as_str()).collect();
+    let mut texts: HashMap<String, Option<String>> = HashMap::new();
     for e in &events {
         let EventKind::Snapshot {
             snapshot,
@@ -557,6 +609,9 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
                 // The batch's records and texts, which the manifest names by hash.
                 let named: serde_json::Value =
                     serde_json::from_slice(&lake.get(&manifest).await?).unwrap_or_default();
+                if present.contains(path) {
+                    note_texts(&named, &mut texts);
+                }
                 for (what, ext) in [("records", "json"), ("texts", "json.zst")] {
                     let Some(hash) = named.get(what).and_then(|h| h.as_str()) else {
                         continue;
@@ -574,6 +629,42 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
                 }
             }
         }
+    }
+    // The generation in force of each dictionary version: both files there and equal to the
+    // hashes its `aggregated` event names (a damaged one was reported above; the next
+    // `aggregate` publishes a whole one).
+    let versions: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Aggregated {
+                dictionary_version, ..
+            } => Some(dictionary_version.as_str()),
+            _ => None,
+        })
+        .collect();
+    for version in versions {
+        let Some(g) = super::aggregates::current_generation(&events, version) else {
+            continue;
+        };
+        for table in [
+            super::aggregates::Table::MentionCounts,
+            super::aggregates::Table::ConversationMentions,
+        ] {
+            let path = g.path(table);
+            if damaged_paths.contains(path) {
+                continue;
+            }
+            if let Err(e) = g.read(lake, table).await {
+                report.problems.push(Problem {
+                    path: path.to_string(),
+                    reason: format!("the aggregates in force (event {}): {e}", g.seq),
+                    quarantined_to: None,
+                });
+            }
+        }
+    }
+    for reason in texts.into_values().flatten() {
+        *report.without_text.entry(reason).or_default() += 1;
     }
     report.unrecorded = present
         .iter()

@@ -1,25 +1,283 @@
-//! Commands that help maintain the dictionary: `diff-dictionary` and `candidates`.
+//! The lake's dictionaries as commands: which dictionary a stage after `extract` uses
+//! (`--dictionary`, else the lake's current one), `dictionary list|show|use`,
+//! `diff-dictionary` and `candidates`.
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{bail, Result};
 use futures::StreamExt;
 
-use super::extract;
+use super::{extract, load_dictionary};
 use crate::aggregate::{self, diff};
-use crate::cli::{CandidatesArgs, DiffArgs};
+use crate::cli::{CandidatesArgs, DictionaryCommand, DiffArgs};
 use crate::extract::candidates::CandidateFinder;
 use crate::extract::Dictionary;
-use crate::lake::Lake;
+use crate::lake::dictionaries::{current_dictionary, dictionaries, LakeDictionary};
+use crate::lake::{EventKind, Lake};
 
-/// `convlake diff-dictionary OLD [NEW]`.
+/// What a stage needs of its dictionary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Its mentions or aggregates: the version must have been extracted in this lake.
+    Extracted,
+    /// Nothing staged (`query` over utterances, `candidates`): any version will do.
+    Any,
+}
+
+/// The dictionary of a stage after `extract`: the file `--dictionary` (or
+/// `CONVLAKE_DICTIONARY`) names, else the lake's current dictionary (the one the latest
+/// `extract` or `dictionary use` recorded), read from the lake's copy. Prints which one on
+/// the stage's first line, to stderr.
+pub async fn stage_dictionary(
+    lake: &Lake,
+    explicit: Option<&Path>,
+    stage: &str,
+    need: Need,
+) -> Result<Dictionary> {
+    let events = lake.events().read_all().await?;
+    let known = dictionaries(&events);
+    if let Some(path) = explicit {
+        let dict = Dictionary::load(path)?;
+        let extracted = known
+            .iter()
+            .any(|d| d.version == dict.version && d.extracted);
+        if need == Need::Extracted && !extracted {
+            bail!(
+                "the dictionary {} (version {}) was never extracted in the lake {}: run `convlake extract --dictionary {}` first{}",
+                path.display(),
+                dict.version,
+                lake.location(),
+                path.display(),
+                current_hint(&events)
+            );
+        }
+        eprintln!(
+            "{stage}: dictionary {} ({}, from --dictionary)",
+            dict.version, dict.origin
+        );
+        return Ok(dict);
+    }
+    match current_dictionary(&events) {
+        Some(current) => {
+            let dict = read_lake_dictionary(lake, &current).await?;
+            eprintln!(
+                "{stage}: dictionary {} ({}; the lake's current dictionary, {} {})",
+                dict.version,
+                current.source,
+                if current.extracted {
+                    "extracted"
+                } else {
+                    "selected"
+                },
+                current.time.format("%Y-%m-%d %H:%M UTC")
+            );
+            Ok(dict)
+        }
+        None if need == Need::Extracted => bail!(
+            "nothing was extracted in the lake {} yet: run `convlake extract` (or `convlake run`) first",
+            lake.location()
+        ),
+        None => {
+            let dict = load_dictionary(None)?;
+            eprintln!(
+                "{stage}: dictionary {} ({}; nothing extracted in this lake yet, so mentions are empty)",
+                dict.version, dict.origin
+            );
+            Ok(dict)
+        }
+    }
+}
+
+fn current_hint(events: &[crate::lake::Event]) -> String {
+    match current_dictionary(events) {
+        Some(c) => format!(
+            ", or leave out --dictionary to use the lake's current dictionary {} ({})",
+            c.version, c.source
+        ),
+        None => String::new(),
+    }
+}
+
+/// A version's dictionary from the lake's copy. A lake written before copies were kept has
+/// none: the default dictionary stands in when it is that version, else a dictionary that
+/// knows only its version (enough for every stage but `candidates`).
+async fn read_lake_dictionary(lake: &Lake, d: &LakeDictionary) -> Result<Dictionary> {
+    if let Some(copy) = &d.copy {
+        if lake.exists(copy).await? {
+            let bytes = lake.get(copy).await?;
+            let text = String::from_utf8_lossy(&bytes);
+            let mut dict = Dictionary::parse(&text, &format!("{} in the lake", copy))?;
+            if dict.version != d.version {
+                bail!(
+                    "{copy} in the lake {} holds dictionary version {}, not {}: the copy is damaged; run `convlake extract --dictionary FILE` with the dictionary file to record it again",
+                    lake.location(),
+                    dict.version,
+                    d.version
+                );
+            }
+            dict.origin = d.source.clone();
+            return Ok(dict);
+        }
+        tracing::warn!("{copy} is missing from the lake; the dictionary's products are unknown");
+    }
+    if let Ok(default) = load_dictionary(None) {
+        if default.version == d.version {
+            return Ok(default);
+        }
+    }
+    Ok(Dictionary {
+        products: Vec::new(),
+        version: d.version.clone(),
+        origin: d.source.clone(),
+    })
+}
+
+/// The version a user typed: a whole version or a unique prefix of one the lake knows.
+fn find_version<'a>(
+    known: &'a [LakeDictionary],
+    given: &str,
+    lake: &Lake,
+) -> Result<&'a LakeDictionary> {
+    let given = given.trim().to_ascii_lowercase();
+    let hits: Vec<&LakeDictionary> = known
+        .iter()
+        .filter(|d| !given.is_empty() && d.version.starts_with(&given))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(one),
+        [] => bail!(
+            "the lake {} has no dictionary version {given}: `convlake dictionary list` shows the versions it holds, and `convlake extract --dictionary FILE` adds one",
+            lake.location()
+        ),
+        many => bail!(
+            "{given} is the start of {} versions ({}): give more digits",
+            many.len(),
+            many.iter().map(|d| d.version.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// `convlake dictionary list|show|use`.
+pub async fn dictionary_command(lake: &Lake, cmd: &DictionaryCommand) -> Result<()> {
+    let events = lake.events().read_all().await?;
+    let known = dictionaries(&events);
+    let current = current_dictionary(&events).map(|c| c.version);
+    match cmd {
+        DictionaryCommand::List => {
+            if known.is_empty() {
+                eprintln!(
+                    "dictionary: nothing extracted in {} yet: run `convlake extract`",
+                    lake.location()
+                );
+                return Ok(());
+            }
+            println!(
+                "  {:<16}  {:>9}  {:<17}  {:>9}  source",
+                "version", "products", "last used", "snapshots"
+            );
+            for d in &known {
+                let products = match read_lake_dictionary(lake, d).await {
+                    Ok(dict) if !dict.products.is_empty() => dict.products.len().to_string(),
+                    _ => "?".into(),
+                };
+                println!(
+                    "{} {:<16}  {:>9}  {:<17}  {:>9}  {}",
+                    if current.as_deref() == Some(d.version.as_str()) {
+                        "*"
+                    } else {
+                        " "
+                    },
+                    d.version,
+                    products,
+                    d.time.format("%Y-%m-%d %H:%M"),
+                    d.snapshots,
+                    d.source
+                );
+            }
+            Ok(())
+        }
+        DictionaryCommand::Show { version } => {
+            let d = match version {
+                Some(v) => find_version(&known, v, lake)?,
+                None => match &current {
+                    Some(c) => find_version(&known, c, lake)?,
+                    None => bail!(
+                        "nothing extracted in {} yet: run `convlake extract`",
+                        lake.location()
+                    ),
+                },
+            };
+            let dict = read_lake_dictionary(lake, d).await?;
+            if dict.products.is_empty() {
+                bail!(
+                    "the lake {} keeps no copy of dictionary version {} (extracted by an older convlake): run `convlake extract --dictionary FILE` with its file to record one",
+                    lake.location(),
+                    d.version
+                );
+            }
+            print!("{}", dict.to_toml());
+            Ok(())
+        }
+        DictionaryCommand::Use { version } => {
+            let d = find_version(&known, version, lake)?;
+            if !d.extracted {
+                bail!(
+                    "dictionary version {} was never extracted in {}: run `convlake extract --dictionary FILE` with its file",
+                    d.version,
+                    lake.location()
+                );
+            }
+            if current.as_deref() == Some(d.version.as_str()) {
+                eprintln!(
+                    "dictionary: {} ({}) is already the lake's current dictionary",
+                    d.version, d.source
+                );
+                return Ok(());
+            }
+            select(lake, d).await?;
+            eprintln!(
+                "dictionary: {} ({}) is now the lake's current dictionary; run `convlake aggregate` (or `convlake sync`/`report`, which use its aggregates when it has them)",
+                d.version, d.source
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Records `d` as the lake's current dictionary.
+async fn select(lake: &Lake, d: &LakeDictionary) -> Result<()> {
+    lake.events()
+        .append(vec![EventKind::DictionarySelected {
+            dictionary_version: d.version.clone(),
+            dictionary_source: d.source.clone(),
+        }])
+        .await?;
+    Ok(())
+}
+
+/// `convlake diff-dictionary OLD [NEW]`: both versions are extracted where needed, and the
+/// lake's current dictionary stays what it was.
 pub async fn diff_dictionary(lake: &Lake, current: &Dictionary, args: &DiffArgs) -> Result<()> {
     let old = Dictionary::load(&args.old)?;
     let new = match &args.new {
         Some(p) => Dictionary::load(p)?,
         None => current.clone(),
     };
+    let before = current_dictionary(&lake.events().read_all().await?);
     // Both versions need their partitions (extract skips what exists).
     extract(lake, &old, None).await?;
     extract(lake, &new, None).await?;
+    let events = lake.events().read_all().await?;
+    if let Some(before) = before {
+        if current_dictionary(&events).map(|c| c.version) != Some(before.version.clone()) {
+            if let Some(d) = dictionaries(&events)
+                .iter()
+                .find(|d| d.version == before.version)
+            {
+                select(lake, d).await?;
+            }
+        }
+    }
     let changes = diff::diff(lake, &old.version, &new.version, args.examples).await?;
     println!(
         "dictionary {} ({}) -> {} ({})",

@@ -24,7 +24,7 @@ mod dictionary;
 mod present;
 use crate::simulator::{self, SimConfig, SimProduct};
 use crate::sync::{self, Target};
-pub use dictionary::{candidates, diff_dictionary};
+pub use dictionary::{candidates, dictionary_command, diff_dictionary, stage_dictionary, Need};
 pub use present::{export, query, report};
 use present::{payload, post, write_dashboard};
 
@@ -52,7 +52,14 @@ fn env_fallback(value: &Option<String>, other: &str) -> Option<String> {
 
 fn date_range(args: &SourceArgs) -> Result<(NaiveDate, NaiveDate)> {
     let to = args.to.unwrap_or_else(|| Utc::now().date_naive());
-    let from = args.from.unwrap_or(to - chrono::Days::new(30));
+    let from = match args.from {
+        Some(f) => f,
+        None => to
+            .checked_sub_days(chrono::Days::new(30))
+            .with_context(|| {
+                format!("--to {to} is too early to reach 30 days back; give --from")
+            })?,
+    };
     if from > to {
         bail!("--from {from} is after --to {to}");
     }
@@ -130,13 +137,24 @@ async fn fetch_analytics(
     use genesys::staging::{self, AnalyticsOptions};
     let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
     let to = args.to.unwrap_or_else(|| Utc::now().date_naive());
-    let end = midnight(to + chrono::Days::new(1));
+    let end = midnight(
+        to.checked_add_days(chrono::Days::new(1))
+            .with_context(|| format!("--to {to} is past the last date convlake can handle"))?,
+    );
     let (start, started_after) = if args.since_last {
         let events = lake.events().read_all().await?;
         match staging::last_complete(&events) {
             Some(last) => {
-                let lateness = chrono::Duration::from_std(args.lateness)?;
-                (last - lateness, None)
+                let reach_back = chrono::Duration::from_std(args.lateness)
+                    .ok()
+                    .and_then(|l| last.checked_sub_signed(l));
+                let Some(start) = reach_back else {
+                    bail!(
+                        "--lateness {:?} reaches back before the first date convlake can handle; use a shorter one (e.g. 24h or 7d)",
+                        args.lateness
+                    );
+                };
+                (start, None)
             }
             None => {
                 let (from, _) = date_range(args)?;
@@ -163,16 +181,17 @@ async fn fetch_analytics(
         interval: chrono::Duration::days(i64::from(args.interval_days.max(1))),
         page_size: args.page_size.unwrap_or(50).clamp(1, 1000),
         concurrency: args.concurrency.max(1) as usize,
-        job_poll_max: std::time::Duration::from_secs_f64(args.job_poll_max.clamp(0.01, 60.0)),
+        job_poll_max: seconds_flag("--job-poll-max", args.job_poll_max, 0.01, 60.0)?,
+        job_timeout: args.job_timeout,
         not_ready: genesys::transcripts::NotReadyPolicy {
             attempts: args.not_ready_attempts.max(1),
-            wait: std::time::Duration::from_secs_f64(args.not_ready_wait.clamp(0.0, 600.0)),
+            wait: seconds_flag("--not-ready-wait", args.not_ready_wait, 0.0, 600.0)?,
         },
     };
     let s = staging::fetch(lake, client, &opts).await?;
     let minutes = (s.elapsed_ms as f64 / 60_000.0).max(1e-9);
     eprintln!(
-        "fetch: analytics ({}) {} to {}: {} intervals ({} already done), {} pages, {} conversations ({} unchanged), {} transcripts, {} without transcript (404 or not ready), {} new snapshots, {} utterances; {} API requests ({:.0}/min), {} 429s{}",
+        "fetch: analytics ({}) {} to {}: {} intervals ({} already done), {} pages, {} conversations ({} unchanged), {} transcripts, {} without transcript{}, {} new snapshots, {} utterances; {} API requests ({:.0}/min), {} 429s{}{}",
         opts.listing.as_str(),
         start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -183,18 +202,45 @@ async fn fetch_analytics(
         s.unchanged,
         s.transcripts,
         s.missing_transcripts,
+        genesys::staging::reasons_text(&s.missing_by_reason),
         s.new_snapshots,
         s.utterances,
         s.requests,
         s.requests as f64 / minutes,
         s.too_many,
+        if s.refused_records > 0 {
+            format!(
+                ", {} conversation records refused (named above)",
+                s.refused_records
+            )
+        } else {
+            String::new()
+        },
         if s.resumed_runs > 0 {
             ", resumed an unfinished run"
         } else {
             ""
         }
     );
+    if s.refused_records > 0 {
+        // Everything else is staged and recorded; the run still fails so a scheduler sees it.
+        bail!(
+            "{} conversation record(s) could not be staged: {}{}. Every other conversation was staged, and a re-run does not fetch them again; ask your Genesys administrator about these records (or report a bug if they look valid)",
+            s.refused_records,
+            s.refused.join("; "),
+            if s.refused_records as usize > s.refused.len() { "; …" } else { "" }
+        );
+    }
     Ok(s)
+}
+
+/// A seconds flag as a duration within `[min, max]`; NaN or infinity is a usage error naming
+/// the flag, not a panic.
+fn seconds_flag(flag: &str, v: f64, min: f64, max: f64) -> Result<std::time::Duration> {
+    if !v.is_finite() {
+        bail!("{flag} {v} is not a number of seconds");
+    }
+    Ok(std::time::Duration::from_secs_f64(v.clamp(min, max)))
 }
 
 fn workers(w: Option<usize>) -> usize {
@@ -228,6 +274,20 @@ pub async fn extract_shard(
         "extract:{of} dictionary {} ({}): {} snapshots extracted, {} already done, {} mentions in {} utterances",
         s.dictionary_version, dict.origin, s.extracted, s.skipped, s.mentions, s.utterances
     );
+    if !s.missing.is_empty() {
+        let shown: Vec<&str> = s
+            .missing
+            .iter()
+            .take(5)
+            .map(|m| &m[..m.len().min(16)])
+            .collect();
+        eprintln!(
+            "extract: skipped {} recorded snapshot(s) whose file is absent (quarantined by `convlake verify`?): {}{}; nothing was written for them, and the next `convlake fetch` of their range stages their conversations again",
+            s.missing.len(),
+            shown.join(", "),
+            if s.missing.len() > shown.len() { ", …" } else { "" }
+        );
+    }
     Ok(s)
 }
 
@@ -306,17 +366,27 @@ pub async fn sync(lake: &Lake, dict: &Dictionary, db: &DbArgs) -> Result<sync::S
             "no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url"
         );
     };
-    sync_to(lake, dict, &t, db.wait).await
+    sync_to(lake, dict, &t, &sync_options(db)).await
 }
 
+fn sync_options(db: &DbArgs) -> sync::SyncOptions {
+    sync::SyncOptions {
+        wait: db.wait,
+        allow_empty: db.allow_empty,
+    }
+}
+
+/// Syncs the lake's aggregates of `dict` to `t`, prints the summary (and a warning per table
+/// that lost more than half its rows), and records a `synced` event, also when nothing changed,
+/// so `events` lists every sync.
 async fn sync_to(
     lake: &Lake,
     dict: &Dictionary,
     t: &Target,
-    wait: bool,
+    options: &sync::SyncOptions,
 ) -> Result<sync::SyncSummary> {
     let aggregates = sync::Aggregates::read(lake, &dict.version).await?;
-    let s = sync::sync(t, &aggregates, &dict.version, wait).await?;
+    let s = sync::sync_with(t, &aggregates, &dict.version, options).await?;
     if s.unchanged {
         eprintln!(
             "sync: {} already holds these {} rows; nothing to do",
@@ -335,6 +405,28 @@ async fn sync_to(
             s.conversation_changes
         );
     }
+    for warning in s.large_deletions() {
+        eprintln!("warning: {warning}");
+    }
+    // The target's database is named without user or password: the lake never holds a secret.
+    lake.events()
+        .append(vec![crate::lake::EventKind::Synced {
+            dictionary_version: dict.version.clone(),
+            content_hash: aggregates.content_hash.clone(),
+            inserted: s.inserted,
+            updated: s.updated,
+            deleted: s.deleted,
+            database: Some(t.database()),
+            schema: Some(t.schema().to_string()),
+            conversation_changes: s.conversation_changes,
+        }])
+        .await
+        .with_context(|| {
+            format!(
+                "{} is synced, but the `synced` event could not be written to the lake; a re-run records it",
+                t.describe()
+            )
+        })?;
     Ok(s)
 }
 
@@ -509,7 +601,7 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSu
     let a = aggregate(lake, dict, &aggregate::Engine::Local).await?;
     check_stop("sync")?;
     let synced = match target(&args.db)? {
-        Some(t) => Some(sync_to(lake, dict, &t, args.db.wait).await?),
+        Some(t) => Some(sync_to(lake, dict, &t, &sync_options(&args.db)).await?),
         None => {
             eprintln!("sync: skipped (no DATABASE_URL)");
             None
@@ -578,6 +670,7 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
     cfg.faults.slow_rate = args.slow;
     cfg.faults.slow_ms = args.slow_ms;
     cfg.faults.not_ready_rate = args.not_ready;
+    cfg.faults.not_ready_for_secs = args.not_ready_for;
     cfg.faults.revoke_tokens_after_secs = args.revoke_tokens_after;
     cfg.rate_limit_per_minute = args.rate_limit;
     cfg.token_ttl_secs = args.token_ttl.max(1);
@@ -667,11 +760,13 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
             job_poll_max: 3.0,
             not_ready_attempts: 5,
             not_ready_wait: 10.0,
+            job_timeout: std::time::Duration::from_secs(30 * 60),
         },
         db: DbArgs {
             database_url: database_url.clone(),
             schema: "public".into(),
             wait: true,
+            allow_empty: false,
         },
         dashboard: DashboardArgs {
             dashboard_url: Some(receiver.url.clone()),

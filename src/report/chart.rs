@@ -2,7 +2,10 @@
 //! product, optionally one small chart per interaction type) and `share` (mentions by
 //! interaction type, stacked by product).
 //!
-//! Invariants: every day of the range counts (a day without data is 0 for every product); the
+//! Invariants: every day of the range counts (a day without data is 0 for every product); a
+//! line has at most `MAX_POINTS` points whatever the range (a range longer than that is drawn
+//! in buckets of whole weeks, months or years, each point the sum of its days), so a lake whose
+//! dates span 1901 to 9999 draws in the same time and memory as one month; the
 //! top `top_n` products by total get their own colour, the same in every chart, and the rest are
 //! summed into "other", so no mention is lost or counted twice; the legend sits in a right-hand
 //! margin so it never covers the data; empty input still gives a labelled chart that says there
@@ -38,6 +41,14 @@ const EMPTY_TITLE: &str = "No product mentions in range";
 const FONT: &str = "sans-serif";
 /// Height of one row of small charts in a faceted trend chart.
 const PANEL_HEIGHT: u32 = 320;
+/// Most points on a trend line. A chart is 1200 pixels wide, so more than this many points
+/// cannot be told apart anyway; a longer range (a conversation dated 1901 next to ones from
+/// this year, or `--from 1901-01-01 --to 2199-12-31`) is summed into buckets of several days
+/// rather than allocating and drawing one point per day for centuries.
+const MAX_POINTS: u64 = 1000;
+/// Bucket sizes in days tried in order (day, week, two weeks, four weeks, quarter, half year,
+/// year); past a year, buckets are whole multiples of 364 days.
+const BUCKET_DAYS: [u64; 7] = [1, 7, 14, 28, 91, 182, 364];
 
 static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
@@ -114,8 +125,11 @@ struct Panel {
 #[derive(Debug, Clone, PartialEq)]
 struct TrendPlot {
     title: String,
-    /// Every day of the range, without gaps.
+    /// The first day of every bucket of the range, without gaps (every day when
+    /// `bucket_days` is 1).
     dates: Vec<NaiveDate>,
+    /// Days summed into one point: 1 unless the range has more than `MAX_POINTS` days.
+    bucket_days: u64,
     /// Per product, the sum over interaction types; also the legend.
     series: Vec<Series>,
     /// Empty unless faceted by interaction type.
@@ -311,18 +325,45 @@ fn build_plot(rows: &[DailyCount], top_n: usize) -> TrendPlot {
     )
 }
 
+/// Days in one bucket so that `days` days give at most `MAX_POINTS` points.
+fn bucket_days(days: u64) -> u64 {
+    let fits = |b: u64| days.div_ceil(b) <= MAX_POINTS;
+    BUCKET_DAYS
+        .into_iter()
+        .find(|b| fits(*b))
+        .unwrap_or_else(|| {
+            let years = days.div_ceil(MAX_POINTS).div_ceil(364);
+            years * 364
+        })
+}
+
+/// The first day of every bucket of `bucket` days from `first` to `last` (both inclusive);
+/// empty when `last` is before `first`. Checked: a bucket that would start past the last
+/// representable date ends the list instead of panicking.
+fn bucket_starts(first: NaiveDate, last: NaiveDate, bucket: u64) -> Vec<NaiveDate> {
+    let Ok(days) = u64::try_from((last - first).num_days() + 1) else {
+        return Vec::new();
+    };
+    (0..days.div_ceil(bucket))
+        .map_while(|i| first.checked_add_days(chrono::Days::new(i * bucket)))
+        .collect()
+}
+
 fn build_trend(rows: &[DailyCount], opts: &ChartOptions) -> TrendPlot {
     let size = (CHART_WIDTH, CHART_HEIGHT);
     let Some((first, last, rows)) = in_range(rows, opts) else {
         return TrendPlot {
             title: with_subtitle(EMPTY_TITLE.to_string(), opts),
             dates: Vec::new(),
+            bucket_days: 1,
             series: Vec::new(),
             panels: Vec::new(),
             size,
         };
     };
-    let dates: Vec<NaiveDate> = first.iter_days().take_while(|d| *d <= last).collect();
+    let span = u64::try_from((last - first).num_days() + 1).unwrap_or(0);
+    let bucket = bucket_days(span);
+    let dates = bucket_starts(first, last, bucket);
     let (top, other) = rank_products(&rows, opts.top_n);
     let mut series = if rows.is_empty() {
         Vec::new()
@@ -350,8 +391,10 @@ fn build_trend(rows: &[DailyCount], opts: &ChartOptions) -> TrendPlot {
     };
 
     for r in &rows {
-        // `first` is at most r.date (rows are filtered to the range), so the index is valid.
-        let day = (r.date - first).num_days() as usize;
+        // `first` is at most r.date (rows are filtered to the range), so the offset is not
+        // negative; `get_mut` below drops anything past the last bucket.
+        let offset = u64::try_from((r.date - first).num_days()).unwrap_or(u64::MAX);
+        let day = usize::try_from(offset / bucket).unwrap_or(usize::MAX);
         let line = series_index(&top, &r.product);
         if let Some(value) = series.get_mut(line).and_then(|s| s.values.get_mut(day)) {
             *value += r.mentions;
@@ -366,12 +409,17 @@ fn build_trend(rows: &[DailyCount], opts: &ChartOptions) -> TrendPlot {
         }
     }
 
+    let per = match bucket {
+        1 => "day".to_string(),
+        7 => "week".to_string(),
+        n => format!("{n} days"),
+    };
     let title = if rows.is_empty() {
         format!("{EMPTY_TITLE}, {first} to {last}")
     } else if panels.is_empty() {
-        format!("Product mentions per day, {first} to {last}")
+        format!("Product mentions per {per}, {first} to {last}")
     } else {
-        format!("Product mentions per day by interaction type, {first} to {last}")
+        format!("Product mentions per {per} by interaction type, {first} to {last}")
     };
     let size = if panels.len() > 1 {
         let (_, rows) = grid(panels.len());
@@ -385,6 +433,7 @@ fn build_trend(rows: &[DailyCount], opts: &ChartOptions) -> TrendPlot {
     TrendPlot {
         title: with_subtitle(title, opts),
         dates,
+        bucket_days: bucket,
         series,
         panels,
         size,
@@ -609,6 +658,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
     .unwrap_or(0);
     // Headroom above the highest point; at least 1 so an all-zero chart has a y range.
     let y_top = y_max + y_max / 10 + 1;
+    let x_desc = match plot.bucket_days {
+        1 => "Date".to_string(),
+        n => format!("Date (each point sums {n} days from that date)"),
+    };
 
     if plot.panels.is_empty() {
         let lines: Vec<(RGBColor, &[u64])> = plot
@@ -616,7 +669,8 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
             .iter()
             .map(|s| (s.colour, s.values.as_slice()))
             .collect();
-        let plotted = draw_lines(&chart_area, None, &plot.dates, &lines, y_top).map_err(err)?;
+        let plotted =
+            draw_lines(&chart_area, None, &x_desc, &plot.dates, &lines, y_top).map_err(err)?;
         if plot.series.is_empty() {
             centred_note(root, &plotted, "No data to plot").map_err(err)?;
         }
@@ -630,7 +684,15 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
                 .zip(&panel.values)
                 .map(|(s, v)| (s.colour, v.as_slice()))
                 .collect();
-            draw_lines(cell, Some(&panel.title), &plot.dates, &lines, y_top).map_err(err)?;
+            draw_lines(
+                cell,
+                Some(&panel.title),
+                &x_desc,
+                &plot.dates,
+                &lines,
+                y_top,
+            )
+            .map_err(err)?;
         }
     }
     draw_legend(&legend_area, &plot.series, false).map_err(err)
@@ -641,6 +703,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, plot: &TrendPlot) -> 
 fn draw_lines<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     caption: Option<&str>,
+    x_desc: &str,
     dates: &[NaiveDate],
     lines: &[(RGBColor, &[u64])],
     y_top: u64,
@@ -681,7 +744,7 @@ fn draw_lines<DB: DrawingBackend>(
     };
     chart
         .configure_mesh()
-        .x_desc("Date")
+        .x_desc(x_desc)
         .y_desc("Mentions")
         .x_label_formatter(&format_date)
         .y_labels(if small { 5 } else { 8 })
@@ -1143,6 +1206,68 @@ mod tests {
             has_text(&svg, "2023-12-20"),
             "multi-year ranges show the year"
         );
+    }
+
+    #[test]
+    fn centuries_are_drawn_in_bounded_buckets_and_keep_every_mention() {
+        let at = |y: i32, m: u32, d: u32, n: u64| DailyCount {
+            date: NaiveDate::from_ymd_opt(y, m, d).unwrap(),
+            interaction_type: "voice".into(),
+            product: "Architect".into(),
+            mentions: n,
+            conversations: 1,
+        };
+        let rows = vec![
+            at(1901, 1, 1, 2),
+            at(1969, 12, 31, 3),
+            at(2026, 3, 1, 4),
+            at(2199, 12, 31, 5),
+        ];
+        let plot = build_plot(&rows, 3);
+        assert!(
+            plot.dates.len() as u64 <= MAX_POINTS,
+            "{}",
+            plot.dates.len()
+        );
+        assert_eq!(plot.bucket_days, 182, "1901..2199 in half years");
+        assert_eq!(plot.dates[0], rows[0].date);
+        let drawn: u64 = plot.series.iter().flat_map(|s| s.values.iter()).sum();
+        assert_eq!(drawn, 14, "no mention lost in the buckets");
+        assert!(plot
+            .title
+            .starts_with("Product mentions per 182 days, 1901-01-01 to 2199-12-31"));
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_trend_charts(&rows, dir.path(), 3).unwrap();
+        assert!(std::fs::read_to_string(files.svg)
+            .unwrap()
+            .contains("1901-01-01"));
+
+        // The widest range chrono has: still at most MAX_POINTS points, nothing lost.
+        let ends = vec![
+            DailyCount {
+                date: NaiveDate::MIN,
+                ..rows[0].clone()
+            },
+            DailyCount {
+                date: NaiveDate::MAX,
+                ..rows[3].clone()
+            },
+        ];
+        let plot = build_plot(&ends, 3);
+        assert!(plot.dates.len() as u64 <= MAX_POINTS && plot.bucket_days.is_multiple_of(364));
+        let drawn: u64 = plot.series.iter().flat_map(|s| s.values.iter()).sum();
+        assert_eq!(drawn, 7);
+        assert!(distinct_colours(&plot) > 5);
+
+        // Up to MAX_POINTS days stay daily; a range given backwards draws an empty chart.
+        assert_eq!(bucket_days(MAX_POINTS), 1);
+        assert_eq!(bucket_days(MAX_POINTS + 1), 7);
+        let backwards = ChartOptions {
+            range: Some((day(10), day(1))),
+            top_n: 3,
+            ..ChartOptions::default()
+        };
+        assert!(build_trend(&sample(), &backwards).dates.is_empty());
     }
 
     #[test]

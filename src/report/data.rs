@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use arrow::array::{Array, ArrayRef, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use datafusion::prelude::SessionContext;
 
 use super::{DailyCount, ReportError};
@@ -146,14 +146,17 @@ pub async fn load_report_data(
         },
     };
     let from = filter.from.unwrap_or_else(|| {
-        let default = to - chrono::Days::new(DEFAULT_DAYS - 1);
+        // Checked: `to` may be the first day chrono can represent; the range then starts there.
+        let default = to
+            .checked_sub_days(chrono::Days::new(DEFAULT_DAYS - 1))
+            .unwrap_or(NaiveDate::MIN);
         first_day.map_or(default, |f| default.max(f.min(to)))
     });
     data.range = Some((from, to));
 
     let mut conditions = vec![
-        format!("conversation_date >= DATE '{from}'"),
-        format!("conversation_date <= DATE '{to}'"),
+        format!("conversation_date >= {}", date_literal(from)),
+        format!("conversation_date <= {}", date_literal(to)),
     ];
     if let Some(t) = &data.interaction_type {
         conditions.push(format!("interaction_type = {}", literal(t)));
@@ -351,6 +354,18 @@ fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// A SQL date: `DATE 'YYYY-MM-DD'` for years 0 to 9999; outside them (which chrono writes as
+/// `-0001-…` or `+10000-…`, a form SQL does not parse) the day number since 1970 cast to a
+/// date, which is the same Date32 value.
+fn date_literal(d: NaiveDate) -> String {
+    if (0..=9999).contains(&d.year()) {
+        format!("DATE '{}'", d.format("%Y-%m-%d"))
+    } else {
+        let days = (d - NaiveDate::default()).num_days();
+        format!("CAST(CAST({days} AS INT) AS DATE)")
+    }
+}
+
 async fn run(ctx: &SessionContext, what: &str, sql: &str) -> Result<Vec<RecordBatch>, ReportError> {
     let query = |e: datafusion::error::DataFusionError| ReportError::Query {
         what: what.to_string(),
@@ -438,5 +453,27 @@ mod tests {
     #[test]
     fn literals_double_single_quotes() {
         assert_eq!(literal("Bob's Router"), "'Bob''s Router'");
+    }
+
+    /// Every date chrono holds becomes SQL that DataFusion reads back as the same day.
+    #[tokio::test]
+    async fn date_literals_round_trip_for_any_year() {
+        let ctx = SessionContext::new();
+        for d in [
+            NaiveDate::MIN,
+            NaiveDate::from_ymd_opt(-1, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(0, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(1901, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(1969, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(2199, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(9999, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(10000, 1, 1).unwrap(),
+            NaiveDate::MAX,
+        ] {
+            let batches = run(&ctx, "a date", &format!("SELECT {}", date_literal(d)))
+                .await
+                .unwrap();
+            assert_eq!(dates(&batches[0], 0), vec![Some(d)], "{d}");
+        }
     }
 }

@@ -52,8 +52,16 @@ pub fn movers(data: &ReportData) -> Result<Vec<Mover>, String> {
             "week over week needs at least 14 days in the range; this one has {days}"
         ));
     }
-    let this_start = to - chrono::Days::new(6);
-    let last_start = to - chrono::Days::new(13);
+    // The range has 14 days or more, so both starts are on or after `from`: checked anyway,
+    // so a range at chrono's first representable day cannot panic.
+    let (Some(this_start), Some(last_start)) = (
+        to.checked_sub_days(chrono::Days::new(6)),
+        to.checked_sub_days(chrono::Days::new(13)),
+    ) else {
+        return Err(format!(
+            "the range {from} to {to} starts too early to compare weeks"
+        ));
+    };
     let mut weeks: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for r in &data.daily {
         let entry = weeks.entry(r.product.as_str()).or_default();

@@ -12,7 +12,7 @@
 //! - Presigned links carry their issue time and a keyed signature; they expire after
 //!   `transcript_url_ttl_secs` (403) and refuse an `Authorization` header (400), as S3 does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Bytes;
@@ -52,8 +52,8 @@ pub(super) struct AnalyticsState {
     jobs: Mutex<HashMap<String, Job>>,
     /// conversation id → index, built on first use.
     ids: OnceLock<HashMap<String, usize>>,
-    /// Digital conversations whose recordings were already "being prepared" once.
-    prepared: Mutex<HashSet<usize>>,
+    /// Digital conversations whose recordings were already asked for, and when first.
+    prepared: Mutex<HashMap<usize, std::time::Instant>>,
     key: [u8; 32],
 }
 
@@ -63,7 +63,7 @@ impl AnalyticsState {
         AnalyticsState {
             jobs: Mutex::new(HashMap::new()),
             ids: OnceLock::new(),
-            prepared: Mutex::new(HashSet::new()),
+            prepared: Mutex::new(HashMap::new()),
             key,
         }
     }
@@ -836,7 +836,12 @@ async fn presigned(
     let issued = chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ")
         .map(|t| t.and_utc())
         .unwrap_or_default();
-    if Utc::now() > issued + Duration::seconds(expires as i64) {
+    // A lifetime past chrono's range never expires (checked, never an overflow).
+    let expiry = i64::try_from(expires)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .and_then(|d| issued.checked_add_signed(d));
+    if expiry.is_some_and(|e| Utc::now() > e) {
         return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
     }
     let Some(i) = st.index_of(&cid) else {
@@ -1072,7 +1077,22 @@ async fn recordings(
     let media = st.gen.media(i);
     let mut rng = Rng::stream(gen_seed(&st.gen), i as u64, STREAM_READY);
     let not_ready = media != Media::Voice && rng.unit() < st.cfg.faults.not_ready_rate;
-    if not_ready && lock(&st.analytics.prepared).insert(i) {
+    let still_preparing = not_ready && {
+        let now = std::time::Instant::now();
+        let mut prepared = lock(&st.analytics.prepared);
+        match (prepared.entry(i), st.cfg.faults.not_ready_for_secs) {
+            (std::collections::hash_map::Entry::Vacant(v), _) => {
+                v.insert(now);
+                true
+            }
+            // Validated finite and non-negative; a huge value saturates instead of panicking.
+            (std::collections::hash_map::Entry::Occupied(o), Some(secs)) => {
+                now.duration_since(*o.get()).as_secs_f64() < secs
+            }
+            (std::collections::hash_map::Entry::Occupied(_), None) => false,
+        }
+    };
+    if still_preparing {
         // Still being prepared: 202 or an empty 200, both without a body.
         let status = if rng.chance(0.5) {
             StatusCode::ACCEPTED

@@ -62,6 +62,10 @@ pub struct Faults {
     /// Probability that a digital conversation's recordings are "still being prepared" on the
     /// first request: 202 with an empty body, or 200 with an empty body.
     pub not_ready_rate: f64,
+    /// The recordings `not_ready_rate` picks stay "being prepared" for this many seconds after
+    /// they were first asked for (each conversation its own clock), then become ready; `None`:
+    /// only the first request is refused.
+    pub not_ready_for_secs: Option<f64>,
     /// Tokens stop working this many seconds after they were issued, whatever `expires_in` said
     /// (a revoked or early-expired token): the next API call gets 401 `bad.credentials`.
     pub revoke_tokens_after_secs: Option<u64>,
@@ -162,6 +166,11 @@ impl SimConfig {
         ];
         if !rates.into_iter().all(rate) {
             return bad("fault rates must be between 0 and 1");
+        }
+        if f.not_ready_for_secs
+            .is_some_and(|s| !(s.is_finite() && s >= 0.0))
+        {
+            return bad("not_ready_for_secs must be a non-negative number of seconds");
         }
         if f.rate_429 + f.rate_500 + f.drop_rate > 1.0 {
             return bad("the 429, 5xx and dropped-connection rates must not sum to more than 1");

@@ -258,7 +258,14 @@ async fn token(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
     {
         let mut tokens = lock(&st.tokens);
         tokens.retain(|_, expiry| *expiry > now);
-        tokens.insert(token.clone(), now + Duration::from_secs(lifetime));
+        // A lifetime past the clock's range (--token-ttl 99999999999999) lasts "forever".
+        let far = now
+            .checked_add(Duration::from_secs(lifetime))
+            .unwrap_or_else(|| {
+                now.checked_add(Duration::from_secs(100 * 365 * 86_400))
+                    .unwrap_or(now)
+            });
+        tokens.insert(token.clone(), far);
     }
     lock(&st.windows).retain(|_, (started, _)| now.duration_since(*started) < WINDOW);
     let body = serde_json::json!({

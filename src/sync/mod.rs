@@ -5,6 +5,11 @@
 //! a temporary table and merges them (insert new, update changed, delete vanished) in one
 //! transaction under an advisory lock, so readers never see a half-synced table, two syncs never
 //! interleave, and a second sync of the same state changes no row.
+//!
+//! Every value reaches PostgreSQL as it is in the lake or not at all: a null, a negative count,
+//! a date PostgreSQL cannot hold or a text with a NUL byte is an error naming the row, never a
+//! clamped number or an empty string. A sync that would empty `product_mentions` while it holds
+//! rows is refused (usually the aggregates of a wrong lake or dictionary) unless asked for.
 
 use std::fmt;
 
@@ -13,9 +18,12 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls};
 
-use arrow::array::{Array, Date32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{
+    Array, Date32Array, Int64Array, LargeStringArray, RecordBatch, StringArray, StringViewArray,
+};
 
-use crate::lake::{conversation_mentions_path, mention_counts_path, schema, Lake, LakeError};
+use crate::lake::aggregates::current_generation;
+use crate::lake::{schema, Lake, LakeError};
 use crate::secret::Secret;
 
 /// The migrations, in order: (file name, SQL).
@@ -39,6 +47,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_drop_type_date_index.sql",
         include_str!("../../migrations/0005_drop_type_date_index.sql"),
+    ),
+    (
+        "0006_counts_bigint_names_text.sql",
+        include_str!("../../migrations/0006_counts_bigint_names_text.sql"),
     ),
 ];
 
@@ -70,6 +82,24 @@ pub enum SyncError {
     BadSchema(String),
     #[error("cannot sync: {0}")]
     Input(String),
+    #[error("cannot sync row {row} of {path} into {table} ({key}): {reason}. The aggregates are damaged or were not written by convlake: run `convlake aggregate` again; nothing was changed")]
+    BadRow {
+        table: &'static str,
+        path: String,
+        /// 0-based row number in the file.
+        row: u64,
+        /// The row's key columns, `name=value`.
+        key: String,
+        reason: String,
+    },
+    #[error("refusing to empty {table} at {target}: it holds {held} rows and the aggregates of dictionary version {dictionary_version} ({path}) have none. That is usually the aggregates of a wrong lake (--lake / CONVLAKE_LAKE) or of a dictionary that matches nothing; check with `convlake query \"SELECT count(*) FROM mention_counts\"`. If the table really should be empty, re-run with --allow-empty (or CONVLAKE_ALLOW_EMPTY=1); nothing was changed")]
+    WouldEmpty {
+        table: &'static str,
+        target: String,
+        held: u64,
+        dictionary_version: String,
+        path: String,
+    },
     #[error(transparent)]
     Lake(#[from] LakeError),
 }
@@ -197,6 +227,16 @@ impl Target {
 
     /// `user@host:port/db (schema s)`, never the password.
     pub fn describe(&self) -> String {
+        format!(
+            "{}@{} (schema {})",
+            self.config.get_user().unwrap_or("?"),
+            self.database(),
+            self.schema
+        )
+    }
+
+    /// `host:port/db`: the database without user or password, as the `synced` event records it.
+    pub fn database(&self) -> String {
         let host = self
             .config
             .get_hosts()
@@ -209,12 +249,10 @@ impl Target {
             .unwrap_or_else(|| "localhost".into());
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
         format!(
-            "{}@{}:{}/{} (schema {})",
-            self.config.get_user().unwrap_or("?"),
+            "{}:{}/{}",
             host,
             port,
-            self.config.get_dbname().unwrap_or("?"),
-            self.schema
+            self.config.get_dbname().unwrap_or("?")
         )
     }
 
@@ -403,8 +441,8 @@ const PRODUCT_MENTIONS: TableSpec = TableSpec {
         ("recorded_date", Type::DATE),
         ("interaction_type", Type::TEXT),
         ("product_name", Type::TEXT),
-        ("mention_count", Type::INT4),
-        ("conversation_count", Type::INT4),
+        ("mention_count", Type::INT8),
+        ("conversation_count", Type::INT8),
         ("dictionary_version", Type::TEXT),
     ],
     key: 3,
@@ -418,7 +456,7 @@ const CONVERSATION_MENTIONS: TableSpec = TableSpec {
         ("interaction_type", Type::TEXT),
         ("participant", Type::TEXT),
         ("product", Type::TEXT),
-        ("mentions", Type::INT4),
+        ("mentions", Type::INT8),
         ("dictionary_version", Type::TEXT),
     ],
     key: 0,
@@ -465,7 +503,7 @@ impl TableSpec {
             .map(|(c, t)| {
                 let ty = match *t {
                     Type::DATE => "DATE",
-                    Type::INT4 => "INTEGER",
+                    Type::INT8 => "BIGINT",
                     _ => "TEXT",
                 };
                 format!("{c} {ty} NOT NULL")
@@ -540,7 +578,7 @@ impl TableSpec {
 enum Cell<'a> {
     Date(chrono::NaiveDate),
     Text(&'a str),
-    Int(i32),
+    Int(i64),
 }
 
 impl ToSql for Cell<'_> {
@@ -559,36 +597,128 @@ impl ToSql for Cell<'_> {
     fn accepts(ty: &Type) -> bool {
         <chrono::NaiveDate as ToSql>::accepts(ty)
             || <&str as ToSql>::accepts(ty)
-            || <i32 as ToSql>::accepts(ty)
+            || <i64 as ToSql>::accepts(ty)
     }
 
     tokio_postgres::types::to_sql_checked!();
 }
 
-fn cell<'a>(col: &'a dyn Array, ty: &Type, row: usize) -> Result<Cell<'a>, String> {
-    let any = col.as_any();
-    match *ty {
-        Type::DATE => any
-            .downcast_ref::<Date32Array>()
-            .and_then(|a| a.value_as_date(row))
-            .map(Cell::Date),
-        Type::INT4 => any
-            .downcast_ref::<Int64Array>()
-            .map(|a| Cell::Int(i32::try_from(a.value(row)).unwrap_or(i32::MAX))),
-        _ => any
-            .downcast_ref::<StringArray>()
-            .map(|a| Cell::Text(a.value(row))),
+/// The earliest day PostgreSQL's `date` holds, 4714-11-24 BC, in days from 1970-01-01 (its
+/// latest, in 5874897 AD, is beyond what chrono holds, which is checked anyway).
+const PG_MIN_DAY: i32 = -2_440_588;
+
+/// Column `name` (PostgreSQL type `ty`) of row `row` as it goes into COPY, or why it cannot:
+/// every value arrives unchanged or the row is refused.
+fn cell<'a>(col: &'a dyn Array, name: &str, ty: &Type, row: usize) -> Result<Cell<'a>, String> {
+    if col.is_null(row) {
+        return Err(format!("{name} is null"));
     }
-    .ok_or_else(|| format!("column of type {ty} has an unexpected Arrow type"))
+    let any = col.as_any();
+    let unexpected = || {
+        format!(
+            "{name} has Arrow type {}, expected {}",
+            col.data_type(),
+            match *ty {
+                Type::DATE => "Date32",
+                Type::INT8 => "Int64",
+                _ => "Utf8",
+            }
+        )
+    };
+    match *ty {
+        Type::DATE => {
+            let a = any.downcast_ref::<Date32Array>().ok_or_else(unexpected)?;
+            let d = a
+                .value_as_date(row)
+                .filter(|_| a.value(row) >= PG_MIN_DAY)
+                .ok_or_else(|| {
+                    format!(
+                        "{name} (day {} from 1970-01-01) is outside the dates PostgreSQL holds",
+                        a.value(row)
+                    )
+                })?;
+            Ok(Cell::Date(d))
+        }
+        Type::INT8 => {
+            let v = any
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(unexpected)?
+                .value(row);
+            if v < 0 {
+                return Err(format!("{name} is {v}, and a count cannot be negative"));
+            }
+            Ok(Cell::Int(v))
+        }
+        _ => {
+            let s = if let Some(a) = any.downcast_ref::<StringArray>() {
+                a.value(row)
+            } else if let Some(a) = any.downcast_ref::<LargeStringArray>() {
+                a.value(row)
+            } else if let Some(a) = any.downcast_ref::<StringViewArray>() {
+                a.value(row)
+            } else {
+                return Err(unexpected());
+            };
+            if s.contains('\0') {
+                return Err(format!(
+                    "{name} contains a NUL character, which PostgreSQL text cannot hold"
+                ));
+            }
+            Ok(Cell::Text(s))
+        }
+    }
 }
 
-/// Loads one lake file into the staging table and merges it; returns (rows, inserted, updated, deleted).
+/// `name=value` for each key column of row `row`, to name a refused row.
+fn describe_key(spec: &TableSpec, batch: &RecordBatch, row: usize) -> String {
+    let key = spec.key_columns();
+    spec.columns
+        .iter()
+        .enumerate()
+        .filter(|(_, (c, _))| key.contains(c))
+        .map(|(i, (c, _))| {
+            let col = batch.column(i);
+            let value = if col.is_null(row) {
+                "null".to_string()
+            } else {
+                arrow::util::display::array_value_to_string(col, row)
+                    .unwrap_or_else(|_| "?".to_string())
+            };
+            format!("{c}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A count from PostgreSQL (`count(*)`, a row count in sync_state) as u64.
+fn count(v: i64, what: &str) -> Result<u64, SyncError> {
+    u64::try_from(v).map_err(|_| SyncError::Input(format!("{what} is {v}, below zero")))
+}
+
+/// A row count on its way into sync_state (BIGINT).
+fn bigint(v: u64, what: &str) -> Result<i64, SyncError> {
+    i64::try_from(v).map_err(|_| SyncError::Input(format!("{what} ({v}) does not fit in BIGINT")))
+}
+
+/// What `merge_table` did to one table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Merged {
+    /// Rows in the table before, and after (= rows loaded).
+    before: u64,
+    rows: u64,
+    inserted: u64,
+    updated: u64,
+    deleted: u64,
+}
+
+/// Loads one lake file (`path`, for messages) into the staging table and merges it.
 async fn merge_table(
     tx: &tokio_postgres::Transaction<'_>,
     target: &Target,
     spec: &TableSpec,
+    path: &str,
     batches: impl Iterator<Item = Result<RecordBatch, SyncError>> + Send,
-) -> Result<(u64, u64, u64, u64), SyncError> {
+) -> Result<Merged, SyncError> {
     // An empty table (the first sync) takes the rows straight from COPY: nothing to merge.
     let empty = !tx
         .query_one(
@@ -629,10 +759,10 @@ async fn merge_table(
         let b = b?;
         if b.num_columns() != spec.columns.len() {
             return Err(SyncError::Input(format!(
-                "{} input has {} columns, expected {}",
-                spec.table,
+                "{path} has {} columns, expected {} for {}",
                 b.num_columns(),
-                spec.columns.len()
+                spec.columns.len(),
+                spec.table
             )));
         }
         for r in 0..b.num_rows() {
@@ -640,9 +770,15 @@ async fn merge_table(
                 .columns
                 .iter()
                 .enumerate()
-                .map(|(i, (_, ty))| cell(b.column(i).as_ref(), ty, r))
+                .map(|(i, (name, ty))| cell(b.column(i).as_ref(), name, ty, r))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(SyncError::Input)?;
+                .map_err(|reason| SyncError::BadRow {
+                    table: spec.table,
+                    path: path.to_string(),
+                    row: rows,
+                    key: describe_key(spec, &b, r),
+                    reason,
+                })?;
             let refs: Vec<&(dyn ToSql + Sync)> =
                 cells.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
             writer
@@ -663,24 +799,31 @@ async fn merge_table(
                 .await
                 .map_err(target.db_err(&format!("rebuilding the indexes of {}", spec.table)))?;
         }
-        return Ok((rows, rows, 0, 0));
+        return Ok(Merged {
+            before: 0,
+            rows,
+            inserted: rows,
+            ..Default::default()
+        });
     }
     // Row counts for the planner: a fresh temporary table has no statistics.
     tx.batch_execute(&format!("ANALYZE {}", spec.staging()))
         .await
         .map_err(target.db_err(&format!("analyzing the staged rows of {}", spec.table)))?;
-    let before = tx
-        .query_one(&format!("SELECT count(*) FROM {}", spec.table), &[])
-        .await
-        .map_err(target.db_err(&format!("counting {}", spec.table)))?
-        .get::<_, i64>(0) as u64;
+    let before = count(
+        tx.query_one(&format!("SELECT count(*) FROM {}", spec.table), &[])
+            .await
+            .map_err(target.db_err(&format!("counting {}", spec.table)))?
+            .get::<_, i64>(0),
+        "count(*)",
+    )?;
     let counts = tx
         .query_one(&spec.upsert(), &[])
         .await
         .map_err(target.db_err(&format!("merging into {}", spec.table)))?;
     let (inserted, updated) = (
-        counts.get::<_, i64>(0) as u64,
-        counts.get::<_, i64>(1) as u64,
+        count(counts.get::<_, i64>(0), "inserted rows")?,
+        count(counts.get::<_, i64>(1), "updated rows")?,
     );
     // Every incoming key is in the table now; when the table holds exactly as many rows as
     // came in, none vanished and the anti-join over the whole table can be skipped.
@@ -691,7 +834,13 @@ async fn merge_table(
     } else {
         0
     };
-    Ok((rows, inserted, updated, deleted))
+    Ok(Merged {
+        before,
+        rows,
+        inserted,
+        updated,
+        deleted,
+    })
 }
 
 /// Marks, among the statements `set_indexes_aside` returns, that the table was truncated in
@@ -879,6 +1028,45 @@ pub struct SyncSummary {
     pub conversation_changes: u64,
     /// True when the database already held exactly this state.
     pub unchanged: bool,
+    /// Rows each table held before the sync, and rows of conversation_mentions deleted: what
+    /// `large_deletions` compares.
+    pub rows_before: u64,
+    pub conversation_rows_before: u64,
+    pub conversation_deleted: u64,
+}
+
+impl SyncSummary {
+    /// One line per table that lost more than half of its rows, with the counts: a user wants
+    /// to hear about it even when the sync was right to do it.
+    pub fn large_deletions(&self) -> Vec<String> {
+        [
+            ("product_mentions", self.deleted, self.rows_before),
+            (
+                "conversation_mentions",
+                self.conversation_deleted,
+                self.conversation_rows_before,
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, deleted, before)| *before > 0 && deleted.saturating_mul(2) > *before)
+        .map(|(table, deleted, before)| {
+            format!(
+                "sync deleted {deleted} of the {before} rows of {table} ({}%), leaving {}; if that is not expected, check the lake (--lake) and dictionary the aggregates came from",
+                deleted.saturating_mul(100) / before,
+                before.saturating_sub(deleted)
+            )
+        })
+        .collect()
+    }
+}
+
+/// How a sync behaves, beside what it syncs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Wait for another sync holding the lock instead of failing with `Busy`.
+    pub wait: bool,
+    /// Let the sync empty `product_mentions` when it holds rows (refused otherwise).
+    pub allow_empty: bool,
 }
 
 /// The aggregates of one dictionary version as read from the lake (still encoded: a sync that
@@ -915,27 +1103,42 @@ fn decode(
 }
 
 impl Aggregates {
-    /// Reads `aggregates/dict=<version>/` from the lake.
-    pub async fn read(lake: &Lake, dictionary_version: &str) -> Result<Aggregates, SyncError> {
-        let counts_path = mention_counts_path(dictionary_version);
-        let detail_path = conversation_mentions_path(dictionary_version);
-        for p in [&counts_path, &detail_path] {
-            if !lake.exists(p).await? {
-                return Err(SyncError::Input(format!(
-                    "{p} is missing: run `convlake aggregate` for dictionary version {dictionary_version} first"
-                )));
-            }
-        }
-        let mention_counts = lake.get(&counts_path).await?;
-        let conversation_mentions = lake.get(&detail_path).await?;
+    /// Aggregates from the two files' bytes (`*_path` name them in messages), as `read` finds
+    /// them in the lake.
+    pub fn from_bytes(
+        counts_path: &str,
+        mention_counts: bytes::Bytes,
+        detail_path: &str,
+        conversation_mentions: bytes::Bytes,
+    ) -> Aggregates {
         let content_hash =
-            crate::aggregate::aggregates_hash(&mention_counts, &conversation_mentions);
-        Ok(Aggregates {
-            counts_path,
+            crate::lake::aggregates::generation_hash(&mention_counts, &conversation_mentions);
+        Aggregates {
+            counts_path: counts_path.to_string(),
             mention_counts,
-            detail_path,
+            detail_path: detail_path.to_string(),
             conversation_mentions,
             content_hash,
+        }
+    }
+
+    /// Reads the generation of a version's aggregates that the lake's latest `aggregated`
+    /// event names, checked against the hashes it records.
+    pub async fn read(lake: &Lake, dictionary_version: &str) -> Result<Aggregates, SyncError> {
+        let events = lake.events().read_all().await?;
+        let Some(generation) = current_generation(&events, dictionary_version) else {
+            return Err(SyncError::Input(format!(
+                "no aggregates for dictionary version {dictionary_version} in {}: run `convlake aggregate` first",
+                lake.location()
+            )));
+        };
+        let both = generation.read_both(lake).await?;
+        Ok(Aggregates {
+            counts_path: generation.mention_counts.clone(),
+            mention_counts: both.mention_counts,
+            detail_path: generation.conversation_mentions.clone(),
+            conversation_mentions: both.conversation_mentions,
+            content_hash: generation.content_hash,
         })
     }
 }
@@ -944,13 +1147,41 @@ impl Aggregates {
 const PAUSE_ENV: &str = "CONVLAKE_FAULT_SYNC_PAUSE_MS";
 
 /// Makes `product_mentions` and `conversation_mentions` equal the lake's aggregates in one
-/// transaction.
+/// transaction, waiting for the lock when `wait`; refuses to empty `product_mentions`.
 pub async fn sync(
     target: &Target,
     aggregates: &Aggregates,
     dictionary_version: &str,
     wait: bool,
 ) -> Result<SyncSummary, SyncError> {
+    let options = SyncOptions {
+        wait,
+        allow_empty: false,
+    };
+    sync_with(target, aggregates, dictionary_version, &options).await
+}
+
+/// True when the file has at least one row (decodes one column until the first row).
+fn has_rows(
+    batches: impl Iterator<Item = Result<RecordBatch, SyncError>>,
+) -> Result<bool, SyncError> {
+    for b in batches {
+        if b?.num_rows() > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `sync` with every option: makes `product_mentions` and `conversation_mentions` equal the
+/// lake's aggregates in one transaction, or changes nothing.
+pub async fn sync_with(
+    target: &Target,
+    aggregates: &Aggregates,
+    dictionary_version: &str,
+    options: &SyncOptions,
+) -> Result<SyncSummary, SyncError> {
+    let wait = options.wait;
     let content_hash = aggregates.content_hash.as_str();
     let mut client = target.connect().await?;
     migrate(&mut client, target, wait).await?;
@@ -974,19 +1205,53 @@ pub async fn sync(
     if let Some(r) = last {
         if r.get::<_, String>(0) == dictionary_version && r.get::<_, String>(1) == content_hash {
             tx.rollback().await.map_err(target.db_err("finishing"))?;
+            let rows = count(r.get::<_, i64>(2), "sync_state.row_count")?;
+            let conversation_rows = count(r.get::<_, i64>(3), "sync_state.conversation_rows")?;
             return Ok(SyncSummary {
-                rows: r.get::<_, i64>(2) as u64,
-                conversation_rows: r.get::<_, i64>(3) as u64,
+                rows,
+                conversation_rows,
                 unchanged: true,
+                rows_before: rows,
+                conversation_rows_before: conversation_rows,
                 ..Default::default()
             });
         }
     }
-    let (rows, inserted, updated, deleted) = merge_table(
+    let counts_path = aggregates.counts_path.as_str();
+    let counts_bytes = &aggregates.mention_counts;
+    // Checked before anything is loaded, so a refusal leaves the database as it was (the
+    // transaction is rolled back when `tx` is dropped) and costs one column of an empty file.
+    if !options.allow_empty
+        && !has_rows(decode(
+            counts_path,
+            counts_bytes,
+            Some("conversation_date"),
+        )?)?
+    {
+        let held = count(
+            tx.query_one("SELECT count(*) FROM product_mentions", &[])
+                .await
+                .map_err(target.db_err("counting product_mentions"))?
+                .get::<_, i64>(0),
+            "count(*)",
+        )?;
+        if held > 0 {
+            tx.rollback().await.map_err(target.db_err("finishing"))?;
+            return Err(SyncError::WouldEmpty {
+                table: PRODUCT_MENTIONS.table,
+                target: target.describe(),
+                held,
+                dictionary_version: dictionary_version.to_string(),
+                path: counts_path.to_string(),
+            });
+        }
+    }
+    let counts = merge_table(
         &tx,
         target,
         &PRODUCT_MENTIONS,
-        decode(&aggregates.counts_path, &aggregates.mention_counts, None)?,
+        counts_path,
+        decode(counts_path, counts_bytes, None)?,
     )
     .await?;
     let (path, detail) = (&aggregates.detail_path, &aggregates.conversation_mentions);
@@ -996,10 +1261,11 @@ pub async fn sync(
         decode(path, detail, Some("conversation_date"))?,
     )
     .await?;
-    let (crows, cins, cupd, cdel) = merge_table(
+    let details = merge_table(
         &tx,
         target,
         &CONVERSATION_MENTIONS,
+        path,
         decode(path, detail, None)?,
     )
     .await?;
@@ -1010,11 +1276,11 @@ pub async fn sync(
         &[
             &dictionary_version,
             &content_hash,
-            &(rows as i64),
-            &(inserted as i64),
-            &(updated as i64),
-            &(deleted as i64),
-            &(crows as i64),
+            &bigint(counts.rows, "row_count")?,
+            &bigint(counts.inserted, "inserted")?,
+            &bigint(counts.updated, "updated")?,
+            &bigint(counts.deleted, "deleted")?,
+            &bigint(details.rows, "conversation_rows")?,
         ],
     )
     .await
@@ -1024,13 +1290,16 @@ pub async fn sync(
     }
     tx.commit().await.map_err(target.db_err("committing"))?;
     Ok(SyncSummary {
-        rows,
-        inserted,
-        updated,
-        deleted,
-        conversation_rows: crows,
-        conversation_changes: cins + cupd + cdel,
+        rows: counts.rows,
+        inserted: counts.inserted,
+        updated: counts.updated,
+        deleted: counts.deleted,
+        conversation_rows: details.rows,
+        conversation_changes: details.inserted + details.updated + details.deleted,
         unchanged: false,
+        rows_before: counts.before,
+        conversation_rows_before: details.before,
+        conversation_deleted: details.deleted,
     })
 }
 
@@ -1048,6 +1317,65 @@ mod tests {
         let d = format!("{} {:?}", t.describe(), t);
         assert!(!d.contains("s3cret"), "{d}");
         assert!(d.contains("alice@db.example:6543/analytics"), "{d}");
+        assert_eq!(t.database(), "db.example:6543/analytics");
+    }
+
+    #[test]
+    fn only_deletions_of_more_than_half_warn() {
+        let s = |deleted, before, conversation_deleted, conversation_rows_before| SyncSummary {
+            deleted,
+            rows_before: before,
+            conversation_deleted,
+            conversation_rows_before,
+            ..Default::default()
+        };
+        assert!(s(0, 0, 0, 0).large_deletions().is_empty());
+        assert!(s(5, 10, 1, 3).large_deletions().is_empty());
+        let w = s(6, 10, 3, 3).large_deletions();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("sync deleted 6 of the 10 rows of product_mentions (60%), leaving 4"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("3 of the 3 rows of conversation_mentions (100%)"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn cells_refuse_what_postgres_cannot_hold_unchanged() {
+        let ints = Int64Array::from(vec![Some(i64::MAX), Some(-1), None]);
+        assert!(matches!(
+            cell(&ints, "mentions", &Type::INT8, 0),
+            Ok(Cell::Int(i64::MAX))
+        ));
+        assert!(cell(&ints, "mentions", &Type::INT8, 1)
+            .unwrap_err()
+            .contains("negative"));
+        assert!(cell(&ints, "mentions", &Type::INT8, 2)
+            .unwrap_err()
+            .contains("mentions is null"));
+        let texts = StringArray::from(vec![Some("ok"), Some("a\0b"), None]);
+        assert!(matches!(
+            cell(&texts, "product", &Type::TEXT, 0),
+            Ok(Cell::Text("ok"))
+        ));
+        assert!(cell(&texts, "product", &Type::TEXT, 1)
+            .unwrap_err()
+            .contains("NUL"));
+        assert!(cell(&texts, "product", &Type::TEXT, 2)
+            .unwrap_err()
+            .contains("null"));
+        // 4714-11-24 BC is PostgreSQL's first day; chrono holds the day before, PostgreSQL not.
+        let days = Date32Array::from(vec![-2_440_588, -2_440_589]);
+        assert!(cell(&days, "d", &Type::DATE, 0).is_ok());
+        assert!(cell(&days, "d", &Type::DATE, 1)
+            .unwrap_err()
+            .contains("outside the dates PostgreSQL holds"));
+        assert!(cell(&days, "d", &Type::INT8, 0)
+            .unwrap_err()
+            .contains("expected Int64"));
     }
 
     #[test]

@@ -320,7 +320,7 @@ pub async fn product_mentions_lines(schema: &str) -> Vec<String> {
     client
         .query(
             &format!(
-                "SELECT recorded_date::text, interaction_type, product_name, mention_count, conversation_count
+                "SELECT recorded_date::text, interaction_type::text, product_name::text, mention_count::bigint, conversation_count::bigint
                  FROM \"{schema}\".product_mentions ORDER BY 1, 2, 3"
             ),
             &[],
@@ -334,8 +334,8 @@ pub async fn product_mentions_lines(schema: &str) -> Vec<String> {
                 r.get::<_, String>(0),
                 r.get::<_, String>(1),
                 r.get::<_, String>(2),
-                r.get::<_, i32>(3),
-                r.get::<_, i32>(4)
+                r.get::<_, i64>(3),
+                r.get::<_, i64>(4)
             )
         })
         .collect()

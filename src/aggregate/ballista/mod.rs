@@ -296,23 +296,18 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_standalone_cluster_writes_the_local_engines_bytes() {
         use super::super::{aggregate, aggregate_in, register_lake, InMemory};
-        use crate::lake::{conversation_mentions_path, mention_counts_path};
 
         let dir = tempfile::tempdir().unwrap();
         let dict = crate::extract::Dictionary::embedded();
         let lake = crate::aggregate::tests::simulated_lake(dir.path(), &dict).await;
         let version = dict.version.as_str();
-        let files = [
-            mention_counts_path(version),
-            conversation_mentions_path(version),
-        ];
 
         let local = aggregate(&lake, version).await.unwrap();
-        let mut local_bytes = Vec::new();
-        for f in &files {
-            local_bytes.push(lake.get(f).await.unwrap());
-            lake.delete(f).await.unwrap();
-        }
+        let g = crate::aggregate::generation_of(&lake, version)
+            .await
+            .unwrap()
+            .unwrap();
+
         assert!(local.rows > 20 && local.mentions > 100, "{local:?}");
 
         let ctx = SessionContext::standalone_with_state(session_state().unwrap())
@@ -333,10 +328,21 @@ mod tests {
 
         let remote = aggregate_in(&ctx, &lake, version, None).await.unwrap();
         assert_eq!(remote, local);
-        for (f, expected) in files.iter().zip(&local_bytes) {
-            let got = lake.get(f).await.unwrap();
-            assert!(got == expected, "{f} differs between the engines");
-        }
+        // Files are named by their content: the cluster's generation is the local one's.
+        let again = crate::aggregate::generation_of(&lake, version)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            again.seq > g.seq,
+            "the cluster's run published a generation"
+        );
+        assert_eq!(
+            (&again.mention_counts, &again.conversation_mentions),
+            (&g.mention_counts, &g.conversation_mentions),
+            "the engines' files differ"
+        );
+        again.read_both(&lake).await.unwrap();
     }
 
     #[tokio::test]

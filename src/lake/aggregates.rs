@@ -1,0 +1,254 @@
+//! The aggregates' generations: the two files one `aggregate` run writes (`mention_counts` and
+//! `conversation_mentions`) are named by the blake3 of their bytes and published together by the
+//! `Aggregated` event that names both hashes.
+//!
+//! Invariants:
+//! - a file of a generation is never rewritten (its name is its content), so a run killed at
+//!   any point leaves the previous generation whole and in force;
+//! - readers use the generation the latest `Aggregated` event of a dictionary version names,
+//!   and check both hashes before they use a byte of it.
+
+use bytes::Bytes;
+
+use super::events::{Event, EventKind};
+use super::{content_hash, Lake, LakeError};
+
+/// The two tables of a generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    MentionCounts,
+    ConversationMentions,
+}
+
+impl Table {
+    /// The table's name, as in `convlake query` and the lake's folders.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::MentionCounts => "mention_counts",
+            Table::ConversationMentions => "conversation_mentions",
+        }
+    }
+}
+
+/// The lake path of a generation's file: `aggregates/dict=<v>/<table>/<blake3>.parquet`.
+pub fn generation_file(dictionary_version: &str, table: Table, hash: &str) -> String {
+    format!(
+        "aggregates/dict={dictionary_version}/{}/{hash}.parquet",
+        table.name()
+    )
+}
+
+/// Where lakes written before generations kept a version's aggregates (one file per table,
+/// rewritten by every run).
+pub fn legacy_file(dictionary_version: &str, table: Table) -> String {
+    format!(
+        "aggregates/dict={dictionary_version}/{}.parquet",
+        table.name()
+    )
+}
+
+/// The hash of a generation: both files' hashes, in order.
+pub fn generation_hash(mention_counts: &[u8], conversation_mentions: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(blake3::hash(mention_counts).as_bytes());
+    h.update(blake3::hash(conversation_mentions).as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+/// One published generation of a dictionary version's aggregates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generation {
+    pub dictionary_version: String,
+    /// The generation's hash (`Aggregated.content_hash`).
+    pub content_hash: String,
+    pub rows: u64,
+    pub mention_counts: String,
+    /// `None` for a legacy generation (checked through `content_hash` instead).
+    pub mention_counts_hash: Option<String>,
+    pub conversation_mentions: String,
+    pub conversation_mentions_hash: Option<String>,
+    /// The segment of the event that published it.
+    pub seq: u64,
+}
+
+/// The bytes of a generation, checked against its event.
+#[derive(Clone, Debug)]
+pub struct GenerationBytes {
+    pub mention_counts: Bytes,
+    pub conversation_mentions: Bytes,
+}
+
+impl Generation {
+    /// The path of one of its files.
+    pub fn path(&self, table: Table) -> &str {
+        match table {
+            Table::MentionCounts => &self.mention_counts,
+            Table::ConversationMentions => &self.conversation_mentions,
+        }
+    }
+
+    fn hash(&self, table: Table) -> Option<&str> {
+        match table {
+            Table::MentionCounts => self.mention_counts_hash.as_deref(),
+            Table::ConversationMentions => self.conversation_mentions_hash.as_deref(),
+        }
+    }
+
+    fn damaged(&self, table: Table, reason: String) -> LakeError {
+        LakeError::Generation {
+            path: self.path(table).to_string(),
+            version: self.dictionary_version.clone(),
+            reason,
+        }
+    }
+
+    /// Reads one file and checks it against the hash the event names.
+    pub async fn read(&self, lake: &Lake, table: Table) -> Result<Bytes, LakeError> {
+        let path = self.path(table);
+        if !lake.exists(path).await? {
+            return Err(self.damaged(table, "the file is missing".into()));
+        }
+        let bytes = lake.get(path).await?;
+        if let Some(want) = self.hash(table) {
+            let got = content_hash(&bytes);
+            if got != want {
+                return Err(self.damaged(
+                    table,
+                    format!("its blake3 is {got}, but the aggregated event names {want}"),
+                ));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Reads both files and checks them (a legacy generation is checked as a pair).
+    pub async fn read_both(&self, lake: &Lake) -> Result<GenerationBytes, LakeError> {
+        let mention_counts = self.read(lake, Table::MentionCounts).await?;
+        let conversation_mentions = self.read(lake, Table::ConversationMentions).await?;
+        let pair = generation_hash(&mention_counts, &conversation_mentions);
+        if pair != self.content_hash {
+            return Err(self.damaged(
+                Table::MentionCounts,
+                format!(
+                    "the pair hashes to {pair}, but the aggregated event names {} (a run of an older convlake was killed between the two files)",
+                    self.content_hash
+                ),
+            ));
+        }
+        Ok(GenerationBytes {
+            mention_counts,
+            conversation_mentions,
+        })
+    }
+}
+
+/// The generation in force for a dictionary version: the one its latest `Aggregated` event
+/// names, or `None` when it was never aggregated.
+pub fn current_generation(events: &[Event], dictionary_version: &str) -> Option<Generation> {
+    events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Aggregated {
+            dictionary_version: v,
+            rows,
+            content_hash,
+            mention_counts,
+            mention_counts_hash,
+            conversation_mentions,
+            conversation_mentions_hash,
+        } if v == dictionary_version => Some(Generation {
+            dictionary_version: v.clone(),
+            content_hash: content_hash.clone(),
+            rows: *rows,
+            mention_counts: mention_counts
+                .clone()
+                .unwrap_or_else(|| legacy_file(v, Table::MentionCounts)),
+            mention_counts_hash: mention_counts_hash.clone(),
+            conversation_mentions: conversation_mentions
+                .clone()
+                .unwrap_or_else(|| legacy_file(v, Table::ConversationMentions)),
+            conversation_mentions_hash: conversation_mentions_hash.clone(),
+            seq: e.seq,
+        }),
+        _ => None,
+    })
+}
+
+/// Stores one file of a generation under its content name (once: the same bytes are the same
+/// file) and returns its path and hash. Nothing reads it until [`publish`] records it.
+pub async fn store_file(
+    lake: &Lake,
+    dictionary_version: &str,
+    table: Table,
+    bytes: Bytes,
+) -> Result<(String, String), LakeError> {
+    let hash = content_hash(&bytes);
+    let path = generation_file(dictionary_version, table, &hash);
+    lake.put_if_absent(&path, bytes).await?;
+    Ok((path, hash))
+}
+
+/// What [`publish`] needs: both stored files.
+pub struct Stored {
+    pub mention_counts: (String, String),
+    pub conversation_mentions: (String, String),
+    pub rows: u64,
+    /// The generation hash (see [`generation_hash`]).
+    pub content_hash: String,
+}
+
+/// Publishes a generation whose two files are stored: one `Aggregated` event names both.
+pub async fn publish(
+    lake: &Lake,
+    dictionary_version: &str,
+    stored: Stored,
+) -> Result<u64, LakeError> {
+    lake.events()
+        .append(vec![EventKind::Aggregated {
+            dictionary_version: dictionary_version.to_string(),
+            rows: stored.rows,
+            content_hash: stored.content_hash,
+            mention_counts: Some(stored.mention_counts.0),
+            mention_counts_hash: Some(stored.mention_counts.1),
+            conversation_mentions: Some(stored.conversation_mentions.0),
+            conversation_mentions_hash: Some(stored.conversation_mentions.1),
+        }])
+        .await
+}
+
+/// Stores and publishes a generation from both files' bytes (for benchmarks and tests that
+/// write aggregates directly).
+pub async fn store_and_publish(
+    lake: &Lake,
+    dictionary_version: &str,
+    mention_counts: Bytes,
+    conversation_mentions: Bytes,
+    rows: u64,
+) -> Result<Generation, LakeError> {
+    let content_hash = generation_hash(&mention_counts, &conversation_mentions);
+    let detail = store_file(
+        lake,
+        dictionary_version,
+        Table::ConversationMentions,
+        conversation_mentions,
+    )
+    .await?;
+    let counts = store_file(
+        lake,
+        dictionary_version,
+        Table::MentionCounts,
+        mention_counts,
+    )
+    .await?;
+    let stored = Stored {
+        mention_counts: counts,
+        conversation_mentions: detail,
+        rows,
+        content_hash,
+    };
+    publish(lake, dictionary_version, stored).await?;
+    let events = lake.events().read_all().await?;
+    current_generation(&events, dictionary_version).ok_or_else(|| LakeError::Generation {
+        path: format!("aggregates/dict={dictionary_version}"),
+        version: dictionary_version.to_string(),
+        reason: "the aggregated event just written is not in the log".into(),
+    })
+}

@@ -602,13 +602,8 @@ async fn demo_runs_every_stage_on_a_throwaway_cluster() {
     }
     assert!(!lake.files("raw").is_empty());
     assert!(
-        !lake
-            .path()
-            .join(".pg")
-            .read_dir()
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false),
-        "the throwaway cluster is removed"
+        lake.path().join("convlake-demo.txt").is_file(),
+        "the demo marks its lake"
     );
 }
 
@@ -792,11 +787,209 @@ async fn a_quarantined_snapshot_is_a_gap_that_the_next_fetch_fills() {
     assert!(!partition.iter().any(|(f, _)| f.contains(&snap)));
     lake.ok(&["aggregate"]).await;
 
-    // The next fetch stages it again; extract and aggregate then equal the fault-free run.
+    // The next fetch stages its conversations again (the same page, or a new one when the rest
+    // of the page is unchanged: then the quarantined snapshot is retired); extract and
+    // aggregate then equal the fault-free run, and the gap is closed.
     assert!(lake.fetch(&sim, from, to).await.status.success());
-    assert!(raw[0].exists(), "the fetch staged the snapshot again");
-    lake.ok(&["--dictionary", new, "extract"]).await;
+    let out = lake.run(&["--dictionary", new, "extract"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("skipped"), "{}", stderr(&out));
     lake.ok(&["aggregate"]).await;
     assert_eq!(lake.mention_count_lines().await, expected);
+    let out = lake.run(&["verify"]).await;
+    assert!(out.status.success(), "the gap is closed: {}", String::from_utf8_lossy(&out.stdout));
     sim.shutdown().await;
+}
+
+/// A database of its own in the test cluster (dropped by the caller): the demo's schema
+/// `convlake_demo` then cannot meet another test's.
+async fn fresh_database() -> (String, String) {
+    let name = fresh_schema();
+    let (admin, conn) = tokio_postgres::connect(&database_url(), NoTls)
+        .await
+        .expect("TEST_DATABASE_URL accepts connections");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&database_url()).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    (name, url.to_string())
+}
+
+async fn drop_database(name: &str) {
+    let (admin, conn) = tokio_postgres::connect(&database_url(), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let _ = admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
+}
+
+/// Every row of `schema.product_mentions` in the database at `url`, as text, sorted.
+async fn table_lines(url: &str, schema: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+        .query(
+            &format!(
+                "SELECT concat_ws(',', recorded_date, interaction_type, product_name, mention_count, conversation_count)
+                 FROM \"{schema}\".product_mentions ORDER BY 1"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// `convlake demo …` as a cron user would type it, with their real-work settings exported and
+/// no `--lake` on the command line, from `cwd`.
+async fn demo_with_env(
+    cwd: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_convlake"));
+    cmd.args(extra)
+        .args(["demo", "--conversations", "200", "--days", "5"])
+        .env_remove("DATABASE_URL")
+        .env_remove("POSTGRES_CONNECTION_STRING")
+        .env_remove("CONVLAKE_LAKE")
+        .env_remove("CONVLAKE_DB_SCHEMA")
+        .env_remove("DASHBOARD_API_URL")
+        .env_remove("CONVLAKE_DICTIONARY")
+        .current_dir(cwd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().await.expect("the convlake binary runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_never_writes_the_lake_or_database_of_real_work() {
+    // Real work: a lake filled as a user would (fetch, extract, aggregate, sync with
+    // DATABASE_URL and CONVLAKE_DB_SCHEMA exported).
+    let (db, db_url) = fresh_database().await;
+    let schema = fresh_schema();
+    let sim = start_sim(sim_config(80)).await;
+    let real = TestLake::new();
+    let out = real.fetch(&sim, "2026-03-01", "2026-03-10").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    sim.shutdown().await;
+    real.ok(&["extract"]).await;
+    real.ok(&["aggregate"]).await;
+    let real_env = [
+        ("DATABASE_URL", db_url.as_str()),
+        ("CONVLAKE_DB_SCHEMA", schema.as_str()),
+    ];
+    let out = real.run_env(&["sync"], &real_env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files_before = real.files("");
+    let rows_before = table_lines(&db_url, &schema).await;
+    assert!(!rows_before.is_empty(), "the real table has rows");
+
+    // The demo, with the real lake and database exported.
+    let lake_path = real.path().display().to_string();
+    let mut env = real_env.to_vec();
+    env.push(("CONVLAKE_LAKE", lake_path.as_str()));
+    let work = tempfile::tempdir().unwrap();
+    let out = demo_with_env(work.path(), &[], &env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+    assert!(
+        stdout.contains("matches the simulator's ground truth: yes"),
+        "{stdout}"
+    );
+    assert_eq!(real.files(""), files_before, "the real lake, byte for byte");
+    assert_eq!(
+        table_lines(&db_url, &schema).await,
+        rows_before,
+        "the real table"
+    );
+
+    // Its lake is data/demo under the working directory, marked as the demo's.
+    let demo_lake = work.path().join("data/demo");
+    assert!(demo_lake.join("convlake-demo.txt").is_file());
+    assert!(demo_lake.join("raw").is_dir() && demo_lake.join("events").is_dir());
+    // Its rows are in convlake_demo, as the summary says; nothing went to public.
+    let demo_rows = table_lines(&db_url, "convlake_demo").await;
+    assert!(!demo_rows.is_empty());
+    assert!(
+        stdout.contains(&format!(
+            "postgres:   {} rows in convlake_demo.product_mentions",
+            demo_rows.len()
+        )),
+        "{stdout}"
+    );
+    let (client, conn) = tokio_postgres::connect(&db_url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let public: Option<String> = client
+        .query_one("SELECT to_regclass('public.product_mentions')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(public, None, "no table in public");
+    drop(client);
+
+    // A --lake typed on the command line that holds real data is refused, and left alone.
+    let out = demo_with_env(work.path(), &["--lake", &lake_path], &env).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("is not a demo lake"), "{err}");
+    assert_eq!(real.files(""), files_before);
+
+    // The demo's own lake is accepted again (typed on the command line this time).
+    let demo_spec = demo_lake.display().to_string();
+    let out = demo_with_env(work.path(), &["--lake", &demo_spec], &env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(table_lines(&db_url, &schema).await, rows_before);
+    drop_database(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throwaway_cluster_refuses_a_connection_without_the_password() {
+    // The system temp directory: as root the server runs as `postgres`, who must reach it.
+    let cluster = convlake::pgtmp::TempCluster::start(&std::env::temp_dir())
+        .expect("a throwaway cluster starts");
+    assert_eq!(format!("{:?} {}", cluster.url, cluster.url), "*** ***");
+    let good = cluster.url.expose().to_string();
+    let (client, conn) = tokio_postgres::connect(&good, NoTls)
+        .await
+        .expect("the URL with the password connects");
+    tokio::spawn(conn);
+    let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    let port = cluster.port;
+    for bad in [
+        format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        format!("postgres://postgres:wrong@127.0.0.1:{port}/postgres"),
+        format!("postgres://nobody@127.0.0.1:{port}/postgres"),
+    ] {
+        let e = tokio_postgres::connect(&bad, NoTls)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{bad} must be refused"));
+        let text = format!("{e:?}").to_lowercase();
+        assert!(
+            text.contains("password") || text.contains("authentication"),
+            "{bad}: {text}"
+        );
+    }
+    // The password file was only for initdb; the directory is private.
+    assert!(!cluster.dir().join("pwfile").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(cluster.dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+    let dir = cluster.dir().to_path_buf();
+    drop(client);
+    drop(cluster);
+    assert!(!dir.exists(), "removed on drop");
 }

@@ -331,6 +331,51 @@ async fn load_held(lake: &Lake, events: &[Event]) -> Result<(HeldMap, Unread), F
     Ok((held, unread))
 }
 
+/// Recorded analytics snapshots whose raw file is gone (quarantined by `verify`) and whose
+/// every conversation, by its manifest, the lake now holds in a present snapshot (this fetch
+/// staged them again): the ones a `snapshots_replaced` event retires. Reads only the
+/// manifests of absent snapshots, which are rare.
+async fn replaced_snapshots(
+    lake: &Lake,
+    events: &[Event],
+    held: &HeldMap,
+) -> Result<Vec<String>, FetchError> {
+    let retired = crate::lake::events::retired_snapshots(events);
+    let staged = lake.list_paths("raw/").await?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for e in events {
+        let EventKind::Snapshot {
+            snapshot, source, ..
+        } = &e.kind
+        else {
+            continue;
+        };
+        if source != SOURCE
+            || retired.contains(snapshot)
+            || staged.contains(&snapshot_path(snapshot))
+            || !seen.insert(snapshot.clone())
+        {
+            continue;
+        }
+        let path = body_path(snapshot);
+        if !lake.exists(&path).await? {
+            continue;
+        }
+        let Ok(m) = serde_json::from_slice::<Manifest>(&lake.get(&path).await?) else {
+            continue;
+        };
+        if m
+            .conversations
+            .iter()
+            .all(|c| held.contains_key(&fingerprint(&c.conversation_id)))
+        {
+            out.push(snapshot.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// The conversations an unfinished attempt of this run recorded as not ready, whose text the
 /// lake still lacks and whose requests are not spent, rebuilt from their stored records so that
 /// they are asked again: (when they are due, the conversation).
@@ -1428,6 +1473,17 @@ pub async fn fetch(
             .or_default() += 1;
     }
     stage.summary.missing_transcripts = stage.without_text.len() as u64;
+    let replaced = replaced_snapshots(lake, &history, &stage.held).await?;
+    if !replaced.is_empty() {
+        stage.progress.println(format!(
+            "fetch: {} quarantined snapshot(s) fully staged again; retired from the lake's gaps",
+            replaced.len()
+        ));
+        log.append(vec![EventKind::SnapshotsReplaced {
+            snapshots: replaced,
+        }])
+        .await?;
+    }
     log.append(vec![EventKind::FetchDone {
         run,
         source: SOURCE.into(),

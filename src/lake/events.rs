@@ -102,6 +102,9 @@ pub enum EventKind {
         source: String,
         conversations: Vec<MissingText>,
     },
+    /// Recorded snapshots whose file was quarantined and whose every conversation a later fetch
+    /// staged again: retired, so `extract` and `verify` no longer count them as gaps.
+    SnapshotsReplaced { snapshots: Vec<String> },
     /// Mentions were extracted from snapshots with one dictionary version. The latest
     /// `extracted` (or `dictionary_selected`) event names the lake's current dictionary.
     Extracted {
@@ -188,6 +191,7 @@ impl EventKind {
             EventKind::ListingPage { .. } => "listing_page",
             EventKind::IntervalDone { .. } => "interval_done",
             EventKind::TextsMissing { .. } => "texts_missing",
+            EventKind::SnapshotsReplaced { .. } => "snapshots_replaced",
             EventKind::Extracted { .. } => "extracted",
             EventKind::DictionarySelected { .. } => "dictionary_selected",
             EventKind::Aggregated { .. } => "aggregated",
@@ -314,18 +318,33 @@ impl EventLog {
 /// Segments fetched at once by `read_all`.
 const READ_AHEAD: usize = 16;
 
-/// The stored snapshots in the order they were first recorded: (snapshot hash, seq of first event).
+/// The stored snapshots in the order they were first recorded: (snapshot hash, seq of first
+/// event). Retired snapshots (see [`retired_snapshots`]) are left out.
 pub fn snapshots_in_order(events: &[Event]) -> Vec<(String, u64)> {
+    let retired = retired_snapshots(events);
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for e in events {
         if let EventKind::Snapshot { snapshot, .. } = &e.kind {
-            if seen.insert(snapshot.clone()) {
+            if !retired.contains(snapshot) && seen.insert(snapshot.clone()) {
                 out.push((snapshot.clone(), e.seq));
             }
         }
     }
     out
+}
+
+/// Snapshots a `snapshots_replaced` event retired: their file was quarantined and a later fetch
+/// staged all their conversations again in other snapshots.
+pub fn retired_snapshots(events: &[Event]) -> std::collections::HashSet<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SnapshotsReplaced { snapshots } => Some(snapshots.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]

@@ -568,6 +568,8 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
     let mut referenced = HashSet::new();
     let damaged_paths: HashSet<&str> = damaged.iter().map(|(p, _)| p.as_str()).collect();
     let mut texts: HashMap<String, Option<String>> = HashMap::new();
+    // Quarantined snapshots a later fetch staged again are no longer gaps.
+    let retired = super::events::retired_snapshots(&events);
     for e in &events {
         let EventKind::Snapshot {
             snapshot,
@@ -578,7 +580,7 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
         else {
             continue;
         };
-        if !referenced.insert(path.clone()) {
+        if retired.contains(snapshot) || !referenced.insert(path.clone()) {
             continue;
         }
         if !present.contains(path) && !damaged_paths.contains(path.as_str()) {

@@ -56,8 +56,8 @@ pub struct PipelineBench {
     )]
     pub conversations: Vec<usize>,
     /// PostgreSQL for the sync stage (default: a throwaway cluster).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = crate::secret::parse_secret)]
+    pub database_url: Option<crate::secret::Secret>,
     /// Also write the results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -119,8 +119,8 @@ pub struct SyncBench {
     #[arg(long, default_value_t = 1_000_000)]
     pub rows: usize,
     /// PostgreSQL (default: a throwaway cluster).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = crate::secret::parse_secret)]
+    pub database_url: Option<crate::secret::Secret>,
     /// Also write the results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -305,12 +305,12 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
     let tmp = tempdir_in(args.dir.as_deref())?;
     let mut cluster = None;
     let url = match &args.database_url {
-        Some(u) => u.clone(),
+        Some(u) => u.expose().to_string(),
         None => {
             let c = crate::pgtmp::TempCluster::start(&tmp.join("pg")).context(
                 "starting a throwaway PostgreSQL for the sync stage (or pass --database-url)",
             )?;
-            let u = c.url.clone();
+            let u = c.url.expose().to_string();
             cluster = Some(c);
             u
         }
@@ -388,7 +388,10 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
             })
             .sum();
         let json_bytes = archive_json + received_json_bytes(&lake).await?;
-        let sync_args = ["sync", "--database-url", &url, "--schema", &schema_name];
+        // The connection string (it may hold a password) goes through the child's environment,
+        // never its command line, which any local user can read in `ps`.
+        let sync_args = ["sync", "--schema", &schema_name];
+        let sync_env = [("DATABASE_URL", url.as_str())];
         let mut later = vec![
             stage("extract", &lake, &spec, &["extract"], &[]).await?,
             stage("aggregate", &lake, &spec, &["aggregate"], &[]).await?,
@@ -399,8 +402,8 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
             node_rss.push((n, nodes));
         }
         later.extend([
-            stage("sync", &lake, &spec, &sync_args, &[]).await?,
-            stage("sync (no change)", &lake, &spec, &sync_args, &[]).await?,
+            stage("sync", &lake, &spec, &sync_args, &sync_env).await?,
+            stage("sync (no change)", &lake, &spec, &sync_args, &sync_env).await?,
         ]);
         let mentions = count_mentions(&lake, dict).await.unwrap_or(0);
         let lake_bytes = stored_bytes(&lake, "raw").await?;
@@ -532,6 +535,8 @@ async fn ballista_aggregate(
     let options = ClusterOptions {
         executors,
         concurrency: Some(1),
+        // The nodes read only the lake they are started with.
+        env: vec![("CONVLAKE_LAKE".to_string(), spec.to_string())],
         ..ClusterOptions::default()
     };
     let cluster = tokio::task::spawn_blocking(move || LocalCluster::start(&exe, &options))
@@ -1084,10 +1089,10 @@ async fn sync_bench(args: &SyncBench) -> Result<()> {
     let tmp = tempdir_in(None)?;
     let mut cluster = None;
     let url = match &args.database_url {
-        Some(u) => u.clone(),
+        Some(u) => u.expose().to_string(),
         None => {
             let c = crate::pgtmp::TempCluster::start(&tmp.join("pg"))?;
-            let u = c.url.clone();
+            let u = c.url.expose().to_string();
             cluster = Some(c);
             u
         }

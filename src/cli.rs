@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::secret::{parse_secret, Secret};
+
 /// convlake: find which products your customers talk about, from Genesys Cloud conversations.
 #[derive(Debug, Parser)]
 #[command(name = "convlake", version, about, long_about = None)]
@@ -136,16 +138,24 @@ pub struct BallistaArgs {
 
 #[derive(Debug, Subcommand, Clone)]
 pub enum BallistaRole {
-    /// Plan queries and hand their tasks to executors (one per cluster).
+    /// Plan queries and hand their tasks to executors (one per cluster; it lists only the
+    /// lake --lake names).
     Scheduler(SchedulerArgs),
-    /// Run tasks: read the lake, shuffle, send results (one or more per machine).
+    /// Run tasks: read the lake (only the one --lake names), shuffle, send results (one or
+    /// more per machine).
     Executor(ExecutorArgs),
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct SchedulerArgs {
     /// Address to listen on: gRPC for clients and executors, and HTTP /healthz and /readyz.
-    #[arg(long, env = "CONVLAKE_SCHEDULER_BIND", default_value = "0.0.0.0:50050")]
+    /// Loopback by default: the cluster has no authentication, so listen on another address
+    /// (e.g. 0.0.0.0:50050) only on a private network (convlake warns when you do).
+    #[arg(
+        long,
+        env = "CONVLAKE_SCHEDULER_BIND",
+        default_value = "127.0.0.1:50050"
+    )]
     pub bind: std::net::SocketAddr,
     /// Host name or address executors use to call back (default: the --bind address).
     #[arg(long, env = "CONVLAKE_SCHEDULER_HOST")]
@@ -161,8 +171,14 @@ pub struct ExecutorArgs {
     #[arg(long, env = "CONVLAKE_SCHEDULER")]
     pub scheduler: String,
     /// Address of this executor's Arrow Flight service, from which other executors and
-    /// clients fetch shuffle data and results.
-    #[arg(long, env = "CONVLAKE_EXECUTOR_BIND", default_value = "0.0.0.0:50051")]
+    /// clients fetch shuffle data and results; its gRPC service listens on the same host.
+    /// Loopback by default: the cluster has no authentication, so listen on another address
+    /// only on a private network (convlake warns when you do).
+    #[arg(
+        long,
+        env = "CONVLAKE_EXECUTOR_BIND",
+        default_value = "127.0.0.1:50051"
+    )]
     pub bind: std::net::SocketAddr,
     /// Port of this executor's gRPC service, to which the scheduler pushes tasks (default: the
     /// --bind port + 1).
@@ -204,8 +220,8 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub client_id: Option<String>,
     /// Accept only this client secret (default: any non-empty one).
-    #[arg(long, hide_env_values = true)]
-    pub client_secret: Option<String>,
+    #[arg(long, hide_env_values = true, value_parser = parse_secret)]
+    pub client_secret: Option<Secret>,
     /// Share of API requests answered 429 (0.0–1.0).
     #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub fail_429: f64,
@@ -305,8 +321,8 @@ pub struct SourceArgs {
     #[arg(long, env = "GENESYS_CLIENT_ID")]
     pub client_id: Option<String>,
     /// OAuth client secret (also GENESYSCLOUD_OAUTHCLIENT_SECRET).
-    #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub client_secret: Option<Secret>,
     /// Conversations per page (default: 50 for analytics, one staged batch each; 100 for archive).
     #[arg(long)]
     pub page_size: Option<u32>,
@@ -371,9 +387,10 @@ fn parse_shard(s: &str) -> Result<crate::extract::Shard, String> {
 
 #[derive(Debug, Args, Clone)]
 pub struct DbArgs {
-    /// PostgreSQL connection string (also POSTGRES_CONNECTION_STRING).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// PostgreSQL connection string (also POSTGRES_CONNECTION_STRING). A secret: it may hold
+    /// a password, so it is never printed (messages name user@host:port/db).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<Secret>,
     /// Schema for every convlake table.
     #[arg(long, env = "CONVLAKE_DB_SCHEMA", default_value = "public")]
     pub schema: String,
@@ -438,8 +455,8 @@ pub struct DashboardArgs {
     #[arg(long, env = "DASHBOARD_API_URL")]
     pub dashboard_url: Option<String>,
     /// Bearer token for the dashboard API.
-    #[arg(long, env = "DASHBOARD_API_TOKEN", hide_env_values = true)]
-    pub dashboard_token: Option<String>,
+    #[arg(long, env = "DASHBOARD_API_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub dashboard_token: Option<Secret>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -533,7 +550,13 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(total))
 }
 
+/// `convlake demo`. It never writes a lake or a database of real work: its lake is data/demo
+/// (or a `--lake` typed on its command line that holds nothing or an earlier demo; never
+/// CONVLAKE_LAKE), and with DATABASE_URL set it syncs into the schema `convlake_demo` only.
 #[derive(Debug, Args, Clone)]
+#[command(
+    after_help = "Isolation: the lake is data/demo, or --lake given on this command line (never CONVLAKE_LAKE); a lake holding anything but an earlier demo is refused. With DATABASE_URL set the rows go to the schema convlake_demo only (never public or CONVLAKE_DB_SCHEMA); without it, to a throwaway PostgreSQL (scram-sha-256, random password) removed at the end."
+)]
 pub struct DemoArgs {
     /// Conversations the simulator generates.
     #[arg(long, default_value_t = 2000)]
@@ -625,6 +648,47 @@ mod tests {
             assert!(parse_seconds(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_seconds("2.5"), Ok(2.5));
+    }
+
+    #[test]
+    fn the_derived_debug_never_prints_a_secret() {
+        let secret = "cli-SECRET-v4lue";
+        let password = "cli-PG-pa55";
+        let token = "cli-DASH-t0ken";
+        let db = format!("postgres://alice:{password}@db.example/analytics");
+        let cli = Cli::try_parse_from([
+            "convlake",
+            "run",
+            "--client-id",
+            "id",
+            "--client-secret",
+            secret,
+            "--database-url",
+            &db,
+            "--dashboard-url",
+            "http://127.0.0.1:9/api",
+            "--dashboard-token",
+            token,
+        ])
+        .unwrap();
+        let Command::Run(run) = &cli.command else {
+            panic!("not run: {cli:?}");
+        };
+        // Parsed into Secrets, and still there for the one place that sends them.
+        assert_eq!(run.source.client_secret.as_ref().unwrap().expose(), secret);
+        assert_eq!(run.db.database_url.as_ref().unwrap().expose(), db);
+        assert_eq!(
+            run.dashboard.dashboard_token.as_ref().unwrap().expose(),
+            token
+        );
+        let shown = format!("{cli:?} {cli:#?}");
+        for value in [secret, password, token, db.as_str()] {
+            assert!(!shown.contains(value), "Debug shows {value:?}: {shown}");
+        }
+        assert!(shown.contains("***"), "{shown}");
+
+        let sim = Cli::try_parse_from(["convlake", "simulate", "--client-secret", secret]).unwrap();
+        assert!(!format!("{sim:?}").contains(secret));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use convlake::cli::{Cli, Command};
 use convlake::lake::Lake;
 use convlake::pipeline;
@@ -28,7 +29,9 @@ fn init_logging(cli: &Cli) {
         .init();
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+/// `lake_typed`: `--lake` was given on the command line (not taken from CONVLAKE_LAKE or the
+/// default), the only way `demo` accepts a lake other than its own.
+async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
     // `extract` and `run` read the dictionary file (default data/products.toml); every later
     // stage uses the lake's current dictionary unless --dictionary is given.
     let explicit = cli.dictionary.as_deref();
@@ -78,7 +81,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             pipeline::query(&lake, &d, a).await
         }
         Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, a).await,
-        Command::Demo(a) => pipeline::demo(&lake()?, &dict()?, a).await,
+        Command::Demo(a) => {
+            // CONVLAKE_LAKE names the lake of real work: the demo never writes there.
+            let spec = if lake_typed {
+                cli.lake.as_str()
+            } else {
+                pipeline::DEMO_LAKE
+            };
+            pipeline::demo(&Lake::open(spec)?, &dict()?, a).await
+        }
         Command::Bench(a) => convlake::bench::run(a, &dict()?).await,
         Command::DiffDictionary(a) => {
             let lake = existing().await?;
@@ -95,12 +106,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Dictionary(c) => pipeline::dictionary_command(&existing().await?, c).await,
         Command::Verify(a) => Ok(convlake::lake::verify::run(&existing().await?, a.dry_run).await?),
-        Command::Ballista(a) => pipeline::ballista(a).await,
+        Command::Ballista(a) => pipeline::ballista(a, &cli.lake).await,
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let lake_typed = matches.value_source("lake") == Some(ValueSource::CommandLine);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,7 +128,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(dispatch(cli));
+    let result = runtime.block_on(dispatch(cli, lake_typed));
     if std::env::var_os("CONVLAKE_REPORT_RSS").is_some() {
         // For `convlake bench`, which runs each stage as a child process.
         eprintln!("convlake-peak-rss-kb: {}", convlake::bench::peak_rss_kb());

@@ -1,10 +1,17 @@
-//! A private, throwaway PostgreSQL cluster for `demo` (and anyone without a database at hand):
-//! `initdb` into a directory with trust authentication, `pg_ctl start` on a free loopback port
-//! (as the `postgres` user when running as root, through `runuser`), stopped and removed on drop.
+//! A private, throwaway PostgreSQL cluster for `demo`, `bench` and tests (and anyone without a
+//! database at hand): `initdb` into a new directory with `scram-sha-256` authentication and a
+//! random password, `pg_ctl start` on a free loopback port (as the `postgres` user when running
+//! as root, through `runuser`), stopped and removed on drop.
+//!
+//! Invariants: the server never trusts a connection without the password (no `trust` on TCP, no
+//! Unix socket); the password lives only in [`TempCluster::url`] (a [`Secret`]) and, for the
+//! moment `initdb` reads it, in a 0600 file inside the cluster's 0700 directory.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::secret::Secret;
 
 /// Errors starting the cluster; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +27,11 @@ pub struct TempCluster {
     bin: PathBuf,
     dir: PathBuf,
     as_postgres: bool,
-    /// A connection string for it (user `postgres`, database `postgres`, no password).
-    pub url: String,
+    /// A connection string for it (user `postgres`, database `postgres`, with the password):
+    /// hand it on through an environment variable or a connection, never print it.
+    pub url: Secret,
+    /// The loopback port the server listens on (127.0.0.1 only).
+    pub port: u16,
     stopped: bool,
 }
 
@@ -91,13 +101,18 @@ impl TempCluster {
             step: format!("creating {}", parent.display()),
             detail: e.to_string(),
         })?;
-        let dir = parent.join(format!("pg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| PgTmpError::Step {
-            step: format!("creating {}", dir.display()),
-            detail: e.to_string(),
-        })?;
+        // A new name every time, created (never reused) with mode 0700: nobody else can have
+        // prepared it, even under a shared /tmp.
+        let dir = parent.join(format!(
+            "convlake-pg-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        private_dir(&dir)?;
         let dir = dir.canonicalize().unwrap_or(dir);
+        let password = random_password();
+        let pwfile = dir.join("pwfile");
+        private_file(&pwfile, &password)?;
         if as_postgres {
             run(
                 Command::new("chown").arg("-R").arg("postgres:").arg(&dir),
@@ -109,26 +124,34 @@ impl TempCluster {
             bin,
             dir,
             as_postgres,
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            url: Secret::new(format!(
+                "postgres://postgres:{password}@127.0.0.1:{port}/postgres"
+            )),
+            port,
             stopped: true,
         };
         let data = cluster.dir.join("data");
-        run(
-            cluster.command("initdb").arg("-D").arg(&data).args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]),
+        let initdb = run(
+            cluster
+                .command("initdb")
+                .arg("-D")
+                .arg(&data)
+                .arg("--auth=scram-sha-256")
+                .arg(format!("--pwfile={}", pwfile.display()))
+                .args(["-U", "postgres", "-E", "UTF8", "--no-sync"]),
             "initdb",
-        )?;
-        let opts = format!(
-            "-h 127.0.0.1 -p {port} -k '' -c fsync=off -c full_page_writes=off -c synchronous_commit=off {extra_options}"
         );
-        run(
+        // The password is in `url` now; the file was only for initdb.
+        let _ = std::fs::remove_file(&pwfile);
+        if let Err(e) = initdb {
+            let _ = std::fs::remove_dir_all(&cluster.dir);
+            return Err(e);
+        }
+        // `-k ''`: no Unix socket, so every connection goes through scram on 127.0.0.1.
+        let opts = format!(
+            "-h 127.0.0.1 -p {port} -k '' -c password_encryption=scram-sha-256 -c fsync=off -c full_page_writes=off -c synchronous_commit=off {extra_options}"
+        );
+        let started = run(
             cluster
                 .command("pg_ctl")
                 .arg("-D")
@@ -137,8 +160,22 @@ impl TempCluster {
                 .arg(cluster.dir.join("server.log"))
                 .args(["-o", &opts, "-w", "-t", "60", "start"]),
             "pg_ctl start",
-        )?;
+        );
         cluster.stopped = false;
+        if let Err(e) = started {
+            // The server's own words are in its log, which dropping `cluster` removes (and
+            // stops a half-started server).
+            let log = std::fs::read_to_string(cluster.dir.join("server.log")).unwrap_or_default();
+            let mut tail: Vec<&str> = log.lines().rev().take(5).collect();
+            tail.reverse();
+            return Err(match e {
+                PgTmpError::Step { step, detail } => PgTmpError::Step {
+                    step,
+                    detail: format!("{detail}\n{}", tail.join("\n")),
+                },
+                other => other,
+            });
+        }
         Ok(cluster)
     }
 
@@ -162,6 +199,39 @@ impl Drop for TempCluster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// 32 random bytes as hex, from the thread's CSPRNG (ChaCha, seeded by the OS).
+fn random_password() -> String {
+    let (a, b) = (rand::random::<u128>(), rand::random::<u128>());
+    format!("{a:032x}{b:032x}")
+}
+
+/// Creates a new directory that only its owner can enter; fails when it already exists.
+fn private_dir(dir: &Path) -> Result<(), PgTmpError> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| PgTmpError::Step {
+        step: format!("creating {}", dir.display()),
+        detail: e.to_string(),
+    })
+}
+
+/// Writes a new file that only its owner can read.
+fn private_file(path: &Path, content: &str) -> Result<(), PgTmpError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(content.as_bytes()))
+        .map_err(|e| PgTmpError::Step {
+            step: format!("writing the password file {}", path.display()),
+            detail: e.to_string(),
+        })
 }
 
 fn build_command(bin: &Path, tool: &str, as_postgres: bool) -> Command {

@@ -40,7 +40,8 @@ async fn a_cluster_of_processes_writes_the_local_engines_bytes() {
         "the local engine against the simulator's ground truth"
     );
 
-    let cluster = start_cluster(2, Vec::new()).await;
+    // The nodes serve the lake they are started with, and no other.
+    let cluster = start_cluster(2, lake_env(&lake)).await;
     std::fs::remove_dir_all(lake.path().join("aggregates")).unwrap();
     let out = lake
         .run(&[
@@ -76,6 +77,37 @@ async fn a_cluster_of_processes_writes_the_local_engines_bytes() {
         .await;
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(lake.files("aggregates"), local);
+
+    // The nodes serve only their lake: a client aggregating another lake on this cluster is
+    // refused, naming the lake the cluster serves, and nothing is written.
+    let (other, _) = simulated_lake(20).await;
+    let out = other
+        .run(&[
+            "aggregate",
+            "--engine",
+            "ballista",
+            "--scheduler",
+            &cluster.df_url(),
+        ])
+        .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}\n{}", cluster.logs());
+    let served = lake.path().canonicalize().unwrap().display().to_string();
+    assert!(
+        err.contains("outside the lake at") || err.contains("serves only the lake at"),
+        "{err}"
+    );
+    assert!(err.contains(&served), "{err}");
+    assert!(other.files("aggregates").is_empty());
+    assert_eq!(lake.files("aggregates"), local);
+}
+
+/// The environment that tells a cluster's nodes which lake they serve.
+fn lake_env(lake: &TestLake) -> Vec<(String, String)> {
+    vec![(
+        "CONVLAKE_LAKE".to_string(),
+        lake.path().display().to_string(),
+    )]
 }
 
 /// A free loopback port with nothing listening on it.
@@ -157,8 +189,11 @@ async fn a_wrong_or_dead_scheduler_is_a_clear_error() {
 async fn a_scheduler_without_executors_says_to_start_one() {
     use tokio::io::AsyncBufReadExt;
 
+    let (lake, _) = simulated_lake(20).await;
     let mut scheduler = tokio::process::Command::new(EXE)
         .args(["ballista", "scheduler", "--bind", "127.0.0.1:0"])
+        .arg("--lake")
+        .arg(lake.path())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -177,7 +212,6 @@ async fn a_scheduler_without_executors_says_to_start_one() {
     // Keep draining its stderr so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
-    let (lake, _) = simulated_lake(20).await;
     let out = lake
         .run(&[
             "aggregate",
@@ -201,4 +235,91 @@ async fn a_scheduler_without_executors_says_to_start_one() {
     assert!(stderr(&out).contains(&addr), "{}", stderr(&out));
     assert!(stderr(&out).contains("--bind"), "{}", stderr(&out));
     scheduler.kill().await.unwrap();
+}
+
+/// Ballista's defaults listen on loopback only: the scheduler's and the executor's `--bind`
+/// (the executor's gRPC port shares its host). A node told to listen beyond loopback says
+/// that the cluster has no authentication; on loopback it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ballista_listens_on_loopback_unless_told_otherwise() {
+    use clap::Parser;
+    use convlake::cli::{BallistaRole, Cli, Command};
+    use tokio::io::AsyncBufReadExt;
+
+    let parsed = Cli::try_parse_from(["convlake", "ballista", "scheduler"]).unwrap();
+    let Command::Ballista(b) = parsed.command else {
+        panic!("not a ballista command")
+    };
+    let BallistaRole::Scheduler(s) = b.role else {
+        panic!("not the scheduler")
+    };
+    assert!(s.bind.ip().is_loopback(), "scheduler default {}", s.bind);
+    let parsed = Cli::try_parse_from([
+        "convlake",
+        "ballista",
+        "executor",
+        "--scheduler",
+        "127.0.0.1:50050",
+    ])
+    .unwrap();
+    let Command::Ballista(b) = parsed.command else {
+        panic!("not a ballista command")
+    };
+    let BallistaRole::Executor(e) = b.role else {
+        panic!("not the executor")
+    };
+    assert!(e.bind.ip().is_loopback(), "executor default {}", e.bind);
+
+    let lake = TestLake::new();
+    for (bind, warns) in [("127.0.0.1:0", false), ("0.0.0.0:0", true)] {
+        let mut scheduler = tokio::process::Command::new(EXE)
+            .args(["ballista", "scheduler", "--bind", bind])
+            .arg("--lake")
+            .arg(lake.path())
+            .env_remove("CONVLAKE_SCHEDULER_BIND")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(scheduler.stderr.take().unwrap()).lines();
+        let seen = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut seen = Vec::new();
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let last = line.contains("serving only the lake at");
+                seen.push(line);
+                if last {
+                    return seen;
+                }
+            }
+            panic!("the scheduler exited early:\n{}", seen.join("\n"));
+        })
+        .await
+        .expect("the scheduler starts within 60 s");
+        let text = seen.join("\n");
+        assert_eq!(
+            text.contains("no authentication") && text.contains("private network"),
+            warns,
+            "{bind}:\n{text}"
+        );
+        scheduler.kill().await.unwrap();
+    }
+
+    // An executor serves an existing lake only: a wrong --lake is refused at start, naming it.
+    let missing = lake.path().join("no-such-lake");
+    let out = tokio::process::Command::new(EXE)
+        .args(["ballista", "executor", "--scheduler"])
+        .arg(format!("127.0.0.1:{}", closed_port()))
+        .arg("--bind")
+        .arg(format!("127.0.0.1:{}", closed_port()))
+        .args(["--connect-timeout", "1", "--lake"])
+        .arg(&missing)
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no-such-lake") && err.contains("--lake"),
+        "{err}"
+    );
 }

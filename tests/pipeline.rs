@@ -589,7 +589,9 @@ async fn demo_runs_every_stage_on_a_throwaway_cluster() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("rows were in product_mentions"),
+        stdout.contains(
+            "rows were in convlake_demo.product_mentions (throwaway cluster, now removed"
+        ),
         "{stdout}\n{}",
         stderr(&out)
     );
@@ -797,7 +799,11 @@ async fn a_quarantined_snapshot_is_a_gap_that_the_next_fetch_fills() {
     lake.ok(&["aggregate"]).await;
     assert_eq!(lake.mention_count_lines().await, expected);
     let out = lake.run(&["verify"]).await;
-    assert!(out.status.success(), "the gap is closed: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "the gap is closed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     sim.shutdown().await;
 }
 

@@ -599,3 +599,94 @@ async fn pyarrow_reads_the_staged_parquet_and_agrees_with_query() {
     assert_eq!(totals, as_map(&seen["counts"]));
     assert_eq!(totals, as_map(&seen["exported"]));
 }
+
+/// `convlake query` is read-only: each statement that would write a file (`COPY … TO`), open
+/// a file as a table (`CREATE EXTERNAL TABLE`, a file named as a table), create, change or
+/// drop a table, or change the session (`SET`) is refused with the reason and exit 1, inline
+/// and from `--file`; the lake and the target paths are unchanged afterwards, and queries,
+/// EXPLAIN and DESCRIBE still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_refuses_every_statement_that_is_not_a_query() {
+    let lake = staged_lake(3, 40).await;
+    let outside = tempfile::tempdir().unwrap();
+    // A file outside the lake that a query must not read.
+    let private = outside.path().join("private.csv");
+    std::fs::write(&private, "token\nneedle-7f3a9c\n").unwrap();
+    let copied = outside.path().join("copied.csv");
+    let in_lake = lake.path().join("aggregates").join("planted.parquet");
+    let before = lake.files("");
+    assert!(!before.is_empty());
+
+    let (private_s, copied_s, in_lake_s) = (
+        private.display().to_string(),
+        copied.display().to_string(),
+        in_lake.display().to_string(),
+    );
+    let refused = [
+        format!("COPY (SELECT * FROM mention_counts) TO '{copied_s}' STORED AS CSV"),
+        format!("COPY mention_counts TO '{in_lake_s}' STORED AS PARQUET"),
+        format!("CREATE EXTERNAL TABLE leak (token VARCHAR) STORED AS CSV LOCATION '{private_s}'"),
+        "CREATE TABLE copy_of_counts AS SELECT * FROM mention_counts".to_string(),
+        "INSERT INTO mention_counts SELECT * FROM mention_counts".to_string(),
+        "DROP TABLE mention_counts".to_string(),
+        "SET datafusion.execution.target_partitions = 1".to_string(),
+        "CREATE VIEW v AS SELECT 1".to_string(),
+    ];
+    for sql in &refused {
+        let out = lake.run(&["query", sql]).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{sql}: {err}");
+        assert!(err.contains("read-only"), "{sql}: {err}");
+        assert!(
+            err.contains("the lake's tables are convlake's"),
+            "{sql}: {err}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).is_empty(),
+            "{sql} printed a result"
+        );
+    }
+
+    // The same from --file (a saved query from a colleague).
+    let file = outside.path().join("colleague.sql");
+    std::fs::write(&file, &refused[0]).unwrap();
+    let out = lake
+        .run(&["query", "--file", &file.display().to_string()])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
+
+    // A file named as a table (DataFusion's URL tables) is not a table here.
+    for sql in [
+        format!("SELECT * FROM '{private_s}'"),
+        format!("SELECT * FROM 'file://{private_s}'"),
+    ] {
+        let out = lake.run(&["query", &sql, "--format", "csv"]).await;
+        assert_eq!(out.status.code(), Some(1), "{sql}: {}", stderr(&out));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(!all.contains("needle-7f3a9c"), "{sql} read the file: {all}");
+    }
+
+    assert!(!copied.exists(), "COPY wrote {copied_s}");
+    assert!(!in_lake.exists(), "COPY wrote into the lake");
+    assert_eq!(
+        std::fs::read_to_string(&private).unwrap(),
+        "token\nneedle-7f3a9c\n"
+    );
+    assert_eq!(
+        lake.files(""),
+        before,
+        "a refused statement changed the lake"
+    );
+
+    // Queries still run, EXPLAIN and DESCRIBE included, and the tables are intact.
+    let explain = lake
+        .ok(&["query", "EXPLAIN SELECT COUNT(*) FROM mention_counts"])
+        .await;
+    assert!(explain.contains("logical_plan"), "{explain}");
+    let describe = lake.ok(&["query", "DESCRIBE mention_counts"]).await;
+    assert!(describe.contains("interaction_type"), "{describe}");
+    let totals = lake.totals().await;
+    assert!(!totals.is_empty());
+    assert_eq!(lake.files(""), before);
+}

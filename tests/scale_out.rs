@@ -741,11 +741,13 @@ async fn ballista_executors_read_the_s3_lake_and_write_the_local_engines_bytes()
     }
     assert!(objects(&store, "replay/aggregates").await.is_empty());
 
-    let env_nodes = moto
+    // Each node reads the bucket through its own environment, and serves only this lake.
+    let mut env_nodes: Vec<(String, String)> = moto
         .env()
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+    env_nodes.push(("CONVLAKE_LAKE".to_string(), s3.to_string()));
     let cluster = start_cluster(2, env_nodes).await;
     let out = convlake(
         s3,

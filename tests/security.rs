@@ -1,6 +1,8 @@
-//! Security: known secrets (client secret, dashboard token, database password) never appear in
-//! any output, log, error or lake file; `--help` never shows an environment secret; lake paths
-//! come from hashes only; report.html escapes transcript text; TLS certificates are verified.
+//! Security: known secrets (client secret, dashboard token, database password) and the
+//! credentials the simulator issues (access tokens, presigned-link signatures) never appear in
+//! any output, log, error or lake file, also when requests fail; `--help` never shows an
+//! environment secret; lake paths come from hashes only; report.html escapes transcript text;
+//! TLS certificates are verified.
 
 mod common;
 
@@ -13,32 +15,82 @@ use common::*;
 const SECRET: &str = "sec-CLIENT-5ecr3t-91";
 const TOKEN: &str = "sec-DASH-70ken-42";
 const PASSWORD: &str = "sec-PG-pa55-13";
+/// Credentials inside the dashboard URL itself.
+const URL_PASSWORD: &str = "sec-URL-pa55-21";
+const URL_KEY: &str = "sec-URL-k3y-34";
 
-/// TEST_DATABASE_URL with PASSWORD in it (the throwaway cluster trusts local connections, so
-/// any password works).
+/// The role whose password is PASSWORD (made by [`password_role`]).
+const ROLE: &str = "convlake_sec_test";
+
+/// TEST_DATABASE_URL as the role [`ROLE`] with PASSWORD in it.
 fn url_with_password() -> String {
     let mut u = url::Url::parse(&database_url()).unwrap();
-    if u.username().is_empty() {
-        u.set_username("postgres").unwrap();
-    }
+    u.set_username(ROLE).unwrap();
     u.set_password(Some(PASSWORD)).unwrap();
     u.to_string()
 }
 
-/// The secrets and the forms they could leak in.
-fn needles() -> Vec<String> {
+/// Creates [`ROLE`] with PASSWORD (the throwaway cluster asks for passwords), allowed to create
+/// schemas in the test database. Tests running at once may both create it: a duplicate is fine.
+async fn password_role() {
+    let admin = database_url();
+    let db = url::Url::parse(&admin)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let db = if db.is_empty() {
+        "postgres".to_string()
+    } else {
+        db
+    };
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("TEST_DATABASE_URL accepts connections");
+    tokio::spawn(conn);
+    if let Err(e) = client
+        .batch_execute(&format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"))
+        .await
+    {
+        let duplicate = e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT)
+            || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION);
+        assert!(duplicate, "creating {ROLE}: {e}");
+    }
+    client
+        .batch_execute(&format!(
+            "GRANT CREATE, CONNECT ON DATABASE \"{db}\" TO {ROLE}"
+        ))
+        .await
+        .unwrap();
+}
+
+/// The secrets and the forms they could leak in, plus `issued`: what the simulators handed out
+/// (bearer tokens, presigned-link signatures).
+fn needles(issued: &[String]) -> Vec<String> {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{SECRET}"));
-    vec![
+    let mut n = vec![
         SECRET.into(),
         TOKEN.into(),
         PASSWORD.into(),
         basic,
         url_with_password(),
-    ]
+        URL_PASSWORD.into(),
+        URL_KEY.into(),
+    ];
+    n.extend(issued.iter().cloned());
+    n
 }
 
-fn assert_clean(what: &str, bytes: &[u8]) {
-    for n in needles() {
+/// The credentials `sim` issued so far, as needles.
+fn issued_by(sim: &convlake::simulator::RunningSimulator) -> Vec<String> {
+    sim.issued_credentials()
+        .iter()
+        .map(|c| c.expose().to_string())
+        .collect()
+}
+
+fn assert_clean(what: &str, bytes: &[u8], needles: &[String]) {
+    for n in needles {
         assert!(
             !bytes.windows(n.len()).any(|w| w == n.as_bytes()),
             "{what} contains the secret {n:?}"
@@ -46,9 +98,26 @@ fn assert_clean(what: &str, bytes: &[u8]) {
     }
 }
 
-fn assert_output_clean(what: &str, out: &Output) {
-    assert_clean(&format!("{what} stdout"), &out.stdout);
-    assert_clean(&format!("{what} stderr"), &out.stderr);
+fn assert_output_clean(what: &str, out: &Output, needles: &[String]) {
+    assert_clean(&format!("{what} stdout"), &out.stdout, needles);
+    assert_clean(&format!("{what} stderr"), &out.stderr, needles);
+}
+
+/// Every file of a lake holds no needle (zstd-compressed texts are read decompressed) and has
+/// a hash-derived path.
+fn assert_lake_clean(lake: &TestLake, needles: &[String]) -> usize {
+    let files = all_files(lake.path());
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert_clean(&f.display().to_string(), &bytes, needles);
+        if f.extension().is_some_and(|e| e == "zst") {
+            let content = zstd::decode_all(&bytes[..]).unwrap();
+            assert_clean(&f.display().to_string(), &content, needles);
+        }
+        let rel = f.strip_prefix(lake.path()).unwrap().display().to_string();
+        assert!(hash_derived(&rel), "{rel} is not a hash-derived lake path");
+    }
+    files.len()
 }
 
 /// Is `rel` one of the lake's hash-derived paths?
@@ -91,11 +160,15 @@ fn hash_derived(rel: &str) -> bool {
 async fn secrets_never_reach_outputs_logs_errors_or_the_lake() {
     let mut cfg = sim_config(120);
     cfg.client_secret = Some(convlake::secret::Secret::new(SECRET));
-    let sim = start_sim(cfg).await;
+    // Some presigned transcript GETs break off: the client's retry path logs the link (whose
+    // query is its signature) at debug level, where reqwest's error text would carry it.
+    cfg.faults.presigned_drop_rate = 0.3;
+    let sim = start_sim(cfg.clone()).await;
     let receiver = convlake::report::start_receiver("127.0.0.1:0".parse().unwrap(), 1)
         .await
         .unwrap();
     let schema = fresh_schema();
+    password_role().await;
     let db = url_with_password();
     let env = [
         ("GENESYS_CLIENT_SECRET", SECRET),
@@ -146,6 +219,67 @@ async fn secrets_never_reach_outputs_logs_errors_or_the_lake() {
             .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))),
         "the token did reach the dashboard"
     );
+    // A dashboard URL that carries credentials itself (userinfo, a key in the query): export
+    // names it without them.
+    let mut keyed = url::Url::parse(&receiver.url).unwrap();
+    keyed.set_username("dash").unwrap();
+    keyed.set_password(Some(URL_PASSWORD)).unwrap();
+    keyed.set_query(Some(&format!("key={URL_KEY}")));
+    let out = lake
+        .run_env(&["-vvv", "export", "--dashboard-url", keyed.as_str()], &env)
+        .await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let mut shown = url::Url::parse(&receiver.url).unwrap();
+    shown.set_query(None);
+    assert!(
+        err.contains(&format!("export: posted to {shown}?…")),
+        "export names the dashboard, redacted: {err}"
+    );
+    outputs.push(("export to a URL with credentials".into(), out));
+    let stats = sim.stats();
+    assert!(
+        stats.presigned > stats.transcript_urls,
+        "no presigned GET failed, so its error path did not run: {stats:?}"
+    );
+
+    // Every presigned GET fails: the fetch stops with an error naming the link.
+    let mut always = cfg.clone();
+    always.faults.presigned_drop_rate = 1.0;
+    let broken = start_sim(always).await;
+    let broken_lake = TestLake::new();
+    let out = broken_lake
+        .run_env(
+            &[
+                "-vvv",
+                "fetch",
+                "--api-url",
+                broken.url.as_str(),
+                "--media",
+                "voice",
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-03-02",
+                "--max-attempts",
+                "2",
+            ],
+            &env,
+        )
+        .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach http://") && err.contains("/_s3/transcripts/"),
+        "the error names the (redacted) link and the failure: {err}"
+    );
+    assert!(!err.contains("X-Amz-"), "the link's query is shown: {err}");
+    let broken_issued = issued_by(&broken);
+    assert!(
+        broken_issued.len() >= 2,
+        "a token and a link were issued: {broken_issued:?}"
+    );
+    outputs.push(("fetch with failing presigned links".into(), out));
 
     // Failures print errors, never the secrets in them.
     let mut closed = url::Url::parse(&db).unwrap();
@@ -197,23 +331,21 @@ async fn secrets_never_reach_outputs_logs_errors_or_the_lake() {
         outputs.push((format!("failing {args:?}"), out));
     }
 
+    let mut issued = issued_by(&sim);
+    assert!(
+        issued.len() > 10,
+        "the simulator issued tokens and links: {}",
+        issued.len()
+    );
+    issued.extend(broken_issued);
+    let needles = needles(&issued);
     for (what, out) in &outputs {
-        assert_output_clean(what, out);
+        assert_output_clean(what, out, &needles);
     }
-    let files = all_files(lake.path());
-    assert!(files.len() > 20);
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        assert_clean(&f.display().to_string(), &bytes);
-        // Stored texts are zstd-compressed: their content is checked too.
-        if f.extension().is_some_and(|e| e == "zst") {
-            let content = zstd::decode_all(&bytes[..]).unwrap();
-            assert_clean(&f.display().to_string(), &content);
-        }
-        let rel = f.strip_prefix(lake.path()).unwrap().display().to_string();
-        assert!(hash_derived(&rel), "{rel} is not a hash-derived lake path");
-    }
+    assert!(assert_lake_clean(&lake, &needles) > 20);
+    assert_lake_clean(&broken_lake, &needles);
     receiver.shutdown().await;
+    broken.shutdown().await;
     sim.shutdown().await;
 }
 
@@ -233,10 +365,10 @@ async fn help_never_shows_secret_values_from_the_environment() {
     ] {
         let out = lake.run_env(&[cmd, "--help"], &env).await;
         assert!(out.status.success(), "{cmd} --help");
-        assert_output_clean(&format!("{cmd} --help"), &out);
+        assert_output_clean(&format!("{cmd} --help"), &out, &needles(&[]));
     }
     let out = lake.run_env(&["--help"], &env).await;
-    assert_output_clean("--help", &out);
+    assert_output_clean("--help", &out, &needles(&[]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,12 +461,23 @@ async fn tls_certificates_are_verified() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    for _ in 0..100 {
+    // The server must be up: otherwise "cannot reach" would only say that nothing listens.
+    let mut up = false;
+    for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
             break;
         }
+        assert!(
+            server.try_wait().unwrap().is_none(),
+            "openssl s_server exited before it listened"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert!(
+        up,
+        "the TLS server on port {port} never accepted a connection"
+    );
     let lake = TestLake::new();
     let url = format!("https://127.0.0.1:{port}");
     let out = lake
@@ -352,9 +495,13 @@ async fn tls_certificates_are_verified() {
         .await;
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    // The message does not say why (the TLS error is in reqwest's source chain, which the
-    // message leaves out): reported as a finding.
+    // The message says why: the TLS error from reqwest's source chain.
     assert!(err.contains("cannot reach"), "{err}");
+    assert!(
+        err.contains("certificate"),
+        "the reason is the certificate: {err}"
+    );
+    assert!(!err.contains("Connection refused"), "{err}");
     server.start_kill().unwrap();
     let _ = server.wait().await;
 

@@ -461,7 +461,7 @@ async fn sslmode_require_uses_tls_and_verifies_the_server_certificate() {
     let ca = certs.join("ca.crt");
     let good = format!(
         "{}?sslmode=require&sslrootcert={}",
-        cluster.url,
+        cluster.url.expose(),
         ca.display()
     );
     let out = lake
@@ -474,7 +474,7 @@ async fn sslmode_require_uses_tls_and_verifies_the_server_certificate() {
         .run(&[
             "migrate",
             "--database-url",
-            &format!("{}?sslmode=require", cluster.url),
+            &format!("{}?sslmode=require", cluster.url.expose()),
         ])
         .await;
     assert_eq!(out.status.code(), Some(1), "an unknown CA must be refused");

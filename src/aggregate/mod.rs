@@ -26,6 +26,7 @@ use crate::lake::{content_hash, mentions_dir, mentions_path, schema, Lake, LakeE
 pub mod ballista;
 pub mod copies;
 pub mod diff;
+pub mod stores;
 
 const CURRENT_COPIES_SQL: &str = include_str!("../../sql/current_copies.sql");
 const UTTERANCES_SQL: &str = include_str!("../../sql/utterances.sql");
@@ -160,12 +161,24 @@ pub fn session_config() -> SessionConfig {
         )
 }
 
+/// An empty session with convlake's settings whose only object store is the lake's, confined
+/// to it ([`stores::LakeStores::for_lake_of`]): no SQL run in it can read another file.
+fn lake_context(lake: &Lake) -> Result<SessionContext, AggregateError> {
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(stores::LakeStores::for_lake_of(lake)?))
+        .build_arc()?;
+    Ok(SessionContext::new_with_config_rt(
+        session_config(),
+        runtime,
+    ))
+}
+
 /// A DataFusion session over the lake, for one dictionary version.
 pub async fn session(
     lake: &Lake,
     dictionary_version: &str,
 ) -> Result<SessionContext, AggregateError> {
-    let ctx = SessionContext::new_with_config(session_config());
+    let ctx = lake_context(lake)?;
     register_lake(&ctx, lake, dictionary_version, InMemory::Tables).await?;
     Ok(ctx)
 }
@@ -177,7 +190,7 @@ pub async fn session_materialized(
     lake: &Lake,
     dictionary_version: &str,
 ) -> Result<SessionContext, AggregateError> {
-    let ctx = SessionContext::new_with_config(session_config());
+    let ctx = lake_context(lake)?;
     register_lake(&ctx, lake, dictionary_version, InMemory::Materialized).await?;
     Ok(ctx)
 }

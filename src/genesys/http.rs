@@ -7,7 +7,9 @@
 //! - pacing by `inin-ratelimit-*`: requests from all tasks share one schedule spaced so that
 //!   the remaining budget lasts until the window resets, so a long run spends the budget
 //!   evenly instead of hitting 429s; a 429 pauses every task for `Retry-After`;
-//! - a timeout on every request. Secrets never appear in errors or logs.
+//! - a timeout on every request. Secrets never appear in errors or logs: URLs are shown through
+//!   [`redact_url`] (no userinfo, no query: a presigned link's query is its signature) and
+//!   reqwest's errors through [`http_error`] (reqwest would put the full URL in the text).
 //!
 //! Presigned links (transcript documents on S3) are fetched with [`ApiClient::get_presigned`]:
 //! a plain GET with retries and no bearer token.
@@ -22,7 +24,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::{region, GenesysError};
-use crate::secret::Secret;
+use crate::secret::{http_error, redact_url, redact_url_str, Secret};
 
 /// OAuth client credentials.
 #[derive(Clone, Debug)]
@@ -48,7 +50,7 @@ impl Endpoints {
     ) -> Result<Endpoints, GenesysError> {
         let parse = |u: &str| {
             Url::parse(u).map_err(|e| GenesysError::BadUrl {
-                url: u.to_string(),
+                url: redact_url_str(u),
                 reason: e.to_string(),
             })
         };
@@ -286,11 +288,11 @@ fn token_ttl(expires_in: Option<&serde_json::Value>, url: &Url) -> u64 {
     match secs {
         Some(s) if s >= 1.0 && s <= MAX_TOKEN_TTL as f64 => s as u64,
         Some(s) if s > MAX_TOKEN_TTL as f64 => {
-            tracing::warn!(%url, expires_in = %v, "token lifetime over 48 h; renewing after 48 h");
+            tracing::warn!(url = %redact_url(url), expires_in = %v, "token lifetime over 48 h; renewing after 48 h");
             MAX_TOKEN_TTL
         }
         _ => {
-            tracing::warn!(%url, expires_in = %v, "the token response's expires_in is not a lifetime; assuming 24 h (a 401 still gets a new token)");
+            tracing::warn!(url = %redact_url(url), expires_in = %v, "the token response's expires_in is not a lifetime; assuming 24 h (a 401 still gets a new token)");
             DEFAULT_TOKEN_TTL
         }
     }
@@ -316,8 +318,8 @@ impl ApiClient {
             .user_agent(concat!("convlake/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| GenesysError::BadUrl {
-                url: endpoints.api.to_string(),
-                reason: e.to_string(),
+                url: redact_url(&endpoints.api),
+                reason: http_error(e),
             })?;
         Ok(ApiClient {
             http,
@@ -357,15 +359,15 @@ impl ApiClient {
             .api
             .join(path_or_url)
             .map_err(|e| GenesysError::BadUrl {
-                url: path_or_url.to_string(),
+                url: redact_url_str(path_or_url),
                 reason: e.to_string(),
             })?;
         if url.origin() != self.endpoints.api.origin() {
             return Err(GenesysError::BadUrl {
-                url: path_or_url.to_string(),
+                url: redact_url_str(path_or_url),
                 reason: format!(
                     "it points outside the API at {}; refusing to send the token there",
-                    self.endpoints.api
+                    redact_url(&self.endpoints.api)
                 ),
             });
         }
@@ -404,9 +406,10 @@ impl ApiClient {
             .login
             .join("/oauth/token")
             .map_err(|e| GenesysError::BadUrl {
-                url: self.endpoints.login.to_string(),
+                url: redact_url(&self.endpoints.login),
                 reason: e.to_string(),
             })?;
+        let shown = redact_url(&url);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -428,13 +431,13 @@ impl ApiClient {
                     match r.bytes().await {
                         Ok(b) => (status, headers, b),
                         Err(e) => {
-                            self.retry_or(attempt, &url, e.to_string()).await?;
+                            self.retry_or(attempt, &shown, http_error(e)).await?;
                             continue;
                         }
                     }
                 }
                 Err(e) => {
-                    self.retry_or(attempt, &url, e.to_string()).await?;
+                    self.retry_or(attempt, &shown, http_error(e)).await?;
                     continue;
                 }
             };
@@ -462,7 +465,7 @@ impl ApiClient {
                     Err(e) => {
                         if attempt >= self.policy.max_attempts {
                             return Err(GenesysError::Malformed {
-                                url: url.to_string(),
+                                url: shown,
                                 attempts: attempt,
                                 reason: format!("token response: {e}"),
                             });
@@ -475,7 +478,7 @@ impl ApiClient {
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 if attempt >= self.policy.max_attempts {
                     return Err(GenesysError::GaveUp {
-                        url: url.to_string(),
+                        url: shown,
                         status: status.as_u16(),
                         attempts: attempt,
                         message: error_message(&body),
@@ -487,22 +490,29 @@ impl ApiClient {
                 continue;
             }
             return Err(GenesysError::BadCredentials {
-                url: url.to_string(),
+                url: shown,
                 status: status.as_u16(),
                 message: error_message(&body),
             });
         }
     }
 
-    async fn retry_or(&self, attempt: u32, url: &Url, reason: String) -> Result<(), GenesysError> {
+    /// Waits before the next attempt, or gives up after the last. `shown` is the redacted URL
+    /// and `reason` holds no URL (see [`http_error`]).
+    async fn retry_or(
+        &self,
+        attempt: u32,
+        shown: &str,
+        reason: String,
+    ) -> Result<(), GenesysError> {
         if attempt >= self.policy.max_attempts {
             return Err(GenesysError::Unreachable {
-                url: url.to_string(),
+                url: shown.to_string(),
                 attempts: attempt,
                 reason,
             });
         }
-        tracing::debug!(%url, attempt, %reason, "request failed, retrying");
+        tracing::debug!(url = shown, attempt, %reason, "request failed, retrying");
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.backoff(attempt)).await;
         Ok(())
@@ -517,12 +527,12 @@ impl ApiClient {
     ) -> Result<(Bytes, T), PresignedError> {
         let parsed = Url::parse(url).map_err(|e| {
             PresignedError::Failed(GenesysError::BadUrl {
-                url: redact_query(url),
+                url: redact_url_str(url),
                 reason: e.to_string(),
             })
         })?;
-        let shown = redact_query(url);
-        let shown_url = Url::parse(&shown).unwrap_or_else(|_| parsed.clone());
+        // The query is the signature, a credential for the next 10 minutes.
+        let shown = redact_url(&parsed);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -534,15 +544,19 @@ impl ApiClient {
                     match r.bytes().await {
                         Ok(b) => (status, b),
                         Err(e) => {
-                            self.retry_or(attempt, &shown_url, format!("body cut off: {e}"))
-                                .await
-                                .map_err(PresignedError::Failed)?;
+                            self.retry_or(
+                                attempt,
+                                &shown,
+                                format!("body cut off: {}", http_error(e)),
+                            )
+                            .await
+                            .map_err(PresignedError::Failed)?;
                             continue;
                         }
                     }
                 }
                 Err(e) => {
-                    self.retry_or(attempt, &shown_url, e.to_string())
+                    self.retry_or(attempt, &shown, http_error(e))
                         .await
                         .map_err(PresignedError::Failed)?;
                     continue;
@@ -561,7 +575,7 @@ impl ApiClient {
                 match verdict {
                     Ok(value) => return Ok((body, value)),
                     Err(reason) => {
-                        self.retry_or(attempt, &shown_url, reason)
+                        self.retry_or(attempt, &shown, reason)
                             .await
                             .map_err(|e| match e {
                                 GenesysError::Unreachable {
@@ -580,7 +594,7 @@ impl ApiClient {
                 }
             }
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                self.retry_or(attempt, &shown_url, format!("status {status}"))
+                self.retry_or(attempt, &shown, format!("status {status}"))
                     .await
                     .map_err(PresignedError::Failed)?;
                 continue;
@@ -616,6 +630,7 @@ impl ApiClient {
         validate: &(dyn Fn(&[u8]) -> Result<(), String> + Sync),
     ) -> Result<(StatusCode, Bytes), GenesysError> {
         let url = self.resolve(path_or_url)?;
+        let shown = redact_url(&url);
         let mut attempt = 0;
         let mut renewed = false;
         loop {
@@ -634,7 +649,7 @@ impl ApiClient {
                 Ok(r) => r,
                 Err(e) => {
                     renewed = false;
-                    self.retry_or(attempt, &url, e.to_string()).await?;
+                    self.retry_or(attempt, &shown, http_error(e)).await?;
                     continue;
                 }
             };
@@ -644,7 +659,7 @@ impl ApiClient {
                 Ok(b) => b,
                 Err(e) => {
                     renewed = false;
-                    self.retry_or(attempt, &url, format!("body cut off: {e}"))
+                    self.retry_or(attempt, &shown, format!("body cut off: {}", http_error(e)))
                         .await?;
                     continue;
                 }
@@ -656,12 +671,12 @@ impl ApiClient {
                     Err(reason) => {
                         if attempt >= self.policy.max_attempts {
                             return Err(GenesysError::Malformed {
-                                url: url.to_string(),
+                                url: shown,
                                 attempts: attempt,
                                 reason,
                             });
                         }
-                        tracing::warn!(%url, attempt, %reason, "invalid page, retrying");
+                        tracing::warn!(url = %shown, attempt, %reason, "invalid page, retrying");
                         self.counters.retries.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(self.backoff(attempt)).await;
                         continue;
@@ -686,7 +701,7 @@ impl ApiClient {
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 if attempt >= self.policy.max_attempts {
                     return Err(GenesysError::GaveUp {
-                        url: url.to_string(),
+                        url: shown,
                         status: status.as_u16(),
                         attempts: attempt,
                         message: error_message(&body),
@@ -705,12 +720,12 @@ impl ApiClient {
                     self.backoff(attempt)
                 };
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%url, attempt, status = status.as_u16(), ?wait, "retrying");
+                tracing::debug!(url = %shown, attempt, status = status.as_u16(), ?wait, "retrying");
                 tokio::time::sleep(wait).await;
                 continue;
             }
             return Err(GenesysError::Rejected {
-                url: url.to_string(),
+                url: shown,
                 status: status.as_u16(),
                 message: error_message(&body),
             });
@@ -730,14 +745,6 @@ impl ApiClient {
         if allowed > 0 && self.pacer.observe(count, allowed, reset) {
             tracing::debug!(count, allowed, reset, "rate-limit budget spent; pausing");
         }
-    }
-}
-
-/// A URL without its query string (a presigned link's signature is a credential).
-fn redact_query(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, _)) => format!("{base}?…"),
-        None => url.to_string(),
     }
 }
 

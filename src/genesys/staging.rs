@@ -365,8 +365,7 @@ async fn replaced_snapshots(
         let Ok(m) = serde_json::from_slice::<Manifest>(&lake.get(&path).await?) else {
             continue;
         };
-        if m
-            .conversations
+        if m.conversations
             .iter()
             .all(|c| held.contains_key(&fingerprint(&c.conversation_id)))
         {

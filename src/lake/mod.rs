@@ -223,8 +223,8 @@ impl Lake {
         }
     }
 
-    /// A directory on this machine for what cannot live in an object store: the scheduler lock
-    /// and the demo's throwaway PostgreSQL. The lake itself when local; otherwise
+    /// A directory on this machine for what cannot live in an object store: the scheduler
+    /// lock. The lake itself when local; otherwise
     /// `CONVLAKE_WORK_DIR`, or `<temp>/convlake-<hash of the lake URL>` (one per lake, so runs
     /// on one machine against one remote lake share it). Created if needed.
     pub fn work_dir(&self) -> Result<PathBuf, LakeError> {

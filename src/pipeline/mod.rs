@@ -50,6 +50,15 @@ fn env_fallback(value: &Option<String>, other: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// A secret flag, else the secret in the environment variable `other` (read straight into a
+/// [`Secret`]: it is never held as a plain string).
+fn secret_fallback(value: &Option<Secret>, other: &str) -> Option<Secret> {
+    value
+        .clone()
+        .or_else(|| std::env::var(other).ok().map(Secret::new))
+        .filter(|v| !v.is_empty())
+}
+
 fn date_range(args: &SourceArgs) -> Result<(NaiveDate, NaiveDate)> {
     let to = args.to.unwrap_or_else(|| Utc::now().date_naive());
     let from = match args.from {
@@ -69,7 +78,7 @@ fn date_range(args: &SourceArgs) -> Result<(NaiveDate, NaiveDate)> {
 /// `convlake fetch`.
 pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSummary> {
     let id = env_fallback(&args.client_id, "GENESYSCLOUD_OAUTHCLIENT_ID");
-    let secret = env_fallback(&args.client_secret, "GENESYSCLOUD_OAUTHCLIENT_SECRET");
+    let secret = secret_fallback(&args.client_secret, "GENESYSCLOUD_OAUTHCLIENT_SECRET");
     let (Some(client_id), Some(secret)) = (id, secret) else {
         return Err(genesys::GenesysError::MissingCredentials.into());
     };
@@ -87,7 +96,7 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
         endpoints,
         Credentials {
             client_id,
-            client_secret: Secret::new(secret),
+            client_secret: secret,
         },
         policy,
     )?;
@@ -325,20 +334,20 @@ pub fn engine(args: &AggregateArgs) -> Result<aggregate::Engine> {
     }
 }
 
-/// `convlake ballista scheduler|executor`.
+/// `convlake ballista scheduler|executor`, serving only the lake `lake` (`--lake`).
 #[cfg(feature = "ballista")]
-pub async fn ballista(args: &BallistaArgs) -> Result<()> {
+pub async fn ballista(args: &BallistaArgs, lake: &str) -> Result<()> {
     use crate::aggregate::ballista::serve;
     match &args.role {
-        BallistaRole::Scheduler(a) => serve::scheduler(a).await?,
-        BallistaRole::Executor(a) => serve::executor(a).await?,
+        BallistaRole::Scheduler(a) => serve::scheduler(a, lake).await?,
+        BallistaRole::Executor(a) => serve::executor(a, lake).await?,
     }
     Ok(())
 }
 
 /// `convlake ballista …` in a build without Ballista.
 #[cfg(not(feature = "ballista"))]
-pub async fn ballista(_args: &BallistaArgs) -> Result<()> {
+pub async fn ballista(_args: &BallistaArgs, _lake: &str) -> Result<()> {
     Err(aggregate::AggregateError::BallistaNotBuilt.into())
 }
 
@@ -354,8 +363,8 @@ pub(crate) async fn counts(lake: &Lake, dict: &Dictionary) -> Result<(Vec<CountR
 }
 
 fn target(db: &DbArgs) -> Result<Option<Target>> {
-    let url = env_fallback(&db.database_url, "POSTGRES_CONNECTION_STRING");
-    url.map(|u| Target::new(Secret::new(u), &db.schema).map_err(Into::into))
+    let url = secret_fallback(&db.database_url, "POSTGRES_CONNECTION_STRING");
+    url.map(|u| Target::new(u, &db.schema).map_err(Into::into))
         .transpose()
 }
 
@@ -663,7 +672,7 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
     cfg.days = args.days.max(1);
     cfg.seed = args.seed;
     cfg.client_id = args.client_id.clone();
-    cfg.client_secret = args.client_secret.clone().map(Secret::new);
+    cfg.client_secret = args.client_secret.clone();
     cfg.faults.rate_429 = args.fail_429;
     cfg.faults.rate_500 = args.fail_500;
     cfg.faults.drop_rate = args.drop_connections;
@@ -699,8 +708,69 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where `demo` keeps its lake unless `--lake` is given on its own command line (never
+/// `CONVLAKE_LAKE`, which names the lake of real work).
+pub const DEMO_LAKE: &str = "data/demo";
+/// The PostgreSQL schema `demo` syncs into when DATABASE_URL is set (never `public` or
+/// `CONVLAKE_DB_SCHEMA`).
+pub const DEMO_SCHEMA: &str = "convlake_demo";
+/// The file `demo` writes at the root of its lake, first: a lake without it that holds anything
+/// is not the demo's, and `demo` refuses it.
+pub const DEMO_MARKER: &str = "convlake-demo.txt";
+
+/// Checks that `lake` is the demo's own (it holds [`DEMO_MARKER`]) or holds nothing yet, so a
+/// demo never stages simulated conversations into a lake of real work.
+async fn check_demo_lake(lake: &Lake) -> Result<()> {
+    if lake.exists(DEMO_MARKER).await? {
+        return Ok(());
+    }
+    let holds_something = match lake.local_dir() {
+        // The scheduler lock is left by any command that took it, a demo that stopped early too.
+        Some(dir) => std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .flatten()
+            .any(|e| e.file_name() != ".convlake-run.lock"),
+        None => {
+            use futures::TryStreamExt;
+            lake.store()
+                .list(None)
+                .try_next()
+                .await
+                .with_context(|| format!("listing {}", lake.location()))?
+                .is_some()
+        }
+    };
+    if holds_something {
+        bail!(
+            "{} is not a demo lake: it holds files but no {DEMO_MARKER}, so it may hold real data, and `convlake demo` never writes there. Run `convlake demo` without --lake (its lake is {DEMO_LAKE}), or give it a new or empty directory",
+            lake.location()
+        );
+    }
+    Ok(())
+}
+
+/// The connection string `demo` syncs to: DATABASE_URL (or POSTGRES_CONNECTION_STRING) when set.
+fn demo_database_url() -> Option<Secret> {
+    ["DATABASE_URL", "POSTGRES_CONNECTION_STRING"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|u| !u.is_empty()))
+        .map(Secret::new)
+}
+
 /// `convlake demo`: the whole pipeline against the simulator, a local receiver and PostgreSQL.
+/// It writes only its own lake ([`DEMO_LAKE`] or a `--lake` holding [`DEMO_MARKER`] or nothing)
+/// and only the [`DEMO_SCHEMA`] schema of DATABASE_URL, or a throwaway cluster when unset.
 pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()> {
+    check_demo_lake(lake).await?;
+    let _lock = lock_lake(lake)?;
+    lake.put_if_absent(
+        DEMO_MARKER,
+        bytes::Bytes::from_static(
+            b"This lake was made by `convlake demo`: simulated conversations only.\n\
+              `convlake demo` reuses it; delete the directory to start over.\n",
+        ),
+    )
+    .await?;
     let started = std::time::Instant::now();
     let days = args.days.max(1);
     let today = Utc::now().date_naive();
@@ -719,11 +789,17 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
     );
 
     let mut cluster = None;
-    let database_url = match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-        Some(u) => Some(u),
-        None => match crate::pgtmp::TempCluster::start(&lake.work_dir()?.join(".pg")) {
+    let configured = demo_database_url();
+    let database_url = match &configured {
+        Some(u) => Some(u.clone()),
+        // In the temp directory, not the lake: as root the server runs as `postgres`, who may
+        // not be able to enter the lake's directory.
+        None => match crate::pgtmp::TempCluster::start(&std::env::temp_dir()) {
             Ok(c) => {
-                eprintln!("demo: started a throwaway PostgreSQL for this run");
+                eprintln!(
+                    "demo: started a throwaway PostgreSQL on 127.0.0.1:{} for this run",
+                    c.port
+                );
                 let url = c.url.clone();
                 cluster = Some(c);
                 Some(url)
@@ -733,6 +809,11 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
                 None
             }
         },
+    };
+    // Where the rows go, without the password, for the summary.
+    let db_place = match &database_url {
+        Some(u) => Some(Target::new(u.clone(), DEMO_SCHEMA)?.describe()),
+        None => None,
     };
     let to = cfg.start + chrono::Days::new(days as u64 - 1);
     let run_args = RunArgs {
@@ -764,7 +845,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
         },
         db: DbArgs {
             database_url: database_url.clone(),
-            schema: "public".into(),
+            schema: DEMO_SCHEMA.into(),
             wait: true,
             allow_empty: false,
         },
@@ -857,12 +938,15 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
         at("reports/dashboard.json"),
         received
     );
-    match (db_rows, &database_url) {
-        (Some(n), Some(_)) if std::env::var("DATABASE_URL").is_ok() => println!("postgres:   {n} rows in product_mentions (DATABASE_URL)"),
-        (Some(n), Some(_)) => println!("postgres:   {n} rows were in product_mentions (throwaway cluster, now removed; set DATABASE_URL to keep them)"),
+    match (db_rows, &db_place) {
+        (Some(n), Some(place)) if configured.is_some() => println!(
+            "postgres:   {n} rows in {DEMO_SCHEMA}.product_mentions of DATABASE_URL ({place}); other schemas untouched"
+        ),
+        (Some(n), Some(_)) => println!("postgres:   {n} rows were in {DEMO_SCHEMA}.product_mentions (throwaway cluster, now removed; set DATABASE_URL to keep them)"),
         _ => println!("postgres:   skipped (set DATABASE_URL or install PostgreSQL)"),
     }
-    println!("try:        convlake query \"SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY mentions DESC\"");
+    // The demo's lake is not the default one: the suggestion names it.
+    println!("try:        convlake --lake {} query \"SELECT product, SUM(mentions) AS mentions FROM mention_counts GROUP BY product ORDER BY mentions DESC\"", lake.location());
     println!("took {:.1} s", started.elapsed().as_secs_f64());
     if !exact {
         bail!("the extracted counts differ from the simulator's ground truth");
@@ -870,8 +954,8 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
     Ok(())
 }
 
-async fn count_db_rows(url: &str) -> Result<i64> {
-    let t = Target::new(Secret::new(url), "public")?;
+async fn count_db_rows(url: &Secret) -> Result<i64> {
+    let t = Target::new(url.clone(), DEMO_SCHEMA)?;
     let client = t.connect().await?;
     let row = client
         .query_one("SELECT count(*) FROM product_mentions", &[])

@@ -8,6 +8,7 @@ use anyhow::{bail, Context as _, Result};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 
 use super::counts;
@@ -16,7 +17,6 @@ use crate::cli::{DashboardArgs, ExportArgs, Facet, Format, QueryArgs, ReportArgs
 use crate::extract::Dictionary;
 use crate::lake::Lake;
 use crate::report::{self, ChartOptions, DailyCount, PayloadMeta, ReportFilter};
-use crate::secret::Secret;
 
 impl Default for ReportArgs {
     /// What `convlake report` does without flags (and what `run` uses).
@@ -207,12 +207,14 @@ pub(crate) async fn post(d: &DashboardArgs, body: &serde_json::Value, hash: &str
     let Some(url) = d.dashboard_url.as_deref() else {
         bail!("no dashboard: set DASHBOARD_API_URL or pass --dashboard-url (or use --dry-run to write the payload to a file)");
     };
-    let token = d.dashboard_token.clone().map(Secret::new);
     let key = format!("convlake-{}", &hash[..32.min(hash.len())]);
-    let o = report::post_dashboard(url, token.as_ref(), body, &key).await?;
+    let o = report::post_dashboard(url, d.dashboard_token.as_ref(), body, &key).await?;
+    // The URL as configured may carry credentials (userinfo, a key in the query).
     eprintln!(
-        "export: posted to {url} ({} after {} attempt(s))",
-        o.status, o.attempts
+        "export: posted to {} ({} after {} attempt(s))",
+        crate::secret::redact_url_str(url),
+        o.status,
+        o.attempts
     );
     Ok(())
 }
@@ -296,6 +298,8 @@ pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<(
     let ctx = aggregate::session(lake, &dict.version).await?;
     let (schema, batches) = match run_sql(&ctx, &sql).await {
         Ok(r) => r,
+        // A refusal is not a mistake in the SQL: the table list would not help.
+        Err(e) if e.starts_with("refused:") => bail!("{e}"),
         Err(e) => bail!("{}\n\n{}", e, describe_tables(&ctx).await),
     };
     let mut out: Vec<u8> = Vec::new();
@@ -344,10 +348,36 @@ fn emit(args: &QueryArgs, out: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Runs one statement; the error is DataFusion's message, prefixed with what failed.
+/// What `query` may run: queries only (`SELECT`, `WITH`, `VALUES`, `EXPLAIN`, `DESCRIBE`).
+/// DDL (`CREATE [EXTERNAL] TABLE`, `DROP`), DML (`INSERT`, `COPY … TO`) and
+/// statements (`SET`, transactions, `PREPARE`) are refused: they would write files anywhere the
+/// user can, open any file as a table, or change the session, and a saved query from a
+/// colleague must not be able to do that. The lake's tables are written by convlake's stages.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Runs one statement, read-only ([`read_only`]); the error is DataFusion's message, prefixed
+/// with what failed, or why a statement that is not a query was refused.
 async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
     let message = |e: datafusion::error::DataFusionError| format!("query failed: {e}");
-    let df = ctx.sql(sql).await.map_err(message)?;
+    // What `SessionContext::sql_with_options` does, in two steps so that a refusal gets its
+    // own message: planning has no side effects; only executing the plan would.
+    let plan = ctx
+        .state()
+        .create_logical_plan(sql)
+        .await
+        .map_err(message)?;
+    if let Err(e) = read_only().verify_plan(&plan) {
+        return Err(format!(
+            "refused: convlake query is read-only ({}). It runs queries (SELECT, WITH, VALUES, EXPLAIN, DESCRIBE) over the lake's tables; it does not create, change or drop tables, write files (COPY … TO) or change settings (SET), because the lake's tables are convlake's, written only by its stages (fetch, extract, aggregate). To save a result, add --output FILE (with --format csv, json or parquet)",
+            e.strip_backtrace()
+        ));
+    }
+    let df = ctx.execute_logical_plan(plan).await.map_err(message)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(message)?;
     Ok((schema, batches))

@@ -157,7 +157,8 @@ pub(crate) async fn post_with_policy(
     policy: RetryPolicy,
 ) -> Result<PostOutcome, ReportError> {
     let target = reqwest::Url::parse(url).map_err(|e| ReportError::InvalidUrl {
-        url: url.to_string(),
+        // Unparseable, yet it may carry a password or a key: cut what could be one.
+        url: crate::secret::redact_url_str(url),
         reason: e.to_string(),
     })?;
     let shown = display_url(&target);

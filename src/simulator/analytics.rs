@@ -780,6 +780,7 @@ async fn transcript_url(
     let date = amz_date(Utc::now());
     let expires = st.cfg.transcript_url_ttl_secs;
     let signature = sign(&st.analytics.key, &cid, &sid, &date, expires);
+    st.counters.issue(&signature);
     let url = format!(
         "http://{host}{PRESIGNED_PREFIX}transcripts/{cid}/{sid}.json?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=SIMULATOR%2F{}%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date={date}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}",
         &date[..8]

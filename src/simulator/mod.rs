@@ -55,6 +55,9 @@ pub struct Faults {
     /// Probability that a request's connection is dropped: the status line arrives, then the body
     /// breaks off (also on the presigned transcript links).
     pub drop_rate: f64,
+    /// Probability that a GET of a presigned transcript link (only those) breaks off the same
+    /// way: the client's error path for presigned links, whose URL carries a signature.
+    pub presigned_drop_rate: f64,
     /// Probability that a response is delayed by `slow_ms`.
     pub slow_rate: f64,
     /// The delay of a slow response, in milliseconds.
@@ -160,6 +163,7 @@ impl SimConfig {
             f.rate_429,
             f.rate_500,
             f.drop_rate,
+            f.presigned_drop_rate,
             f.slow_rate,
             f.not_ready_rate,
             self.untranscribed_rate,
@@ -244,6 +248,18 @@ pub(crate) struct Counters {
     unauthorized: AtomicU64,
     job_intervals: Mutex<Vec<String>>,
     query_pages: Mutex<Vec<(String, u64)>>,
+    /// Every access token and presigned-link signature handed out, for tests that check that
+    /// none of them leaks.
+    issued: Mutex<Vec<Secret>>,
+}
+
+impl Counters {
+    /// Records a credential the simulator issued.
+    pub(crate) fn issue(&self, credential: &str) {
+        if let Ok(mut v) = self.issued.lock() {
+            v.push(Secret::new(credential));
+        }
+    }
 }
 
 impl Counters {
@@ -299,6 +315,16 @@ impl RunningSimulator {
     /// Requests served so far, by kind.
     pub fn stats(&self) -> SimStats {
         self.counters.snapshot()
+    }
+
+    /// Every credential issued so far: access tokens and the signatures (`X-Amz-Signature`) of
+    /// presigned transcript links. Tests look for them in outputs, logs and the lake.
+    pub fn issued_credentials(&self) -> Vec<Secret> {
+        self.counters
+            .issued
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
     }
 }
 

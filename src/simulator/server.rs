@@ -29,6 +29,7 @@ use super::{analytics, Counters, SimConfig};
 const QUERY_PATH: &str = "/api/v2/archiving/conversations/query";
 const STREAM_FAULT: u64 = 0xfa17;
 const STREAM_NETWORK: u64 = 0xd809;
+const STREAM_PRESIGNED: u64 = 0x5195;
 const SELECTABLE: [&str; 4] = ["id", "date", "type", "interactions"];
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -42,6 +43,7 @@ pub(super) struct AppState {
     pub(super) counters: Arc<Counters>,
     api_calls: AtomicU64,
     network_calls: AtomicU64,
+    presigned_calls: AtomicU64,
     /// Details jobs, transcript links and recordings readiness.
     pub(super) analytics: analytics::AnalyticsState,
 }
@@ -135,6 +137,7 @@ pub(super) fn router(cfg: SimConfig, counters: Arc<Counters>) -> Router {
         counters,
         api_calls: AtomicU64::new(0),
         network_calls: AtomicU64::new(0),
+        presigned_calls: AtomicU64::new(0),
     });
     let router = Router::new()
         .route("/oauth/token", post(token))
@@ -174,11 +177,14 @@ async fn correlate(State(st): State<Arc<AppState>>, mut req: Request, next: Next
     if api {
         c.api_requests.fetch_add(1, Ordering::Relaxed);
     }
-    let (slow, drop) = if api || presigned {
+    let (slow, mut drop) = if api || presigned {
         st.network_fault()
     } else {
         (false, false)
     };
+    if presigned {
+        drop |= st.presigned_fault();
+    }
     if slow {
         tokio::time::sleep(Duration::from_millis(st.cfg.faults.slow_ms)).await;
     }
@@ -267,6 +273,7 @@ async fn token(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
             });
         tokens.insert(token.clone(), far);
     }
+    st.counters.issue(&token);
     lock(&st.windows).retain(|_, (started, _)| now.duration_since(*started) < WINDOW);
     let body = serde_json::json!({
         "access_token": token,
@@ -331,6 +338,17 @@ impl AppState {
         let n = self.network_calls.fetch_add(1, Ordering::Relaxed);
         let mut rng = Rng::stream(self.cfg.seed, n, STREAM_NETWORK);
         (rng.unit() < f.slow_rate, rng.unit() < f.drop_rate)
+    }
+
+    /// Whether this presigned-link GET breaks off: deterministic given the seed and the number
+    /// of presigned GETs so far.
+    fn presigned_fault(&self) -> bool {
+        let rate = self.cfg.faults.presigned_drop_rate;
+        if rate <= 0.0 {
+            return false;
+        }
+        let n = self.presigned_calls.fetch_add(1, Ordering::Relaxed);
+        Rng::stream(self.cfg.seed, n, STREAM_PRESIGNED).unit() < rate
     }
 
     /// Fault injection, then bearer authentication, then the rate limit.

@@ -23,7 +23,8 @@ pub struct ClusterOptions {
     pub executors: usize,
     /// Task slots per executor (`--concurrency`); `None`: every core.
     pub concurrency: Option<usize>,
-    /// Extra environment for every node (object-store settings, `RUST_LOG`).
+    /// Extra environment for every node (object-store settings, `RUST_LOG`), and
+    /// `CONVLAKE_LAKE`, the lake the nodes serve (they read no other).
     pub env: Vec<(String, String)>,
     /// How long start-up may take before it is an error.
     pub timeout: Duration,

@@ -10,11 +10,13 @@
 //!
 //! Invariant: the plan shipped to the cluster names only files (by URL) and literals; every
 //! node resolves the URLs through [`stores::LakeStores`], so a node needs the lake's path
-//! (or bucket and credentials), never this process's memory.
+//! (or bucket and credentials), never this process's memory. A node reads only the lake its
+//! `--lake` names, and listens on loopback unless `--bind` says otherwise.
 
 pub mod cluster;
 pub mod serve;
-pub mod stores;
+/// The registry every node and client reads the lake through (shared with the local engine).
+pub use super::stores;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +41,7 @@ pub enum ClusterError {
         example: &'static str,
         reason: String,
     },
-    #[error("cannot reach the Ballista scheduler at {url}: {reason}. Start one with `convlake ballista scheduler --bind 0.0.0.0:{port}` on that machine, or fix --scheduler (CONVLAKE_SCHEDULER)")]
+    #[error("cannot reach the Ballista scheduler at {url}: {reason}. Start one with `convlake ballista scheduler --lake LAKE --bind ADDRESS:{port}` on that machine (ADDRESS on a private network: the cluster has no authentication), or fix --scheduler (CONVLAKE_SCHEDULER)")]
     Unreachable {
         url: String,
         port: u16,

@@ -6,6 +6,10 @@
 //! and pushes tasks to executors; an executor runs them, reading Parquet from the lake and
 //! serving shuffle data and results over Arrow Flight on its `--bind` port. Both stop cleanly
 //! on Ctrl-C or SIGTERM.
+//!
+//! A cluster has no authentication: whoever reaches its ports can run plans on it. So both
+//! listen on loopback unless `--bind` says otherwise (with a warning), and each node reads only
+//! the lake `--lake` (`CONVLAKE_LAKE`) names ([`LakeStores::for_lake`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,9 +30,27 @@ use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use super::{forward_logs, ClusterError, LakeStores, SchedulerAddr};
 use crate::cli::{ExecutorArgs, SchedulerArgs};
 
-/// Runs a scheduler until Ctrl-C or SIGTERM.
-pub async fn scheduler(args: &SchedulerArgs) -> Result<(), ClusterError> {
+/// Warns, on stderr, when a node listens beyond loopback: the cluster has no authentication.
+fn warn_if_exposed(role: &str, bind: &SocketAddr) {
+    if !bind.ip().is_loopback() {
+        eprintln!(
+            "warning: the Ballista {role} listens on {bind}, beyond this machine. A Ballista cluster has no authentication: anyone who reaches this port can run queries that read the lake. Keep the cluster on a private network (firewall the ports), or bind 127.0.0.1"
+        );
+    }
+}
+
+/// The registry of a node serving the lake `lake` (`--lake`), or a usage error naming it.
+fn node_stores(lake: &str) -> Result<Arc<LakeStores>, ClusterError> {
+    LakeStores::for_lake(lake)
+        .map(Arc::new)
+        .map_err(ClusterError::Usage)
+}
+
+/// Runs a scheduler, serving the lake `lake` (`--lake`), until Ctrl-C or SIGTERM.
+pub async fn scheduler(args: &SchedulerArgs, lake: &str) -> Result<(), ClusterError> {
     forward_logs();
+    let stores = node_stores(lake)?;
+    let lake_location = stores.lake_location().unwrap_or(lake).to_string();
     if args.min_executors == 0 {
         return Err(ClusterError::Usage(
             "--min-executors must be at least 1: a scheduler with no executors cannot run a query"
@@ -53,7 +75,6 @@ pub async fn scheduler(args: &SchedulerArgs) -> Result<(), ClusterError> {
         reason,
     };
 
-    let stores = Arc::new(LakeStores::default());
     // Ballista's default session, with the lake's object stores: the scheduler lists and
     // inspects the Parquet files while it plans.
     let session_builder: SessionBuilder = Arc::new(move |config: SessionConfig| {
@@ -86,8 +107,10 @@ pub async fn scheduler(args: &SchedulerArgs) -> Result<(), ClusterError> {
 
     // Tools (and the tests) read the bound address from this line; keep its shape.
     eprintln!("ballista scheduler listening on {bound}");
+    warn_if_exposed("scheduler", &bound);
+    eprintln!("ballista scheduler: serving only the lake at {lake_location}");
     eprintln!(
-        "ballista scheduler: start executors with `convlake ballista executor --scheduler HOST:{port}`, then run `convlake aggregate --engine ballista --scheduler df://HOST:{port}` (HOST: this machine's name or address)",
+        "ballista scheduler: start executors with `convlake ballista executor --lake LAKE --scheduler HOST:{port}` (the same lake), then run `convlake aggregate --engine ballista --scheduler df://HOST:{port}` (HOST: this machine's name or address)",
         port = bound.port()
     );
     tokio::select! {
@@ -166,9 +189,11 @@ async fn wait_for_scheduler(addr: &SchedulerAddr, timeout: Duration) -> Result<(
     }
 }
 
-/// Runs an executor until Ctrl-C, SIGTERM or the scheduler tells it to stop.
-pub async fn executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
+/// Runs an executor, reading only the lake `lake` (`--lake`), until Ctrl-C, SIGTERM or the
+/// scheduler tells it to stop.
+pub async fn executor(args: &ExecutorArgs, lake: &str) -> Result<(), ClusterError> {
     forward_logs();
+    let stores = node_stores(lake)?;
     let scheduler = SchedulerAddr::parse(&args.scheduler, true)?;
     let bind: SocketAddr = args.bind;
     if bind.port() == 0 {
@@ -198,7 +223,7 @@ pub async fn executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
     let (work_dir, remove_work_dir) = work_dir(&args.work_dir)?;
     wait_for_scheduler(&scheduler, Duration::from_secs(args.connect_timeout)).await?;
 
-    let stores = Arc::new(LakeStores::default());
+    let lake_location = stores.lake_location().unwrap_or(lake).to_string();
     let temp_dir = work_dir.clone();
     let mut config = ExecutorProcessConfig {
         bind_host: bind.ip().to_string(),
@@ -223,9 +248,11 @@ pub async fn executor(args: &ExecutorArgs) -> Result<(), ClusterError> {
     if let Some(n) = args.concurrency {
         config.vcores = n;
     }
+    warn_if_exposed("executor", &bind);
     eprintln!(
-        "ballista executor: {} task slots, Arrow Flight on {bind}, gRPC on port {grpc_port}, work directory {}, scheduler {}",
+        "ballista executor: {} task slots, Arrow Flight on {bind}, gRPC on {}:{grpc_port}, work directory {}, scheduler {}, serving only the lake at {lake_location}",
         config.vcores,
+        bind.ip(),
         work_dir.display(),
         scheduler.host_port()
     );

@@ -700,35 +700,27 @@ async fn aggregate_in(
     // The detail is stored first, under its content name, and nothing reads it through the
     // log until the `Aggregated` event below names it with its pair: a kill anywhere before
     // that event leaves the previous generation in force.
-    let (detail, detail_file) = if chunks.len() <= 1 {
+    let whole = chunks.len() <= 1;
+    if whole {
         out.run(ctx, CONVERSATION_MENTIONS_SQL).await?;
-        let detail = out.finish()?;
-        let file = store_file(
-            lake,
-            dictionary_version,
-            Table::ConversationMentions,
-            detail.bytes.clone(),
-        )
-        .await?;
-        // mention_counts.sql reads the detail just written, not the mentions again (several
-        // times smaller); from the lake, so a cluster reads the same file.
-        register_detail_file(ctx, lake, &file.0).await?;
-        counts_out.run(ctx, MENTION_COUNTS_SQL).await?;
-        (detail, file)
     } else {
         run_in_chunks(ctx, lake, &chunks, &mut out, &mut counts_out).await?;
-        let detail = out.finish()?;
-        let file = store_file(
-            lake,
-            dictionary_version,
-            Table::ConversationMentions,
-            detail.bytes.clone(),
-        )
-        .await?;
-        // `conversation_mentions` is the file again, as in every session.
-        register_detail_file(ctx, lake, &file.0).await?;
-        (detail, file)
-    };
+    }
+    let detail = out.finish()?;
+    let detail_file = store_file(
+        lake,
+        dictionary_version,
+        Table::ConversationMentions,
+        detail.bytes.clone(),
+    )
+    .await?;
+    // `conversation_mentions` is the file just stored, as in every session; run whole,
+    // mention_counts.sql reads it rather than the mentions again (several times smaller), from
+    // the lake, so a cluster reads the same file.
+    register_detail_file(ctx, lake, &detail_file.0).await?;
+    if whole {
+        counts_out.run(ctx, MENTION_COUNTS_SQL).await?;
+    }
     tracing::debug!(
         "{}: {} rows in {} chunks",
         detail_file.0,

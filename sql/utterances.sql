@@ -8,7 +8,8 @@ SELECT r.conversation_id,
        r.utterance_index,
        r.start_ms,
        r.text,
-       r.snapshot
+       r.snapshot,
+       r.subtype
 FROM raw AS r
 JOIN current_copies AS c
   ON r.conversation_id = c.conversation_id AND r.snapshot = c.snapshot

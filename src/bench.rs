@@ -724,6 +724,7 @@ async fn write_text_snapshots(
                 Arc::new(Int64Array::from(vec![Some(0i64); n])),
                 Arc::new(StringArray::from(texts)),
                 Arc::new(StringArray::from(vec![hash.as_str(); n])),
+                Arc::new(StringArray::from(vec![None::<&str>; n])),
             ],
         )?;
         let path = snapshot_path(&hash);

@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::secret::{parse_secret, Secret};
+use crate::simulator::Traffic;
 
 /// convlake: find which products your customers talk about, from Genesys Cloud conversations.
 #[derive(Debug, Parser)]
@@ -270,6 +271,71 @@ pub struct SimulateArgs {
     /// Lifetime of a presigned transcript link, in seconds.
     #[arg(long, default_value_t = 600)]
     pub transcript_url_ttl: u64,
+    /// Share of voice conversations that are callbacks: a `callback` session, then the recorded
+    /// `voice` one (0.0–1.0).
+    #[arg(long, default_value_t = Traffic::MIX.callback_rate, value_parser = parse_share)]
+    pub callbacks: f64,
+    /// Share of voice conversations transferred to a second or third agent: one recorded
+    /// customer and agent session per leg, each leg's transcript its own window (0.0–1.0).
+    #[arg(long, default_value_t = Traffic::MIX.transfer_rate, value_parser = parse_share)]
+    pub transfers: f64,
+    /// The role lacks speechAndTextAnalytics:data:view: `transcripturl` answers 403
+    /// missing.permissions, the plural `transcripturls` still works.
+    #[arg(long)]
+    pub no_sta_permission: bool,
+    /// Share of transcribed calls whose transcript was deleted with its recording: the presigned
+    /// link answers 404 NoSuchKey (0.0–1.0).
+    #[arg(long, default_value_t = Traffic::MIX.gone_rate, value_parser = parse_share)]
+    pub gone: f64,
+    /// Share of digital conversations whose recording is archived (a stub without text).
+    #[arg(long, default_value_t = Traffic::MIX.archived_rate, value_parser = parse_share)]
+    pub archived: f64,
+    /// Share of email conversations whose recording has recordingErrorStatus
+    /// EMAIL_TRANSCRIPT_TOO_LARGE and no text (0.0–1.0).
+    #[arg(long, default_value_t = Traffic::MIX.recording_error_rate, value_parser = parse_share)]
+    pub recording_errors: f64,
+    /// Share of the transcribed calls of the last day (the recent ones) whose transcript
+    /// appears late: 404 until --late-for seconds after it was first asked for.
+    #[arg(long, default_value_t = Traffic::MIX.late_rate, value_parser = parse_share)]
+    pub late: f64,
+    /// How long a late transcript answers 404, in seconds from the first request for it.
+    #[arg(long, value_name = "SECS", default_value_t = Traffic::MIX.late_for_secs, value_parser = parse_seconds)]
+    pub late_for: f64,
+    /// Share of the last day's conversations still going on: no conversationEnd, no text yet.
+    #[arg(long, default_value_t = Traffic::MIX.ongoing_rate, value_parser = parse_share)]
+    pub ongoing: f64,
+    /// Share of transcribed calls whose customer session has two recordings: transcripturls
+    /// lists both, their transcripts hold the same phrases (0.0–1.0).
+    #[arg(long, default_value_t = Traffic::MIX.duplicate_recording_rate, value_parser = parse_share)]
+    pub duplicate_recordings: f64,
+    /// Answer bad credentials on /oauth/token with the API's 401 bad.credentials body instead
+    /// of the login service's OAuth form (400 invalid_client).
+    #[arg(long)]
+    pub api_login_errors: bool,
+    /// Requests a minute per token to transcripturl(s), on top of --rate-limit (default:
+    /// unlimited).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub transcript_url_rate_limit: Option<u32>,
+}
+
+impl SimulateArgs {
+    /// The traffic shapes these flags ask for.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            callback_rate: self.callbacks,
+            transfer_rate: self.transfers,
+            sta_permission: !self.no_sta_permission,
+            gone_rate: self.gone,
+            archived_rate: self.archived,
+            recording_error_rate: self.recording_errors,
+            late_rate: self.late,
+            late_for_secs: self.late_for,
+            ongoing_rate: self.ongoing,
+            duplicate_recording_rate: self.duplicate_recordings,
+            oauth_errors: !self.api_login_errors,
+            transcript_url_rate_limit: self.transcript_url_rate_limit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -323,9 +389,15 @@ pub struct SourceArgs {
     /// OAuth client secret (also GENESYSCLOUD_OAUTHCLIENT_SECRET).
     #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true, value_parser = parse_secret)]
     pub client_secret: Option<Secret>,
-    /// Conversations per page (default: 50 for analytics, one staged batch each; 100 for archive).
-    #[arg(long)]
+    /// Conversations per listing page. Analytics jobs: 1–1000 (default 1000, the largest page
+    /// Genesys serves, so a listing costs one request per 1,000 conversations); the details
+    /// query: 1–100 (default 100); archive: default 100.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub page_size: Option<u32>,
+    /// Analytics: conversations staged per batch (one snapshot each); a listing page of 1,000 is
+    /// staged as several batches, so memory holds one batch's texts, not a page's.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch_size: u32,
     /// Attempts per request before giving up.
     #[arg(long, default_value_t = 8)]
     pub max_attempts: u32,
@@ -349,6 +421,11 @@ pub struct SourceArgs {
     /// (e.g. 24h, 90m, 2d).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub lateness: std::time::Duration,
+    /// Analytics: a voice conversation without a Speech & Text Analytics transcript yet (404;
+    /// transcripts often appear hours after a call) is asked again by every later fetch until it
+    /// is older than this (from its end), then counted as untranscribed (e.g. 72h, 7d).
+    #[arg(long, default_value = "72h", value_parser = parse_duration, env = "CONVLAKE_TRANSCRIPT_GRACE")]
+    pub transcript_grace: std::time::Duration,
     /// Analytics: longest pause between two job-status polls, in seconds.
     #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
     pub job_poll_max: f64,

@@ -116,6 +116,10 @@ async fn a_multi_week_range_of_all_media_gives_exactly_the_ground_truth() {
         "{err}"
     );
     assert!(err.contains("3 intervals (0 already done)"), "{err}");
+    assert!(
+        err.contains(&format!("(untranscribed: {missing})")),
+        "{err}"
+    );
     let mut manifests_missing = 0;
     let bodies = lake.files("bodies");
     let mut manifests = 0;
@@ -128,7 +132,8 @@ async fn a_multi_week_range_of_all_media_gives_exactly_the_ground_truth() {
                 let conversations = m["conversations"].as_array().unwrap();
                 manifests_missing += conversations
                     .iter()
-                    .filter(|c| c["text"] == "missing:404")
+                    // A month old, past the 72 h --transcript-grace: untranscribed.
+                    .filter(|c| c["text"] == "missing:untranscribed")
                     .count();
                 // The batch's texts: one JSON array, an element per conversation with text.
                 let with_text = conversations
@@ -434,10 +439,8 @@ fn sdk_python() -> std::path::PathBuf {
     venv
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_python_sdk_reads_every_simulated_endpoint() {
-    let mut cfg = sim_config(300);
-    cfg.untranscribed_rate = 0.1;
+/// Runs tests/sdk/sdk_check.py against a simulator serving `cfg`; its JSON summary.
+async fn sdk_check(cfg: &SimConfig, extra: &[&str]) -> serde_json::Value {
     let sim = start_sim(cfg.clone()).await;
     let out = tokio::process::Command::new(sdk_python())
         .arg(concat!(
@@ -450,40 +453,115 @@ async fn the_official_python_sdk_reads_every_simulated_endpoint() {
             CLIENT_SECRET,
             "2026-03-02T00:00:00.000Z/2026-03-05T00:00:00.000Z",
         ])
+        .args(extra)
         .output()
         .await
         .unwrap();
+    sim.shutdown().await;
     assert!(
         out.status.success(),
         "the SDK check failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         stderr(&out)
     );
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_reads_every_simulated_endpoint() {
+    // The real traffic shapes, frequent enough to appear in three days of 300 conversations;
+    // late transcripts arrive at once (the script asks once).
+    let mut cfg = sim_config(300);
+    cfg.untranscribed_rate = 0.1;
+    cfg.traffic = simulator::Traffic {
+        callback_rate: 0.25,
+        transfer_rate: 0.35,
+        gone_rate: 0.1,
+        archived_rate: 0.1,
+        recording_error_rate: 0.4,
+        duplicate_recording_rate: 0.2,
+        late_for_secs: 0.0,
+        ..simulator::Traffic::MIX
+    };
+    let seen = sdk_check(&cfg, &[]).await;
     let (from, to) = ("2026-03-02".parse().unwrap(), "2026-03-05".parse().unwrap());
-    let missing = simulator::untranscribed(&cfg, from, to).len();
     let gen = simulator::Generator::new(&cfg);
     let range = gen.index_range(
         "2026-03-02T00:00:00Z".parse().unwrap(),
         "2026-03-05T00:00:00Z".parse().unwrap(),
     );
-    let voice = range
+    let voice: Vec<usize> = range
         .clone()
         .filter(|&i| gen.media(i) == simulator::Media::Voice)
+        .collect();
+    let missing = simulator::expected_missing(&cfg, from, to, &[]);
+    let reason = |r: &str| missing.iter().filter(|m| m.1 == r).count();
+    // Recorded voice sessions: the customer's, plus one customer and one agent per leg when
+    // transferred.
+    let sessions = |i: &usize| match gen.shape(*i).legs() {
+        1 => 1,
+        legs => 2 * legs,
+    };
+    let transferred = voice.iter().filter(|&&i| gen.shape(i).legs() > 1).count();
+    // Sessions recorded twice whose transcripts can be read (the gone ones cannot).
+    let duplicated = voice
+        .iter()
+        .filter(|&&i| gen.shape(i).duplicate_recording && !gen.shape(i).gone)
         .count();
-    assert!(missing > 0);
+    for (what, n) in [
+        ("404", reason("404")),
+        ("gone", reason("gone")),
+        ("archived", reason("archived")),
+        ("errored", reason("error:EMAIL_TRANSCRIPT_TOO_LARGE")),
+        ("transfers", transferred),
+        ("duplicated", duplicated),
+    ] {
+        assert!(n > 0, "no {what} in the range: make the rates larger");
+    }
     assert_eq!(seen["query"], range.len());
     assert!(
         seen["job"].as_u64().unwrap() >= range.len() as u64,
         "{seen}"
     );
-    assert_eq!(seen["missing"], missing);
-    assert_eq!(seen["transcripts"], voice - missing);
+    assert_eq!(seen["missing"], reason("404"), "{seen}");
+    assert_eq!(seen["gone"], reason("gone"), "{seen}");
+    assert_eq!(
+        seen["transcripts"],
+        voice.len() - reason("404") - reason("gone")
+    );
+    assert_eq!(
+        seen["callbacks"],
+        simulator::callbacks(&cfg, from, to).len()
+    );
+    assert_eq!(seen["transfers"], transferred);
+    assert_eq!(seen["archived"], reason("archived"));
+    assert_eq!(seen["errored"], reason("error:EMAIL_TRANSCRIPT_TOO_LARGE"));
+    assert_eq!(
+        seen["plural"],
+        voice
+            .iter()
+            .filter(|&&i| gen.has_transcript(i))
+            .map(sessions)
+            .sum::<usize>()
+    );
+    assert_eq!(seen["forbidden"], 0);
+    assert_eq!(seen["duplicated"], duplicated);
     assert_eq!(
         seen["states"],
         serde_json::json!(["QUEUED", "PENDING", "FULFILLED"])
     );
-    sim.shutdown().await;
+
+    // A role without speechAndTextAnalytics:data:view: the singular link is 403 for every
+    // recorded session, the plural one reads the same transcripts.
+    cfg.traffic.sta_permission = false;
+    let without = sdk_check(&cfg, &["--expect-no-sta"]).await;
+    assert_eq!(
+        without["forbidden"],
+        voice.iter().map(sessions).sum::<usize>()
+    );
+    for k in ["transcripts", "missing", "gone", "plural", "duplicated"] {
+        assert_eq!(without[k], seen[k], "{k}");
+    }
 }
 
 /// The kinds of the lake's events, in order.
@@ -643,4 +721,76 @@ async fn a_killed_query_listing_resumes_from_its_checkpoint() {
     );
     assert_eq!(counts(&lake).await, truth_rows(&cfg));
     sim.shutdown().await;
+}
+
+/// Rewrites every raw file of the lake without the `subtype` column, as convlake wrote them
+/// before the column existed (the file names stay: they are the manifests' hashes).
+fn drop_subtype_column(lake: &TestLake) -> usize {
+    let mut n = 0;
+    for (path, _) in lake.files("raw") {
+        let full = lake.path().join(&path);
+        let bytes = bytes::Bytes::from(std::fs::read(&full).unwrap());
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+        let old_fields: Vec<_> = reader
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name() != "subtype")
+            .cloned()
+            .collect();
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(old_fields));
+        let mut out = Vec::new();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut out, schema.clone(), None).unwrap();
+        for batch in reader.build().unwrap() {
+            let batch = batch.unwrap();
+            let i = batch.schema().index_of("subtype").unwrap();
+            let mut columns = batch.columns().to_vec();
+            columns.remove(i);
+            writer
+                .write(&arrow::array::RecordBatch::try_new(schema.clone(), columns).unwrap())
+                .unwrap();
+        }
+        writer.close().unwrap();
+        std::fs::write(&full, out).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_written_before_the_subtype_column_reads_as_before() {
+    let cfg = config(120, 5);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = last_day(&cfg);
+    fetch_ok(&lake, &fetch_args(&sim, &to, &[])).await;
+    let before = counts(&lake).await;
+    assert!(drop_subtype_column(&lake) > 0);
+    // Every stage reads the old files: the new column is NULL there.
+    assert_eq!(
+        scalar(
+            &lake,
+            "SELECT count(*) - count(subtype) > 0 FROM utterances"
+        )
+        .await,
+        "true"
+    );
+    lake.ok(&["verify"]).await;
+    // A new dictionary forces a fresh extract and aggregate over the old files.
+    let dict = lake.path().join("other.toml");
+    std::fs::write(
+        &dict,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/data/products.toml"))
+            .unwrap()
+            + "\n[[product]]\nname = \"Zzyzx Unlisted\"\n",
+    )
+    .unwrap();
+    lake.ok(&["extract", "--dictionary", dict.to_str().unwrap()])
+        .await;
+    assert_eq!(counts(&lake).await, before);
+    // A fetch of the same range over the old files stages nothing again.
+    let err = fetch_ok(&lake, &fetch_args(&sim, &to, &[])).await;
+    assert!(err.contains("0 new snapshots"), "{err}");
 }

@@ -283,7 +283,10 @@ async fn bad_credentials_and_unreachable_servers_fail_clearly() {
         .await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("rejected the client credentials"), "{err}");
+    assert!(
+        err.contains("refused") && err.contains("check the client id and secret"),
+        "{err}"
+    );
     assert!(
         !err.contains("wrong-secret-xyz"),
         "the secret leaked: {err}"

@@ -14,12 +14,14 @@ use std::sync::Arc;
 use arrow::array::{Array, DictionaryArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 
 use super::AggregateError;
 use crate::lake::events::{snapshots_in_order, Event};
-use crate::lake::{schema, snapshot_path, Lake, LakeError};
+use crate::lake::{snapshot_path, Lake, LakeError};
 
 /// Raw files read at once.
 const READS_IN_FLIGHT: usize = 8;
@@ -36,7 +38,10 @@ pub fn current_copies_schema() -> SchemaRef {
 fn conversations_of(bytes: bytes::Bytes) -> Result<HashSet<String>, String> {
     // The raw schema with conversation_id as a dictionary: the reader hands back the column's
     // dictionary page and its indexes instead of a string per utterance.
-    let raw = schema::raw_schema();
+    // The file's own columns (files written before a column was added lack it).
+    let meta =
+        ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(|e| e.to_string())?;
+    let raw = meta.schema().clone();
     let fields: Vec<Field> = raw
         .fields()
         .iter()
@@ -53,8 +58,9 @@ fn conversations_of(bytes: bytes::Bytes) -> Result<HashSet<String>, String> {
         })
         .collect();
     let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(fields)));
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+    let meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options)
         .map_err(|e| e.to_string())?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta);
     let column = raw.index_of("conversation_id").map_err(|e| e.to_string())?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
     let reader = builder

@@ -23,6 +23,12 @@ pub const AVAILABILITY_PATH: &str = "/api/v2/analytics/conversations/details/job
 pub const QUERY_PATH: &str = "/api/v2/analytics/conversations/details/query";
 /// The synchronous query's largest page.
 pub const QUERY_MAX_PAGE: u32 = 100;
+/// The largest page of job results asked for. The SDK definitions give `pageSize` of
+/// `getAnalyticsConversationsDetailsJobResults` no range ("The desired maximum number of
+/// results", an optional integer, in the Python and JavaScript SDKs); clients tested on live
+/// organizations page 1,000 (Estuary's `source-genesys`; a Go SDK client): see
+/// docs/genesys-verified.md.
+pub const JOB_RESULTS_MAX_PAGE: u32 = 1000;
 /// The synchronous query pages through at most this many results.
 pub const QUERY_MAX_RESULTS: u64 = 100_000;
 /// The shortest interval a too-large synchronous query is split into.
@@ -166,16 +172,41 @@ struct JobStatus {
 pub struct ConversationInfo {
     pub id: String,
     pub start: DateTime<Utc>,
-    /// The media type of the customer's session (else of the first session).
+    /// `conversationEnd`; `None` while the conversation is ongoing (or the value is unreadable).
+    pub end: Option<DateTime<Utc>>,
+    /// `voice` when any session is voice (a callback's customer has a `callback` session, then
+    /// the `voice` call: GENESYS.md §2.2); otherwise the media type of the customer's first
+    /// session, else of the first session, else `unknown`.
     pub media: String,
-    /// Voice sessions to ask for a transcript, recorded customer sessions first.
-    pub voice_sessions: Vec<String>,
+    /// `Some("callback")` when any session has mediaType `callback`.
+    pub subtype: Option<String>,
+    /// Every recorded voice session (customer and agent, all participants) to ask for a
+    /// transcript, each once: recorded customer sessions first, then the others, each group by
+    /// its first segment's start (sessions without one last, in record order).
+    pub voice_sessions: Vec<VoiceSession>,
     /// The customer's addresses (email, phone), to tell who sent an email.
     pub customer_addresses: Vec<String>,
 }
 
+/// A recorded voice session of a conversation: a communication STA may have transcribed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoiceSession {
+    /// The `sessionId`, the `communicationId` of the transcript endpoints.
+    pub id: String,
+    /// The `purpose` of the participant the session belongs to (`customer`, `agent`, …).
+    pub purpose: String,
+    /// The start of the session's first segment, for ordering.
+    pub start: Option<DateTime<Utc>>,
+}
+
 fn is_customer(purpose: &str) -> bool {
     matches!(purpose, "customer" | "external")
+}
+
+fn time_of(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Reads the fields convlake needs from an `AnalyticsConversation`.
@@ -192,10 +223,14 @@ pub fn conversation_info(record: &Value) -> Result<ConversationInfo, String> {
     let start = DateTime::parse_from_rfc3339(start)
         .map_err(|e| format!("conversation {id}: conversationStart {start:?}: {e}"))?
         .with_timezone(&Utc);
-    let mut media = None;
+    let mut customer_media = None;
     let mut first_media = None;
-    // (rank, session id): lower ranks are asked first.
-    let mut voice: Vec<(u8, String)> = Vec::new();
+    let mut any_voice = false;
+    let mut callback = false;
+    // (not the customer's, no start, start, record order, session): the order to ask in.
+    type Ranked = (bool, bool, Option<DateTime<Utc>>, usize, VoiceSession);
+    let mut voice: Vec<Ranked> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut addresses = Vec::new();
     let participants = record
         .get("participants")
@@ -215,9 +250,11 @@ pub fn conversation_info(record: &Value) -> Result<ConversationInfo, String> {
             if first_media.is_none() && !m.is_empty() {
                 first_media = Some(m.to_string());
             }
-            if customer && media.is_none() && !m.is_empty() {
-                media = Some(m.to_string());
+            if customer && customer_media.is_none() && !m.is_empty() {
+                customer_media = Some(m.to_string());
             }
+            any_voice |= m == "voice";
+            callback |= m == "callback";
             if customer {
                 for key in ["addressFrom", "ani"] {
                     if let Some(a) = s.get(key).and_then(Value::as_str) {
@@ -226,21 +263,49 @@ pub fn conversation_info(record: &Value) -> Result<ConversationInfo, String> {
                 }
             }
             let recorded = s.get("recording").and_then(Value::as_bool) == Some(true);
-            if let (Some(sid), true) = (s.get("sessionId").and_then(Value::as_str), m == "voice") {
-                // Which session STA transcribed is undocumented: recorded sessions first, the
-                // customer's before the others; unrecorded sessions are not asked.
-                if recorded {
-                    voice.push((u8::from(!customer), sid.to_string()));
+            let sid = s.get("sessionId").and_then(Value::as_str);
+            // Which session STA transcribed is undocumented, and a transferred call has several
+            // recorded ones, each with its transcript: every recorded voice session is asked;
+            // unrecorded sessions have nothing to transcribe.
+            if let (Some(sid), true, true) = (sid, m == "voice", recorded) {
+                if seen.insert(sid.to_string()) {
+                    let first = time_of(
+                        s.get("segments")
+                            .and_then(Value::as_array)
+                            .and_then(|segs| segs.first())
+                            .and_then(|seg| seg.get("segmentStart")),
+                    );
+                    let n = voice.len();
+                    voice.push((
+                        !customer,
+                        first.is_none(),
+                        first,
+                        n,
+                        VoiceSession {
+                            id: sid.to_string(),
+                            purpose: purpose.to_string(),
+                            start: first,
+                        },
+                    ));
                 }
             }
         }
     }
-    voice.sort();
+    voice.sort_by_key(|r| (r.0, r.1, r.2, r.3));
+    let media = if any_voice {
+        "voice".to_string()
+    } else {
+        customer_media
+            .or(first_media)
+            .unwrap_or_else(|| "unknown".into())
+    };
     Ok(ConversationInfo {
         id,
         start,
-        media: media.or(first_media).unwrap_or_else(|| "unknown".into()),
-        voice_sessions: voice.into_iter().map(|(_, s)| s).collect(),
+        end: time_of(record.get("conversationEnd")),
+        media,
+        subtype: callback.then(|| "callback".to_string()),
+        voice_sessions: voice.into_iter().map(|r| r.4).collect(),
         customer_addresses: addresses,
     })
 }
@@ -329,8 +394,9 @@ pub async fn wait_for_job(
     }
 }
 
-/// The results path of a job page.
+/// The results path of a job page (`page_size` kept within 1..=[`JOB_RESULTS_MAX_PAGE`]).
 pub fn results_path(job: &str, cursor: Option<&str>, page_size: u32) -> String {
+    let page_size = page_size.clamp(1, JOB_RESULTS_MAX_PAGE);
     let mut p = format!("{JOBS_PATH}/{job}/results?pageSize={page_size}");
     if let Some(c) = cursor {
         p.push_str("&cursor=");
@@ -455,9 +521,98 @@ mod tests {
         });
         let info = conversation_info(&rec).unwrap();
         assert_eq!(info.media, "voice");
-        assert_eq!(info.voice_sessions, ["s1", "s2"]);
+        assert_eq!(info.subtype, None);
+        assert_eq!(info.end, None, "ongoing: no conversationEnd");
+        let ids: Vec<&str> = info.voice_sessions.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["s1", "s2"]);
+        assert_eq!(info.voice_sessions[1].purpose, "agent");
         assert_eq!(info.customer_addresses, ["tel:+1"]);
         assert!(conversation_info(&json!({"conversationId": "x"})).is_err());
+    }
+
+    #[test]
+    fn a_callback_is_voice_with_subtype_callback() {
+        let rec = json!({
+            "conversationId": "cb",
+            "conversationStart": "2026-03-01T10:00:00.000Z",
+            "conversationEnd": "2026-03-01T10:20:00.000Z",
+            "participants": [
+                {"purpose": "customer", "sessions": [
+                    {"sessionId": "k1", "mediaType": "callback"},
+                    {"sessionId": "v1", "mediaType": "voice", "recording": true,
+                     "segments": [{"segmentStart": "2026-03-01T10:05:00.000Z"}]}]},
+                {"purpose": "agent", "sessions": [
+                    {"sessionId": "k2", "mediaType": "callback"},
+                    {"sessionId": "v2", "mediaType": "voice", "recording": true}]},
+            ]
+        });
+        let info = conversation_info(&rec).unwrap();
+        assert_eq!(info.media, "voice");
+        assert_eq!(info.subtype.as_deref(), Some("callback"));
+        assert_eq!(info.end, Some(t("2026-03-01T10:20:00Z")));
+        let ids: Vec<&str> = info.voice_sessions.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["v1", "v2"]);
+        assert_eq!(
+            info.voice_sessions[0].start,
+            Some(t("2026-03-01T10:05:00Z"))
+        );
+        // A callback not yet placed (no voice session) keeps its own media type.
+        let pending = json!({
+            "conversationId": "cb2",
+            "conversationStart": "2026-03-01T10:00:00.000Z",
+            "participants": [{"purpose": "customer", "sessions": [{"sessionId": "k", "mediaType": "callback"}]}]
+        });
+        let info = conversation_info(&pending).unwrap();
+        assert_eq!(
+            (info.media.as_str(), info.subtype.as_deref()),
+            ("callback", Some("callback"))
+        );
+        assert!(info.voice_sessions.is_empty());
+        // Chat and email keep the customer's media type.
+        let chat = json!({
+            "conversationId": "ch",
+            "conversationStart": "2026-03-01T10:00:00.000Z",
+            "participants": [
+                {"purpose": "acd", "sessions": [{"mediaType": "email"}]},
+                {"purpose": "customer", "sessions": [{"mediaType": "chat"}]}]
+        });
+        assert_eq!(conversation_info(&chat).unwrap().media, "chat");
+    }
+
+    #[test]
+    fn a_transfer_gives_every_recorded_session_customer_first_then_by_start() {
+        let seg = |t: &str| json!([{"segmentStart": t}]);
+        let rec = json!({
+            "conversationId": "tr",
+            "conversationStart": "2026-03-01T10:00:00.000Z",
+            "participants": [
+                {"purpose": "agent", "sessions": [{"sessionId": "a2", "mediaType": "voice", "recording": true, "segments": seg("2026-03-01T10:09:00Z")}]},
+                {"purpose": "agent", "sessions": [{"sessionId": "a1", "mediaType": "voice", "recording": true, "segments": seg("2026-03-01T10:01:00Z")}]},
+                {"purpose": "customer", "sessions": [
+                    {"sessionId": "c2", "mediaType": "voice", "recording": true, "segments": seg("2026-03-01T10:08:00Z")},
+                    {"sessionId": "c0", "mediaType": "voice", "recording": true},
+                    {"sessionId": "c1", "mediaType": "voice", "recording": true, "segments": seg("2026-03-01T10:00:30Z")},
+                    {"sessionId": "c1", "mediaType": "voice", "recording": true},
+                    {"sessionId": "cx", "mediaType": "voice", "recording": false}]},
+                {"purpose": "ivr", "sessions": [{"sessionId": "i", "mediaType": "voice"}]},
+            ]
+        });
+        let info = conversation_info(&rec).unwrap();
+        let got: Vec<(&str, &str)> = info
+            .voice_sessions
+            .iter()
+            .map(|s| (s.id.as_str(), s.purpose.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("c1", "customer"),
+                ("c2", "customer"),
+                ("c0", "customer"),
+                ("a1", "agent"),
+                ("a2", "agent")
+            ]
+        );
     }
 
     #[test]
@@ -551,6 +706,18 @@ mod tests {
         assert_eq!(
             results_path("j", Some("a+b/c"), 100),
             format!("{JOBS_PATH}/j/results?pageSize=100&cursor=a%2Bb%2Fc")
+        );
+        assert_eq!(
+            results_path("j", None, 1000),
+            format!("{JOBS_PATH}/j/results?pageSize=1000")
+        );
+        assert_eq!(
+            results_path("j", None, 5000),
+            format!("{JOBS_PATH}/j/results?pageSize={JOB_RESULTS_MAX_PAGE}")
+        );
+        assert_eq!(
+            results_path("j", None, 0),
+            format!("{JOBS_PATH}/j/results?pageSize=1")
         );
     }
 }

@@ -67,12 +67,15 @@ pub fn parse_page(body: &[u8]) -> Result<ArchivePage, String> {
     serde_json::from_slice(body).map_err(|e| format!("not a valid archive page: {e}"))
 }
 
-/// Maps the participant labels of a source onto convlake's: customer, agent, ivr, unknown.
+/// Maps the participant labels of a source onto convlake's: customer, agent, ivr, acd, unknown.
+/// `acd` (the queue: hold messages, position announcements) is its own role, not `ivr`, so that
+/// a queue's recorded prompts are not counted as the flow's self-service speech.
 pub fn participant_role(label: Option<&str>) -> &'static str {
     match label.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
         Some("customer" | "external") => "customer",
         Some("agent" | "user" | "internal") => "agent",
-        Some("ivr" | "acd" | "botflow" | "bot" | "system") => "ivr",
+        Some("acd") => "acd",
+        Some("ivr" | "botflow" | "bot" | "system") => "ivr",
         _ => "unknown",
     }
 }
@@ -105,6 +108,7 @@ pub fn page_to_batch(page: &ArchivePage, snapshot: &str) -> Result<RecordBatch, 
                 utterance_index: i as i32,
                 start_ms: it.timestamp.map(|ts| (ts - e.date).num_milliseconds()),
                 text: t,
+                subtype: None,
             });
         }
     }
@@ -149,6 +153,25 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("missing field `id`"), "{err}");
         assert!(parse_page(br#"{"entities":[{"id":"#).is_err());
+    }
+
+    #[test]
+    fn labels_map_onto_the_five_roles() {
+        let cases = [
+            (Some("Customer"), "customer"),
+            (Some("external"), "customer"),
+            (Some("agent"), "agent"),
+            (Some("user"), "agent"),
+            (Some("internal"), "agent"),
+            (Some(" ACD "), "acd"),
+            (Some("ivr"), "ivr"),
+            (Some("botflow"), "ivr"),
+            (Some("voicemail"), "unknown"),
+            (None, "unknown"),
+        ];
+        for (label, role) in cases {
+            assert_eq!(participant_role(label), role, "{label:?}");
+        }
     }
 
     #[test]

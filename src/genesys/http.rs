@@ -23,6 +23,7 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
 use url::Url;
 
+use super::transcripts::VoiceState;
 use super::{region, GenesysError};
 use crate::secret::{http_error, redact_url, redact_url_str, Secret};
 
@@ -213,6 +214,9 @@ struct Counters {
 pub enum PresignedError {
     /// 403 (the link expired or was refused): ask the API for a new link.
     Expired,
+    /// 404, or S3's `NoSuchKey`: the document was deleted (with its recording, by retention).
+    /// An outcome for this conversation, not a failure of the run.
+    Gone,
     /// Anything else, after retries.
     Failed(GenesysError),
 }
@@ -227,6 +231,7 @@ pub struct ApiClient {
     token: Mutex<Option<CachedToken>>,
     pacer: Pacer,
     counters: Counters,
+    voice: VoiceState,
 }
 
 fn short(text: &[u8]) -> String {
@@ -236,6 +241,43 @@ fn short(text: &[u8]) -> String {
         format!("{}…", s.chars().take(300).collect::<String>())
     } else {
         s.to_string()
+    }
+}
+
+/// A refused token request's reason in one line: an OAuth error body
+/// (`{"error":"invalid_client","description":…,"error_description":…}`, GENESYS.md §3) as
+/// `invalid_client: <description>`, a Genesys one (`{message}`) as its message, anything else as
+/// its first 200 characters. Never the request: the secret is in its header, not in the answer.
+fn login_refusal(body: &[u8]) -> String {
+    let one_line = |s: &str| {
+        let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        if s.chars().count() > 200 {
+            format!("{}…", s.chars().take(200).collect::<String>())
+        } else {
+            s
+        }
+    };
+    let v = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let field = |k: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(code) = field("error") {
+        return match field("error_description").or(field("description")) {
+            Some(d) => one_line(&format!("{code}: {d}")),
+            None => one_line(code),
+        };
+    }
+    if let Some(m) = field("message") {
+        return one_line(m);
+    }
+    let text = String::from_utf8_lossy(body);
+    match one_line(&text) {
+        t if t.is_empty() => "an empty answer".into(),
+        t => t,
     }
 }
 
@@ -329,6 +371,7 @@ impl ApiClient {
             token: Mutex::new(None),
             pacer: Pacer::new(),
             counters: Counters::default(),
+            voice: VoiceState::default(),
         })
     }
 
@@ -344,6 +387,12 @@ impl ApiClient {
             retries: n(&c.retries),
             presigned: n(&c.presigned),
         }
+    }
+
+    /// What the transcript requests of this run learnt about the server (shared by every
+    /// task, so a fallback found once holds for the rest of the run).
+    pub fn voice_state(&self) -> &VoiceState {
+        &self.voice
     }
 
     /// The API base URL.
@@ -489,10 +538,12 @@ impl ApiClient {
                 tokio::time::sleep(wait).await;
                 continue;
             }
+            // The login server's base, as the user configured it (--region or --login-url).
+            let login = redact_url(&self.endpoints.login);
             return Err(GenesysError::BadCredentials {
-                url: shown,
+                url: login.trim_end_matches('/').to_string(),
                 status: status.as_u16(),
-                message: error_message(&body),
+                message: login_refusal(&body),
             });
         }
     }
@@ -562,6 +613,12 @@ impl ApiClient {
                     continue;
                 }
             };
+            // S3 answers a deleted key with 404 `<Code>NoSuchKey</Code>`.
+            if status == StatusCode::NOT_FOUND
+                || (status.is_client_error() && body.windows(9).any(|w| w == b"NoSuchKey"))
+            {
+                return Err(PresignedError::Gone);
+            }
             if status == StatusCode::FORBIDDEN {
                 return Err(PresignedError::Expired);
             }
@@ -870,5 +927,95 @@ mod tests {
         assert!(c.resolve("/api/v2/x?y=1").is_ok());
         assert!(c.resolve("http://127.0.0.1:1/next").is_ok());
         assert!(c.resolve("http://evil.example/next").is_err());
+    }
+
+    #[test]
+    fn login_refusals_read_in_one_line() {
+        assert_eq!(
+            login_refusal(
+                br#"{"error":"invalid_client","description":"authentication failed","error_description":"authentication failed"}"#
+            ),
+            "invalid_client: authentication failed"
+        );
+        assert_eq!(
+            login_refusal(
+                br#"{"error":"unauthorized_client","description":"grant type not\n allowed"}"#
+            ),
+            "unauthorized_client: grant type not allowed"
+        );
+        assert_eq!(
+            login_refusal(br#"{"error":"invalid_grant"}"#),
+            "invalid_grant"
+        );
+        assert_eq!(
+            login_refusal(br#"{"message":"Invalid login credentials.","status":401}"#),
+            "Invalid login credentials."
+        );
+        let html = format!("<html>\n<body>{}</body></html>", "x".repeat(500));
+        let r = login_refusal(html.as_bytes());
+        assert!(!r.contains('\n') && r.chars().count() == 201, "{r}");
+        assert_eq!(login_refusal(b"  "), "an empty answer");
+    }
+
+    /// A login server that refuses every token request with `status` and `body`.
+    async fn refusing_login(status: u16, body: &'static str) -> String {
+        let app = axum::Router::new().route(
+            "/oauth/token",
+            axum::routing::post(move || async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", "application/json")],
+                    body,
+                )
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn an_oauth_refusal_says_what_to_check_without_the_secret() {
+        for status in [400, 401] {
+            let url = refusing_login(
+                status,
+                r#"{"error":"invalid_client","description":"authentication failed","error_description":"authentication failed"}"#,
+            )
+            .await;
+            let c = ApiClient::new(
+                Endpoints::resolve("x", Some(&url), None).unwrap(),
+                Credentials {
+                    client_id: "my-id".into(),
+                    client_secret: Secret::new("very-secret-value"),
+                },
+                RetryPolicy::default(),
+            )
+            .unwrap();
+            let ok = |_: &[u8]| Ok(());
+            let e = c
+                .send(Method::GET, "/api/v2/x", None, &ok)
+                .await
+                .unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(&format!(
+                    "login to {url} refused (invalid_client: authentication failed"
+                )),
+                "{msg}"
+            );
+            for hint in [
+                "GENESYS_CLIENT_ID",
+                "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+                "--region",
+            ] {
+                assert!(msg.contains(hint), "{hint}: {msg}");
+            }
+            assert!(
+                !msg.contains("very-secret-value") && !msg.contains('\n'),
+                "{msg}"
+            );
+            assert_eq!(c.stats().tokens, 1, "a refusal is not retried");
+        }
     }
 }

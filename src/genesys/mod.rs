@@ -25,7 +25,9 @@ pub use http::{ApiClient, Credentials, Endpoints, RetryPolicy};
 pub enum GenesysError {
     #[error("no Genesys credentials: set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or GENESYSCLOUD_OAUTHCLIENT_ID and GENESYSCLOUD_OAUTHCLIENT_SECRET)")]
     MissingCredentials,
-    #[error("the login server at {url} rejected the client credentials ({status}: {message}). Check the client id and secret, and that the OAuth client uses the client-credentials grant")]
+    /// `url` is the login server; `message` the refusal in one line (an OAuth `error:
+    /// description`, a Genesys `message`, or the first 200 characters of the answer).
+    #[error("login to {url} refused ({message}; status {status}): check the client id and secret (--client-id / GENESYS_CLIENT_ID or GENESYSCLOUD_OAUTHCLIENT_ID, --client-secret / GENESYS_CLIENT_SECRET or GENESYSCLOUD_OAUTHCLIENT_SECRET), that the OAuth client uses the client-credentials grant, and the region (--region / GENESYSCLOUD_REGION, or --login-url)")]
     BadCredentials {
         url: String,
         status: u16,

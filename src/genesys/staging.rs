@@ -59,6 +59,15 @@ pub const SOURCE: &str = "analytics";
 pub const MAX_RESUBMITS: u32 = 3;
 /// The reason recorded for recordings still being prepared.
 const NOT_READY: &str = "not-ready";
+/// The reason recorded for a voice conversation whose recorded sessions have no STA transcript
+/// (404) yet, inside `--transcript-grace`: later fetches ask it again.
+pub const TRANSCRIPT_PENDING: &str = "transcript-pending";
+/// The reason recorded for a voice conversation still without a transcript past the grace
+/// window: it is not asked again unless a fetch lists it.
+pub const UNTRANSCRIBED: &str = "untranscribed";
+/// The reason recorded for a conversation still going on (no `conversationEnd`) whose text is
+/// not there yet.
+pub const ONGOING: &str = "ongoing";
 const MANIFEST_FORMAT: &str = "convlake.analytics.v2";
 
 /// What to fetch and how.
@@ -78,6 +87,11 @@ pub struct AnalyticsOptions {
     pub interval: chrono::Duration,
     /// Conversations per listing page.
     pub page_size: u32,
+    /// Conversations per staged batch (a listing page is staged as several batches).
+    pub batch_size: usize,
+    /// How long after its end a voice conversation without an STA transcript (404) is asked
+    /// again by later fetches; older ones are `untranscribed`.
+    pub transcript_grace: chrono::Duration,
     /// Transcript requests in flight at once.
     pub concurrency: usize,
     /// Longest pause between two job-status polls.
@@ -375,30 +389,49 @@ async fn replaced_snapshots(
     Ok(out)
 }
 
-/// The conversations an unfinished attempt of this run recorded as not ready, whose text the
-/// lake still lacks and whose requests are not spent, rebuilt from their stored records so that
-/// they are asked again: (when they are due, the conversation).
-async fn still_not_ready(
+/// The conversations to ask for their text again without listing them, rebuilt from their
+/// stored records: those an unfinished attempt of this run recorded as not ready (requests not
+/// spent), and those any fetch recorded as `transcript-pending` whose transcript may still
+/// come (inside `--transcript-grace`; cron runs share this through the lake). Only where the
+/// lake still lacks their text. Returns (when each is due, the conversation).
+async fn asked_again(
     lake: &Lake,
     resume: &Resume,
+    pending: &HashMap<String, (u32, DateTime<Utc>)>,
     held: &HeldMap,
     unread: &Unread,
     opts: &AnalyticsOptions,
 ) -> Result<Vec<(Instant, Item)>, FetchError> {
-    /// (position in the records file, record hash, requests so far, recorded at)
-    type Wanted<'a> = (usize, &'a str, u32, DateTime<Utc>);
+    /// (position in the records file, record hash, requests so far, recorded at, not ready)
+    type Wanted<'a> = (usize, &'a str, u32, DateTime<Utc>, bool);
     let mut by_file: HashMap<&str, Vec<Wanted<'_>>> = HashMap::new();
-    for (id, (reason, attempts, at)) in &resume.texts {
+    let mut want = |id: &str, attempts: u32, at: DateTime<Utc>, not_ready: bool| {
         let fp = fingerprint(id);
-        let missing = held.get(&fp).is_some_and(|h| h.missing);
-        if reason != NOT_READY || *attempts >= opts.not_ready.attempts || !missing {
-            continue;
+        if !held.get(&fp).is_some_and(|h| h.missing) {
+            return;
         }
         if let Some((file, i, record)) = unread.get(&fp) {
-            by_file
-                .entry(file.as_str())
-                .or_default()
-                .push((*i, record.as_str(), *attempts, *at));
+            by_file.entry(file.as_str()).or_default().push((
+                *i,
+                record.as_str(),
+                attempts,
+                at,
+                not_ready,
+            ));
+        }
+    };
+    for (id, (reason, attempts, at)) in &resume.texts {
+        if reason == NOT_READY && *attempts < opts.not_ready.attempts {
+            want(id, *attempts, *at, true);
+        }
+    }
+    for (id, (attempts, at)) in pending {
+        let not_ready = resume
+            .texts
+            .get(id)
+            .is_some_and(|(r, n, _)| r == NOT_READY && *n < opts.not_ready.attempts);
+        if !not_ready {
+            want(id, *attempts, *at, false);
         }
     }
     let mut out = Vec::new();
@@ -412,17 +445,22 @@ async fn still_not_ready(
         };
         let records: Vec<Value> = serde_json::from_slice(&lake.get(&path).await?)
             .map_err(|e| bad(format!("damaged records file: {e}")))?;
-        for (i, record_hash, attempts, at) in wanted {
+        for (i, record_hash, attempts, at, not_ready) in wanted {
             let Some(record) = records.get(i) else {
                 continue;
             };
             let info = analytics::conversation_info(record).map_err(&bad)?;
-            // Due one pause after the request recorded last (at once if that is past).
+            if !not_ready && !in_grace(&info, opts.transcript_grace, now.1) {
+                continue;
+            }
+            // Recordings: due one pause after the request recorded last (at once if that is
+            // past). Transcripts: at once.
             let since = (now.1 - at).to_std().unwrap_or_default();
-            let due = now
-                .0
-                .checked_add(opts.not_ready.wait.saturating_sub(since))
-                .unwrap_or(now.0);
+            let wait = match not_ready {
+                true => opts.not_ready.wait.saturating_sub(since),
+                false => Duration::ZERO,
+            };
+            let due = now.0.checked_add(wait).unwrap_or(now.0);
             out.push((
                 due,
                 Item {
@@ -435,6 +473,42 @@ async fn still_not_ready(
         }
     }
     Ok(out)
+}
+
+/// Whether a voice conversation's transcript may still come: it ended (or, while ongoing,
+/// started) less than `grace` before `now`.
+fn in_grace(info: &ConversationInfo, grace: chrono::Duration, now: DateTime<Utc>) -> bool {
+    let reference = info.end.unwrap_or(info.start);
+    reference
+        .checked_add_signed(grace)
+        .is_none_or(|until| until > now)
+}
+
+/// The conversations whose newest `texts_missing` entry, of any analytics fetch, is
+/// `transcript-pending`: (requests so far, when recorded), by id.
+fn pending_transcripts(events: &[Event]) -> HashMap<String, (u32, DateTime<Utc>)> {
+    let mut out = HashMap::new();
+    for e in events {
+        let EventKind::TextsMissing {
+            conversations,
+            source,
+            ..
+        } = &e.kind
+        else {
+            continue;
+        };
+        if source != SOURCE {
+            continue;
+        }
+        for c in conversations {
+            if c.reason == TRANSCRIPT_PENDING {
+                out.insert(c.conversation_id.clone(), (c.attempts, e.time));
+            } else {
+                out.remove(&c.conversation_id);
+            }
+        }
+    }
+    out
 }
 
 /// Writes a content-addressed file unless the lake already holds it.
@@ -479,14 +553,7 @@ struct Fetched {
 /// The utterances of a received text (phrases read on arrival are moved into them).
 fn utterances_of(outcome: &mut Outcome, info: &ConversationInfo) -> Result<Vec<Utterance>, String> {
     match outcome {
-        Outcome::Voice {
-            communication_id,
-            document,
-            phrases,
-        } => match phrases.take() {
-            Some(p) => Ok(p.utterances(communication_id, info.start)),
-            None => transcripts::voice_utterances(document, communication_id, info.start),
-        },
+        Outcome::Voice { documents } => transcripts::merge_voice(documents, info.start),
         Outcome::Digital { body } => {
             transcripts::digital_utterances(body, info.start, &info.customer_addresses)
         }
@@ -499,11 +566,11 @@ fn utterances_of(outcome: &mut Outcome, info: &ConversationInfo) -> Result<Vec<U
 async fn digest(mut outcome: Outcome, info: ConversationInfo) -> Result<Fetched, String> {
     tokio::task::spawn_blocking(move || {
         let body = match &outcome {
-            Outcome::Voice { document, .. } => Some(document),
-            Outcome::Digital { body } => Some(body),
+            Outcome::Voice { documents } => Some(transcripts::voice_body(documents)),
+            Outcome::Digital { body } => Some(body.clone()),
             Outcome::Missing { .. } => None,
         };
-        let stored = body.map(|b| content_hash(b));
+        let stored = body.map(|b| content_hash(&b));
         let utterances = utterances_of(&mut outcome, &info);
         Fetched {
             outcome,
@@ -560,6 +627,34 @@ impl Stage<'_> {
     fn wanted(&self, info: &ConversationInfo) -> bool {
         self.opts.media.contains(&info.media)
             && self.opts.started_after.is_none_or(|t| info.start >= t)
+    }
+
+    /// What a missing text means for this conversation: one still going on (no
+    /// `conversationEnd`) is `ongoing`, not waited for (a fetch that lists it once it ended asks
+    /// again); a voice conversation with no STA transcript (404) yet is `transcript-pending`
+    /// inside the grace window (later fetches ask again), `untranscribed` past it.
+    fn pending_or_untranscribed(&self, outcome: Outcome, info: &ConversationInfo) -> Outcome {
+        match outcome {
+            Outcome::Missing { reason }
+                if info.end.is_none() && (reason == "404" || reason == NOT_READY) =>
+            {
+                Outcome::Missing {
+                    reason: ONGOING.into(),
+                }
+            }
+            Outcome::Missing { reason } if reason == "404" && info.media == "voice" => {
+                let pending = in_grace(info, self.opts.transcript_grace, Utc::now());
+                Outcome::Missing {
+                    reason: if pending {
+                        TRANSCRIPT_PENDING
+                    } else {
+                        UNTRANSCRIBED
+                    }
+                    .into(),
+                }
+            }
+            other => other,
+        }
     }
 
     async fn text(&self, info: &ConversationInfo) -> Result<Outcome, GenesysError> {
@@ -695,7 +790,7 @@ impl Stage<'_> {
                 .map(|(n, k)| async move {
                     let fetched = async {
                         let info = &items_ref[k].info;
-                        let outcome = this.text(info).await?;
+                        let outcome = this.pending_or_untranscribed(this.text(info).await?, info);
                         digest(outcome, info.clone()).await.map_err(bad)
                     };
                     (n, fetched.await)
@@ -721,11 +816,11 @@ impl Stage<'_> {
             let attempts = item.attempts.saturating_add(1);
             self.attempts.insert(id, attempts);
             let (text, communication_id) = match &outcome {
-                Outcome::Voice {
-                    communication_id, ..
-                } => {
+                Outcome::Voice { documents } => {
                     result.transcripts += 1;
-                    (format!("doc:{stored}"), Some(communication_id.clone()))
+                    // The first document's communication; each utterance row has its own.
+                    let first = documents.first().map(|d| d.communication_id.clone());
+                    (format!("doc:{stored}"), first)
                 }
                 Outcome::Digital { .. } => {
                     result.transcripts += 1;
@@ -776,7 +871,7 @@ impl Stage<'_> {
                 communication_id,
             });
             match outcome {
-                Outcome::Voice { document, .. } => bodies.push(document),
+                Outcome::Voice { documents } => bodies.push(transcripts::voice_body(&documents)),
                 Outcome::Digital { body } => bodies.push(body),
                 Outcome::Missing { .. } => {}
             }
@@ -908,30 +1003,56 @@ impl Stage<'_> {
                     None => None,
                 }
             };
-            let (prepared, following, flushed) = futures::join!(
-                self.prepare_page(results.conversations, &url, page),
-                following,
-                flush(lake, &log, &run, iv, writing.take()),
-            );
-            // The previous page is recorded even when this one failed.
-            if let Some((new, utterances)) = flushed? {
-                self.count_written(new, utterances);
+            // The page is staged in batches of `batch_size`: the next listing page is asked for
+            // while the first batch's texts are fetched, and each batch is written while the
+            // next one's texts are fetched.
+            let mut records = results.conversations;
+            let mut chunks = Vec::new();
+            let size_of_batch = self.opts.batch_size.max(1);
+            while records.len() > size_of_batch {
+                let rest = records.split_off(size_of_batch);
+                chunks.push(std::mem::replace(&mut records, rest));
             }
-            let (r, batch) = prepared?;
-            ahead = following;
+            chunks.push(records);
+            let batches = chunks.len();
+            let mut following = Some(following);
+            for (b, chunk) in chunks.into_iter().enumerate() {
+                let ask_ahead = async {
+                    match following.take() {
+                        Some(f) => Some(f.await),
+                        None => None,
+                    }
+                };
+                let (prepared, asked, flushed) = futures::join!(
+                    self.prepare_page(chunk, &url, page),
+                    ask_ahead,
+                    flush(lake, &log, &run, iv, writing.take()),
+                );
+                // The previous batch is recorded even when this one failed.
+                if let Some((new, utterances)) = flushed? {
+                    self.count_written(new, utterances);
+                }
+                if let Some(a) = asked {
+                    ahead = a;
+                }
+                let (r, batch) = prepared?;
+                totals.1 += r.transcripts;
+                totals.2 += r.missing;
+                writing = Some(Pending {
+                    result: r,
+                    batch,
+                    page,
+                    job: job_id.clone(),
+                    next: next.clone(),
+                    listed,
+                    checkpoint: b + 1 == batches,
+                });
+            }
+            // (It borrows the cursor and the job id; it was awaited with the first batch.)
+            drop(following);
             totals.0 += listed;
-            totals.1 += r.transcripts;
-            totals.2 += r.missing;
             self.summary.pages += 1;
             self.progress.update(&self.summary, &self.client.stats());
-            writing = Some(Pending {
-                result: r,
-                batch,
-                page,
-                job: job_id.clone(),
-                next: next.clone(),
-                listed,
-            });
             match next {
                 Some(c) => {
                     cursor = Some(c);
@@ -1018,8 +1139,16 @@ impl Stage<'_> {
                     false => Some(query_checkpoint(&part, number.saturating_add(1))),
                     true => queue.last().map(|q| query_checkpoint(q, 1)),
                 };
-                log.append(page_events(&self.run, iv, page_no, None, next, listed, &r))
-                    .await?;
+                log.append(page_events(
+                    &self.run,
+                    iv,
+                    page_no,
+                    None,
+                    next,
+                    &r,
+                    Some(listed),
+                ))
+                .await?;
                 page_no += 1;
                 if last {
                     break;
@@ -1039,6 +1168,8 @@ impl Stage<'_> {
 pub fn reason_name(reason: &str) -> &str {
     match reason {
         NOT_READY => "not ready",
+        TRANSCRIPT_PENDING => "transcript pending",
+        "permission" => "no permission",
         "none" => "no recorded session",
         other => other,
     }
@@ -1047,8 +1178,23 @@ pub fn reason_name(reason: &str) -> &str {
 /// `" (not ready: 2, 404: 3)"`, the reasons of a count of conversations without text, for a
 /// summary line (most useful first); empty when there is none.
 pub fn reasons_text(by_reason: &std::collections::BTreeMap<String, u64>) -> String {
-    const ORDER: [&str; 5] = [NOT_READY, "archived", "404", "error", "none"];
-    let rank = |r: &str| ORDER.iter().position(|o| *o == r).unwrap_or(ORDER.len());
+    const ORDER: [&str; 10] = [
+        NOT_READY,
+        TRANSCRIPT_PENDING,
+        ONGOING,
+        UNTRANSCRIBED,
+        "archived",
+        "gone",
+        "permission",
+        "404",
+        "error",
+        "none",
+    ];
+    // `error:<recordingErrorStatus>` ranks with `error`.
+    let rank = |r: &str| {
+        let kind = r.split(':').next().unwrap_or(r);
+        ORDER.iter().position(|o| *o == kind).unwrap_or(ORDER.len())
+    };
     let mut reasons: Vec<(&String, &u64)> = by_reason.iter().filter(|(_, n)| **n > 0).collect();
     if reasons.is_empty() {
         return String::new();
@@ -1117,15 +1263,16 @@ fn texts_missing_event(run: &str, r: &PageResult) -> Option<EventKind> {
     })
 }
 
-/// The events of a staged page of `run`.
+/// The events of a staged batch of `run`: its snapshot, its texts still missing and, for the
+/// last batch of a listing page, the page's checkpoint (`checkpoint`: the page's conversations).
 fn page_events(
     run: &str,
     interval: &Interval,
     page: u64,
     job: Option<&str>,
     next: Option<String>,
-    listed: u64,
     r: &PageResult,
+    checkpoint: Option<u64>,
 ) -> Vec<EventKind> {
     let mut events = Vec::new();
     if let Some((snapshot, new)) = &r.snapshot {
@@ -1142,28 +1289,36 @@ fn page_events(
             new: *new,
         });
     }
-    events.push(EventKind::ListingPage {
-        run: run.to_string(),
-        interval: interval.iso(),
-        page,
-        job: job.map(String::from),
-        next,
-        conversations: listed,
-        changed: r.changed,
-        snapshot: r.snapshot.as_ref().map(|(s, _)| s.clone()),
-    });
+    if let Some(listed) = checkpoint {
+        events.push(EventKind::ListingPage {
+            run: run.to_string(),
+            interval: interval.iso(),
+            page,
+            job: job.map(String::from),
+            next,
+            conversations: listed,
+            changed: r.changed,
+            snapshot: r.snapshot.as_ref().map(|(s, _)| s.clone()),
+        });
+    }
     events.extend(texts_missing_event(run, r));
     events
 }
 
-/// A staged page whose batch is still to be written and whose events are still to be appended.
+/// A staged batch still to be written, and its events still to be appended. A listing page is
+/// staged as one or more batches; only its last one carries the page's checkpoint
+/// (`listing_page`), so a crash between them re-lists the page, and the conversations already
+/// staged cost nothing (they are held unchanged).
 struct Pending {
     result: PageResult,
     batch: Option<Batch>,
     page: u64,
     job: String,
     next: Option<String>,
+    /// Conversations on the listing page (counted on its checkpoint).
     listed: u64,
+    /// The page's last batch: append its `listing_page` checkpoint.
+    checkpoint: bool,
 }
 
 /// Writes a pending page's batch, then appends its events (so the checkpoint follows the
@@ -1182,6 +1337,7 @@ async fn flush(
         job,
         next,
         listed,
+        checkpoint,
     }) = pending
     else {
         return Ok(None);
@@ -1199,8 +1355,8 @@ async fn flush(
         page,
         Some(&job),
         next,
-        listed,
         &result,
+        checkpoint.then_some(listed),
     ))
     .await?;
     Ok(counted)
@@ -1275,6 +1431,7 @@ fn to_batch(
                 utterance_index: i as i32,
                 start_ms: u.start_ms,
                 text: &u.text,
+                subtype: info.subtype.as_deref(),
             });
         }
     }
@@ -1300,9 +1457,11 @@ pub async fn fetch(
     let (held, unread) = load_held(lake, &history).await?;
     let intervals = Interval::split(opts.start, opts.end, opts.interval);
     let resume = resume.unwrap_or_default();
-    // Recordings an earlier attempt of this run was still waiting for: asked again (when due),
-    // whether or not their interval is listed again.
-    let waiting = still_not_ready(lake, &resume, &held, &unread, opts).await?;
+    // Recordings an earlier attempt of this run was still waiting for, and transcripts any
+    // fetch is still waiting for: asked again (when due), whether or not their interval is
+    // listed again.
+    let pending = pending_transcripts(&history);
+    let waiting = asked_again(lake, &resume, &pending, &held, &unread, opts).await?;
     drop(unread);
     let mut attempts = HashMap::new();
     let mut without_text = HashMap::new();
@@ -1687,6 +1846,8 @@ mod tests {
             listing: Listing::Jobs,
             interval: chrono::Duration::days(1),
             page_size: 10,
+            batch_size: 100,
+            transcript_grace: chrono::Duration::hours(72),
             concurrency: 1,
             job_poll_max: Duration::from_millis(10),
             job_timeout: Duration::from_secs(5),

@@ -1,14 +1,27 @@
 //! The text of a conversation (GENESYS.md §2.2, §2.3):
-//! - voice: `GET …/speechandtextanalytics/conversations/{id}/communications/{sessionId}/transcripturl`,
+//! - voice: every recorded voice session (a transferred or consulted call has several, each with
+//!   its own transcript) is asked with
+//!   `GET …/speechandtextanalytics/conversations/{id}/communications/{sessionId}/transcripturl`,
 //!   then at once a plain GET of the presigned link (no bearer token; it expires in 10 minutes,
-//!   so a 403 gets a new link). 404 means "no transcript": an outcome, not an error;
+//!   so a 403 gets a new link). A 403 on `transcripturl` itself (the role lacks
+//!   `speechAndTextAnalytics:data:view`) switches the run to the plural `…/transcripturls`,
+//!   which needs only recording permissions and gives one link per recording. 404 means "no
+//!   transcript" and a presigned 404 (`NoSuchKey`) "gone": outcomes, not errors. The documents
+//!   are de-duplicated (same bytes, same recording, or same communication and transcripts) and
+//!   their utterances merged in time order ([`merge_voice`]);
 //! - chat, messaging, email: `GET /api/v2/conversations/{id}/recordings?formatId=NONE`, whose
 //!   recordings carry `transcript`, `messagingTranscript` or `emailTranscript`; a 202 or an
 //!   empty body means "still being prepared" and is asked again after a pause.
 //!
 //! The documents are turned into utterances: speaker, offset from the conversation start in
 //! milliseconds, and text (`decoratedText` when present). Redaction tags stay as they are.
+//! Speakers: `external` phrases are the customer's; an `internal` phrase is labelled with the
+//! purpose (`agent`, `ivr`, `acd`) of the document's internal participant whose
+//! `startTimeMs`–`endTimeMs` window holds the phrase's `startTimeMs`, and stays `agent` when no
+//! window does; a phrase with no purpose is `unknown`.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,27 +30,72 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::analytics::VoiceSession;
 use super::archive::participant_role;
 use super::http::PresignedError;
 use super::{ApiClient, GenesysError};
 
+/// One STA transcript document as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoiceDocument {
+    /// The communication (session) it was asked for.
+    pub communication_id: String,
+    /// The recording it belongs to, when the plural `transcripturls` named it.
+    pub recording_id: Option<String>,
+    /// The document as received.
+    pub document: Bytes,
+    /// Its phrases when it has the common shape (read as it arrived; otherwise it is read the
+    /// lenient way).
+    pub phrases: Option<StaPhrases>,
+}
+
 /// What asking for a conversation's text gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// An STA transcript document of this communication, and its phrases when it has the
-    /// common shape (read as it arrived; otherwise it is read the lenient way).
-    Voice {
-        communication_id: String,
-        document: Bytes,
-        phrases: Option<StaPhrases>,
-    },
+    /// The STA transcript documents of the recorded voice sessions that have one, de-duplicated,
+    /// in the order the sessions were asked (never empty).
+    Voice { documents: Vec<VoiceDocument> },
     /// The recordings list (with transcripts) of a digital conversation.
     Digital { body: Bytes },
-    /// No text: `404` (no STA transcript, or no such conversation), `none` (no recorded
-    /// session to ask), `not-ready` (the recordings stayed empty or 202), `archived` (only
-    /// archived stubs, `fileState: ARCHIVED`), `error` (only recordings with a
-    /// `recordingErrorStatus`).
+    /// No text: `404` (no STA transcript for any recorded session, or no such conversation: it
+    /// may appear later), `none` (no recorded session to ask), `gone` (the presigned link
+    /// answered 404 / `NoSuchKey`: deleted with its recording), `permission` (a 403 no fallback
+    /// cures), `not-ready` (the recordings stayed empty or 202), `archived` (only archived
+    /// stubs, `fileState: ARCHIVED`), `error:<recordingErrorStatus>` (only recordings with an
+    /// error status, e.g. `error:EMAIL_TRANSCRIPT_TOO_LARGE`).
     Missing { reason: String },
+}
+
+/// What the voice requests of one run learnt, shared by every task (held by the
+/// [`ApiClient`]): whether `transcripturl` was refused (403) so that the plural
+/// `transcripturls` is asked instead, and which warnings were already logged.
+#[derive(Debug, Default)]
+pub struct VoiceState {
+    plural: AtomicBool,
+    permission_warned: AtomicBool,
+    recordings_warned: AtomicBool,
+}
+
+impl VoiceState {
+    /// Whether the run asks the plural `transcripturls` (after a 403 on `transcripturl`).
+    pub fn uses_plural(&self) -> bool {
+        self.plural.load(Ordering::Relaxed)
+    }
+
+    /// Switches the run to the plural endpoint; true for the one call that switched it.
+    fn switch_to_plural(&self) -> bool {
+        !self.plural.swap(true, Ordering::Relaxed)
+    }
+
+    /// True for the first call only (a warning logged once a run).
+    fn first_permission_refusal(&self) -> bool {
+        !self.permission_warned.swap(true, Ordering::Relaxed)
+    }
+
+    /// True for the first refused recordings list only (a warning logged once a run).
+    fn first_recordings_refusal(&self) -> bool {
+        !self.recordings_warned.swap(true, Ordering::Relaxed)
+    }
 }
 
 /// How patiently to wait for recordings still being prepared.
@@ -66,6 +124,11 @@ pub fn transcript_url_path(conversation: &str, communication: &str) -> String {
     )
 }
 
+/// The plural `transcripturls` path of one communication (one link per recording).
+pub fn transcript_urls_path(conversation: &str, communication: &str) -> String {
+    format!("{}s", transcript_url_path(conversation, communication))
+}
+
 /// The recordings path of a conversation, text only.
 pub fn recordings_path(conversation: &str) -> String {
     format!("/api/v2/conversations/{conversation}/recordings?formatId=NONE")
@@ -77,12 +140,142 @@ fn json_ok(b: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("not valid JSON: {e}"))
 }
 
-/// The STA transcript of a voice conversation: the first of `sessions` that has one.
+/// Why a recorded session gave no document, worst last: a reason that may change (404)
+/// outranks one that will not (gone), and one the user must act on (permission) outranks both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Miss {
+    Gone,
+    NotFound,
+    Permission,
+}
+
+impl Miss {
+    fn reason(self) -> &'static str {
+        match self {
+            Miss::Gone => "gone",
+            Miss::NotFound => "404",
+            Miss::Permission => "permission",
+        }
+    }
+}
+
+/// What one session's singular `transcripturl` gave.
+enum Single {
+    Document(VoiceDocument),
+    Miss(Miss),
+    /// 403: the role lacks `speechAndTextAnalytics:data:view`.
+    Forbidden,
+}
+
+/// The message of a link that kept expiring before it was read.
+fn kept_expiring(path: String, attempts: u32) -> GenesysError {
+    GenesysError::GaveUp {
+        url: path,
+        status: 403,
+        attempts,
+        message: "the presigned transcript link kept expiring before it could be read (links last 10 minutes; is the machine's clock or the network very slow?)".into(),
+    }
+}
+
+/// The STA transcripts of a voice conversation: every one of `sessions` is asked (recorded
+/// customer sessions first), and the documents of those that have one are kept, de-duplicated
+/// ([`dedup_documents`]). With none, the reason is the worst of the sessions' (`permission`,
+/// then `404`, then `gone`), or `none` when there is no recorded session.
 pub async fn voice(
     client: &ApiClient,
     conversation: &str,
-    sessions: &[String],
+    sessions: &[VoiceSession],
 ) -> Result<Outcome, GenesysError> {
+    let mut documents = Vec::new();
+    let mut recordings = HashSet::new();
+    let mut worst: Option<Miss> = None;
+    // The customer sessions asked so far: (start, whether they gave a transcript).
+    let mut customer_legs: Vec<(Option<DateTime<Utc>>, bool)> = Vec::new();
+    for session in sessions {
+        let customer = matches!(session.purpose.as_str(), "customer" | "external");
+        if !customer && covered(&customer_legs, session.start) {
+            // An STA transcript holds both sides of its call: the agent's session of a leg
+            // whose customer session was transcribed gives the same recording again. Not
+            // asking saves a request (and a presigned GET) per recorded agent leg.
+            continue;
+        }
+        let sid = session.id.as_str();
+        let got = documents.len();
+        let miss =
+            session_documents(client, conversation, sid, &mut recordings, &mut documents).await?;
+        if customer {
+            customer_legs.push((session.start, documents.len() > got));
+        }
+        if documents.len() == got {
+            worst = worst.max(miss);
+        }
+    }
+    if !documents.is_empty() {
+        return Ok(Outcome::Voice {
+            documents: dedup_documents(documents),
+        });
+    }
+    let reason = match worst {
+        Some(m) => m.reason(),
+        None if sessions.is_empty() => "none",
+        // Every link named a recording already read: cannot happen with no document.
+        None => "404",
+    };
+    Ok(Outcome::Missing {
+        reason: reason.into(),
+    })
+}
+
+/// Whether an agent (or other non-customer) session starting at `start` falls in a customer
+/// leg that gave a transcript: the latest customer session that started at or before it did.
+/// A session without a start is never covered (it is asked).
+fn covered(customer_legs: &[(Option<DateTime<Utc>>, bool)], start: Option<DateTime<Utc>>) -> bool {
+    let Some(start) = start else {
+        return false;
+    };
+    customer_legs
+        .iter()
+        .filter_map(|(s, got)| s.map(|s| (s, *got)))
+        .filter(|(s, _)| *s <= start)
+        .max_by_key(|(s, _)| *s)
+        .is_some_and(|(_, got)| got)
+}
+
+/// Asks one session's transcripts into `out`; the reason when it added none (`None` when its
+/// recordings were all read already through another session).
+async fn session_documents(
+    client: &ApiClient,
+    conversation: &str,
+    sid: &str,
+    recordings: &mut HashSet<String>,
+    out: &mut Vec<VoiceDocument>,
+) -> Result<Option<Miss>, GenesysError> {
+    let state = client.voice_state();
+    if !state.uses_plural() {
+        match singular(client, conversation, sid).await? {
+            Single::Document(d) => {
+                out.push(d);
+                return Ok(None);
+            }
+            Single::Miss(m) => return Ok(Some(m)),
+            Single::Forbidden => {
+                if state.switch_to_plural() {
+                    tracing::warn!(
+                        "transcripturl answered 403 (the OAuth client's role lacks speechAndTextAnalytics:data:view): this run asks transcripturls instead, which needs only recording:recording:view; add speechAndTextAnalytics:data:view to the role to use transcripturl"
+                    );
+                }
+            }
+        }
+    }
+    plural(client, conversation, sid, recordings, out).await
+}
+
+/// One session through the singular `transcripturl`.
+async fn singular(
+    client: &ApiClient,
+    conversation: &str,
+    sid: &str,
+) -> Result<Single, GenesysError> {
     #[derive(Deserialize)]
     struct TranscriptUrl {
         url: String,
@@ -92,46 +285,252 @@ pub async fn voice(
             .map(|_| ())
             .map_err(|e| format!("not a transcript URL: {e}"))
     };
-    for sid in sessions {
-        let path = transcript_url_path(conversation, sid);
-        // A link that expired before we used it (a long pause) is asked for again, twice at most.
-        for attempt in 1..=3 {
-            let body = match client.send(Method::GET, &path, None, &validate_url).await {
-                Ok(b) => b,
-                Err(GenesysError::Rejected { status: 404, .. }) => break,
-                Err(e) => return Err(e),
-            };
-            let url = serde_json::from_slice::<TranscriptUrl>(&body)
-                .map_err(|e| GenesysError::Malformed {
-                    url: path.clone(),
-                    attempts: 1,
-                    reason: e.to_string(),
-                })?
-                .url;
+    let path = transcript_url_path(conversation, sid);
+    // A link that expired before we used it (a long pause) is asked for again, twice at most.
+    for attempt in 1..=3 {
+        let body = match client.send(Method::GET, &path, None, &validate_url).await {
+            Ok(b) => b,
+            Err(GenesysError::Rejected { status: 404, .. }) => {
+                return Ok(Single::Miss(Miss::NotFound))
+            }
+            Err(GenesysError::Rejected { status: 403, .. }) => return Ok(Single::Forbidden),
+            Err(e) => return Err(e),
+        };
+        let url = serde_json::from_slice::<TranscriptUrl>(&body)
+            .map_err(|e| GenesysError::Malformed {
+                url: path.clone(),
+                attempts: 1,
+                reason: e.to_string(),
+            })?
+            .url;
+        match client.get_presigned(&url, read_sta).await {
+            Ok((document, phrases)) => {
+                return Ok(Single::Document(VoiceDocument {
+                    communication_id: sid.to_string(),
+                    recording_id: None,
+                    document,
+                    phrases,
+                }))
+            }
+            Err(PresignedError::Expired) if attempt < 3 => continue,
+            Err(PresignedError::Expired) => return Err(kept_expiring(path, attempt)),
+            Err(PresignedError::Gone) => return Ok(Single::Miss(Miss::Gone)),
+            Err(PresignedError::Failed(e)) => return Err(e),
+        }
+    }
+    Err(kept_expiring(path, 3))
+}
+
+/// The plural `transcripturls` answer: `{conversation, communicationId, urls:[{recording:{id},
+/// url}]}`. Entries without a link are skipped.
+#[derive(Deserialize)]
+struct TranscriptUrls {
+    #[serde(default)]
+    urls: Option<Vec<Value>>,
+}
+
+/// One session through the plural `transcripturls`: one document per recording, each recording
+/// once in a conversation (`recordings`).
+async fn plural(
+    client: &ApiClient,
+    conversation: &str,
+    sid: &str,
+    recordings: &mut HashSet<String>,
+    out: &mut Vec<VoiceDocument>,
+) -> Result<Option<Miss>, GenesysError> {
+    let validate = |b: &[u8]| {
+        serde_json::from_slice::<TranscriptUrls>(b)
+            .map(|_| ())
+            .map_err(|e| format!("not a list of transcript URLs: {e}"))
+    };
+    let path = transcript_urls_path(conversation, sid);
+    let mut gone = false;
+    let mut found = false;
+    // Links that expired before they were read are asked for again, twice at most.
+    for attempt in 1..=3 {
+        let body = match client.send(Method::GET, &path, None, &validate).await {
+            Ok(b) => b,
+            Err(GenesysError::Rejected { status: 404, .. }) => return Ok(Some(Miss::NotFound)),
+            Err(GenesysError::Rejected { status: 403, .. }) => {
+                if client.voice_state().first_permission_refusal() {
+                    tracing::warn!(
+                        "transcripturls answered 403: add recording:recording:view (or recording:recordingSegment:view) to the OAuth client's role to read voice transcripts; until then they are counted missing (permission)"
+                    );
+                }
+                return Ok(Some(Miss::Permission));
+            }
+            Err(e) => return Err(e),
+        };
+        let links: Vec<(Option<String>, String)> = serde_json::from_slice::<TranscriptUrls>(&body)
+            .map_err(|e| GenesysError::Malformed {
+                url: path.clone(),
+                attempts: 1,
+                reason: e.to_string(),
+            })?
+            .urls
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|u| {
+                let url = u.get("url").and_then(Value::as_str)?.to_string();
+                let rid = u
+                    .get("recording")
+                    .and_then(|r| r.get("id"))
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                Some((rid, url))
+            })
+            .collect();
+        if links.is_empty() && !found && !gone {
+            return Ok(Some(Miss::NotFound));
+        }
+        let mut expired = false;
+        for (rid, url) in links {
+            if rid.as_ref().is_some_and(|r| recordings.contains(r)) {
+                // Read already (from another session's list, or before a link expired).
+                found = true;
+                continue;
+            }
             match client.get_presigned(&url, read_sta).await {
                 Ok((document, phrases)) => {
-                    return Ok(Outcome::Voice {
-                        communication_id: sid.clone(),
+                    if let Some(r) = &rid {
+                        recordings.insert(r.clone());
+                    }
+                    found = true;
+                    out.push(VoiceDocument {
+                        communication_id: sid.to_string(),
+                        recording_id: rid,
                         document,
                         phrases,
-                    })
+                    });
                 }
-                Err(PresignedError::Expired) if attempt < 3 => continue,
-                Err(PresignedError::Expired) => {
-                    return Err(GenesysError::GaveUp {
-                        url: path,
-                        status: 403,
-                        attempts: attempt,
-                        message: "the presigned transcript link kept expiring before it could be read (links last 10 minutes; is the machine's clock or the network very slow?)".into(),
-                    })
-                }
+                Err(PresignedError::Expired) => expired = true,
+                Err(PresignedError::Gone) => gone = true,
                 Err(PresignedError::Failed(e)) => return Err(e),
             }
         }
+        if !expired {
+            return Ok(if found {
+                None
+            } else if gone {
+                Some(Miss::Gone)
+            } else {
+                Some(Miss::NotFound)
+            });
+        }
+        if attempt == 3 {
+            return Err(kept_expiring(path, attempt));
+        }
     }
-    Ok(Outcome::Missing {
-        reason: if sessions.is_empty() { "none" } else { "404" }.into(),
-    })
+    Err(kept_expiring(path, 3))
+}
+
+/// What tells two documents of a conversation apart: the `communicationId` inside (else the
+/// session asked) and the sorted `transcriptId`s; `None` when it has no transcript ids.
+fn document_identity(d: &VoiceDocument) -> Option<(String, Vec<String>)> {
+    let (communication, mut ids) = match &d.phrases {
+        Some(p) => (p.communication_id.clone(), p.transcript_ids.clone()),
+        None => {
+            let v: Value = serde_json::from_slice(&d.document).ok()?;
+            let ids = v
+                .get("transcripts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.get("transcriptId").and_then(Value::as_str))
+                .map(String::from)
+                .collect();
+            let c = v
+                .get("communicationId")
+                .and_then(Value::as_str)
+                .map(String::from);
+            (c, ids)
+        }
+    };
+    if ids.is_empty() {
+        return None;
+    }
+    ids.sort();
+    Some((
+        communication.unwrap_or_else(|| d.communication_id.clone()),
+        ids,
+    ))
+}
+
+/// The documents with repeats removed, the first kept: the same bytes, the same recording, or
+/// the same `communicationId` and `transcriptId`s (two recordings of one session, or one
+/// transcript reached through two sessions, would otherwise double every utterance).
+pub fn dedup_documents(documents: Vec<VoiceDocument>) -> Vec<VoiceDocument> {
+    let mut bytes = HashSet::new();
+    let mut recordings = HashSet::new();
+    let mut identities = HashSet::new();
+    documents
+        .into_iter()
+        .filter(|d| {
+            let new_bytes = bytes.insert(*blake3::hash(&d.document).as_bytes());
+            let new_recording = d
+                .recording_id
+                .as_ref()
+                .is_none_or(|r| recordings.insert(r.clone()));
+            let new_identity = document_identity(d).is_none_or(|i| identities.insert(i));
+            new_bytes && new_recording && new_identity
+        })
+        .collect()
+}
+
+/// What is stored for a voice conversation's text: its document as received, or, when it has
+/// several, the JSON array of them in order (a document is an object, so the two never meet).
+pub fn voice_body(documents: &[VoiceDocument]) -> Bytes {
+    match documents {
+        [one] => one.document.clone(),
+        many => {
+            let mut out = Vec::with_capacity(many.iter().map(|d| d.document.len() + 2).sum());
+            out.push(b'[');
+            for (i, d) in many.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&d.document);
+            }
+            out.push(b']');
+            Bytes::from(out)
+        }
+    }
+}
+
+/// The utterances of a voice conversation's documents (phrases read on arrival are moved out
+/// of them), merged: one document's in phrase order; several documents' in time order (by
+/// offset, stable; phrases without a time last), a phrase repeated in two documents (same
+/// start, speaker and text) kept once. Each utterance carries its document's communication.
+pub fn merge_voice(
+    documents: &mut [VoiceDocument],
+    conversation_start: DateTime<Utc>,
+) -> Result<Vec<Utterance>, String> {
+    let several = documents.len() > 1;
+    let mut out: Vec<Utterance> = Vec::new();
+    // (start, speaker, text) → the document it was first seen in.
+    let mut seen: HashMap<(i64, &'static str, String), usize> = HashMap::new();
+    for (n, d) in documents.iter_mut().enumerate() {
+        let utterances = match d.phrases.take() {
+            Some(p) => p.utterances(&d.communication_id, conversation_start),
+            None => voice_utterances(&d.document, &d.communication_id, conversation_start)?,
+        };
+        if !several {
+            return Ok(utterances);
+        }
+        for u in utterances {
+            if let Some(start) = u.start_ms {
+                let first = *seen
+                    .entry((start, u.participant, u.text.clone()))
+                    .or_insert(n);
+                if first != n {
+                    continue;
+                }
+            }
+            out.push(u);
+        }
+    }
+    out.sort_by_key(|u| (u.start_ms.is_none(), u.start_ms));
+    Ok(out)
 }
 
 /// The recordings (with transcripts) of a chat, messaging or email conversation.
@@ -159,15 +558,23 @@ pub async fn digital(
                     reason: "404".into(),
                 })
             }
+            Err(GenesysError::Rejected { status: 403, .. }) => {
+                if client.voice_state().first_recordings_refusal() {
+                    tracing::warn!(
+                        "the conversation recordings answered 403: add recording:recording:view (or recording:recordingSegment:view) to the OAuth client's role to read chat, messaging and email text; until then it is counted missing (permission)"
+                    );
+                }
+                return Ok(Outcome::Missing {
+                    reason: "permission".into(),
+                });
+            }
             Err(e) => return Err(e),
         };
         let empty = body.iter().all(u8::is_ascii_whitespace)
             || serde_json::from_slice::<Vec<Value>>(&body).is_ok_and(|v| v.is_empty());
         if status != StatusCode::ACCEPTED && !empty {
             if let Some(reason) = no_text_reason(&body) {
-                return Ok(Outcome::Missing {
-                    reason: reason.into(),
-                });
+                return Ok(Outcome::Missing { reason });
             }
             return Ok(Outcome::Digital { body });
         }
@@ -183,8 +590,9 @@ pub async fn digital(
 
 /// Why a recordings list holds no text at all, when it holds none: every recording is an
 /// archived stub (`archived`: restore it in Genesys, then fetch again) or carries a
-/// `recordingErrorStatus` (`error`). GENESYS.md §2.3: neither is a transcript.
-fn no_text_reason(body: &[u8]) -> Option<&'static str> {
+/// `recordingErrorStatus` (`error:<status>`, the first one's). GENESYS.md §2.3: neither is a
+/// transcript.
+fn no_text_reason(body: &[u8]) -> Option<String> {
     let recordings: Vec<Value> = serde_json::from_slice(body).ok()?;
     let has_text = |r: &Value| {
         ["transcript", "messagingTranscript", "emailTranscript"]
@@ -203,23 +611,26 @@ fn no_text_reason(body: &[u8]) -> Option<&'static str> {
             .and_then(Value::as_str)
             .is_some_and(|s| s.eq_ignore_ascii_case("ARCHIVED"))
     };
-    let failed = |r: &Value| {
-        r.get("recordingErrorStatus")
-            .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+    let failure = |r: &Value| match r.get("recordingErrorStatus")? {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(s.trim().to_string()),
+        other => Some(other.to_string()),
     };
     if recordings.iter().any(archived) {
-        Some("archived")
-    } else if recordings.iter().any(failed) {
-        Some("error")
+        Some("archived".into())
     } else {
-        None
+        recordings
+            .iter()
+            .find_map(failure)
+            .map(|status| format!("error:{status}"))
     }
 }
 
 /// One utterance of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Utterance {
-    /// customer, agent, ivr or unknown.
+    /// customer, agent, ivr, acd or unknown.
     pub participant: &'static str,
     /// Milliseconds from the conversation start.
     pub start_ms: Option<i64>,
@@ -258,6 +669,9 @@ pub fn voice_utterances(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaPhrases {
     conversation_start_time: Option<i64>,
+    /// The document's `communicationId` and `transcriptId`s (to tell repeated documents).
+    communication_id: Option<String>,
+    transcript_ids: Vec<String>,
     /// (speaker, `startTimeMs`, text) of every phrase with text.
     phrases: Vec<(&'static str, Option<i64>, String)>,
 }
@@ -285,6 +699,51 @@ impl StaPhrases {
     }
 }
 
+/// An internal participant's time in the call (a document's `participants[]` entry).
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    role: &'static str,
+    start: i64,
+    end: Option<i64>,
+}
+
+/// The windows of a document's internal participants (agent, ivr, acd): those with a
+/// `startTimeMs`; without `endTimeMs` a window lasts to the end of the call.
+fn windows<'a>(
+    participants: impl Iterator<Item = (Option<&'a str>, Option<i64>, Option<i64>)>,
+) -> Vec<Window> {
+    participants
+        .filter_map(|(purpose, start, end)| {
+            let role = participant_role(purpose);
+            matches!(role, "agent" | "ivr" | "acd").then_some(Window {
+                role,
+                start: start?,
+                end,
+            })
+        })
+        .collect()
+}
+
+/// A phrase's speaker: `external` → customer; `internal` → the role of the internal
+/// participant whose window holds the phrase's start (the latest-starting one when several do;
+/// a window holds its start and its end, so at a hand-over the newcomer wins), else `agent`
+/// (what STA's `internal` meant before windows were read); anything else as
+/// [`participant_role`] maps it.
+fn phrase_role(purpose: Option<&str>, start: Option<i64>, windows: &[Window]) -> &'static str {
+    let internal = purpose.is_some_and(|p| p.trim().eq_ignore_ascii_case("internal"));
+    if !internal {
+        return participant_role(purpose);
+    }
+    start
+        .and_then(|t| {
+            windows
+                .iter()
+                .filter(|w| w.start <= t && w.end.is_none_or(|e| t <= e))
+                .max_by_key(|w| w.start)
+        })
+        .map_or("agent", |w| w.role)
+}
+
 /// Reads a received STA document once: its phrases when it has the common shape (borrowed,
 /// typed fields that skip what convlake does not use, the word-level detail being most of a
 /// document), `None` for another shape of valid JSON (a field of another type, say: read the
@@ -294,6 +753,11 @@ pub fn read_sta(document: &[u8]) -> Result<Option<StaPhrases>, String> {
     let Ok(doc) = serde_json::from_slice::<StaDocument<'_>>(document) else {
         return json_ok(document).map(|()| None);
     };
+    let windows = windows(
+        doc.participants
+            .iter()
+            .map(|p| (p.purpose.as_deref(), p.start_time_ms, p.end_time_ms)),
+    );
     let phrases = doc
         .transcripts
         .iter()
@@ -307,7 +771,7 @@ pub fn read_sta(document: &[u8]) -> Result<Option<StaPhrases>, String> {
                 .unwrap_or("");
             (!text.trim().is_empty()).then(|| {
                 (
-                    participant_role(p.participant_purpose.as_deref()),
+                    phrase_role(p.participant_purpose.as_deref(), p.start_time_ms, &windows),
                     p.start_time_ms,
                     text.to_string(),
                 )
@@ -316,6 +780,12 @@ pub fn read_sta(document: &[u8]) -> Result<Option<StaPhrases>, String> {
         .collect();
     Ok(Some(StaPhrases {
         conversation_start_time: doc.conversation_start_time,
+        communication_id: doc.communication_id.map(|c| c.into_owned()),
+        transcript_ids: doc
+            .transcripts
+            .iter()
+            .filter_map(|t| t.transcript_id.as_deref().map(String::from))
+            .collect(),
         phrases,
     }))
 }
@@ -325,12 +795,28 @@ pub fn read_sta(document: &[u8]) -> Result<Option<StaPhrases>, String> {
 struct StaDocument<'a> {
     #[serde(rename = "conversationStartTime")]
     conversation_start_time: Option<i64>,
+    #[serde(default, borrow, rename = "communicationId")]
+    communication_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    participants: Vec<StaParticipant<'a>>,
     #[serde(default, borrow)]
     transcripts: Vec<StaTranscript<'a>>,
 }
 
 #[derive(Deserialize)]
+struct StaParticipant<'a> {
+    #[serde(default, borrow, rename = "participantPurpose")]
+    purpose: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "startTimeMs")]
+    start_time_ms: Option<i64>,
+    #[serde(rename = "endTimeMs")]
+    end_time_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
 struct StaTranscript<'a> {
+    #[serde(default, borrow, rename = "transcriptId")]
+    transcript_id: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, borrow)]
     phrases: Vec<StaPhrase<'a>>,
 }
@@ -359,6 +845,19 @@ fn voice_utterances_lenient(
         .get("conversationStartTime")
         .and_then(Value::as_i64)
         .unwrap_or_else(|| conversation_start.timestamp_millis());
+    let windows = windows(
+        doc.get("participants")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p.get("participantPurpose").and_then(Value::as_str),
+                    p.get("startTimeMs").and_then(Value::as_i64),
+                    p.get("endTimeMs").and_then(Value::as_i64),
+                )
+            }),
+    );
     let mut out = Vec::new();
     for t in doc
         .get("transcripts")
@@ -381,9 +880,14 @@ fn voice_utterances_lenient(
             if text.trim().is_empty() {
                 continue;
             }
+            let start = p.get("startTimeMs").and_then(Value::as_i64);
             out.push(Utterance {
-                participant: participant_role(p.get("participantPurpose").and_then(Value::as_str)),
-                start_ms: offset_ms(p.get("startTimeMs").and_then(Value::as_i64), origin),
+                participant: phrase_role(
+                    p.get("participantPurpose").and_then(Value::as_str),
+                    start,
+                    &windows,
+                ),
+                start_ms: offset_ms(start, origin),
                 text: text.to_string(),
                 communication_id: Some(communication_id.to_string()),
             });
@@ -515,7 +1019,55 @@ mod tests {
             br#"[]"#,
             br#"{}"#,
         ];
-        for doc in docs {
+        let typed: [&[u8]; 3] = [
+            // Participant windows: IVR, then the queue, then an agent; one without an end.
+            br#"{"conversationStartTime": 1772359200000, "participants": [
+                {"participantPurpose": "customer", "startTimeMs": 1772359200000, "endTimeMs": 1772359300000},
+                {"participantPurpose": "ivr", "startTimeMs": 1772359200000, "endTimeMs": 1772359210000},
+                {"participantPurpose": "acd", "startTimeMs": 1772359210000, "endTimeMs": 1772359220000},
+                {"participantPurpose": "agent", "startTimeMs": 1772359220000}],
+              "transcripts": [{"transcriptId": "t1", "phrases": [
+                {"participantPurpose": "internal", "text": "press one", "startTimeMs": 1772359201000},
+                {"participantPurpose": "internal", "text": "you are caller 3", "startTimeMs": 1772359210000},
+                {"participantPurpose": "internal", "text": "hello", "startTimeMs": 1772359230000},
+                {"participantPurpose": "external", "text": "hi", "startTimeMs": 1772359231000},
+                {"participantPurpose": "internal", "text": "no time"},
+                {"text": "nobody"}]}]}"#,
+            // Windows without a start, or with a null end; an internal phrase before every window.
+            br#"{"participants": [{"participantPurpose": "ivr", "endTimeMs": 5000},
+                {"participantPurpose": "acd", "startTimeMs": 3000, "endTimeMs": null}],
+              "transcripts": [{"phrases": [
+                {"participantPurpose": "internal", "text": "early", "startTimeMs": 1000},
+                {"participantPurpose": "internal", "text": "queued", "startTimeMs": 4000}]}]}"#,
+            // No participants at all: internal stays agent.
+            br#"{"transcripts": [{"phrases": [{"participantPurpose": "Internal", "text": "x", "startTimeMs": 1}]}]}"#,
+        ];
+        for doc in typed {
+            assert!(
+                read_sta(doc).unwrap().is_some(),
+                "read the typed way: {}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        let roles = |doc: &[u8]| -> Vec<&'static str> {
+            voice_utterances(doc, "s", start)
+                .unwrap()
+                .iter()
+                .map(|u| u.participant)
+                .collect()
+        };
+        assert_eq!(
+            roles(typed[0]),
+            ["ivr", "acd", "agent", "customer", "agent", "unknown"]
+        );
+        assert_eq!(roles(typed[1]), ["agent", "acd"]);
+        assert_eq!(roles(typed[2]), ["agent"]);
+        // A participant window of another type: the whole document is read the lenient way.
+        let odd_window: &[u8] = br#"{"participants": [{"participantPurpose": "ivr", "startTimeMs": "0"}],
+            "transcripts": [{"phrases": [{"participantPurpose": "internal", "text": "x", "startTimeMs": 1}]}]}"#;
+        assert_eq!(read_sta(odd_window).unwrap(), None);
+        assert_eq!(roles(odd_window), ["agent"]);
+        for doc in docs.into_iter().chain(typed).chain([odd_window]) {
             assert_eq!(
                 voice_utterances(doc, "s", start),
                 voice_utterances_lenient(doc, "s", start),
@@ -580,11 +1132,435 @@ mod tests {
     fn archived_and_failed_recordings_are_missing_with_their_reason() {
         let archived =
             br#"[{"id": "r", "fileState": "ARCHIVED", "archiveDate": "2026-01-01T00:00:00Z"}]"#;
-        assert_eq!(no_text_reason(archived), Some("archived"));
-        let failed = br#"[{"id": "r", "fileState": "AVAILABLE", "recordingErrorStatus": "EMAIL_TRANSCRIPT_TOO_LARGE"}]"#;
-        assert_eq!(no_text_reason(failed), Some("error"));
+        assert_eq!(no_text_reason(archived).as_deref(), Some("archived"));
+        let failed = br#"[{"id": "r", "fileState": "AVAILABLE", "recordingErrorStatus": ""},
+            {"id": "q", "fileState": "AVAILABLE", "recordingErrorStatus": "EMAIL_TRANSCRIPT_TOO_LARGE"}]"#;
+        assert_eq!(
+            no_text_reason(failed).as_deref(),
+            Some("error:EMAIL_TRANSCRIPT_TOO_LARGE")
+        );
         let text = br#"[{"fileState": "ARCHIVED"}, {"transcript": [{"body": "hi"}]}]"#;
         assert_eq!(no_text_reason(text), None);
         assert_eq!(no_text_reason(br#"[{"fileState": "AVAILABLE"}]"#), None);
+    }
+
+    fn doc(communication: &str, transcript: &str, phrases: &[(&str, i64, &str)]) -> VoiceDocument {
+        let phrases: Vec<Value> = phrases
+            .iter()
+            .map(|(who, at, text)| {
+                serde_json::json!({"participantPurpose": who, "startTimeMs": 1772359200000i64 + at, "text": text})
+            })
+            .collect();
+        let body = serde_json::json!({
+            "conversationStartTime": 1772359200000i64,
+            "communicationId": communication,
+            "transcripts": [{"transcriptId": transcript, "phrases": phrases}],
+        });
+        let document = Bytes::from(serde_json::to_vec(&body).unwrap());
+        VoiceDocument {
+            communication_id: communication.into(),
+            recording_id: None,
+            phrases: read_sta(&document).unwrap(),
+            document,
+        }
+    }
+
+    #[test]
+    fn documents_of_a_transfer_merge_in_time_order_without_repeats() {
+        let start: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
+        let first = doc(
+            "s1",
+            "t1",
+            &[
+                ("internal", 1000, "hello"),
+                ("external", 2000, "my router"),
+                ("internal", 9000, "transferring you"),
+            ],
+        );
+        // The second agent's session repeats the hand-over phrase, then goes on.
+        let second = doc(
+            "s2",
+            "t2",
+            &[
+                ("internal", 9000, "transferring you"),
+                ("internal", 10000, "second agent here"),
+                ("external", 5000, "it blinks"),
+            ],
+        );
+        let mut docs = vec![first.clone(), second.clone()];
+        let u = merge_voice(&mut docs, start).unwrap();
+        let got: Vec<(Option<i64>, &str, Option<&str>)> = u
+            .iter()
+            .map(|u| (u.start_ms, u.text.as_str(), u.communication_id.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1000), "hello", Some("s1")),
+                (Some(2000), "my router", Some("s1")),
+                (Some(5000), "it blinks", Some("s2")),
+                (Some(9000), "transferring you", Some("s1")),
+                (Some(10000), "second agent here", Some("s2")),
+            ]
+        );
+        // The lenient reading (phrases not read on arrival) merges the same way.
+        let mut lenient: Vec<VoiceDocument> = [first.clone(), second]
+            .into_iter()
+            .map(|mut d| {
+                d.phrases = None;
+                d
+            })
+            .collect();
+        assert_eq!(merge_voice(&mut lenient, start).unwrap(), u);
+        // One document keeps its phrase order, and a phrase said twice in it stays twice.
+        let mut one = vec![doc(
+            "s1",
+            "t1",
+            &[
+                ("external", 3000, "yes"),
+                ("external", 3000, "yes"),
+                ("internal", 1000, "late"),
+            ],
+        )];
+        let u = merge_voice(&mut one, start).unwrap();
+        let texts: Vec<&str> = u.iter().map(|u| u.text.as_str()).collect();
+        assert_eq!(texts, ["yes", "yes", "late"]);
+        assert!(merge_voice(&mut [], start).unwrap().is_empty());
+    }
+
+    #[test]
+    fn repeated_documents_are_kept_once() {
+        let a = doc("s1", "t1", &[("internal", 1, "a")]);
+        let same_bytes = VoiceDocument {
+            communication_id: "s9".into(),
+            ..a.clone()
+        };
+        // Another rendering of the same transcript (other bytes, same communication and id).
+        let same_transcript = doc("s1", "t1", &[("internal", 1, "a"), ("external", 2, "b")]);
+        let mut rec1 = doc("s2", "t2", &[("internal", 5, "c")]);
+        rec1.recording_id = Some("r1".into());
+        let mut rec1_again = doc("s3", "t3", &[("internal", 6, "d")]);
+        rec1_again.recording_id = Some("r1".into());
+        let other = doc("s1", "t4", &[("internal", 7, "e")]);
+        let kept = dedup_documents(vec![
+            a.clone(),
+            same_bytes,
+            same_transcript,
+            rec1.clone(),
+            rec1_again,
+            other.clone(),
+        ]);
+        assert_eq!(kept, [a.clone(), rec1, other]);
+        // Documents without transcript ids differ by their bytes only.
+        let bare = |t: &str| VoiceDocument {
+            communication_id: "s".into(),
+            recording_id: None,
+            document: Bytes::from(format!(
+                r#"{{"transcripts": [{{"phrases": [{{"text": "{t}"}}]}}]}}"#
+            )),
+            phrases: None,
+        };
+        assert_eq!(
+            dedup_documents(vec![bare("x"), bare("y"), bare("x")]).len(),
+            2
+        );
+        // What is stored: one document as it came, several as their array.
+        assert_eq!(voice_body(std::slice::from_ref(&a)), a.document);
+        let both = voice_body(&[a.clone(), bare("x")]);
+        let v: Vec<Value> = serde_json::from_slice(&both).unwrap();
+        assert_eq!(v.len(), 2);
+    }
+
+    /// A fake STA API: `routes` maps a path (the API's or a presigned `/s3/…` link) to a status
+    /// and a body in which `{base}` is the server's URL. Every request is counted by path.
+    async fn sta_server(
+        routes: Vec<(String, u16, String)>,
+    ) -> (
+        String,
+        std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>,
+    ) {
+        use axum::response::IntoResponse;
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
+        let counted = hits.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let url = base.clone();
+        let routes: HashMap<String, (u16, String)> = routes
+            .into_iter()
+            .map(|(p, st, b)| (p, (st, b.replace("{base}", &base))))
+            .collect();
+        let handler = move |req: axum::extract::Request| {
+            let routes = routes.clone();
+            let hits = counted.clone();
+            async move {
+                let path = req.uri().path().to_string();
+                if path == "/oauth/token" {
+                    return (
+                        axum::http::StatusCode::OK,
+                        r#"{"access_token":"t","expires_in":86400}"#.to_string(),
+                    )
+                        .into_response();
+                }
+                *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+                let (status, body) = routes
+                    .get(&path)
+                    .cloned()
+                    .unwrap_or((404, r#"{"message":"not found","status":404}"#.to_string()));
+                (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response()
+            }
+        };
+        let app = axum::Router::new().fallback(handler);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits)
+    }
+
+    fn client(url: &str) -> ApiClient {
+        ApiClient::new(
+            crate::genesys::Endpoints::resolve("x", Some(url), None).unwrap(),
+            crate::genesys::Credentials {
+                client_id: "id".into(),
+                client_secret: crate::secret::Secret::new("s"),
+            },
+            crate::genesys::RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(1),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn sessions(ids: &[&str]) -> Vec<VoiceSession> {
+        ids.iter()
+            .map(|id| VoiceSession {
+                id: id.to_string(),
+                purpose: "customer".into(),
+                start: None,
+            })
+            .collect()
+    }
+
+    fn sta_doc(communication: &str, text: &str) -> String {
+        format!(
+            r#"{{"conversationStartTime": 1772359200000, "communicationId": "{communication}", "transcripts": [{{"transcriptId": "t-{communication}", "phrases": [{{"participantPurpose": "external", "startTimeMs": 1772359201000, "text": "{text}"}}]}}]}}"#
+        )
+    }
+
+    fn link(conversation: &str, sid: &str) -> (String, u16, String) {
+        (
+            transcript_url_path(conversation, sid),
+            200,
+            format!(r#"{{"url": "{{base}}/s3/{sid}?X-Amz-Signature=abc"}}"#),
+        )
+    }
+
+    fn texts(o: &Outcome) -> Vec<String> {
+        match o {
+            Outcome::Voice { documents } => {
+                let mut docs = documents.clone();
+                merge_voice(&mut docs, "2026-03-01T10:00:00Z".parse().unwrap())
+                    .unwrap()
+                    .into_iter()
+                    .map(|u| u.text)
+                    .collect()
+            }
+            other => panic!("not voice: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_recorded_session_is_asked_and_gone_or_missing_ones_leave_the_rest() {
+        let (url, hits) = sta_server(vec![
+            link("c", "s1"),
+            ("/s3/s1".into(), 200, sta_doc("s1", "first leg")),
+            link("c", "s2"),
+            // Deleted with its recording: S3's NoSuchKey.
+            (
+                "/s3/s2".into(),
+                404,
+                "<Error><Code>NoSuchKey</Code></Error>".into(),
+            ),
+            link("c", "s4"),
+            ("/s3/s4".into(), 200, sta_doc("s4", "second leg")),
+            // s3 has no transcript (404 from the API).
+        ])
+        .await;
+        let c = client(&url);
+        let o = voice(&c, "c", &sessions(&["s1", "s2", "s3", "s4"]))
+            .await
+            .unwrap();
+        assert_eq!(texts(&o), ["first leg", "second leg"]);
+        let h = hits.lock().unwrap().clone();
+        assert_eq!(h[&transcript_url_path("c", "s3")], 1);
+        assert_eq!(h["/s3/s2"], 1, "a presigned 404 is not retried");
+        // Only gone and 404: 404 wins (it may still appear); only gone: gone; nothing: none.
+        let o = voice(&c, "c", &sessions(&["s2", "s3"])).await.unwrap();
+        assert_eq!(
+            o,
+            Outcome::Missing {
+                reason: "404".into()
+            }
+        );
+        let o = voice(&c, "c", &sessions(&["s2"])).await.unwrap();
+        assert_eq!(
+            o,
+            Outcome::Missing {
+                reason: "gone".into()
+            }
+        );
+        let o = voice(&c, "c", &[]).await.unwrap();
+        assert_eq!(
+            o,
+            Outcome::Missing {
+                reason: "none".into()
+            }
+        );
+        assert!(!c.voice_state().uses_plural());
+    }
+
+    #[tokio::test]
+    async fn a_403_on_transcripturl_switches_the_run_to_transcripturls_once() {
+        let forbidden =
+            r#"{"message":"missing permission speechAndTextAnalytics:data:view","status":403}"#;
+        let urls = |sid: &str, recordings: &[&str]| {
+            let entries: Vec<String> = recordings
+                .iter()
+                .map(|r| {
+                    format!(r#"{{"recording": {{"id": "{r}", "selfUri": "/api/v2/recordings/{r}"}}, "url": "{{base}}/s3/{r}?sig=1"}}"#)
+                })
+                .collect();
+            (
+                transcript_urls_path("c", sid),
+                200,
+                format!(
+                    r#"{{"conversation": {{"id": "c"}}, "communicationId": "{sid}", "urls": [{}]}}"#,
+                    entries.join(",")
+                ),
+            )
+        };
+        let (url, hits) = sta_server(vec![
+            (transcript_url_path("c", "s1"), 403, forbidden.into()),
+            (transcript_url_path("c", "s2"), 403, forbidden.into()),
+            // Two recordings of s1; s2's list names r2 again (one recording, two sessions).
+            urls("s1", &["r1", "r2"]),
+            urls("s2", &["r2", "r3"]),
+            ("/s3/r1".into(), 200, sta_doc("s1", "part one")),
+            ("/s3/r2".into(), 200, sta_doc("s1b", "part two")),
+            ("/s3/r3".into(), 200, sta_doc("s2", "part three")),
+        ])
+        .await;
+        let c = client(&url);
+        let o = voice(&c, "c", &sessions(&["s1", "s2"])).await.unwrap();
+        assert!(c.voice_state().uses_plural());
+        let Outcome::Voice { documents } = &o else {
+            panic!("{o:?}")
+        };
+        let recs: Vec<Option<&str>> = documents
+            .iter()
+            .map(|d| d.recording_id.as_deref())
+            .collect();
+        assert_eq!(recs, [Some("r1"), Some("r2"), Some("r3")]);
+        assert_eq!(texts(&o).len(), 3);
+        // A later conversation goes straight to the plural: the singular was asked once.
+        voice(&c, "c", &sessions(&["s1", "s2"])).await.unwrap();
+        let h = hits.lock().unwrap().clone();
+        assert_eq!(h[&transcript_url_path("c", "s1")], 1);
+        assert!(!h.contains_key(&transcript_url_path("c", "s2")));
+        assert_eq!(
+            h["/s3/r2"], 2,
+            "r2 read once a conversation, not once per session"
+        );
+        // A 403 is a refusal, not a token problem: no new token, no retry.
+        let s = c.stats();
+        assert_eq!((s.tokens, s.unauthorized, s.retries), (1, 0, 0), "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn a_403_the_plural_does_not_cure_is_missing_permission() {
+        let forbidden = r#"{"message":"forbidden","status":403}"#;
+        let (url, _) = sta_server(vec![
+            (transcript_url_path("c", "s1"), 403, forbidden.into()),
+            (transcript_urls_path("c", "s1"), 403, forbidden.into()),
+            // An empty list: nothing for this session.
+            (
+                transcript_urls_path("c", "s2"),
+                200,
+                r#"{"communicationId": "s2", "urls": []}"#.into(),
+            ),
+        ])
+        .await;
+        let c = client(&url);
+        let o = voice(&c, "c", &sessions(&["s1", "s2"])).await.unwrap();
+        assert_eq!(
+            o,
+            Outcome::Missing {
+                reason: "permission".into()
+            }
+        );
+        let o = voice(&c, "c", &sessions(&["s2"])).await.unwrap();
+        assert_eq!(
+            o,
+            Outcome::Missing {
+                reason: "404".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_recordings_are_missing_permission_and_errored_ones_name_their_status() {
+        let (url, _) = sta_server(vec![
+            (
+                "/api/v2/conversations/d1/recordings".into(),
+                403,
+                r#"{"message":"forbidden","status":403}"#.into(),
+            ),
+            (
+                "/api/v2/conversations/d2/recordings".into(),
+                200,
+                r#"[{"id": "r", "fileState": "AVAILABLE", "recordingErrorStatus": "EMAIL_TRANSCRIPT_TOO_LARGE"}]"#.into(),
+            ),
+            (
+                "/api/v2/conversations/d3/recordings".into(),
+                200,
+                r#"[{"id": "r", "fileState": "ARCHIVED", "archiveDate": "2026-01-01T00:00:00Z"}]"#.into(),
+            ),
+        ])
+        .await;
+        let c = client(&url);
+        let once = NotReadyPolicy {
+            attempts: 1,
+            wait: Duration::ZERO,
+        };
+        for (id, reason) in [
+            ("d1", "permission"),
+            ("d2", "error:EMAIL_TRANSCRIPT_TOO_LARGE"),
+            ("d3", "archived"),
+            ("d4", "404"),
+        ] {
+            assert_eq!(
+                digital(&c, id, once).await.unwrap(),
+                Outcome::Missing {
+                    reason: reason.into()
+                },
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_agent_leg_is_asked_only_when_its_customer_leg_gave_no_transcript() {
+        let t = |s: &str| Some(s.parse::<DateTime<Utc>>().unwrap());
+        let legs = [
+            (t("2026-03-01T10:00:00Z"), true),
+            (t("2026-03-01T10:10:00Z"), false),
+        ];
+        // The first leg's agent: its customer leg was transcribed.
+        assert!(covered(&legs, t("2026-03-01T10:01:00Z")));
+        // The second leg's agent: its customer leg gave nothing, so the agent's is asked.
+        assert!(!covered(&legs, t("2026-03-01T10:11:00Z")));
+        // Before any customer leg, or without a start: asked.
+        assert!(!covered(&legs, t("2026-03-01T09:59:00Z")));
+        assert!(!covered(&legs, None));
+        assert!(!covered(&[], t("2026-03-01T10:01:00Z")));
     }
 }

@@ -26,8 +26,13 @@ pub fn raw_schema() -> SchemaRef {
         Field::new("start_ms", DataType::Int64, true),
         Field::new("text", DataType::Utf8, false),
         Field::new("snapshot", DataType::Utf8, false),
+        Field::new("subtype", DataType::Utf8, true),
     ]))
 }
+
+/// Columns added to the raw-snapshot schema after lakes were first written: nullable, and
+/// absent from older files (readers see NULL there).
+pub const RAW_ADDED_COLUMNS: [&str; 1] = ["subtype"];
 
 /// One utterance on its way into a raw snapshot.
 pub struct RawRow<'a> {
@@ -39,6 +44,9 @@ pub struct RawRow<'a> {
     pub utterance_index: i32,
     pub start_ms: Option<i64>,
     pub text: &'a str,
+    /// What kind of `interaction_type` it is, when Genesys says (`callback` for a voice call
+    /// that began as a callback); `None` otherwise.
+    pub subtype: Option<&'a str>,
 }
 
 /// Builds a batch of the raw-snapshot schema, one utterance at a time; every source uses it.
@@ -52,6 +60,7 @@ pub struct RawRowsBuilder {
     start_ms: Int64Builder,
     text: StringBuilder,
     snap: StringBuilder,
+    subtype: StringBuilder,
     snapshot: String,
 }
 
@@ -68,6 +77,7 @@ impl RawRowsBuilder {
             start_ms: Int64Builder::new(),
             text: StringBuilder::new(),
             snap: StringBuilder::new(),
+            subtype: StringBuilder::new(),
             snapshot: snapshot.to_string(),
         }
     }
@@ -85,6 +95,7 @@ impl RawRowsBuilder {
         self.start_ms.append_option(r.start_ms);
         self.text.append_value(r.text);
         self.snap.append_value(&self.snapshot);
+        self.subtype.append_option(r.subtype);
     }
 
     /// The batch.
@@ -101,6 +112,7 @@ impl RawRowsBuilder {
                 Arc::new(self.start_ms.finish()),
                 Arc::new(self.text.finish()),
                 Arc::new(self.snap.finish()),
+                Arc::new(self.subtype.finish()),
             ],
         )
         .map_err(|e| e.to_string())
@@ -283,6 +295,7 @@ mod tests {
                 utterance_index: i % 250,
                 start_ms: Some(i64::from(i) * 1500),
                 text: &format!("utterance number {i} about the acme router"),
+                subtype: None,
             });
         }
         let batch = rows.finish().unwrap();

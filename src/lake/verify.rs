@@ -150,6 +150,8 @@ fn write_without_text(
     }
     let name = |r: &str| match r {
         "not-ready" => "not ready".to_string(),
+        "transcript-pending" => "transcript pending".to_string(),
+        "permission" => "no permission".to_string(),
         "none" => "no recorded session".to_string(),
         other => other.to_string(),
     };
@@ -159,7 +161,7 @@ fn write_without_text(
         .collect();
     write!(
         f,
-        "{total} conversations without text ({}; a later fetch asks for them again); ",
+        "{total} conversations without text ({}; a fetch that lists them again asks again, and every fetch asks for pending transcripts until --transcript-grace has passed); ",
         parts.join(", ")
     )
 }
@@ -262,9 +264,15 @@ fn check_columns(
 ) -> Result<(), String> {
     for b in batches {
         for field in schema.fields() {
-            let col = b
-                .column_by_name(field.name())
-                .ok_or_else(|| format!("column {} is missing", field.name()))?;
+            let Some(col) = b.column_by_name(field.name()) else {
+                // A nullable column added since the file was written reads as NULL.
+                if field.is_nullable()
+                    && crate::lake::schema::RAW_ADDED_COLUMNS.contains(&field.name().as_str())
+                {
+                    continue;
+                }
+                return Err(format!("column {} is missing", field.name()));
+            };
             if col.data_type() != field.data_type() {
                 return Err(format!(
                     "column {} is {}, expected {}",

@@ -134,6 +134,24 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
     Ok(s)
 }
 
+/// The listing page size of an analytics fetch: `--page-size`, checked against what the
+/// listing accepts (job results up to 1,000 a page, the details query up to 100), by default
+/// the largest (one listing request per 1,000 conversations instead of one per 50).
+fn listing_page_size(args: &SourceArgs) -> Result<u32> {
+    use genesys::analytics::{JOB_RESULTS_MAX_PAGE, QUERY_MAX_PAGE};
+    let (max, what) = match args.listing {
+        crate::cli::ListingArg::Jobs => (JOB_RESULTS_MAX_PAGE, "details job results"),
+        crate::cli::ListingArg::Query => (QUERY_MAX_PAGE, "the details query"),
+    };
+    match args.page_size {
+        None => Ok(max),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => bail!(
+            "--page-size {n}: {what} serve at most {max} conversations a page (GENESYS.md §2.1); use --page-size {max} or less"
+        ),
+    }
+}
+
 /// `convlake fetch --source analytics`: the range (explicit, or since the last completed
 /// interval minus the lateness window), then the staging stage.
 async fn fetch_analytics(
@@ -188,7 +206,17 @@ async fn fetch_analytics(
             crate::cli::ListingArg::Query => Listing::Query,
         },
         interval: chrono::Duration::days(i64::from(args.interval_days.max(1))),
-        page_size: args.page_size.unwrap_or(50).clamp(1, 1000),
+        page_size: listing_page_size(args)?,
+        batch_size: args.batch_size.max(1) as usize,
+        transcript_grace: chrono::Duration::from_std(args.transcript_grace)
+            .ok()
+            .filter(|g| *g <= chrono::Duration::days(3650))
+            .with_context(|| {
+                format!(
+                    "--transcript-grace {:?} is longer than ten years; use a window such as 72h or 30d",
+                    args.transcript_grace
+                )
+            })?,
         concurrency: args.concurrency.max(1) as usize,
         job_poll_max: seconds_flag("--job-poll-max", args.job_poll_max, 0.01, 60.0)?,
         job_timeout: args.job_timeout,
@@ -231,6 +259,9 @@ async fn fetch_analytics(
             ""
         }
     );
+    for line in missing_text_notes(&s.missing_by_reason, args.transcript_grace) {
+        eprintln!("fetch: note: {line}");
+    }
     if s.refused_records > 0 {
         // Everything else is staged and recorded; the run still fails so a scheduler sees it.
         bail!(
@@ -241,6 +272,52 @@ async fn fetch_analytics(
         );
     }
     Ok(s)
+}
+
+/// What a user can do about the conversations a fetch staged without text, one line per reason
+/// that has one.
+fn missing_text_notes(
+    by_reason: &std::collections::BTreeMap<String, u64>,
+    grace: std::time::Duration,
+) -> Vec<String> {
+    let n = |r: &str| by_reason.get(r).copied().unwrap_or(0);
+    let errors: u64 = by_reason
+        .iter()
+        .filter(|(r, _)| r.starts_with("error"))
+        .map(|(_, n)| n)
+        .sum();
+    let hours = grace.as_secs() / 3600;
+    let mut out = Vec::new();
+    if n("transcript-pending") > 0 {
+        out.push(format!(
+            "{} voice conversations have no Speech & Text Analytics transcript yet; every later fetch asks for them again until they ended more than {hours}h ago (--transcript-grace), then counts them as untranscribed",
+            n("transcript-pending")
+        ));
+    }
+    if n("permission") > 0 {
+        out.push(format!(
+            "{} conversations were refused for a missing permission (403): give the OAuth client's role recording:recording:view (and speechAndTextAnalytics:data:view for voice), then fetch again",
+            n("permission")
+        ));
+    }
+    if n("archived") > 0 {
+        out.push(format!(
+            "{} digital conversations have only archived recordings (fileState ARCHIVED): restore them in Genesys Cloud, then fetch their dates again",
+            n("archived")
+        ));
+    }
+    if n("gone") > 0 {
+        out.push(format!(
+            "{} voice transcripts are gone (their presigned link answered 404: deleted with the recording, e.g. by retention); nothing to fetch",
+            n("gone")
+        ));
+    }
+    if errors > 0 {
+        out.push(format!(
+            "{errors} recordings carry a recordingErrorStatus and no text (reason error:<status> in the summary); Genesys cannot serve their text"
+        ));
+    }
+    out
 }
 
 /// A seconds flag as a duration within `[min, max]`; NaN or infinity is a usage error naming
@@ -688,6 +765,7 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
     cfg.job_polls = args.job_polls.max(1);
     cfg.max_query_interval_days = args.max_query_days.max(1);
     cfg.transcript_url_ttl_secs = args.transcript_url_ttl;
+    cfg.traffic = args.traffic();
     let sim = simulator::start(cfg.clone(), loopback(args.port)).await?;
     println!("{}", sim.url);
     eprintln!(
@@ -702,6 +780,23 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
     eprintln!(
         "simulate: {} voice conversations have no transcript (transcripturl answers 404)",
         missing.len()
+    );
+    let c = simulator::shape_counts(
+        &cfg,
+        cfg.start,
+        cfg.start + chrono::Days::new(u64::from(cfg.days)),
+    );
+    eprintln!(
+        "simulate: {} callbacks, {} transferred calls, {} calls recorded twice, {} late and {} gone transcripts, {} archived and {} errored recordings, {} ongoing{}",
+        c.callbacks,
+        c.transfers,
+        c.duplicated,
+        c.late,
+        c.gone,
+        c.archived,
+        c.errored,
+        c.ongoing,
+        if cfg.traffic.sta_permission { "" } else { "; no STA permission (transcripturl answers 403)" }
     );
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
@@ -781,6 +876,8 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
     cfg.seed = args.seed;
     cfg.client_id = Some("convlake-demo".into());
     cfg.client_secret = Some(Secret::new("demo-secret"));
+    // The same realistic traffic `convlake simulate` serves by default.
+    let cfg = cfg.with_real_traffic_mix();
     let sim = simulator::start(cfg.clone(), loopback(0)).await?;
     let receiver = report::start_receiver(loopback(0), 0).await?;
     eprintln!(
@@ -831,6 +928,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
             client_id: Some("convlake-demo".into()),
             client_secret: Some("demo-secret".into()),
             page_size: None,
+            batch_size: 100,
             max_attempts: 8,
             timeout: 60,
             listing: crate::cli::ListingArg::Jobs,
@@ -838,6 +936,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
             concurrency: 4,
             since_last: false,
             lateness: std::time::Duration::from_secs(24 * 3600),
+            transcript_grace: std::time::Duration::from_secs(72 * 3600),
             job_poll_max: 3.0,
             not_ready_attempts: 5,
             not_ready_wait: 10.0,
@@ -856,7 +955,33 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
         workers: None,
         every: None,
     };
-    let result = run(lake, dict, &run_args).await;
+    let mut result = run(lake, dict, &run_args).await;
+    // Late transcripts: STA transcribes a call after it ends (hours in Genesys, seconds here).
+    // The demo waits, then runs again as the next scheduled run would (`--since-last`): that run
+    // asks for the pending transcripts again, whatever range it lists.
+    let pending = match &result {
+        Ok(s) => s
+            .fetch
+            .missing_by_reason
+            .get(genesys::staging::TRANSCRIPT_PENDING)
+            .copied()
+            .unwrap_or(0),
+        Err(_) => 0,
+    };
+    if pending > 0 {
+        let wait = cfg.traffic.late_for_secs;
+        eprintln!(
+            "demo: {pending} calls have no transcript yet (Speech & Text Analytics transcribes a call after it ends: hours in Genesys, {wait:.0} s here); waiting, then running again as the next scheduled run would (--since-last), which asks for them again"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs_f64(wait.max(0.0) + 0.5)).await;
+        let mut again = run_args.clone();
+        again.source.since_last = true;
+        let first_listed = result.as_ref().map(|s| s.fetch.conversations).unwrap_or(0);
+        result = run(lake, dict, &again).await.map(|mut s| {
+            s.fetch.conversations = first_listed;
+            s
+        });
+    }
     let db_rows = match (&result, &database_url) {
         (Ok(_), Some(url)) => count_db_rows(url).await.ok(),
         _ => None,

@@ -1,6 +1,8 @@
 //! The real Genesys Cloud endpoints (GENESYS.md §2, §8): analytics conversation details jobs
-//! and the synchronous details query, Speech & Text Analytics transcript links with a local
-//! "S3" behind them, and conversation recordings with chat, messaging and email transcripts.
+//! and the synchronous details query, Speech & Text Analytics transcript links (singular
+//! `transcripturl` and plural `transcripturls`) with a local "S3" behind them, and conversation
+//! recordings with chat, messaging and email transcripts, under the traffic shapes of
+//! [`super::Traffic`].
 //!
 //! Invariants:
 //! - A conversation record, transcript document or recording is a pure function of
@@ -11,6 +13,10 @@
 //! - Result cursors are stateless (the next conversation index), so a job's pages never shift.
 //! - Presigned links carry their issue time and a keyed signature; they expire after
 //!   `transcript_url_ttl_secs` (403) and refuse an `Authorization` header (400), as S3 does.
+//! - A voice call's phrases are built once ([`transcript`]); each recorded leg's document holds
+//!   the phrases of its time window, so the legs partition the call, and the customer and agent
+//!   sessions of a leg get the same document (one recording). Without a transfer only the
+//!   customer's session is recorded, as before.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -28,7 +34,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::gen::{uuid_like, Conversation, Generator, Media, Rng, MAX_SPAN};
+use super::gen::{uuid_like, Conversation, Generator, Media, Rng, Shape, MAX_SPAN};
 use super::server::{
     bad_request, error, iso, json as json_response, lock, to_json, with_rate, AppState,
     CorrelationId,
@@ -43,6 +49,7 @@ const DETAILS_QUERY: &str = "/api/v2/analytics/conversations/details/query";
 const STREAM_SESSION: u64 = 0x5e55;
 const STREAM_DOC: u64 = 0xd0c5;
 const STREAM_READY: u64 = 0x4ead;
+const STREAM_LEG: u64 = 0x1e95;
 const MAX_RESULTS_PAGE: usize = 1000;
 
 type St = State<Arc<AppState>>;
@@ -54,6 +61,8 @@ pub(super) struct AnalyticsState {
     ids: OnceLock<HashMap<String, usize>>,
     /// Digital conversations whose recordings were already asked for, and when first.
     prepared: Mutex<HashMap<usize, std::time::Instant>>,
+    /// Late voice transcripts: when each conversation's transcript was first asked for.
+    late: Mutex<HashMap<usize, std::time::Instant>>,
     key: [u8; 32],
 }
 
@@ -64,6 +73,7 @@ impl AnalyticsState {
             jobs: Mutex::new(HashMap::new()),
             ids: OnceLock::new(),
             prepared: Mutex::new(HashMap::new()),
+            late: Mutex::new(HashMap::new()),
             key,
         }
     }
@@ -97,11 +107,13 @@ enum Filter {
 }
 
 impl Filter {
-    fn matches(&self, media: Media, id: &dyn Fn() -> String) -> bool {
+    /// `media`: the media types of the conversation's sessions (a callback has `callback` and
+    /// `voice`); a segment filter on `mediaType` matches if any session has it.
+    fn matches(&self, media: &[&str], id: &dyn Fn() -> String) -> bool {
         match self {
             Filter::All(fs) => fs.iter().all(|f| f.matches(media, id)),
             Filter::Any(fs) => fs.is_empty() || fs.iter().any(|f| f.matches(media, id)),
-            Filter::Media(m) => m.eq_ignore_ascii_case(media.as_str()),
+            Filter::Media(m) => media.iter().any(|s| m.eq_ignore_ascii_case(s)),
             Filter::ConversationId(c) => *c == id(),
             Filter::True => true,
         }
@@ -122,6 +134,10 @@ pub(super) fn routes(router: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
         .route(
             "/api/v2/speechandtextanalytics/conversations/{cid}/communications/{sid}/transcripturl",
             get(transcript_url),
+        )
+        .route(
+            "/api/v2/speechandtextanalytics/conversations/{cid}/communications/{sid}/transcripturls",
+            get(transcript_urls),
         )
         .route(
             &format!("{PRESIGNED_PREFIX}transcripts/{{cid}}/{{file}}"),
@@ -281,8 +297,24 @@ impl AppState {
                 return false;
             }
             let media = self.gen.media(i);
-            l.filter.matches(media, &|| self.gen.id(i)) && self.gen.end(i) > l.start
+            let shape = self.gen.shape(i);
+            let medias: &[&str] = if shape.callback {
+                &["callback", media.as_str()]
+            } else {
+                &[media.as_str()]
+            };
+            l.filter.matches(medias, &|| self.gen.id(i))
+                && (shape.ongoing || self.gen.end(i) > l.start)
         })
+    }
+
+    /// Whether job results hold conversation `i`: with a `dataAvailabilityDate` set, only
+    /// conversations that ended by then (an ongoing one has not ended).
+    fn available(&self, i: usize) -> bool {
+        match self.cfg.data_availability {
+            None => true,
+            Some(a) => !self.gen.shape(i).ongoing && self.gen.end(i) <= a,
+        }
     }
 
     fn availability_date(&self) -> DateTime<Utc> {
@@ -453,7 +485,7 @@ async fn job_results(
     let size = params.page_size.unwrap_or(100);
     if !(1..=MAX_RESULTS_PAGE).contains(&size) {
         return bad_request(
-            format!("pageSize must be between 1 and {MAX_RESULTS_PAGE}"),
+            format!("pageSize must be between 1 and {MAX_RESULTS_PAGE}, got {size}"),
             &corr,
         );
     }
@@ -474,7 +506,9 @@ async fn job_results(
     };
     let cap = listing.limit.unwrap_or(usize::MAX);
     let take = size.min(cap.saturating_sub(cursor.sent));
-    let mut it = st.matching(&listing, false, cursor.next);
+    let mut it = st
+        .matching(&listing, false, cursor.next)
+        .filter(|&i| st.available(i));
     let indexes: Vec<usize> = it.by_ref().take(take).collect();
     let more = cursor.sent + indexes.len() < cap && it.next().is_some();
     let conversations: Vec<Value> = indexes.iter().map(|&i| record(&st.gen, i, true)).collect();
@@ -600,6 +634,81 @@ fn ids(gen: &Generator, i: usize) -> Ids {
     }
 }
 
+/// One recorded leg of a voice call: the customer's voice session and the agent who spoke in it,
+/// over `[start, end)` (the last leg's end is the conversation's).
+struct Leg {
+    /// The customer's voice session of this leg: the communication its recording belongs to.
+    customer_sid: String,
+    /// The agent participant and session of this leg.
+    agent: (String, String),
+    user: String,
+    name: String,
+    recording_id: String,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+/// The legs of voice conversation `i` (one unless transferred); leg 0 keeps the ids of [`ids`].
+fn legs(gen: &Generator, i: usize, shape: &Shape) -> Vec<Leg> {
+    let ids = ids(gen, i);
+    let seed = gen_seed(gen);
+    let start = gen.start(i);
+    let mut bounds = vec![start];
+    bounds.extend(
+        shape
+            .transfers_at
+            .iter()
+            .map(|ms| start + Duration::milliseconds(*ms)),
+    );
+    bounds.push(gen.end(i));
+    let mut r = Rng::stream(seed, i as u64, STREAM_LEG);
+    (0..shape.legs())
+        .map(|j| {
+            let (customer_sid, agent, user, name, recording_id) = if j == 0 {
+                let rid = Rng::stream(seed, i as u64, STREAM_DOC).next_u64();
+                (
+                    ids.customer.1.clone(),
+                    ids.agent.clone(),
+                    ids.user.clone(),
+                    agent_name(i),
+                    uuid_like(rid),
+                )
+            } else {
+                let mut id = || uuid_like(r.next_u64());
+                (
+                    id(),
+                    (id(), id()),
+                    uuid_like(seed ^ 0xa6e7 ^ ((i + j) as u64 % 17)),
+                    agent_name(i + j),
+                    id(),
+                )
+            };
+            Leg {
+                customer_sid,
+                agent,
+                user,
+                name,
+                recording_id,
+                start: bounds[j],
+                end: bounds[j + 1],
+            }
+        })
+        .collect()
+}
+
+/// The presigned file suffix of a session's second recording.
+const DUPLICATE: &str = ".r2";
+
+/// The id of the second recording of a session with two (`Traffic::duplicate_recording_rate`).
+fn duplicate_recording_id(gen: &Generator, i: usize) -> String {
+    uuid_like(Rng::stream(gen_seed(gen), i as u64, STREAM_LEG ^ 0xd2).next_u64())
+}
+
+/// The session id of a callback conversation's `callback` session.
+fn callback_sid(gen: &Generator, i: usize) -> String {
+    uuid_like(Rng::stream(gen_seed(gen), i as u64, STREAM_LEG ^ 0xcb).next_u64())
+}
+
 fn gen_seed(gen: &Generator) -> u64 {
     gen.seed()
 }
@@ -625,6 +734,7 @@ fn record(gen: &Generator, i: usize, attributes: bool) -> Value {
     let conv = gen.outline(i);
     let media = conv.media;
     let ids = ids(gen, i);
+    let shape = gen.shape(i);
     let start = conv.start;
     let end = gen.end(i);
     let first_human = conv
@@ -677,16 +787,47 @@ fn record(gen: &Generator, i: usize, attributes: bool) -> Value {
         }
         s
     };
-    let mut participants = vec![json!({
-        "participantId": ids.customer.0,
-        "participantName": "Customer",
-        "purpose": "customer",
-        "sessions": [session(
+    let legs = if media == Media::Voice {
+        legs(gen, i, &shape)
+    } else {
+        Vec::new()
+    };
+    let mut customer_sessions = Vec::new();
+    if shape.callback {
+        let mut cb = session(
+            &callback_sid(gen, i),
+            "outbound",
+            vec![segment(start, end, "interact", true)],
+            false,
+        );
+        cb["mediaType"] = json!("callback");
+        cb["callbackNumbers"] = json!([addr.trim_start_matches("tel:")]);
+        cb["callbackScheduledTime"] = json!(iso(start));
+        cb["callbackUserName"] = json!(format!("Customer {i}"));
+        customer_sessions.push(cb);
+    }
+    if legs.len() > 1 {
+        for (j, leg) in legs.iter().enumerate() {
+            let from = if j == 0 { start } else { leg.start };
+            let mut seg = segment(from, leg.end, "interact", false);
+            if j + 1 < legs.len() {
+                seg["disconnectType"] = json!("transfer");
+            }
+            customer_sessions.push(session(&leg.customer_sid, "inbound", vec![seg], true));
+        }
+    } else {
+        customer_sessions.push(session(
             &ids.customer.1,
             "inbound",
             vec![segment(start, end, "interact", false)],
             media == Media::Voice,
-        )],
+        ));
+    }
+    let mut participants = vec![json!({
+        "participantId": ids.customer.0,
+        "participantName": "Customer",
+        "purpose": "customer",
+        "sessions": customer_sessions,
     })];
     let has_ivr = conv
         .interactions
@@ -706,25 +847,66 @@ fn record(gen: &Generator, i: usize, attributes: bool) -> Value {
         "purpose": "acd",
         "sessions": [session(&ids.acd.1, "inbound", vec![segment(start, first_human, "interact", true)], false)],
     }));
-    let mut agent = session(
-        &ids.agent.1,
-        "inbound",
-        vec![segment(first_human, end, "interact", true)],
-        false,
-    );
-    agent["metrics"] = json!([
-        {"name": "tTalk", "value": (end - first_human).num_milliseconds(), "emitDate": iso(end)},
-    ]);
-    participants.push(json!({
-        "participantId": ids.agent.0,
-        "participantName": agent_name(i),
-        "purpose": "agent",
-        "userId": ids.user,
-        "sessions": [agent],
-    }));
+    if legs.len() > 1 {
+        // A transferred call: one agent per leg, each agent's session recorded (the recording
+        // of the leg, shared with the customer's session of the leg).
+        for (j, leg) in legs.iter().enumerate() {
+            let from = if j == 0 { first_human } else { leg.start };
+            let mut seg = segment(from, leg.end, "interact", true);
+            if j + 1 < legs.len() {
+                seg["disconnectType"] = json!("transfer");
+            }
+            let mut agent = session(&leg.agent.1, "inbound", vec![seg], true);
+            if !shape.ongoing || j + 1 < legs.len() {
+                agent["metrics"] = json!([
+                    {"name": "tTalk", "value": (leg.end - from).num_milliseconds(), "emitDate": iso(leg.end)},
+                ]);
+            }
+            participants.push(json!({
+                "participantId": leg.agent.0,
+                "participantName": leg.name,
+                "purpose": "agent",
+                "userId": leg.user,
+                "sessions": [agent],
+            }));
+        }
+    } else {
+        let mut agent = session(
+            &ids.agent.1,
+            "inbound",
+            vec![segment(first_human, end, "interact", true)],
+            false,
+        );
+        if !shape.ongoing {
+            agent["metrics"] = json!([
+                {"name": "tTalk", "value": (end - first_human).num_milliseconds(), "emitDate": iso(end)},
+            ]);
+        }
+        participants.push(json!({
+            "participantId": ids.agent.0,
+            "participantName": agent_name(i),
+            "purpose": "agent",
+            "userId": ids.user,
+            "sessions": [agent],
+        }));
+    }
     if attributes {
         if let Some(c) = participants.first_mut() {
             c["attributes"] = json!({ "language": "en-us" });
+        }
+    }
+    if shape.ongoing {
+        // Still going on: the segments open at the end stay open.
+        for p in &mut participants {
+            for s in p["sessions"].as_array_mut().into_iter().flatten() {
+                for seg in s["segments"].as_array_mut().into_iter().flatten() {
+                    if seg["segmentEnd"] == json!(iso(end)) {
+                        if let Some(o) = seg.as_object_mut() {
+                            o.remove("segmentEnd");
+                        }
+                    }
+                }
+            }
         }
     }
     let mut r = json!({
@@ -735,6 +917,11 @@ fn record(gen: &Generator, i: usize, attributes: bool) -> Value {
         "divisionIds": [ids.division],
         "participants": participants,
     });
+    if shape.ongoing {
+        if let Some(o) = r.as_object_mut() {
+            o.remove("conversationEnd");
+        }
+    }
     if media == Media::Voice {
         r["mediaStatsMinConversationMos"] = json!(4.41);
     }
@@ -753,45 +940,175 @@ fn sign(key: &[u8; 32], cid: &str, sid: &str, date: &str, expires: u64) -> Strin
         .to_string()
 }
 
+/// Which leg of voice conversation `i` session `sid` belongs to (its customer or its agent
+/// session); `None` for any other session (the callback session, ivr, acd, unknown ids).
+fn leg_of(gen: &Generator, i: usize, sid: &str) -> Option<(Shape, Vec<Leg>, usize)> {
+    if gen.media(i) != Media::Voice {
+        return None;
+    }
+    let shape = gen.shape(i);
+    let legs = legs(gen, i, &shape);
+    // Without a transfer the agent's session is not recorded: only the customer's answers.
+    let j = legs
+        .iter()
+        .position(|l| l.customer_sid == sid || (legs.len() > 1 && l.agent.1 == sid))?;
+    Some((shape, legs, j))
+}
+
+/// The missing-permission 403 of the platform API (code `missing.permissions`, as Genesys
+/// answers an operation that needs ALL of its permissions; gildas/go-gcloudcx `errors.go`).
+fn missing_permission(permission: &str, corr: &CorrelationId) -> Response {
+    let message = format!(
+        "Unable to perform the requested action. You are missing the following permission(s): [{permission}]"
+    );
+    let body = json!({
+        "message": message,
+        "code": "missing.permissions",
+        "status": 403,
+        "messageWithParams": "Unable to perform the requested action. You are missing the following permission(s): {permissions}",
+        "messageParams": {"permissions": format!("[{permission}]")},
+        "contextId": corr.0,
+        "details": [],
+        "errors": [],
+    });
+    json_response(StatusCode::FORBIDDEN, to_json(&body))
+}
+
+impl AppState {
+    /// Whether a late transcript of conversation `i` is still being made: the first transcript
+    /// request for the conversation starts its clock.
+    fn still_late(&self, i: usize) -> bool {
+        let now = std::time::Instant::now();
+        let first = *lock(&self.analytics.late).entry(i).or_insert(now);
+        now.duration_since(first).as_secs_f64() < self.cfg.traffic.late_for_secs
+    }
+
+    /// The checks both transcript-link endpoints share, then the presigned link of the leg's
+    /// recording; `Err` is the response to send.
+    fn transcript_link(
+        &self,
+        cid: &str,
+        sid: &str,
+        headers: &HeaderMap,
+        corr: &CorrelationId,
+    ) -> Result<Vec<(String, String)>, Box<Response>> {
+        let no_transcript = || {
+            not_found(
+                format!("no transcript for conversation {cid} communication {sid}"),
+                corr,
+            )
+        };
+        let Some(i) = self.index_of(cid) else {
+            return Err(Box::new(not_found(
+                format!("conversation {cid} not found"),
+                corr,
+            )));
+        };
+        let Some((shape, mut legs, j)) = leg_of(&self.gen, i, sid) else {
+            return Err(Box::new(no_transcript()));
+        };
+        if shape.ongoing || !self.gen.has_transcript(i) {
+            return Err(Box::new(no_transcript()));
+        }
+        if shape.late && self.still_late(i) {
+            return Err(Box::new(no_transcript()));
+        }
+        let leg = legs.swap_remove(j);
+        // (recording id, presigned file) of each recording of the communication.
+        let mut files = vec![(leg.recording_id.clone(), leg.customer_sid.clone())];
+        if shape.duplicate_recording {
+            files.push((
+                duplicate_recording_id(&self.gen, i),
+                format!("{}{DUPLICATE}", leg.customer_sid),
+            ));
+        }
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let date = amz_date(Utc::now());
+        let expires = self.cfg.transcript_url_ttl_secs;
+        // Signed for the recording's communication: both sessions of a leg get one document.
+        Ok(files
+            .into_iter()
+            .map(|(recording, file)| {
+                let signature = sign(&self.analytics.key, cid, &file, &date, expires);
+                self.counters.issue(&signature);
+                let url = format!(
+                    "http://{host}{PRESIGNED_PREFIX}transcripts/{cid}/{file}.json?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=SIMULATOR%2F{}%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date={date}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}",
+                    &date[..8]
+                );
+                (recording, url)
+            })
+            .collect())
+    }
+}
+
+/// `GET …/transcripturl`: needs ALL of `recording:recording:view` and
+/// `speechAndTextAnalytics:data:view` (403 without the second, see [`super::Traffic`]).
 async fn transcript_url(
     State(st): St,
     Extension(corr): Extension<CorrelationId>,
     Path((cid, sid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let rate = match st.admit(&headers, &corr) {
+    let rate = match st.admit_transcript(&headers, &corr) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    let Some(i) = st.index_of(&cid) else {
-        return not_found(format!("conversation {cid} not found"), &corr);
-    };
-    let ids = ids(&st.gen, i);
-    if st.gen.media(i) != Media::Voice || sid != ids.customer.1 || !st.gen.has_transcript(i) {
-        return not_found(
-            format!("no transcript for conversation {cid} communication {sid}"),
-            &corr,
-        );
+    if !st.cfg.traffic.sta_permission {
+        return missing_permission("speechAndTextAnalytics:data:view", &corr);
     }
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let date = amz_date(Utc::now());
-    let expires = st.cfg.transcript_url_ttl_secs;
-    let signature = sign(&st.analytics.key, &cid, &sid, &date, expires);
-    st.counters.issue(&signature);
-    let url = format!(
-        "http://{host}{PRESIGNED_PREFIX}transcripts/{cid}/{sid}.json?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=SIMULATOR%2F{}%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date={date}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}",
-        &date[..8]
-    );
-    with_rate(
-        json_response(
-            StatusCode::OK,
-            json!({ "url": url }).to_string().into_bytes(),
+    match st.transcript_link(&cid, &sid, &headers, &corr) {
+        // The singular link is the communication's first recording.
+        Ok(links) => with_rate(
+            json_response(
+                StatusCode::OK,
+                json!({ "url": links.first().map(|l| &l.1) })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &rate,
         ),
-        &rate,
-    )
+        Err(resp) => *resp,
+    }
+}
+
+/// `GET …/transcripturls` (plural): one link per recording of the communication; needs ANY
+/// recording permission, so it works for a role without the STA one.
+async fn transcript_urls(
+    State(st): St,
+    Extension(corr): Extension<CorrelationId>,
+    Path((cid, sid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let rate = match st.admit_transcript(&headers, &corr) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    match st.transcript_link(&cid, &sid, &headers, &corr) {
+        Ok(links) => {
+            let urls: Vec<Value> = links
+                .iter()
+                .map(|(recording, url)| {
+                    json!({
+                        "recording": {
+                            "id": recording,
+                            "selfUri": format!("/api/v2/conversations/{cid}/recordings/{recording}"),
+                        },
+                        "url": url,
+                    })
+                })
+                .collect();
+            let body = json!({
+                "conversation": {"id": cid, "selfUri": format!("/api/v2/conversations/{cid}")},
+                "communicationId": sid,
+                "urls": urls,
+            });
+            with_rate(json_response(StatusCode::OK, to_json(&body)), &rate)
+        }
+        Err(resp) => *resp,
+    }
 }
 
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -819,7 +1136,7 @@ async fn presigned(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified",
         );
     }
-    let sid = file.strip_suffix(".json").unwrap_or(&file);
+    let signed = file.strip_suffix(".json").unwrap_or(&file);
     let (Some(date), Some(expires), Some(signature)) = (
         q.get("X-Amz-Date"),
         q.get("X-Amz-Expires").and_then(|e| e.parse::<u64>().ok()),
@@ -827,7 +1144,7 @@ async fn presigned(
     ) else {
         return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied");
     };
-    if *signature != sign(&st.analytics.key, &cid, sid, date, expires) {
+    if *signature != sign(&st.analytics.key, &cid, signed, date, expires) {
         return s3_error(
             StatusCode::FORBIDDEN,
             "SignatureDoesNotMatch",
@@ -845,14 +1162,19 @@ async fn presigned(
     if expiry.is_some_and(|e| Utc::now() > e) {
         return s3_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
     }
-    let Some(i) = st.index_of(&cid) else {
+    // A transcript deleted with its recording (retention): the link was issued, the key is gone.
+    let Some(i) = st.index_of(&cid).filter(|&i| !st.gen.shape(i).gone) else {
         return s3_error(
             StatusCode::NOT_FOUND,
             "NoSuchKey",
             "The specified key does not exist.",
         );
     };
-    json_response(StatusCode::OK, transcript_document(&st.gen, i))
+    let (sid, copy) = match signed.strip_suffix(DUPLICATE) {
+        Some(sid) => (sid, 1),
+        None => (signed, 0),
+    };
+    json_response(StatusCode::OK, transcript_copy(&st.gen, i, sid, copy))
 }
 
 /// Capitalised and punctuated, as STA's `decoratedText`: the words (and so the mentions) are
@@ -871,15 +1193,35 @@ fn ms(n: i64) -> Value {
     json!({ "milliseconds": n })
 }
 
-/// The STA transcript document (GENESYS.md §2.2) of voice conversation `i`.
-pub(super) fn transcript_document(gen: &Generator, i: usize) -> Vec<u8> {
+/// One phrase of a voice conversation's transcript, with the draws that present it.
+struct Line {
+    purpose: &'static str,
+    /// The generated speaker was the IVR (an `internal` phrase in the IVR's window).
+    ivr: bool,
+    offset: i64,
+    text: String,
+    decorated: Option<String>,
+    confidence: f64,
+    word_confidence: Vec<f64>,
+    duration: i64,
+}
+
+/// Everything the transcript documents of voice conversation `i` are made of: its phrases
+/// (the utterances plus an occasional redacted one) in time order, then the sentiment draws and
+/// the transcript id, drawn in that order from one stream (so a document is a pure function of
+/// the conversation, whatever leg is asked for).
+struct Transcript {
+    conv: Conversation,
+    lines: Vec<Line>,
+    sentiment: Vec<i64>,
+    transcript_id: String,
+}
+
+fn transcript(gen: &Generator, i: usize) -> Transcript {
     let conv = gen.conversation(i);
-    let ids = ids(gen, i);
-    let start_ms = conv.start.timestamp_millis();
-    let end_ms = gen.end(i).timestamp_millis();
     let mut rng = Rng::stream(gen_seed(gen), i as u64, STREAM_DOC);
-    // (purpose, offset ms, text) of every phrase, plus an occasional redacted one.
-    let mut lines: Vec<(&str, i64, String)> = Vec::new();
+    // (purpose, ivr, offset ms, text) of every phrase, plus an occasional redacted one.
+    let mut raw: Vec<(&'static str, bool, i64, String)> = Vec::new();
     let mut redacted = rng.chance(0.15);
     for (k, it) in conv.interactions.iter().enumerate() {
         let purpose = if it.participant == "customer" {
@@ -888,101 +1230,213 @@ pub(super) fn transcript_document(gen: &Generator, i: usize) -> Vec<u8> {
             "internal"
         };
         let offset = (it.timestamp - conv.start).num_milliseconds();
-        lines.push((purpose, offset, it.transcript.clone()));
+        raw.push((
+            purpose,
+            it.participant == "ivr",
+            offset,
+            it.transcript.clone(),
+        ));
         if redacted && purpose == "external" {
             let next = conv.interactions.get(k + 1).map_or(offset + 3_000, |n| {
                 (n.timestamp - conv.start).num_milliseconds()
             });
             if let Some(p) = gen.redaction_phrase(&mut rng) {
-                lines.push(("external", (offset + next) / 2, p));
+                raw.push(("external", false, (offset + next) / 2, p));
             }
             redacted = false;
         }
     }
-    let phrases: Vec<StaPhrase> = lines
+    let nexts: Vec<i64> = (0..raw.len())
+        .map(|k| raw.get(k + 1).map_or(raw[k].2 + 3_000, |n| n.2))
+        .collect();
+    let lines: Vec<Line> = raw
+        .into_iter()
+        .zip(nexts)
+        .map(|((purpose, ivr, offset, text), next)| {
+            let n = text.split_whitespace().count();
+            let word_confidence = (0..n).map(|_| 0.8 + rng.unit() * 0.2).collect();
+            let confidence = 0.85 + rng.unit() * 0.15;
+            let decorated = rng.chance(0.5).then(|| decorate(&text));
+            Line {
+                purpose,
+                ivr,
+                offset,
+                text,
+                decorated,
+                confidence,
+                word_confidence,
+                duration: ((next - offset) as f64 * 0.9) as i64,
+            }
+        })
+        .collect();
+    let sentiment = lines
+        .iter()
+        .filter(|l| l.purpose == "external")
+        .take(3)
+        .map(|_| (rng.below(3) as i64) - 1)
+        .collect();
+    let transcript_id = uuid_like(rng.next_u64());
+    Transcript {
+        conv,
+        lines,
+        sentiment,
+        transcript_id,
+    }
+}
+
+/// What a correct client stages from voice conversation `i`'s transcripts: (participant derived
+/// from the document's windows, offset ms, `decoratedText` or else `text`) of every phrase.
+pub(super) fn voice_utterances(gen: &Generator, i: usize) -> Vec<(&'static str, i64, String)> {
+    transcript(gen, i)
+        .lines
+        .into_iter()
+        .map(|l| {
+            let who = match (l.purpose, l.ivr) {
+                ("external", _) => "customer",
+                (_, true) => "ivr",
+                _ => "agent",
+            };
+            (who, l.offset, l.decorated.unwrap_or(l.text))
+        })
+        .collect()
+}
+
+/// The STA transcript document (GENESYS.md §2.2) of the leg of voice conversation `i` whose
+/// customer session is `sid` (leg 0 for any other id): the phrases said in the leg's window.
+#[cfg(test)]
+pub(super) fn transcript_document(gen: &Generator, i: usize, sid: &str) -> Vec<u8> {
+    transcript_copy(gen, i, sid, 0)
+}
+
+/// [`transcript_document`] of recording `copy` of the session: a second recording of one
+/// session (`copy` 1) is transcribed again, so its document holds the same phrases under
+/// another transcript id.
+fn transcript_copy(gen: &Generator, i: usize, sid: &str, copy: usize) -> Vec<u8> {
+    let t = transcript(gen, i);
+    let shape = gen.shape(i);
+    let legs = legs(gen, i, &shape);
+    let j = legs.iter().position(|l| l.customer_sid == sid).unwrap_or(0);
+    let leg = &legs[j];
+    let ids = ids(gen, i);
+    let conv = &t.conv;
+    let start_ms = conv.start.timestamp_millis();
+    let (leg_start, leg_end) = (
+        (leg.start - conv.start).num_milliseconds(),
+        (leg.end - conv.start).num_milliseconds(),
+    );
+    let last = j + 1 == legs.len();
+    let inside = |l: &Line| (j == 0 || l.offset >= leg_start) && (last || l.offset < leg_end);
+    let mine: Vec<(usize, &Line)> = t
+        .lines
         .iter()
         .enumerate()
-        .map(|(k, (purpose, offset, text))| {
-            let next = lines.get(k + 1).map_or(offset + 3_000, |n| n.1);
-            let words: Vec<&str> = text.split_whitespace().collect();
-            let dur = ((next - offset) as f64 * 0.9) as i64;
-            let per = dur / words.len().max(1) as i64;
+        .filter(|(_, l)| inside(l))
+        .collect();
+    let phrases: Vec<StaPhrase> = mine
+        .iter()
+        .enumerate()
+        .map(|(k, (_, l))| {
+            let words: Vec<&str> = l.text.split_whitespace().collect();
+            let per = l.duration / words.len().max(1) as i64;
             let words = words
                 .iter()
+                .zip(&l.word_confidence)
                 .enumerate()
-                .map(|(w, word)| {
-                    let off = offset + per * w as i64;
+                .map(|(w, (word, confidence))| {
+                    let off = l.offset + per * w as i64;
                     StaWord {
                         word,
-                        confidence: 0.8 + rng.unit() * 0.2,
+                        confidence: *confidence,
                         offset: Ms { milliseconds: off },
                         start_time_ms: start_ms + off,
                         duration: Ms { milliseconds: per },
                     }
                 })
                 .collect();
-            let confidence = 0.85 + rng.unit() * 0.15;
             StaPhrase {
                 phrase_index: k,
-                participant_purpose: purpose,
-                text,
-                decorated_text: rng.chance(0.5).then(|| decorate(text)),
+                participant_purpose: l.purpose,
+                text: &l.text,
+                decorated_text: l.decorated.clone(),
                 stability: 1.0,
-                confidence,
+                confidence: l.confidence,
                 offset: Ms {
-                    milliseconds: *offset,
+                    milliseconds: l.offset,
                 },
-                start_time_ms: start_ms + offset,
-                duration: Ms { milliseconds: dur },
+                start_time_ms: start_ms + l.offset,
+                duration: Ms {
+                    milliseconds: l.duration,
+                },
                 kind: "transcript",
                 words,
                 alternatives: [],
             }
         })
         .collect();
-    let sentiment: Vec<Value> = lines
+    // The sentiment draws belong to the conversation's first three customer phrases.
+    let firsts: Vec<usize> = t
+        .lines
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.0 == "external")
+        .filter(|(_, l)| l.purpose == "external")
         .take(3)
-        .map(|(k, (purpose, offset, text))| {
-            json!({
-                "participant": purpose,
-                "phrase": text,
+        .map(|(k, _)| k)
+        .collect();
+    let sentiment: Vec<Value> = mine
+        .iter()
+        .enumerate()
+        .filter_map(|(k, (g, l))| {
+            let s = firsts.iter().position(|f| f == g)?;
+            Some(json!({
+                "participant": l.purpose,
+                "phrase": l.text,
                 "phraseIndex": k,
-                "sentiment": (rng.below(3) as i64) - 1,
-                "startTimeMs": start_ms + offset,
-                "offset": ms(*offset),
+                "sentiment": t.sentiment.get(s).copied().unwrap_or(0),
+                "startTimeMs": start_ms + l.offset,
+                "offset": ms(l.offset),
                 "duration": ms(2_000),
                 "type": "phrase",
-            })
+            }))
         })
         .collect();
-    let ivr = conv
-        .interactions
-        .first()
-        .is_some_and(|f| f.participant == "ivr");
-    let mut participants = vec![
-        json!({"participantPurpose": "customer", "initialDirection": "inbound",
-               "ani": customer_address(Media::Voice, i), "dnis": SUPPORT_NUMBER,
-               "startTimeMs": start_ms, "endTimeMs": end_ms}),
-        json!({"participantPurpose": "agent", "userId": ids.user, "queueId": ids.queue,
-               "divisionId": ids.division, "initialDirection": "inbound",
-               "startTimeMs": start_ms, "endTimeMs": end_ms}),
-    ];
-    if ivr {
+    // Who said the internal phrases: the participants' windows (epoch ms). The IVR speaks
+    // first, then the call waits in the ACD queue, then the leg's agent answers.
+    let (from_ms, to_ms) = (start_ms + leg_start, start_ms + leg_end);
+    let mut participants = vec![json!({"participantPurpose": "customer",
+        "initialDirection": "inbound", "ani": customer_address(Media::Voice, i),
+        "dnis": SUPPORT_NUMBER, "startTimeMs": from_ms, "endTimeMs": to_ms})];
+    let mut queue_from = from_ms;
+    if j == 0 && t.lines.first().is_some_and(|l| l.ivr) {
+        let ivr_end = start_ms + t.lines.get(1).map_or(0, |l| l.offset);
         participants.push(json!({"participantPurpose": "ivr", "flowId": ids.ivr.0,
             "flowVersion": "3.0", "initialDirection": "inbound",
-            "startTimeMs": start_ms, "endTimeMs": start_ms + lines.get(1).map_or(0, |l| l.1)}));
+            "startTimeMs": start_ms, "endTimeMs": ivr_end}));
+        queue_from = ivr_end;
     }
+    let answered = mine
+        .iter()
+        .find(|(_, l)| l.purpose == "internal" && !l.ivr)
+        .map_or(queue_from, |(_, l)| start_ms + l.offset);
+    if answered > queue_from {
+        participants.push(json!({"participantPurpose": "acd", "queueId": ids.queue,
+            "divisionId": ids.division, "initialDirection": "inbound",
+            "startTimeMs": queue_from, "endTimeMs": answered}));
+    }
+    participants.push(json!({"participantPurpose": "agent", "userId": leg.user,
+        "queueId": ids.queue, "divisionId": ids.division, "initialDirection": "inbound",
+        "startTimeMs": answered, "endTimeMs": to_ms}));
     let transcript = StaTranscript {
-        transcript_id: uuid_like(rng.next_u64()),
+        transcript_id: if j + copy == 0 {
+            t.transcript_id.clone()
+        } else {
+            uuid_like(splitmix_id(&t.transcript_id, j + 100 * copy))
+        },
         language: "en-us",
         program_id: uuid_like(gen_seed(gen) ^ 0x9a0),
         engine_id: "genesys",
-        start_time: start_ms,
+        start_time: from_ms,
         duration: Ms {
-            milliseconds: end_ms - start_ms,
+            milliseconds: to_ms - from_ms,
         },
         phrases,
         analytics: json!({"sentiment": sentiment, "topics": [], "acoustic": []}),
@@ -990,17 +1444,23 @@ pub(super) fn transcript_document(gen: &Generator, i: usize) -> Vec<u8> {
     let head = json!({
         "organizationId": ids.org,
         "conversationId": conv.id,
-        "communicationId": ids.customer.1,
+        "communicationId": leg.customer_sid,
         "mediaType": "call",
         "conversationStartTime": start_ms,
-        "startTime": start_ms,
-        "duration": ms(end_ms - start_ms),
+        "startTime": from_ms,
+        "duration": ms(to_ms - from_ms),
         "participants": participants,
     });
     to_json(&StaDocument {
         head,
         transcripts: [transcript],
     })
+}
+
+/// A 64-bit value derived from an id and a leg number.
+fn splitmix_id(id: &str, j: usize) -> u64 {
+    let h = blake3::hash(format!("{id}|{j}").as_bytes());
+    u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or([0; 8]))
 }
 
 /// An STA transcript document as served: typed, so that the word-level detail (most of the
@@ -1102,8 +1562,74 @@ async fn recordings(
         };
         return with_rate((status, Bytes::new()).into_response(), &rate);
     }
-    let body = Value::Array(vec![recording(&st.gen, i)]);
+    let body = Value::Array(recordings_of(&st.gen, i));
     with_rate(json_response(StatusCode::OK, to_json(&body)), &rate)
+}
+
+/// The conversation's recordings: none while it goes on (recordings are made when it ends),
+/// one per leg of a voice call, else the one digital recording (an archived stub or one with a
+/// `recordingErrorStatus` and no text under those shapes).
+fn recordings_of(gen: &Generator, i: usize) -> Vec<Value> {
+    let shape = gen.shape(i);
+    if shape.ongoing {
+        return Vec::new();
+    }
+    let base = recording(gen, i);
+    if gen.media(i) == Media::Voice {
+        let legs = legs(gen, i, &shape);
+        if legs.len() == 1 {
+            if !shape.duplicate_recording {
+                return vec![base];
+            }
+            let mut second = base.clone();
+            second["id"] = json!(duplicate_recording_id(gen, i));
+            return vec![base, second];
+        }
+        return legs
+            .iter()
+            .map(|leg| {
+                let mut r = base.clone();
+                r["id"] = json!(leg.recording_id);
+                r["sessionId"] = json!(leg.customer_sid);
+                r["startTime"] = json!(iso(leg.start));
+                r["endTime"] = json!(iso(leg.end));
+                r
+            })
+            .collect();
+    }
+    if shape.archived {
+        // GENESYS.md §2.3: an archived recording is a stub: no sessionId, no transcript.
+        let keep = ["id", "conversationId", "media", "startTime", "endTime"];
+        let mut stub: serde_json::Map<String, Value> = base
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let archived = gen.end(i) + Duration::days(90);
+        stub.insert("fileState".into(), json!("ARCHIVED"));
+        stub.insert("archiveDate".into(), json!(iso(archived)));
+        stub.insert("archiveMedium".into(), json!("CLOUDARCHIVE"));
+        stub.insert(
+            "deleteDate".into(),
+            json!(iso(archived + Duration::days(365))),
+        );
+        stub.insert("maxAllowedRestorationsForOrg".into(), json!(2));
+        stub.insert("remainingRestorationsAllowedForOrg".into(), json!(2));
+        return vec![Value::Object(stub)];
+    }
+    if let Some(status) = shape.recording_error {
+        let mut r = base;
+        if let Some(o) = r.as_object_mut() {
+            for f in ["transcript", "messagingTranscript", "emailTranscript"] {
+                o.remove(f);
+            }
+        }
+        r["recordingErrorStatus"] = json!(status);
+        return vec![r];
+    }
+    vec![base]
 }
 
 /// The conversation's one `Recording`, with its transcript field for digital media.
@@ -1485,7 +2011,7 @@ mod tests {
         let gen = Generator::new(&config);
         let mut decorated = 0;
         for i in (0..gen.len()).filter(|&i| gen.media(i) == Media::Voice) {
-            let doc: Value = serde_json::from_slice(&transcript_document(&gen, i)).unwrap();
+            let doc: Value = serde_json::from_slice(&transcript_document(&gen, i, "")).unwrap();
             for p in doc["transcripts"][0]["phrases"].as_array().unwrap() {
                 let text = p["text"].as_str().unwrap();
                 if let Some(d) = p["decoratedText"].as_str() {
@@ -1546,6 +2072,602 @@ mod tests {
                 .status(),
             404
         );
+        c.sim.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod traffic_tests {
+    use super::*;
+    use crate::simulator::{start, RunningSimulator, SimProduct, Traffic};
+    use chrono::NaiveDate;
+
+    fn cfg(traffic: Traffic) -> SimConfig {
+        let mut cfg = SimConfig::new(vec![
+            SimProduct {
+                name: "Acme Router".into(),
+                aliases: vec!["acme wifi router".into()],
+            },
+            SimProduct {
+                name: "CloudPhone Pro".into(),
+                aliases: vec![],
+            },
+        ]);
+        cfg.conversations = 200;
+        cfg.days = 5;
+        cfg.start = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        cfg.traffic = traffic;
+        cfg
+    }
+
+    struct Client {
+        http: reqwest::Client,
+        sim: RunningSimulator,
+        token: String,
+    }
+
+    impl Client {
+        async fn new(cfg: SimConfig) -> Client {
+            let sim = start(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let http = reqwest::Client::new();
+            let body: Value = http
+                .post(format!("{}/oauth/token", sim.url))
+                .basic_auth("id", Some("secret"))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = body["access_token"].as_str().unwrap().to_string();
+            Client { http, sim, token }
+        }
+        async fn get(&self, path: &str) -> reqwest::Response {
+            self.http
+                .get(format!("{}{path}", self.sim.url))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+        }
+        async fn json(&self, path: &str) -> Value {
+            let resp = self.get(path).await;
+            assert_eq!(resp.status(), 200, "{path}");
+            resp.json().await.unwrap()
+        }
+    }
+
+    fn link(gen: &Generator, i: usize, sid: &str, plural: bool) -> String {
+        format!(
+            "/api/v2/speechandtextanalytics/conversations/{}/communications/{sid}/transcripturl{}",
+            gen.id(i),
+            if plural { "s" } else { "" }
+        )
+    }
+
+    fn voice(gen: &Generator) -> Vec<usize> {
+        (0..gen.len())
+            .filter(|&i| gen.media(i) == Media::Voice)
+            .collect()
+    }
+
+    /// The voice sessions of a conversation record's participants with this purpose.
+    fn sessions<'a>(r: &'a Value, purpose: &str) -> Vec<&'a Value> {
+        r["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["purpose"] == purpose)
+            .flat_map(|p| p["sessions"].as_array().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn callbacks_open_with_a_callback_session_and_match_the_voice_filter() {
+        let config = cfg(Traffic {
+            callback_rate: 1.0,
+            ..Traffic::OFF
+        });
+        let gen = Generator::new(&config);
+        let c = Client::new(config.clone()).await;
+        let body = json!({"interval": "2026-03-01T00:00:00Z/2026-03-06T00:00:00Z",
+            "segmentFilters": [{"type": "or", "predicates": [
+                {"type": "dimension", "dimension": "mediaType", "operator": "matches", "value": "voice"}]}]});
+        let job: Value = c
+            .http
+            .post(format!("{}{JOBS}", c.sim.url))
+            .bearer_auth(&c.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job = job["jobId"].as_str().unwrap();
+        for _ in 0..3 {
+            c.json(&format!("{JOBS}/{job}")).await;
+        }
+        let page = c.json(&format!("{JOBS}/{job}/results?pageSize=1000")).await;
+        let convs = page["conversations"].as_array().unwrap();
+        assert_eq!(convs.len(), voice(&gen).len());
+        for r in convs {
+            let customer = sessions(r, "customer");
+            assert_eq!(customer.len(), 2, "{r}");
+            assert_eq!(customer[0]["mediaType"], "callback");
+            assert!(customer[0]["callbackNumbers"][0].as_str().is_some());
+            assert!(customer[0]["callbackScheduledTime"].as_str().is_some());
+            assert!(customer[0].get("recording").is_none());
+            assert_eq!(customer[1]["mediaType"], "voice");
+            assert_eq!(customer[1]["recording"], true);
+            // The transcript is read from the recorded voice session, as without a callback.
+            let sid = customer[1]["sessionId"].as_str().unwrap();
+            let i = st_index(&gen, r);
+            assert_eq!(sid, ids(&gen, i).customer.1);
+        }
+        assert_eq!(
+            crate::simulator::callbacks(&config, config.start, config.start + Duration::days(5))
+                .len(),
+            convs.len()
+        );
+        // Deterministic: the same record twice.
+        let i = voice(&gen)[0];
+        assert_eq!(record(&gen, i, true), record(&gen, i, true));
+        c.sim.shutdown().await;
+    }
+
+    fn st_index(gen: &Generator, r: &Value) -> usize {
+        let id = r["conversationId"].as_str().unwrap();
+        (0..gen.len()).find(|&i| gen.id(i) == id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn transferred_calls_have_a_recorded_session_per_leg_sharing_one_document() {
+        let config = cfg(Traffic {
+            transfer_rate: 1.0,
+            ..Traffic::OFF
+        });
+        let gen = Generator::new(&config);
+        let c = Client::new(config).await;
+        let (mut three, mut checked) = (0, 0);
+        for i in voice(&gen).into_iter().take(25) {
+            let shape = gen.shape(i);
+            let legs = shape.legs();
+            assert!((2..=3).contains(&legs), "{shape:?}");
+            three += usize::from(legs == 3);
+            let r = record(&gen, i, true);
+            let customer = sessions(&r, "customer");
+            let agents = sessions(&r, "agent");
+            assert_eq!((customer.len(), agents.len()), (legs, legs));
+            let mut seen: Vec<(&'static str, i64, String)> = Vec::new();
+            for (j, (cs, ag)) in customer.iter().zip(&agents).enumerate() {
+                assert_eq!(cs["recording"], true);
+                assert_eq!(ag["recording"], true);
+                let transfer = cs["segments"][0]["disconnectType"] == "transfer";
+                assert_eq!(transfer, j + 1 < legs);
+                let csid = cs["sessionId"].as_str().unwrap();
+                let asid = ag["sessionId"].as_str().unwrap();
+                let url = |v: Value| v["url"].as_str().unwrap().to_string();
+                let doc_c = c
+                    .http
+                    .get(url(c.json(&link(&gen, i, csid, false)).await))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                let doc_a = c
+                    .http
+                    .get(url(c.json(&link(&gen, i, asid, false)).await))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                assert_eq!(doc_c, doc_a, "one recording, one document");
+                let doc: Value = serde_json::from_slice(&doc_c).unwrap();
+                assert_eq!(doc["communicationId"], csid);
+                let (from, to) = (
+                    doc["startTime"].as_i64().unwrap(),
+                    doc["startTime"].as_i64().unwrap()
+                        + doc["duration"]["milliseconds"].as_i64().unwrap(),
+                );
+                for p in doc["transcripts"][0]["phrases"].as_array().unwrap() {
+                    let t = p["startTimeMs"].as_i64().unwrap();
+                    assert!(
+                        t >= from && (t < to || j + 1 == legs),
+                        "{t} not in {from}..{to}"
+                    );
+                    let who = if p["participantPurpose"] == "external" {
+                        "customer"
+                    } else {
+                        "internal"
+                    };
+                    let text = p["decoratedText"]
+                        .as_str()
+                        .or(p["text"].as_str())
+                        .unwrap()
+                        .to_string();
+                    seen.push((
+                        who,
+                        t - doc["conversationStartTime"].as_i64().unwrap(),
+                        text,
+                    ));
+                }
+                // The plural endpoint: one link per recording, the recording the list shows.
+                let plural = c.json(&link(&gen, i, asid, true)).await;
+                assert_eq!(plural["communicationId"], asid);
+                assert_eq!(plural["conversation"]["id"], gen.id(i).as_str());
+                let urls = plural["urls"].as_array().unwrap();
+                assert_eq!(urls.len(), 1);
+                let recs = c
+                    .json(&format!("/api/v2/conversations/{}/recordings", gen.id(i)))
+                    .await;
+                let rec = recs
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["sessionId"] == csid)
+                    .unwrap();
+                assert_eq!(urls[0]["recording"]["id"], rec["id"]);
+                assert_eq!(recs.as_array().unwrap().len(), legs);
+            }
+            // The legs partition the call: together they hold every phrase exactly once.
+            let want: Vec<(&'static str, i64, String)> = voice_utterances(&gen, i)
+                .into_iter()
+                .map(|(w, o, t)| (if w == "customer" { w } else { "internal" }, o, t))
+                .collect();
+            assert_eq!(seen, want, "conversation {i}");
+            checked += 1;
+        }
+        assert!(checked == 25 && three > 3 && three < 22, "{three}");
+        c.sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn without_the_sta_permission_the_singular_is_403_and_the_plural_works() {
+        let config = cfg(Traffic {
+            sta_permission: false,
+            ..Traffic::OFF
+        });
+        let gen = Generator::new(&config);
+        let c = Client::new(config).await;
+        let i = voice(&gen)[0];
+        let sid = ids(&gen, i).customer.1;
+        let resp = c.get(&link(&gen, i, &sid, false)).await;
+        assert_eq!(resp.status(), 403);
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["code"], "missing.permissions");
+        assert_eq!(err["status"], 403);
+        assert!(err["message"]
+            .as_str()
+            .unwrap()
+            .contains("[speechAndTextAnalytics:data:view]"));
+        let plural = c.json(&link(&gen, i, &sid, true)).await;
+        let url = plural["urls"][0]["url"].as_str().unwrap();
+        let doc: Value = c.http.get(url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(doc["conversationId"], gen.id(i).as_str());
+        c.sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn gone_links_answer_nosuchkey_and_late_transcripts_arrive() {
+        let config = cfg(Traffic {
+            gone_rate: 1.0,
+            ..Traffic::OFF
+        });
+        let gen = Generator::new(&config);
+        let c = Client::new(config.clone()).await;
+        let i = voice(&gen)[0];
+        let sid = ids(&gen, i).customer.1;
+        let url = c.json(&link(&gen, i, &sid, false)).await["url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let resp = c.http.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 404);
+        assert!(resp
+            .text()
+            .await
+            .unwrap()
+            .contains("<Code>NoSuchKey</Code>"));
+        let missing = crate::simulator::expected_missing(
+            &config,
+            config.start,
+            config.start + Duration::days(5),
+            &["voice"],
+        );
+        assert_eq!(missing.len(), voice(&gen).len());
+        assert!(missing.iter().all(|(_, r)| *r == "gone"));
+        c.sim.shutdown().await;
+
+        let config = cfg(Traffic {
+            late_rate: 1.0,
+            late_for_secs: 0.5,
+            ..Traffic::OFF
+        });
+        let gen = Generator::new(&config);
+        let c = Client::new(config.clone()).await;
+        let sid = ids(&gen, i).customer.1;
+        assert_eq!(c.get(&link(&gen, i, &sid, false)).await.status(), 404);
+        assert_eq!(c.get(&link(&gen, i, &sid, true)).await.status(), 404);
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(c.get(&link(&gen, i, &sid, false)).await.status(), 200);
+        // Late transcripts are not missing: a correct client stages them once they arrive.
+        let end = config.start + Duration::days(5);
+        assert!(crate::simulator::expected_missing(&config, config.start, end, &[]).is_empty());
+        c.sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn archived_and_errored_recordings_have_no_text() {
+        let config = cfg(Traffic {
+            archived_rate: 0.5,
+            recording_error_rate: 1.0,
+            ..Traffic::OFF
+        });
+        let gen = Generator::new(&config);
+        let c = Client::new(config.clone()).await;
+        let (mut archived, mut errored) = (0, 0);
+        for i in (0..gen.len())
+            .filter(|&i| gen.media(i) != Media::Voice)
+            .take(40)
+        {
+            let recs = c
+                .json(&format!("/api/v2/conversations/{}/recordings", gen.id(i)))
+                .await;
+            let r = &recs[0];
+            let texts = ["transcript", "messagingTranscript", "emailTranscript"];
+            let shape = gen.shape(i);
+            if shape.archived {
+                archived += 1;
+                assert_eq!(r["fileState"], "ARCHIVED");
+                assert_eq!(r["archiveMedium"], "CLOUDARCHIVE");
+                assert!(r["archiveDate"].as_str().is_some() && r.get("sessionId").is_none());
+                assert!(texts.iter().all(|t| r.get(*t).is_none()), "{r}");
+            } else if gen.media(i) == Media::Email {
+                errored += 1;
+                assert_eq!(r["recordingErrorStatus"], "EMAIL_TRANSCRIPT_TOO_LARGE");
+                assert!(texts.iter().all(|t| r.get(*t).is_none()), "{r}");
+            } else {
+                assert_eq!(r["fileState"], "AVAILABLE");
+                assert!(texts.iter().any(|t| r.get(*t).is_some()), "{r}");
+            }
+        }
+        assert!(archived > 5 && errored > 0, "{archived} {errored}");
+        let end = config.start + Duration::days(5);
+        let missing = crate::simulator::expected_missing(&config, config.start, end, &[]);
+        let count = |r: &str| missing.iter().filter(|m| m.1 == r).count();
+        let digital = (0..gen.len())
+            .filter(|&i| gen.media(i) != Media::Voice)
+            .count();
+        assert!(count("archived") > 0 && count("error:EMAIL_TRANSCRIPT_TOO_LARGE") > 0);
+        assert_eq!(
+            count("archived") + count("error:EMAIL_TRANSCRIPT_TOO_LARGE"),
+            {
+                let emails = (0..gen.len())
+                    .filter(|&i| gen.media(i) == Media::Email && !gen.shape(i).archived)
+                    .count();
+                (0..gen.len()).filter(|&i| gen.shape(i).archived).count() + emails
+            }
+        );
+        assert!(count("archived") < digital);
+        c.sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn ongoing_conversations_have_no_end_and_no_text_and_availability_holds_back_results() {
+        let mut config = cfg(Traffic {
+            ongoing_rate: 1.0,
+            ..Traffic::OFF
+        });
+        let last_day = config.start + Duration::days(4);
+        let gen = Generator::new(&config);
+        let on_last = |i: usize| gen.start(i).date_naive() == last_day;
+        let v = *voice(&gen).iter().find(|&&i| on_last(i)).unwrap();
+        let d = (0..gen.len())
+            .find(|&i| on_last(i) && gen.media(i) != Media::Voice)
+            .unwrap();
+        assert!((0..gen.len()).all(|i| gen.shape(i).ongoing == on_last(i)));
+        let r = record(&gen, v, true);
+        assert!(r.get("conversationEnd").is_none());
+        let open = sessions(&r, "customer")[0]["segments"][0].clone();
+        assert!(open.get("segmentEnd").is_none() && open.get("segmentStart").is_some());
+        // Availability just before the last conversation ends: job results hold it back.
+        config.data_availability = Some(gen.end(d - 1) + Duration::milliseconds(1));
+        let c = Client::new(config.clone()).await;
+        let sid = ids(&gen, v).customer.1;
+        assert_eq!(c.get(&link(&gen, v, &sid, false)).await.status(), 404);
+        let recs = c
+            .json(&format!("/api/v2/conversations/{}/recordings", gen.id(d)))
+            .await;
+        assert_eq!(recs, json!([]));
+        let job: Value = c
+            .http
+            .post(format!("{}{JOBS}", c.sim.url))
+            .bearer_auth(&c.token)
+            .json(&json!({"interval": "2026-03-01T00:00:00Z/2026-03-06T00:00:00Z"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job = job["jobId"].as_str().unwrap();
+        for _ in 0..3 {
+            c.json(&format!("{JOBS}/{job}")).await;
+        }
+        let page = c.json(&format!("{JOBS}/{job}/results?pageSize=1000")).await;
+        let ids: Vec<&str> = page["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["conversationId"].as_str().unwrap())
+            .collect();
+        let want: Vec<String> = (0..gen.len())
+            .filter(|&i| !on_last(i) && gen.end(i) <= config.data_availability.unwrap())
+            .map(|i| gen.id(i))
+            .collect();
+        assert_eq!(ids, want);
+        assert_eq!(
+            page["dataAvailabilityDate"],
+            iso(config.data_availability.unwrap()).as_str()
+        );
+        assert_eq!(
+            c.get(&format!("{JOBS}/{job}/results?pageSize=1001"))
+                .await
+                .status(),
+            400
+        );
+        let end = config.start + Duration::days(5);
+        assert!(crate::simulator::expected_utterances(&config, last_day, end, &[]).is_empty());
+        assert!(crate::simulator::expected_missing(&config, last_day, end, &[]).is_empty());
+        c.sim.shutdown().await;
+    }
+
+    #[test]
+    fn ivr_phrases_fall_in_the_ivr_window_and_agents_in_theirs() {
+        let config = cfg(Traffic::OFF);
+        let gen = Generator::new(&config);
+        let mut ivr = 0;
+        for i in voice(&gen) {
+            let doc: Value = serde_json::from_slice(&transcript_document(&gen, i, "")).unwrap();
+            let windows: Vec<(&str, i64, i64)> = doc["participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["participantPurpose"].as_str().unwrap(),
+                        p["startTimeMs"].as_i64().unwrap(),
+                        p["endTimeMs"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            let start = doc["conversationStartTime"].as_i64().unwrap();
+            let want = voice_utterances(&gen, i);
+            let phrases = doc["transcripts"][0]["phrases"].as_array().unwrap();
+            assert_eq!(phrases.len(), want.len());
+            for (p, (who, offset, _)) in phrases.iter().zip(&want) {
+                let t = p["startTimeMs"].as_i64().unwrap();
+                assert_eq!(t - start, *offset);
+                if p["participantPurpose"] == "internal" {
+                    // Exactly one internal window holds an internal phrase: its speaker.
+                    let holders: Vec<&str> = windows
+                        .iter()
+                        .filter(|w| w.0 != "customer" && w.1 <= t && t < w.2.max(w.1 + 1))
+                        .map(|w| w.0)
+                        .collect();
+                    assert_eq!(holders, [*who], "conversation {i} at {t}: {windows:?}");
+                    ivr += usize::from(*who == "ivr");
+                } else {
+                    assert_eq!(*who, "customer");
+                }
+            }
+            // The derived speakers are the generated ones (plus redacted customer phrases).
+            let conv = gen.conversation(i);
+            let generated = |p: &str| {
+                conv.interactions
+                    .iter()
+                    .filter(|u| u.participant == p)
+                    .count()
+            };
+            let derived = |p: &str| want.iter().filter(|w| w.0 == p).count();
+            assert_eq!(
+                (derived("ivr"), derived("agent")),
+                (generated("ivr"), generated("agent"))
+            );
+            assert!(derived("customer") >= generated("customer"));
+        }
+        assert!(ivr > 10, "{ivr}");
+    }
+
+    #[tokio::test]
+    async fn a_session_recorded_twice_has_two_links_with_the_same_phrases() {
+        let config = cfg(Traffic {
+            duplicate_recording_rate: 1.0,
+            ..Traffic::OFF
+        });
+        let gen = Generator::new(&config);
+        let c = Client::new(config).await;
+        let i = voice(&gen)[0];
+        assert!(gen.shape(i).duplicate_recording);
+        let sid = ids(&gen, i).customer.1;
+        let plural = c.json(&link(&gen, i, &sid, true)).await;
+        let urls = plural["urls"].as_array().unwrap();
+        assert_eq!(urls.len(), 2);
+        let recs = c
+            .json(&format!("/api/v2/conversations/{}/recordings", gen.id(i)))
+            .await;
+        let rec_ids: Vec<&Value> = recs.as_array().unwrap().iter().map(|r| &r["id"]).collect();
+        let url_ids: Vec<&Value> = urls.iter().map(|u| &u["recording"]["id"]).collect();
+        assert_eq!(rec_ids, url_ids);
+        assert_ne!(url_ids[0], url_ids[1]);
+        let mut docs = Vec::new();
+        for u in urls {
+            let doc: Value = c
+                .http
+                .get(u["url"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            docs.push(doc);
+        }
+        let t = |d: &Value| d["transcripts"][0].clone();
+        assert_eq!(docs[0]["communicationId"], docs[1]["communicationId"]);
+        assert_eq!(t(&docs[0])["phrases"], t(&docs[1])["phrases"]);
+        assert_ne!(t(&docs[0])["transcriptId"], t(&docs[1])["transcriptId"]);
+        // The singular link is the first recording's.
+        let one = c.json(&link(&gen, i, &sid, false)).await;
+        let doc: Value = c
+            .http
+            .get(one["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc, docs[0]);
+        // Still one set of utterances to stage.
+        assert_eq!(
+            t(&doc)["phrases"].as_array().unwrap().len(),
+            voice_utterances(&gen, i).len()
+        );
+        c.sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_transcript_endpoints_have_their_own_rate_limit() {
+        let config = cfg(Traffic {
+            transcript_url_rate_limit: Some(2),
+            ..Traffic::OFF
+        });
+        let gen = Generator::new(&config);
+        let c = Client::new(config).await;
+        let i = voice(&gen)[0];
+        let sid = ids(&gen, i).customer.1;
+        assert_eq!(c.get(&link(&gen, i, &sid, false)).await.status(), 200);
+        assert_eq!(c.get(&link(&gen, i, &sid, true)).await.status(), 200);
+        let over = c.get(&link(&gen, i, &sid, false)).await;
+        assert_eq!(over.status(), 429);
+        let retry: u64 = over.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry));
+        let body: Value = over.json().await.unwrap();
+        assert_eq!(body["code"], "too.many.requests.retry.after");
+        // Other endpoints are not held back by it.
+        c.json(&format!("/api/v2/conversations/{}/recordings", gen.id(i)))
+            .await;
         c.sim.shutdown().await;
     }
 }

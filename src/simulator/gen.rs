@@ -15,13 +15,14 @@ use std::ops::Range;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::{Lengths, SimConfig};
+use super::{Lengths, SimConfig, Traffic};
 
 const STREAM_TIME: u64 = 0x7431;
 const STREAM_PLAN: u64 = 0x9a2c;
 const STREAM_TEXT: u64 = 0x3e57;
 const STREAM_ID: u64 = 0x51d0;
 const STREAM_STA: u64 = 0x57a0;
+const STREAM_TRAFFIC: u64 = 0x7aff;
 
 /// The longest a generated conversation lasts (emails: up to three 36-hour gaps), rounded up:
 /// a conversation active at time `t` started after `t - MAX_SPAN`.
@@ -159,6 +160,37 @@ impl GroundTruth {
     }
 }
 
+/// How conversation `index` is presented under [`SimConfig::traffic`] (see [`Traffic`]); all
+/// false (one leg) with traffic off. Drawn from a stream of its own, so the text never changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// Voice: a callback (a `callback` session, then the recorded `voice` one).
+    pub callback: bool,
+    /// Voice: offsets (ms from the start) of the agent utterances that open the second and third
+    /// legs of a transferred call; empty when the call was not transferred.
+    pub transfers_at: Vec<i64>,
+    /// Voice: the transcript link answers 404 `NoSuchKey` (deleted with its recording).
+    pub gone: bool,
+    /// Voice: the transcript appears `late_for_secs` after it was first asked for.
+    pub late: bool,
+    /// Digital: the recording is archived (a stub without text).
+    pub archived: bool,
+    /// Digital: the recording's `recordingErrorStatus` (no text).
+    pub recording_error: Option<&'static str>,
+    /// Still going on: no end, no text yet.
+    pub ongoing: bool,
+    /// Voice: the customer's session has two recordings, each with a transcript of the same
+    /// phrases (the plural `transcripturls` lists both).
+    pub duplicate_recording: bool,
+}
+
+impl Shape {
+    /// Number of recorded legs (1 unless transferred).
+    pub fn legs(&self) -> usize {
+        self.transfers_at.len() + 1
+    }
+}
+
 /// Generates conversation `index` (builds a [`Generator`]; reuse one for many conversations).
 pub fn conversation(cfg: &SimConfig, index: usize) -> Conversation {
     Generator::new(cfg).conversation(index)
@@ -180,7 +212,7 @@ pub fn ground_truth(
         if !media.is_empty() && !media.contains(&plan.media.as_str()) {
             continue;
         }
-        if !gen.has_transcript(i) {
+        if !gen.has_text(i) {
             continue;
         }
         let date = gen.start(i).date_naive();
@@ -195,12 +227,13 @@ pub fn ground_truth(
 }
 
 /// Ids of the voice conversations starting in `[from, to_exclusive)` that have no transcript
-/// (their `transcripturl` answers 404; they are not in [`ground_truth`]).
+/// (their `transcripturl` answers 404; they are not in [`ground_truth`]). Ongoing conversations
+/// are left out (their text is not there yet, whatever comes later).
 pub fn untranscribed(cfg: &SimConfig, from: NaiveDate, to_exclusive: NaiveDate) -> Vec<String> {
     let gen = Generator::new(cfg);
     let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
     gen.index_range(midnight(from), midnight(to_exclusive))
-        .filter(|&i| !gen.has_transcript(i))
+        .filter(|&i| !gen.has_transcript(i) && !gen.shape(i).ongoing)
         .map(|i| gen.id(i))
         .collect()
 }
@@ -361,6 +394,9 @@ pub struct Generator {
     seed: u64,
     lengths: Lengths,
     untranscribed_rate: f64,
+    traffic: Traffic,
+    /// Start of the last day of the period: `ongoing_rate` picks among conversations after it.
+    last_day: DateTime<Utc>,
     count: usize,
     origin: DateTime<Utc>,
     period_ms: i64,
@@ -446,6 +482,9 @@ impl Generator {
             seed: cfg.seed,
             lengths: cfg.lengths,
             untranscribed_rate: cfg.untranscribed_rate,
+            traffic: cfg.traffic.clone(),
+            last_day: cfg.start.and_time(chrono::NaiveTime::MIN).and_utc()
+                + Duration::days(i64::from(cfg.days.max(1)) - 1),
             count: cfg.conversations,
             origin: cfg.start.and_time(chrono::NaiveTime::MIN).and_utc(),
             period_ms: i64::from(cfg.days.max(1)) * 86_400_000,
@@ -669,6 +708,69 @@ impl Generator {
         self.untranscribed_rate <= 0.0
             || self.media(index) != Media::Voice
             || Rng::stream(self.seed, index as u64, STREAM_STA).unit() >= self.untranscribed_rate
+    }
+
+    /// How conversation `index` is presented (callback, transfer legs, gone, late, archived,
+    /// errored, ongoing). Every draw is made whatever the rates, so one shape's rate never moves
+    /// another's picks.
+    pub fn shape(&self, index: usize) -> Shape {
+        let t = &self.traffic;
+        let mut r = Rng::stream(self.seed, index as u64, STREAM_TRAFFIC);
+        let u: [f64; 9] = std::array::from_fn(|_| r.unit());
+        let media = self.media(index);
+        let voice = media == Media::Voice;
+        let start = self.start(index);
+        let ongoing = start >= self.last_day && u[7] < t.ongoing_rate;
+        let transcribed = voice && !ongoing && self.has_transcript(index);
+        let mut transfers_at = Vec::new();
+        if voice && u[1] < t.transfer_rate {
+            // Each new leg opens with its agent speaking; never the first agent utterance.
+            let agents: Vec<i64> = self
+                .plan(index)
+                .utterances
+                .iter()
+                .filter(|u| u.participant == "agent")
+                .map(|u| u.offset_ms)
+                .skip(1)
+                .collect();
+            let legs = if u[2] < 0.5 { 3 } else { 2 };
+            for k in 1..legs {
+                if let Some(at) = agents.get(k * agents.len() / legs) {
+                    if transfers_at.last() != Some(at) {
+                        transfers_at.push(*at);
+                    }
+                }
+            }
+        }
+        let archived = !voice && !ongoing && u[5] < t.archived_rate;
+        let duplicate_recording =
+            transcribed && transfers_at.is_empty() && u[8] < t.duplicate_recording_rate;
+        Shape {
+            callback: voice && u[0] < t.callback_rate,
+            transfers_at,
+            gone: transcribed && u[3] < t.gone_rate,
+            // Transcripts come late for recent calls only: those of the period's last day.
+            late: transcribed && start >= self.last_day && u[4] < t.late_rate,
+            archived,
+            recording_error: (media == Media::Email
+                && !archived
+                && !ongoing
+                && u[6] < t.recording_error_rate)
+                .then_some("EMAIL_TRANSCRIPT_TOO_LARGE"),
+            ongoing,
+            duplicate_recording,
+        }
+    }
+
+    /// True when a correct client can (eventually) read conversation `index`'s text: transcribed,
+    /// not gone, archived, errored or ongoing. Late transcripts count: they arrive.
+    pub fn has_text(&self, index: usize) -> bool {
+        let s = self.shape(index);
+        self.has_transcript(index)
+            && !s.gone
+            && !s.archived
+            && s.recording_error.is_none()
+            && !s.ongoing
     }
 
     /// Generates conversation `index`.

@@ -3,7 +3,10 @@
 //! It serves OAuth client credentials (`POST /oauth/token`), the real Genesys Cloud endpoints of
 //! GENESYS.md §8 ([`analytics`]: details jobs and query, STA transcript links and documents,
 //! recordings) and the archive query contract of GENESYS.md §9, with the §5 rate-limit headers,
-//! normalised 429 bodies, `ININ-Correlation-Id` and injectable faults ([`Faults`]).
+//! normalised 429 bodies, `ININ-Correlation-Id` and injectable faults ([`Faults`]). It also
+//! serves the shapes of real traffic ([`Traffic`]: callbacks, transferred calls, sessions
+//! recorded twice, archived and errored recordings, late and deleted transcripts, a role without
+//! the STA permission, ongoing conversations, OAuth-shaped login errors, per-endpoint limits).
 //!
 //! Invariants:
 //! - Conversations are a pure function of ([`SimConfig`], index) and are generated on demand
@@ -13,6 +16,10 @@
 //!   across restarts of a simulator with the same configuration.
 //! - [`ground_truth`] is exactly the set of mentions inserted into the text: near misses and
 //!   filler words never match a product as a whole word.
+//! - Traffic shapes change how a conversation is presented and whether its text can be read,
+//!   never the text: [`expected_utterances`] is what a correct client stages (each phrase once),
+//!   [`expected_missing`] what it counts as missing and why, and [`ground_truth`] counts only
+//!   conversations with text.
 
 mod analytics;
 mod gen;
@@ -30,8 +37,162 @@ use crate::secret::Secret;
 
 pub use gen::{
     conversation, ground_truth, untranscribed, Conversation, Generator, GroundTruth, Interaction,
-    Media,
+    Media, Shape,
 };
+
+/// One utterance a correct client stages, exactly as it reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedUtterance {
+    /// The conversation.
+    pub conversation_id: String,
+    /// `customer`, `agent` or `ivr` (voice: from the transcript's participant windows).
+    pub participant: &'static str,
+    /// Milliseconds from the conversation's start.
+    pub offset_ms: i64,
+    /// Voice: `decoratedText` when the phrase has one, else `text`; digital: the message body.
+    pub text: String,
+}
+
+/// How many conversations of a range have each traffic shape (see [`Traffic`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShapeCounts {
+    /// Voice callbacks.
+    pub callbacks: usize,
+    /// Transferred voice calls (2 or 3 recorded legs).
+    pub transfers: usize,
+    /// Voice conversations never transcribed (404).
+    pub untranscribed: usize,
+    /// Transcripts deleted with their recording (presigned 404).
+    pub gone: usize,
+    /// Transcripts that appear late.
+    pub late: usize,
+    /// Archived digital recordings.
+    pub archived: usize,
+    /// Digital recordings with a `recordingErrorStatus`.
+    pub errored: usize,
+    /// Conversations still going on.
+    pub ongoing: usize,
+    /// Voice sessions with two recordings (the same phrases twice).
+    pub duplicated: usize,
+}
+
+fn day_range(gen: &Generator, from: NaiveDate, to_exclusive: NaiveDate) -> std::ops::Range<usize> {
+    let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
+    gen.index_range(midnight(from), midnight(to_exclusive))
+}
+
+fn media_wanted(gen: &Generator, i: usize, media: &[&str]) -> bool {
+    media.is_empty() || media.contains(&gen.media(i).as_str())
+}
+
+/// Every utterance a correct client stages for conversations starting in `[from, to_exclusive)`
+/// (UTC days) whose media is in `media` (empty: all), in conversation then time order: each
+/// voice phrase once (transferred legs and their agent sessions de-duplicated, IVR phrases as
+/// `ivr`), each digital message once. Conversations without text ([`expected_missing`], and
+/// ongoing ones) are left out; late transcripts are in (they arrive).
+pub fn expected_utterances(
+    cfg: &SimConfig,
+    from: NaiveDate,
+    to_exclusive: NaiveDate,
+    media: &[&str],
+) -> Vec<ExpectedUtterance> {
+    let gen = Generator::new(cfg);
+    let mut out = Vec::new();
+    for i in day_range(&gen, from, to_exclusive) {
+        if !media_wanted(&gen, i, media) || !gen.has_text(i) {
+            continue;
+        }
+        let id = gen.id(i);
+        if gen.media(i) == Media::Voice {
+            for (participant, offset_ms, text) in analytics::voice_utterances(&gen, i) {
+                out.push(ExpectedUtterance {
+                    conversation_id: id.clone(),
+                    participant,
+                    offset_ms,
+                    text,
+                });
+            }
+        } else {
+            let conv = gen.conversation(i);
+            for it in conv.interactions {
+                out.push(ExpectedUtterance {
+                    conversation_id: id.clone(),
+                    participant: it.participant,
+                    offset_ms: (it.timestamp - conv.start).num_milliseconds(),
+                    text: it.transcript,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The conversations starting in `[from, to_exclusive)` whose media is in `media` (empty: all)
+/// that a correct client counts as missing, with the reason: `"404"` (never transcribed),
+/// `"gone"` (presigned 404), `"archived"`, `"error:<recordingErrorStatus>"`. Late transcripts
+/// and ongoing conversations are not missing: their text comes later.
+pub fn expected_missing(
+    cfg: &SimConfig,
+    from: NaiveDate,
+    to_exclusive: NaiveDate,
+    media: &[&str],
+) -> Vec<(String, &'static str)> {
+    let gen = Generator::new(cfg);
+    let mut out = Vec::new();
+    for i in day_range(&gen, from, to_exclusive) {
+        if !media_wanted(&gen, i, media) {
+            continue;
+        }
+        let s = gen.shape(i);
+        let reason = if s.ongoing {
+            None
+        } else if !gen.has_transcript(i) {
+            Some("404")
+        } else if s.gone {
+            Some("gone")
+        } else if s.archived {
+            Some("archived")
+        } else {
+            s.recording_error.map(|e| match e {
+                "EMAIL_TRANSCRIPT_TOO_LARGE" => "error:EMAIL_TRANSCRIPT_TOO_LARGE",
+                _ => "error",
+            })
+        };
+        if let Some(r) = reason {
+            out.push((gen.id(i), r));
+        }
+    }
+    out
+}
+
+/// Ids of the voice callbacks starting in `[from, to_exclusive)` (a client's `subtype`
+/// `callback`).
+pub fn callbacks(cfg: &SimConfig, from: NaiveDate, to_exclusive: NaiveDate) -> Vec<String> {
+    let gen = Generator::new(cfg);
+    day_range(&gen, from, to_exclusive)
+        .filter(|&i| gen.shape(i).callback)
+        .map(|i| gen.id(i))
+        .collect()
+}
+
+/// Counts of each traffic shape among the conversations starting in `[from, to_exclusive)`.
+pub fn shape_counts(cfg: &SimConfig, from: NaiveDate, to_exclusive: NaiveDate) -> ShapeCounts {
+    let gen = Generator::new(cfg);
+    let mut c = ShapeCounts::default();
+    for i in day_range(&gen, from, to_exclusive) {
+        let s = gen.shape(i);
+        c.callbacks += usize::from(s.callback);
+        c.transfers += usize::from(s.legs() > 1);
+        c.untranscribed += usize::from(!s.ongoing && !gen.has_transcript(i));
+        c.gone += usize::from(s.gone);
+        c.late += usize::from(s.late);
+        c.archived += usize::from(s.archived);
+        c.errored += usize::from(s.recording_error.is_some());
+        c.ongoing += usize::from(s.ongoing);
+        c.duplicated += usize::from(s.duplicate_recording);
+    }
+    c
+}
 
 /// A product the simulator mentions: its canonical name and extra surface forms.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +235,105 @@ pub struct Faults {
     pub revoke_tokens_after_secs: Option<u64>,
 }
 
+/// The shapes of real contact-center traffic (GENESYS.md §2.2, §2.3, §3, §6), each a share of
+/// the conversations it applies to, picked per conversation from (seed, index) on a stream of
+/// its own: the text a conversation holds never changes, only how it is presented and whether
+/// it can be read. [`Traffic::OFF`] (the [`SimConfig::new`] default) is the documented happy path;
+/// [`Traffic::MIX`] is the realistic mix `convlake simulate` and `convlake demo` serve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Traffic {
+    /// Share of voice conversations that are callbacks: the customer's first session has
+    /// `mediaType: "callback"` (`callbackNumbers`, `callbackScheduledTime`, not recorded), then
+    /// comes the recorded `voice` session. A `mediaType` filter matches either session.
+    pub callback_rate: f64,
+    /// Share of voice conversations transferred to a second (half of them a third) agent: one
+    /// recorded customer voice session per leg (its own `sessionId`, segments covering the leg,
+    /// `disconnectType: "transfer"` on earlier legs), each with its own recorded agent session;
+    /// each leg's transcript holds only the phrases of its window, and the agent session of a
+    /// leg answers with the same document as the customer's (the same recording).
+    pub transfer_rate: f64,
+    /// False: the role lacks `speechAndTextAnalytics:data:view`, so the singular `transcripturl`
+    /// answers 403 `missing.permissions`; the plural `transcripturls` (recording permissions
+    /// only) still works.
+    pub sta_permission: bool,
+    /// Share of transcribed voice conversations whose transcript was deleted with its recording:
+    /// the link is issued, the presigned GET answers 404 `NoSuchKey`. They have no text.
+    pub gone_rate: f64,
+    /// Share of digital conversations whose recording is archived: the recordings list holds a
+    /// stub (`fileState: ARCHIVED`, `archiveDate`, `archiveMedium`, no `sessionId`, no text).
+    pub archived_rate: f64,
+    /// Share of email conversations (not archived) whose recording has `recordingErrorStatus:
+    /// EMAIL_TRANSCRIPT_TOO_LARGE` and no `emailTranscript` (the only value of the SDK's enum,
+    /// so chat and messaging never get one).
+    pub recording_error_rate: f64,
+    /// Share of the transcribed voice conversations of the period's last day (the recent calls)
+    /// whose transcript appears late: `transcripturl(s)` answers 404 until `late_for_secs` after
+    /// the first transcript request for the conversation, then serves it.
+    pub late_rate: f64,
+    /// How long a late transcript stays 404, in seconds (from the first request for it).
+    pub late_for_secs: f64,
+    /// Share of the conversations starting on the last day of the period that are still going
+    /// on: no `conversationEnd`, no `segmentEnd` on their open segments, no transcript (404) and
+    /// an empty recordings list. They have no text yet.
+    pub ongoing_rate: f64,
+    /// Share of transcribed voice calls (not transferred) whose customer session has two
+    /// recordings: the plural `transcripturls` gives two links whose documents hold the same
+    /// phrases (a client must not stage them twice); the singular gives the first.
+    pub duplicate_recording_rate: f64,
+    /// Login errors in OAuth form (`{"error":"invalid_client","description",
+    /// "error_description"}`, status 400) instead of the API's 401 `bad.credentials`.
+    pub oauth_errors: bool,
+    /// Requests a minute per token to `transcripturl` and `transcripturls` together, on top of
+    /// the per-token limit (real 429, `Retry-After`, normalised body); `None` is unlimited.
+    pub transcript_url_rate_limit: Option<u32>,
+}
+
+impl Traffic {
+    /// Every shape off: the documented happy path.
+    pub const OFF: Traffic = Traffic {
+        callback_rate: 0.0,
+        transfer_rate: 0.0,
+        sta_permission: true,
+        gone_rate: 0.0,
+        archived_rate: 0.0,
+        recording_error_rate: 0.0,
+        late_rate: 0.0,
+        late_for_secs: 0.0,
+        ongoing_rate: 0.0,
+        duplicate_recording_rate: 0.0,
+        oauth_errors: false,
+        transcript_url_rate_limit: None,
+    };
+
+    /// A realistic mix (the defaults of `convlake simulate` and the demo's traffic). Late
+    /// transcripts stay 404 for 5 s only, so a demo run sees them arrive.
+    pub const MIX: Traffic = Traffic {
+        callback_rate: 0.08,
+        transfer_rate: 0.12,
+        sta_permission: true,
+        gone_rate: 0.01,
+        archived_rate: 0.03,
+        recording_error_rate: 0.02,
+        late_rate: 0.25,
+        late_for_secs: 5.0,
+        ongoing_rate: 0.02,
+        duplicate_recording_rate: 0.02,
+        oauth_errors: true,
+        transcript_url_rate_limit: None,
+    };
+
+    /// [`Traffic::MIX`].
+    pub fn mix() -> Traffic {
+        Traffic::MIX
+    }
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic::OFF
+    }
+}
+
 /// Everything that determines what the simulator serves.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -113,6 +373,8 @@ pub struct SimConfig {
     pub data_availability: Option<DateTime<Utc>>,
     /// How long conversations are (utterances per conversation).
     pub lengths: Lengths,
+    /// The shapes of real traffic (callbacks, transfers, archived and late texts, ...).
+    pub traffic: Traffic,
 }
 
 /// Utterances per conversation, by media type.
@@ -149,7 +411,14 @@ impl SimConfig {
             transcript_url_ttl_secs: 600,
             data_availability: None,
             lengths: Lengths::Short,
+            traffic: Traffic::OFF,
         }
+    }
+
+    /// This configuration with the realistic traffic mix ([`Traffic::MIX`]).
+    pub fn with_real_traffic_mix(mut self) -> Self {
+        self.traffic = Traffic::MIX;
+        self
     }
 
     fn validate(&self) -> Result<(), SimError> {
@@ -167,6 +436,14 @@ impl SimConfig {
             f.slow_rate,
             f.not_ready_rate,
             self.untranscribed_rate,
+            self.traffic.callback_rate,
+            self.traffic.transfer_rate,
+            self.traffic.gone_rate,
+            self.traffic.archived_rate,
+            self.traffic.recording_error_rate,
+            self.traffic.late_rate,
+            self.traffic.ongoing_rate,
+            self.traffic.duplicate_recording_rate,
         ];
         if !rates.into_iter().all(rate) {
             return bad("fault rates must be between 0 and 1");
@@ -175,6 +452,13 @@ impl SimConfig {
             .is_some_and(|s| !(s.is_finite() && s >= 0.0))
         {
             return bad("not_ready_for_secs must be a non-negative number of seconds");
+        }
+        let late = self.traffic.late_for_secs;
+        if !(late.is_finite() && late >= 0.0) {
+            return bad("late_for_secs must be a non-negative number of seconds");
+        }
+        if self.traffic.transcript_url_rate_limit == Some(0) {
+            return bad("transcript_url_rate_limit must be positive");
         }
         if f.rate_429 + f.rate_500 + f.drop_rate > 1.0 {
             return bad("the 429, 5xx and dropped-connection rates must not sum to more than 1");
@@ -358,4 +642,109 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<RunningSimulator,
         task,
         counters,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(traffic: Traffic) -> SimConfig {
+        let p = |name: &str, aliases: &[&str]| SimProduct {
+            name: name.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        };
+        let mut cfg = SimConfig::new(vec![
+            p("Acme Router", &["acme wifi router"]),
+            p("CloudPhone Pro", &[]),
+            p("Nimbus Hub", &[]),
+        ]);
+        cfg.conversations = 1500;
+        cfg.days = 6;
+        cfg.start = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default();
+        cfg.untranscribed_rate = 0.03;
+        cfg.traffic = traffic;
+        cfg
+    }
+
+    #[test]
+    fn traffic_changes_the_presentation_never_the_text() {
+        let (off, mix) = (cfg(Traffic::OFF), cfg(Traffic::MIX));
+        let (a, b) = (Generator::new(&off), Generator::new(&mix));
+        for i in 0..off.conversations {
+            assert_eq!(a.conversation(i), b.conversation(i));
+            assert_eq!(b.shape(i), b.shape(i));
+            assert_eq!(a.shape(i), Shape::default());
+        }
+        let end = mix.start + Duration::days(6);
+        assert_eq!(
+            expected_utterances(&mix, mix.start, end, &[]),
+            expected_utterances(&mix, mix.start, end, &[])
+        );
+        // Every shape of the mix is there.
+        let c = shape_counts(&mix, mix.start, end);
+        for (what, n) in [
+            ("callbacks", c.callbacks),
+            ("transfers", c.transfers),
+            ("gone", c.gone),
+            ("late", c.late),
+            ("archived", c.archived),
+            ("errored", c.errored),
+            ("ongoing", c.ongoing),
+            ("untranscribed", c.untranscribed),
+            ("duplicated", c.duplicated),
+        ] {
+            assert!(n > 0, "no {what} in {c:?}");
+        }
+    }
+
+    #[test]
+    fn the_expected_utterances_hold_exactly_the_ground_truth() {
+        let mix = cfg(Traffic::MIX);
+        let gen = Generator::new(&mix);
+        let end = mix.start + Duration::days(6);
+        let expected = expected_utterances(&mix, mix.start, end, &[]);
+        let missing = expected_missing(&mix, mix.start, end, &[]);
+        let mut found: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut with_text = std::collections::BTreeSet::new();
+        for u in &expected {
+            with_text.insert(u.conversation_id.clone());
+            for (p, n) in gen.count_matches(&u.text) {
+                *found.entry(mix.products[p].name.clone()).or_default() += n as u64;
+            }
+        }
+        let truth = ground_truth(&mix, mix.start, end, &[]);
+        assert_eq!(found, truth.totals_by_product());
+        // Missing, ongoing and readable conversations partition the range.
+        let ongoing = (0..gen.len()).filter(|&i| gen.shape(i).ongoing).count();
+        assert!(missing.iter().all(|(id, _)| !with_text.contains(id)));
+        assert_eq!(with_text.len() + missing.len() + ongoing, gen.len());
+        let reasons: std::collections::BTreeSet<&str> = missing.iter().map(|m| m.1).collect();
+        assert_eq!(
+            reasons.into_iter().collect::<Vec<_>>(),
+            [
+                "404",
+                "archived",
+                "error:EMAIL_TRANSCRIPT_TOO_LARGE",
+                "gone"
+            ]
+        );
+        // IVR phrases are staged as ivr; voice text is what a client reads (decorated or not).
+        assert!(expected.iter().any(|u| u.participant == "ivr"));
+        assert!(expected
+            .iter()
+            .any(|u| u.text.ends_with('.') && u.text.contains(char::is_uppercase)));
+        // untranscribed() agrees with the "404" reasons.
+        let mut a = untranscribed(&mix, mix.start, end);
+        let mut b: Vec<String> = missing
+            .iter()
+            .filter(|m| m.1 == "404")
+            .map(|m| m.0.clone())
+            .collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        // A media filter keeps only that media.
+        let voice = expected_utterances(&mix, mix.start, end, &["voice"]);
+        assert!(!voice.is_empty() && voice.len() < expected.len());
+    }
 }

@@ -40,6 +40,8 @@ pub(super) struct AppState {
     tokens: Mutex<HashMap<String, Instant>>,
     /// Per-token rate-limit window: (window start, requests in it).
     windows: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Per-token window of the transcript-link endpoints (`Traffic::transcript_url_rate_limit`).
+    transcript_windows: Mutex<HashMap<String, (Instant, u32)>>,
     pub(super) counters: Arc<Counters>,
     api_calls: AtomicU64,
     network_calls: AtomicU64,
@@ -134,6 +136,7 @@ pub(super) fn router(cfg: SimConfig, counters: Arc<Counters>) -> Router {
         cfg,
         tokens: Mutex::new(HashMap::new()),
         windows: Mutex::new(HashMap::new()),
+        transcript_windows: Mutex::new(HashMap::new()),
         counters,
         api_calls: AtomicU64::new(0),
         network_calls: AtomicU64::new(0),
@@ -244,16 +247,28 @@ async fn token(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
                 .is_none_or(|want| want.expose() == secret)
     });
     if !accepted {
-        return unauthorized();
+        if !st.cfg.traffic.oauth_errors {
+            return unauthorized();
+        }
+        // The login service answers in OAuth form (GENESYS.md §3; status and bodies as
+        // GForceIndustries/GCCX-Utils printed them from login.mypurecloud.com).
+        let known = basic_credentials(&headers).is_some_and(|(id, _)| {
+            !id.is_empty() && st.cfg.client_id.as_ref().is_none_or(|want| *want == id)
+        });
+        let why = if known {
+            "authentication failed"
+        } else {
+            "client not found"
+        };
+        return oauth_error("invalid_client", why);
     }
     let grant = url::form_urlencoded::parse(&body)
         .any(|(k, v)| k == "grant_type" && v == "client_credentials");
     if !grant {
-        let body = serde_json::json!({
-            "error": "unsupported_grant_type",
-            "description": "grant_type must be client_credentials",
-        });
-        return json(StatusCode::BAD_REQUEST, body.to_string().into_bytes());
+        return oauth_error(
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
     }
     let now = Instant::now();
     let token = format!("{:032x}", rand::random::<u128>());
@@ -371,6 +386,32 @@ impl AppState {
             .map_err(|retry| Box::new(too_many(retry, corr)))
     }
 
+    /// [`AppState::admit`], then the transcript-link endpoints' own per-token limit.
+    pub(super) fn admit_transcript(
+        &self,
+        headers: &HeaderMap,
+        corr: &CorrelationId,
+    ) -> Result<RateInfo, Box<Response>> {
+        let rate = self.admit(headers, corr)?;
+        let Some(limit) = self.cfg.traffic.transcript_url_rate_limit else {
+            return Ok(rate);
+        };
+        let token = bearer(headers).unwrap_or_default();
+        let now = Instant::now();
+        let mut windows = lock(&self.transcript_windows);
+        let w = windows.entry(token).or_insert((now, 0));
+        if now.duration_since(w.0) >= WINDOW {
+            *w = (now, 0);
+        }
+        w.1 = w.1.saturating_add(1);
+        if w.1 > limit {
+            let left = WINDOW.saturating_sub(now.duration_since(w.0));
+            let retry = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1);
+            return Err(Box::new(too_many(retry, corr)));
+        }
+        Ok(rate)
+    }
+
     /// Deterministic given the seed and the number of API calls so far.
     fn fault(&self, corr: &CorrelationId) -> Option<Response> {
         let f = &self.cfg.faults;
@@ -436,7 +477,7 @@ impl AppState {
                     kind: has("type").then_some(conv.media.as_str()),
                     // A call that was never transcribed has no text in an archive either.
                     interactions: has("interactions").then(|| {
-                        let text = if self.gen.has_transcript(i) {
+                        let text = if self.gen.has_text(i) {
                             conv.interactions
                         } else {
                             Vec::new()
@@ -659,6 +700,16 @@ pub(super) fn bad_request(message: String, corr: &CorrelationId) -> Response {
     error(StatusCode::BAD_REQUEST, "bad.request", message, corr)
 }
 
+/// A login error in OAuth form: 400 `{error, description, error_description}`.
+fn oauth_error(error: &str, description: &str) -> Response {
+    let body = serde_json::json!({
+        "error": error,
+        "description": description,
+        "error_description": description,
+    });
+    json(StatusCode::BAD_REQUEST, body.to_string().into_bytes())
+}
+
 /// The body observed from Genesys for bad credentials and expired tokens (GENESYS.md §5).
 fn unauthorized() -> Response {
     let body = ErrorBody {
@@ -825,6 +876,63 @@ mod tests {
         let tok = token_with_ttl(&http, &sim, 1).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(post_query(&http, &sim, &tok, &q).await.status(), 401);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn login_errors_come_in_oauth_form() {
+        let mut c = cfg();
+        c.traffic.oauth_errors = true;
+        let sim = launch(c).await;
+        let http = reqwest::Client::new();
+        let url = format!("{}/oauth/token", sim.url);
+        let post = |id: &str, secret: &str, grant: &str| {
+            http.post(&url)
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", grant)])
+                .send()
+        };
+        for (id, secret, grant, error, why) in [
+            (
+                "cid",
+                "wrong",
+                "client_credentials",
+                "invalid_client",
+                "authentication failed",
+            ),
+            (
+                "other",
+                "csecret",
+                "client_credentials",
+                "invalid_client",
+                "client not found",
+            ),
+            (
+                "cid",
+                "csecret",
+                "password",
+                "unsupported_grant_type",
+                "grant_type must be client_credentials",
+            ),
+        ] {
+            let resp = post(id, secret, grant).await.unwrap();
+            assert_eq!(resp.status(), 400, "{id} {secret} {grant}");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(
+                body,
+                json!({"error": error, "description": why, "error_description": why})
+            );
+        }
+        let ok = post("cid", "csecret", "client_credentials").await.unwrap();
+        assert_eq!(ok.status(), 200);
+        // A bad bearer token on the API is still the API's 401 bad.credentials.
+        let q = range_query(None, 10);
+        let resp = post_query(&http, &sim, "not-a-token", &q).await;
+        assert_eq!(resp.status(), 401);
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["code"],
+            "bad.credentials"
+        );
         sim.shutdown().await;
     }
 

@@ -1,6 +1,6 @@
 """Drives the convlake simulator with Genesys's official Python SDK (purecloudplatformclientv2).
 
-Usage: sdk_check.py API_URL CLIENT_ID CLIENT_SECRET INTERVAL
+Usage: sdk_check.py API_URL CLIENT_ID CLIENT_SECRET INTERVAL [--expect-no-sta]
 
 Every response must deserialize into the SDK's models with the fields convlake relies on set,
 and no enum may come back as "outdated_sdk_version" (the SDK's marker for a value it does not
@@ -145,46 +145,137 @@ def main():
     avail = analytics.get_analytics_conversations_details_jobs_availability()
     check(avail.data_availability_date is not None, "availability")
 
-    # Voice: transcripturl of the recorded customer session, then the presigned document.
-    transcripts = missing = 0
+    # Voice: every recorded voice session (a callback's customer opens with a `callback`
+    # session; a transferred call has one recorded customer and agent session per leg). Both
+    # the singular transcripturl and the plural transcripturls, then the presigned documents,
+    # de-duplicated by the communication they belong to.
+    no_sta = "--expect-no-sta" in sys.argv[5:]
+    transcripts = missing = gone = plural = callbacks = transfers = forbidden = duplicated = 0
     digital = {"chat": 0, "email": 0, "message": 0}
+    archived = errored = 0
     for c in query_ids:
         customer = next(p for p in c.participants if p.purpose == "customer")
-        session = customer.sessions[0]
-        if session.media_type == "voice":
-            check(session.recording is True, "the customer's call is recorded")
-            try:
-                t = sta.get_speechandtextanalytics_conversation_communication_transcripturl(
-                    c.conversation_id, session.session_id
+        first = customer.sessions[0]
+        if first.media_type == "callback":
+            check(first.callback_numbers and first.callback_scheduled_time is not None, "callback fields")
+            check(not first.recording, "a callback session is not recorded")
+            callbacks += 1
+        recorded = [
+            s
+            for p in c.participants
+            if p.purpose in ("customer", "agent")
+            for s in p.sessions or []
+            if s.media_type == "voice" and s.recording
+        ]
+        media = next((s.media_type for s in customer.sessions if s.media_type != "callback"), None)
+        if media == "voice":
+            legs = [s for s in customer.sessions if s.media_type == "voice"]
+            check(legs and all(s.recording for s in legs), "the customer's call is recorded")
+            if len(legs) > 1:
+                transfers += 1
+                check(
+                    all(s.segments[-1].disconnect_type == "transfer" for s in legs[:-1]),
+                    "earlier legs end in a transfer",
                 )
-            except ApiException as e:
-                check(e.status == 404, f"transcripturl: {e.status}")
+            docs = {}
+            statuses = set()
+            for session in recorded:
+                link = None
+                try:
+                    t = sta.get_speechandtextanalytics_conversation_communication_transcripturl(
+                        c.conversation_id, session.session_id
+                    )
+                    check(not no_sta, "transcripturl without the STA permission")
+                    check(isinstance(t, pc.TranscriptUrl) and t.url, "TranscriptUrl.url")
+                    check("X-Amz-Expires=600" in t.url, "a 10-minute presigned link")
+                    link = t.url
+                except ApiException as e:
+                    if not no_sta:
+                        check(e.status == 404, f"transcripturl: {e.status}")
+                        statuses.add(404)
+                        continue
+                    body = json.loads(e.body)
+                    check(e.status == 403 and body["code"] == "missing.permissions", "403 missing.permissions")
+                    check("speechAndTextAnalytics:data:view" in body["message"], "the permission is named")
+                    forbidden += 1
+                # The plural needs only recording permissions: the fallback for a 403.
+                try:
+                    urls = sta.get_speechandtextanalytics_conversation_communication_transcripturls(
+                        c.conversation_id, session.session_id
+                    )
+                except ApiException as e:
+                    check(e.status == 404 and link is None, f"transcripturls: {e.status}")
+                    statuses.add(404)
+                    continue
+                check(isinstance(urls, pc.TranscriptUrls), "TranscriptUrls model")
+                check(urls.conversation.id == c.conversation_id, "TranscriptUrls.conversation")
+                check(urls.communication_id == session.session_id, "TranscriptUrls.communicationId")
+                check(len(urls.urls) in (1, 2), "a SegmentUrl per recording")
+                for u in urls.urls:
+                    check(isinstance(u, pc.SegmentUrl) and u.recording.id and u.url, "SegmentUrl")
+                if len(urls.urls) == 2:
+                    # Two recordings of one session: two transcripts of the same phrases (a gone
+                    # transcript is counted below, with the first link).
+                    try:
+                        a, b = (json.load(urllib.request.urlopen(u.url)) for u in urls.urls)
+                        check(a["transcripts"][0]["phrases"] == b["transcripts"][0]["phrases"], "same phrases")
+                        duplicated += 1
+                    except urllib.error.HTTPError as e:
+                        check(e.code == 404, f"a second recording's link: {e.code}")
+                plural += 1
+                link = link or urls.urls[0].url
+                try:
+                    with urllib.request.urlopen(link) as r:
+                        raw = r.read()
+                except urllib.error.HTTPError as e:
+                    check(e.code == 404 and b"NoSuchKey" in e.read(), "a gone transcript")
+                    statuses.add("gone")
+                    continue
+                doc = json.loads(raw)
+                check(doc["conversationId"] == c.conversation_id, "document conversationId")
+                check(
+                    any(s.session_id == doc["communicationId"] for s in legs),
+                    "document communicationId is a customer session",
+                )
+                if doc["communicationId"] in docs:
+                    check(docs[doc["communicationId"]] == raw, "one recording, one document")
+                docs[doc["communicationId"]] = raw
+                phrases = doc["transcripts"][0]["phrases"]
+                check(phrases, "phrases")
+                for ph in phrases:
+                    check(ph["participantPurpose"] in ("internal", "external"), "participantPurpose")
+                    check(ph["startTimeMs"] >= doc["conversationStartTime"], "epoch ms")
+                    check(isinstance(ph["text"], str), "text")
+                for w in doc["participants"]:
+                    check(w["participantPurpose"] in ("customer", "agent", "ivr", "acd"), "window purpose")
+                    check(w["startTimeMs"] <= w["endTimeMs"], "window times")
+            if docs:
+                check(len(docs) == len(legs), "a document per leg")
+                transcripts += 1
+            elif "gone" in statuses:
+                gone += 1
+            else:
                 missing += 1
-                continue
-            check(isinstance(t, pc.TranscriptUrl) and t.url, "TranscriptUrl.url")
-            check("X-Amz-Expires=600" in t.url, "a 10-minute presigned link")
-            with urllib.request.urlopen(t.url) as r:
-                doc = json.load(r)
-            check(doc["conversationId"] == c.conversation_id, "document conversationId")
-            check(doc["communicationId"] == session.session_id, "document communicationId")
-            phrases = doc["transcripts"][0]["phrases"]
-            check(phrases, "phrases")
-            for ph in phrases:
-                check(ph["participantPurpose"] in ("internal", "external"), "participantPurpose")
-                check(ph["startTimeMs"] >= doc["conversationStartTime"], "epoch ms")
-                check(isinstance(ph["text"], str), "text")
-            transcripts += 1
-        elif digital.get(session.media_type, 1) < 3:
+        elif media in digital:
             recs = recordings_api.get_conversation_recordings(c.conversation_id, format_id="NONE")
             check(len(recs) == 1 and isinstance(recs[0], pc.Recording), "one Recording")
             r = recs[0]
             no_unknown_enums(r, "recording")
+            if r.file_state == "ARCHIVED":
+                check(r.archive_date is not None and r.archive_medium == "CLOUDARCHIVE", "archived stub")
+                check(not r.session_id and not (r.transcript or r.email_transcript or r.messaging_transcript), "no text")
+                archived += 1
+                continue
             check(r.file_state == "AVAILABLE" and r.session_id, "fileState and sessionId")
-            if session.media_type == "chat":
+            if r.recording_error_status:
+                check(r.recording_error_status == "EMAIL_TRANSCRIPT_TOO_LARGE" and not r.email_transcript, "errored")
+                errored += 1
+                continue
+            if media == "chat":
                 check(r.media == "chat" and r.transcript, "chat transcript")
                 for m in r.transcript:
                     check(isinstance(m, pc.ChatMessage) and m.body and m.participant_purpose, "ChatMessage")
-            elif session.media_type == "message":
+            elif media == "message":
                 check(r.media == "messaging" and r.messaging_transcript, "messagingTranscript")
                 for m in r.messaging_transcript:
                     check(m.message_text and m.purpose and m.timestamp is not None, "RecordingMessagingMessage")
@@ -192,10 +283,19 @@ def main():
                 check(r.media == "email" and r.email_transcript, "emailTranscript")
                 for m in r.email_transcript:
                     check(m.text_body and m.pcFrom.email and m.time is not None, "RecordingEmailMessage")
-            digital[session.media_type] += 1
+            digital[media] += 1
     seen["transcripts"] = transcripts
     seen["missing"] = missing
+    seen["gone"] = gone
+    seen["plural"] = plural
+    seen["callbacks"] = callbacks
+    seen["transfers"] = transfers
+    seen["archived"] = archived
+    seen["errored"] = errored
     seen["digital"] = digital
+
+    seen["forbidden"] = forbidden
+    seen["duplicated"] = duplicated
 
     # An expired token is refused with 401 bad.credentials.
     client.access_token = "expired-or-revoked"

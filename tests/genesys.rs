@@ -794,3 +794,207 @@ async fn a_lake_written_before_the_subtype_column_reads_as_before() {
     let err = fetch_ok(&lake, &fetch_args(&sim, &to, &[])).await;
     assert!(err.contains("0 new snapshots"), "{err}");
 }
+
+/// The reason each conversation of the lake is held without text, from the manifests of its
+/// snapshots in log order (a later copy wins): what `verify` and a re-run read.
+async fn held_without_text(lake: &TestLake) -> BTreeMap<String, String> {
+    let mut text: BTreeMap<String, String> = BTreeMap::new();
+    for e in lake.events().await {
+        if let convlake::lake::events::EventKind::Snapshot { snapshot, .. } = &e.kind {
+            let path = lake
+                .path()
+                .join(format!("bodies/{}/{snapshot}.json", &snapshot[..2]));
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            for c in m["conversations"].as_array().into_iter().flatten() {
+                text.insert(
+                    c["conversationId"].as_str().unwrap().to_string(),
+                    c["text"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+    }
+    text.into_iter()
+        .filter_map(|(id, t)| t.strip_prefix("missing:").map(|r| (id, r.to_string())))
+        .collect()
+}
+
+/// Every current utterance as (conversation, speaker, offset, text), sorted.
+async fn staged_utterances(lake: &TestLake) -> Vec<(String, String, i64, String)> {
+    let json = lake
+        .ok(&[
+            "query",
+            "SELECT conversation_id, participant, start_ms, text FROM utterances",
+            "--format",
+            "json",
+        ])
+        .await;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let mut out: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["conversation_id"].as_str().unwrap().to_string(),
+                r["participant"].as_str().unwrap().to_string(),
+                r["start_ms"].as_i64().unwrap(),
+                r["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The simulator's utterances in the same form.
+fn expected_utterances(cfg: &SimConfig) -> Vec<(String, String, i64, String)> {
+    let end = cfg.start + chrono::Days::new(u64::from(cfg.days));
+    let all = ["voice", "chat", "email", "message"];
+    let mut expected: Vec<_> = simulator::expected_utterances(cfg, cfg.start, end, &all)
+        .into_iter()
+        .map(|u| (u.conversation_id, u.participant.to_string(), u.offset_ms, u.text))
+        .collect();
+    expected.sort();
+    expected
+}
+
+/// Three days up to yesterday (recent calls: inside the 72 h transcript grace), every shape of
+/// real traffic switched on at a high rate.
+fn real_traffic(n: usize) -> SimConfig {
+    let mut cfg = sim_config(n);
+    cfg.start = chrono::Utc::now().date_naive() - chrono::Days::new(3);
+    cfg.days = 3;
+    cfg.untranscribed_rate = 0.05;
+    cfg.faults.not_ready_rate = 0.1;
+    cfg.job_polls = 1;
+    cfg.traffic = simulator::Traffic {
+        callback_rate: 0.3,
+        transfer_rate: 0.3,
+        gone_rate: 0.08,
+        archived_rate: 0.1,
+        recording_error_rate: 0.3,
+        // Late calls are the last day's: half of them.
+        late_rate: 0.5,
+        late_for_secs: 2.0,
+        ongoing_rate: 0.1,
+        duplicate_recording_rate: 0.2,
+        transcript_url_rate_limit: Some(600),
+        ..simulator::Traffic::MIX
+    };
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_traffic_stages_every_utterance_once_and_names_every_missing_text() {
+    let cfg = real_traffic(240);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let (from, to) = (cfg.start.to_string(), last_day(&cfg));
+    let end = cfg.start + chrono::Days::new(u64::from(cfg.days));
+    let all = ["voice", "chat", "email", "message"];
+    let gen = simulator::Generator::new(&cfg);
+    let shapes = simulator::shape_counts(&cfg, cfg.start, end);
+    assert!(
+        shapes.callbacks > 3 && shapes.transfers > 3 && shapes.late > 2 && shapes.ongoing > 0,
+        "{shapes:?}"
+    );
+    // The day's fetch, as a user types it.
+    let args = [
+        "fetch",
+        "--api-url",
+        sim.url.as_str(),
+        "--from",
+        from.as_str(),
+        "--to",
+        to.as_str(),
+        "--not-ready-wait",
+        "0.05",
+    ];
+    let err = fetch_ok(&lake, &args).await;
+    assert!(err.contains("transcript pending: "), "{err}");
+    assert!(
+        err.contains(
+            "have no Speech & Text Analytics transcript yet; every later fetch asks for them again"
+        ),
+        "{err}"
+    );
+    // Before the late transcripts exist, the lake lacks them.
+    assert!(staged_utterances(&lake).await.len() < expected_utterances(&cfg).len());
+    // The next scheduled fetch, once they exist: it lists only the last day again, and asks
+    // for every pending transcript whatever its range.
+    tokio::time::sleep(Duration::from_secs_f64(cfg.traffic.late_for_secs + 0.5)).await;
+    let err = fetch_ok(
+        &lake,
+        &["fetch", "--api-url", sim.url.as_str(), "--since-last"],
+    )
+    .await;
+    assert!(err.contains("1 intervals"), "{err}");
+
+    // Every utterance the simulator made is staged exactly once: transferred legs and their
+    // agents' copies of the same recording, a session recorded twice, IVR phrases as `ivr`.
+    let expected = expected_utterances(&cfg);
+    let staged = staged_utterances(&lake).await;
+    assert_eq!(staged.len(), expected.len());
+    assert!(
+        staged == expected,
+        "the staged utterances differ from the simulator's"
+    );
+    assert!(staged.iter().any(|u| u.1 == "ivr"));
+
+    // Every conversation without text is counted under its reason.
+    let now = chrono::Utc::now();
+    let index: BTreeMap<String, usize> = (0..gen.len()).map(|i| (gen.id(i), i)).collect();
+    let mut want: BTreeMap<String, String> =
+        simulator::expected_missing(&cfg, cfg.start, end, &all)
+            .into_iter()
+            .map(|(id, reason)| {
+                let reason = match reason {
+                    // No STA transcript: pending inside the 72 h grace, then untranscribed.
+                    "404" if gen.end(index[&id]) + chrono::Duration::hours(72) > now => {
+                        "transcript-pending".to_string()
+                    }
+                    "404" => "untranscribed".to_string(),
+                    other => other.to_string(),
+                };
+                (id, reason)
+            })
+            .collect();
+    for i in 0..gen.len() {
+        if gen.shape(i).ongoing {
+            want.insert(gen.id(i), "ongoing".into());
+        }
+    }
+    assert_eq!(held_without_text(&lake).await, want);
+    let by_reason = want
+        .values()
+        .fold(BTreeMap::<&str, u64>::new(), |mut m, r| {
+            *m.entry(r.as_str()).or_default() += 1;
+            m
+        });
+    for reason in ["gone", "archived", "error:EMAIL_TRANSCRIPT_TOO_LARGE", "ongoing"] {
+        assert!(
+            by_reason.get(reason).copied().unwrap_or(0) > 0,
+            "{by_reason:?}"
+        );
+    }
+    // `verify` counts them too.
+    let report = lake.ok(&["verify"]).await;
+    let gone = format!("gone: {}", by_reason["gone"]);
+    assert!(report.contains(&gone), "{report}");
+
+    // Callbacks are voice, with subtype `callback`.
+    let mut callbacks: Vec<String> = simulator::callbacks(&cfg, cfg.start, end)
+        .into_iter()
+        .filter(|id| !want.contains_key(id))
+        .collect();
+    callbacks.sort();
+    let staged_callbacks = lake
+        .query_lines(
+            "SELECT DISTINCT conversation_id FROM utterances WHERE subtype = 'callback' AND interaction_type = 'voice' ORDER BY 1",
+        )
+        .await;
+    assert_eq!(staged_callbacks, callbacks);
+    // And the counts are the ground truth's.
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+}

@@ -853,7 +853,14 @@ fn expected_utterances(cfg: &SimConfig) -> Vec<(String, String, i64, String)> {
     let all = ["voice", "chat", "email", "message"];
     let mut expected: Vec<_> = simulator::expected_utterances(cfg, cfg.start, end, &all)
         .into_iter()
-        .map(|u| (u.conversation_id, u.participant.to_string(), u.offset_ms, u.text))
+        .map(|u| {
+            (
+                u.conversation_id,
+                u.participant.to_string(),
+                u.offset_ms,
+                u.text,
+            )
+        })
         .collect();
     expected.sort();
     expected
@@ -972,7 +979,12 @@ async fn real_traffic_stages_every_utterance_once_and_names_every_missing_text()
             *m.entry(r.as_str()).or_default() += 1;
             m
         });
-    for reason in ["gone", "archived", "error:EMAIL_TRANSCRIPT_TOO_LARGE", "ongoing"] {
+    for reason in [
+        "gone",
+        "archived",
+        "error:EMAIL_TRANSCRIPT_TOO_LARGE",
+        "ongoing",
+    ] {
         assert!(
             by_reason.get(reason).copied().unwrap_or(0) > 0,
             "{by_reason:?}"
@@ -997,4 +1009,126 @@ async fn real_traffic_stages_every_utterance_once_and_names_every_missing_text()
     assert_eq!(staged_callbacks, callbacks);
     // And the counts are the ground truth's.
     assert_eq!(counts(&lake).await, truth_rows(&cfg));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_the_sta_permission_reads_every_transcript_through_transcripturls() {
+    let mut cfg = real_traffic(120);
+    cfg.traffic.sta_permission = false;
+    cfg.traffic.late_rate = 0.0;
+    // A tight limit on the transcript endpoints, alongside the per-token one.
+    cfg.traffic.transcript_url_rate_limit = Some(120);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let (from, to) = (cfg.start.to_string(), last_day(&cfg));
+    let args = [
+        "fetch",
+        "--api-url",
+        sim.url.as_str(),
+        "--from",
+        from.as_str(),
+        "--to",
+        to.as_str(),
+        "--not-ready-wait",
+        "0.05",
+    ];
+    let err = fetch_ok(&lake, &args).await;
+    // Said once, with the permission to add, and the run carries on with the plural endpoint.
+    assert_eq!(
+        err.matches("this run asks transcripturls instead").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("speechAndTextAnalytics:data:view"), "{err}");
+    assert!(!err.contains("no permission"), "{err}");
+    assert_eq!(staged_utterances(&lake).await, expected_utterances(&cfg));
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_refusal_is_one_line_that_says_what_to_check() {
+    let mut cfg = sim_config(10);
+    cfg.traffic.oauth_errors = true;
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let out = lake
+        .run_env(
+            &[
+                "fetch",
+                "--api-url",
+                sim.url.as_str(),
+                "--from",
+                START,
+                "--to",
+                START,
+            ],
+            &[("GENESYS_CLIENT_SECRET", "not-the-secret-42")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.contains("refused"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("invalid_client: authentication failed"),
+        "{line}"
+    );
+    assert!(
+        line.contains("check the client id and secret") && line.contains("region"),
+        "{line}"
+    );
+    assert!(
+        !err.contains("not-the-secret-42"),
+        "the secret leaked: {err}"
+    );
+    assert!(!err.contains("error_description"), "raw OAuth body: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_pages_hold_a_thousand_conversations_staged_in_batches() {
+    let mut cfg = config(2_300, 7);
+    cfg.untranscribed_rate = 0.0;
+    cfg.faults.not_ready_rate = 0.0;
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = last_day(&cfg);
+    // A page size the API does not serve is refused before any request, with the limit.
+    for (extra, limit) in [
+        (
+            vec!["--listing", "query", "--page-size", "500"],
+            "at most 100",
+        ),
+        (vec!["--page-size", "5000"], "1..=1000"),
+    ] {
+        let out = lake.run(&fetch_args(&sim, &to, &extra)).await;
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(limit), "{}", stderr(&out));
+    }
+    assert_eq!(sim.stats().api_requests, 0);
+    fetch_ok(&lake, &fetch_args(&sim, &to, &[])).await;
+    let events = lake.events().await;
+    let pages = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                convlake::lake::events::EventKind::ListingPage { .. }
+            )
+        })
+        .count();
+    let snapshots = events
+        .iter()
+        .filter(|e| matches!(e.kind, convlake::lake::events::EventKind::Snapshot { .. }))
+        .count();
+    // 2,300 conversations in one 7-day interval: 3 listing pages (1,000 a page, not 46 of
+    // 50), staged as 23 batches of 100.
+    assert_eq!(pages, 3);
+    assert_eq!(snapshots, 23);
+    assert_eq!(sim.stats().job_intervals.len(), 1);
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+    // Nothing is staged twice.
+    let err = fetch_ok(&lake, &fetch_args(&sim, &to, &[])).await;
+    assert!(err.contains("0 new snapshots"), "{err}");
 }

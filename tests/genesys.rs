@@ -1132,3 +1132,46 @@ async fn listing_pages_hold_a_thousand_conversations_staged_in_batches() {
     let err = fetch_ok(&lake, &fetch_args(&sim, &to, &[])).await;
     assert!(err.contains("0 new snapshots"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_results_hold_what_the_data_lake_has_and_a_later_fetch_completes_the_range() {
+    let mut cfg = config(200, 8);
+    cfg.untranscribed_rate = 0.0;
+    let available =
+        chrono::NaiveDate::parse_from_str(START, "%Y-%m-%d").unwrap() + chrono::Days::new(5);
+    cfg.data_availability = Some(available.and_hms_opt(0, 0, 0).unwrap().and_utc());
+    let to = last_day(&cfg);
+    let lake = TestLake::new();
+    let sim = start_sim(cfg.clone()).await;
+    let err = fetch_ok(&lake, &fetch_args(&sim, &to, &["--interval-days", "1"])).await;
+    assert!(err.contains("dataAvailabilityDate"), "{err}");
+    // Only what the analytics data lake held: fewer than all conversations.
+    assert_ne!(counts(&lake).await, truth_rows(&cfg));
+    sim.shutdown().await;
+    // Later the data lake has caught up; the scheduled fetch lists from the last complete
+    // interval on.
+    cfg.data_availability = None;
+    let sim = start_sim(cfg.clone()).await;
+    let url = sim.url.clone();
+    let err = fetch_ok(
+        &lake,
+        &[
+            "fetch",
+            "--api-url",
+            url.as_str(),
+            "--since-last",
+            "--to",
+            to.as_str(),
+            "--interval-days",
+            "1",
+            "--not-ready-wait",
+            "0.05",
+        ],
+    )
+    .await;
+    assert!(
+        err.contains("2026-03-05T00:00:00Z to 2026-03-09T00:00:00Z"),
+        "{err}"
+    );
+    assert_eq!(counts(&lake).await, truth_rows(&cfg));
+}

@@ -254,7 +254,15 @@ async fn a_killed_fetch_resumes_without_listing_a_finished_interval_again() {
     cfg.job_polls = 1;
     let sim = start_sim(cfg.clone()).await;
     let to = last_day(&cfg);
-    let extra = ["--interval-days", "2", "--page-size", "20"];
+    // Pages of 20 staged in batches of 7: the kill can fall between two batches of a page.
+    let extra = [
+        "--interval-days",
+        "2",
+        "--page-size",
+        "20",
+        "--batch-size",
+        "7",
+    ];
 
     // Reference: one uninterrupted run into its own lake.
     let reference = TestLake::new();

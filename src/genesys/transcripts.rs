@@ -617,13 +617,27 @@ fn no_text_reason(body: &[u8]) -> Option<String> {
         Value::String(s) => Some(s.trim().to_string()),
         other => Some(other.to_string()),
     };
-    if recordings.iter().any(archived) {
+    let state = |r: &Value, want: &str| {
+        r.get("fileState")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.eq_ignore_ascii_case(want))
+    };
+    if recordings
+        .iter()
+        .any(|r| state(r, "UPLOADING") || state(r, "RESTORING"))
+    {
+        // Being uploaded, or restored from the archive: the text comes once it is there.
+        Some("not-ready".into())
+    } else if recordings.iter().any(archived) {
         Some("archived".into())
+    } else if let Some(status) = recordings.iter().find_map(failure) {
+        Some(format!("error:{status}"))
+    } else if recordings.iter().all(|r| state(r, "DELETED")) {
+        Some("gone".into())
     } else {
-        recordings
-            .iter()
-            .find_map(failure)
-            .map(|status| format!("error:{status}"))
+        // Recordings without any transcript array and nothing that says why: their text is
+        // still being prepared (never a silent success with no utterances).
+        Some("not-ready".into())
     }
 }
 
@@ -1141,7 +1155,21 @@ mod tests {
         );
         let text = br#"[{"fileState": "ARCHIVED"}, {"transcript": [{"body": "hi"}]}]"#;
         assert_eq!(no_text_reason(text), None);
-        assert_eq!(no_text_reason(br#"[{"fileState": "AVAILABLE"}]"#), None);
+        // Nothing says why there is no text: still being prepared, asked again.
+        assert_eq!(
+            no_text_reason(br#"[{"fileState": "AVAILABLE"}]"#).as_deref(),
+            Some("not-ready")
+        );
+        assert_eq!(
+            no_text_reason(br#"[{"fileState": "ARCHIVED"}, {"fileState": "RESTORING"}]"#)
+                .as_deref(),
+            Some("not-ready")
+        );
+        assert_eq!(
+            no_text_reason(br#"[{"fileState": "DELETED", "deleteDate": "2026-01-01T00:00:00Z"}]"#)
+                .as_deref(),
+            Some("gone")
+        );
     }
 
     fn doc(communication: &str, transcript: &str, phrases: &[(&str, i64, &str)]) -> VoiceDocument {

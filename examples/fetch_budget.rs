@@ -72,8 +72,10 @@ async fn main() -> anyhow::Result<()> {
         if limit > 0 { format!("{limit}/min") } else { "none".into() }
     );
     println!(
-        "{:>9} {:>9} {:>12} {:>13} {:>13} {:>10} {:>9} {:>8} {:>7} {:>5}",
+        "{:>9} {:>7} {:>9} {:>9} {:>12} {:>10} {:>12} {:>9} {:>8} {:>8} {:>5} {:>5}",
         "page size",
+        "pages",
+        "pages/1k",
         "listing",
         "listing/1k",
         "STA/voice",
@@ -129,8 +131,10 @@ async fn main() -> anyhow::Result<()> {
             ),
         };
         println!(
-            "{:>9} {:>9} {:>12.1} {:>13.3} {:>13.3} {:>10} {:>8.1}s {:>8} {:>7} {:>5}",
+            "{:>9} {:>7} {:>9.1} {:>9} {:>12.1} {:>10.3} {:>12.3} {:>9} {:>7.1}s {:>8} {:>5} {:>5}",
             page_size,
+            summary.pages,
+            1000.0 * summary.pages as f64 / conversations as f64,
             s.listing,
             1000.0 * s.listing as f64 / conversations as f64,
             s.transcript_urls as f64 / voice as f64,
@@ -151,6 +155,6 @@ async fn main() -> anyhow::Result<()> {
             summary.new_snapshots
         );
     }
-    println!("listing: details requests (job submit, status polls, result pages, availability); STA/voice: transcripturl(s) requests per voice conversation (transfers ask each recorded session); rec/digital: recordings requests per digital conversation; budget: API requests over limit × minutes");
+    println!("pages: job result pages (listing_page checkpoints); listing: details requests (job submit, status polls, result pages, availability); STA/voice: transcripturl(s) requests per voice conversation (transfers ask each recorded session); rec/digital: recordings requests per digital conversation; budget: API requests over limit × minutes");
     Ok(())
 }

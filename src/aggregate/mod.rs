@@ -50,7 +50,7 @@ pub enum AggregateError {
     #[cfg(feature = "ballista")]
     #[error(transparent)]
     Ballista(#[from] ballista::ClusterError),
-    #[error("this convlake was built without Ballista (cargo feature `ballista`), so `--engine ballista` is not available: use `--engine local`, or rebuild with the default features")]
+    #[error("this convlake was built without Ballista (the cargo feature `ballista`, off by default), so `--engine ballista` and `convlake ballista` are not available: use `--engine local` (the same files), or build it with `cargo build --release --features ballista` (or `cargo install --path . --features ballista`)")]
     BallistaNotBuilt,
 }
 

@@ -2391,6 +2391,11 @@ mod traffic_tests {
         });
         let gen = Generator::new(&config);
         let c = Client::new(config.clone()).await;
+        // Late transcripts are the recent calls': a voice call of the period's last day.
+        let i = (0..gen.len())
+            .rev()
+            .find(|&k| gen.media(k) == Media::Voice && gen.shape(k).late)
+            .unwrap();
         let sid = ids(&gen, i).customer.1;
         assert_eq!(c.get(&link(&gen, i, &sid, false)).await.status(), 404);
         assert_eq!(c.get(&link(&gen, i, &sid, true)).await.status(), 404);

@@ -204,7 +204,8 @@ enum InMemory {
     Materialized,
     /// Views over `VALUES`: the plan carries the rows, so it can be serialized and shipped to
     /// a cluster (a `MemTable` cannot). Only `snapshot_order` is needed by the aggregates, so
-    /// `events` is left out.
+    /// `events` is left out. (Only the Ballista engine builds it.)
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     Inline,
 }
 

@@ -1760,14 +1760,15 @@ mod tests {
         cfg
     }
 
-    struct Client {
-        http: reqwest::Client,
-        sim: RunningSimulator,
-        token: String,
+    /// A client of a running simulator with a token (also used by `traffic_tests`).
+    pub(super) struct Client {
+        pub(super) http: reqwest::Client,
+        pub(super) sim: RunningSimulator,
+        pub(super) token: String,
     }
 
     impl Client {
-        async fn new(cfg: SimConfig) -> Client {
+        pub(super) async fn new(cfg: SimConfig) -> Client {
             let sim = start(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
             let http = reqwest::Client::new();
             let body: Value = http
@@ -1783,13 +1784,18 @@ mod tests {
             let token = body["access_token"].as_str().unwrap().to_string();
             Client { http, sim, token }
         }
-        async fn get(&self, path: &str) -> reqwest::Response {
+        pub(super) async fn get(&self, path: &str) -> reqwest::Response {
             self.http
                 .get(format!("{}{path}", self.sim.url))
                 .bearer_auth(&self.token)
                 .send()
                 .await
                 .unwrap()
+        }
+        pub(super) async fn json(&self, path: &str) -> Value {
+            let resp = self.get(path).await;
+            assert_eq!(resp.status(), 200, "{path}");
+            resp.json().await.unwrap()
         }
         async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
             self.http
@@ -2079,7 +2085,7 @@ mod tests {
 #[cfg(test)]
 mod traffic_tests {
     use super::*;
-    use crate::simulator::{start, RunningSimulator, SimProduct, Traffic};
+    use crate::simulator::{SimProduct, Traffic};
     use chrono::NaiveDate;
 
     fn cfg(traffic: Traffic) -> SimConfig {
@@ -2100,43 +2106,7 @@ mod traffic_tests {
         cfg
     }
 
-    struct Client {
-        http: reqwest::Client,
-        sim: RunningSimulator,
-        token: String,
-    }
-
-    impl Client {
-        async fn new(cfg: SimConfig) -> Client {
-            let sim = start(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-            let http = reqwest::Client::new();
-            let body: Value = http
-                .post(format!("{}/oauth/token", sim.url))
-                .basic_auth("id", Some("secret"))
-                .form(&[("grant_type", "client_credentials")])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let token = body["access_token"].as_str().unwrap().to_string();
-            Client { http, sim, token }
-        }
-        async fn get(&self, path: &str) -> reqwest::Response {
-            self.http
-                .get(format!("{}{path}", self.sim.url))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-        }
-        async fn json(&self, path: &str) -> Value {
-            let resp = self.get(path).await;
-            assert_eq!(resp.status(), 200, "{path}");
-            resp.json().await.unwrap()
-        }
-    }
+    use super::tests::Client;
 
     fn link(gen: &Generator, i: usize, sid: &str, plural: bool) -> String {
         format!(

@@ -11,7 +11,16 @@ use crate::simulator::Traffic;
 
 /// convlake: find which products your customers talk about, from Genesys Cloud conversations.
 #[derive(Debug, Parser)]
-#[command(name = "convlake", version, about, long_about = None)]
+// The help is 100 columns wide whatever the terminal, so the golden files under
+// tests/golden/help/ match everywhere.
+#[command(
+    name = "convlake",
+    version = env!("CONVLAKE_VERSION"),
+    about,
+    long_about = None,
+    term_width = 100,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// The lake: a directory, or s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
     /// file:///dir (object stores take credentials and endpoint from AWS_*, GOOGLE_*, AZURE_*).
@@ -28,6 +37,12 @@ pub struct Cli {
     /// lake's current dictionary (the one the last extract used) unless this is given.
     #[arg(long, global = true, env = "CONVLAKE_DICTIONARY")]
     pub dictionary: Option<PathBuf>,
+
+    /// Settings file (TOML; keys are the long flag names). Default: convlake.toml in the working
+    /// directory when present. Flags and environment variables win over it; `convlake config`
+    /// shows what is in effect.
+    #[arg(long, global = true, env = "CONVLAKE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// More logging (repeat for more); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -81,6 +96,61 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Run a Ballista scheduler or executor, for `aggregate --engine ballista`.
     Ballista(BallistaArgs),
+    /// Print the effective settings of `run` (flags, environment, convlake.toml, defaults), each
+    /// with where it came from; secrets are shown as ***.
+    Config(RunArgs),
+    /// Print a shell completion script to stdout.
+    #[command(
+        after_help = "Install: bash: convlake completions bash > ~/.local/share/bash-completion/completions/convlake\n         zsh:  convlake completions zsh > ~/.zfunc/_convlake (with ~/.zfunc in fpath)\n         fish: convlake completions fish > ~/.config/fish/completions/convlake.fish\n         PowerShell: convlake completions powershell >> $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, or with --dir write one page per command.
+    #[command(
+        after_help = "Read it: convlake man | man -l -    Install: convlake man --dir /usr/local/share/man/man1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManArgs {
+    /// Write convlake.1, convlake-fetch.1, … (one page per command) into this directory instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Writes the completion script for `shell` to `out`.
+pub fn write_completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe), and a
+    // write error here is reported like any other.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "convlake", &mut script);
+    out.write_all(&script)
+}
+
+/// Writes the man page of convlake to `out`, or with `dir` one page per command there.
+pub fn write_man(
+    dir: Option<&std::path::Path>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(Cli::command(), dir)
+        }
+        None => clap_mangen::Man::new(Cli::command()).render(out),
+    }
 }
 
 /// Parses a day such as 2026-01-31.

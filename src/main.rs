@@ -1,11 +1,14 @@
 //! The `convlake` binary: parse flags, run one command, map the outcome to an exit code
 //! (0 success, 1 failure, 2 usage error).
 
+use std::ffi::OsString;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 use convlake::cli::{Cli, Command};
+use convlake::config_file::ConfigFile;
 use convlake::lake::Lake;
 use convlake::pipeline;
 
@@ -107,16 +110,73 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
         Command::Dictionary(c) => pipeline::dictionary_command(&existing().await?, c).await,
         Command::Verify(a) => Ok(convlake::lake::verify::run(&existing().await?, a.dry_run).await?),
         Command::Ballista(a) => pipeline::ballista(a, &cli.lake).await,
+        // Answered in `main` before the runtime starts (they need the parsed matches).
+        Command::Config(_) | Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }
 
+/// The command tree with convlake.toml's values (when there is a file) as the defaults of its
+/// arguments, and the file.
+fn command_with_config(
+    args: &[OsString],
+) -> Result<(clap::Command, Option<ConfigFile>), convlake::config_file::ConfigError> {
+    let cmd = Cli::command();
+    let Some((path, by)) = convlake::config_file::find(args)? else {
+        return Ok((cmd, None));
+    };
+    let file = ConfigFile::load(&path, &by, &cmd)?.with_run_for_config();
+    Ok((file.apply(cmd), Some(file)))
+}
+
+/// `config`, `completions` and `man`: they print and exit, without logging or a runtime.
+fn print_only(
+    cli: &Cli,
+    cmd: &clap::Command,
+    matches: &clap::ArgMatches,
+    file: Option<&ConfigFile>,
+) -> Option<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    let written = match &cli.command {
+        Command::Config(_) => {
+            stdout.write_all(convlake::config_file::effective(cmd, matches, file).as_bytes())
+        }
+        Command::Completions(a) => convlake::cli::write_completions(a.shell, &mut stdout),
+        Command::Man(a) => convlake::cli::write_man(a.dir.as_deref(), &mut stdout),
+        _ => return None,
+    };
+    Some(match written.and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `convlake man | head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let (mut cmd, file) = match command_with_config(&args) {
+        Ok(found) => found,
+        Err(e) => {
+            // A broken settings file is a usage error, like a bad flag.
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let matches = match cmd.try_get_matches_from_mut(&args) {
+        Ok(m) => m,
+        Err(e) => e.exit(),
+    };
     let lake_typed = matches.value_source("lake") == Some(ValueSource::CommandLine);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if let Some(code) = print_only(&cli, &cmd, &matches, file.as_ref()) {
+        return code;
+    }
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

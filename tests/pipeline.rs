@@ -187,22 +187,31 @@ async fn malformed_page_is_a_clear_error_and_a_rerun_resumes() {
     cfg.faults.malformed_page = Some(1);
     let sim = start_sim(cfg.clone()).await;
     let lake = TestLake::new();
+    // Listing pages of 50 (the file a user keeps their settings in), so that the ten days
+    // take several pages and the second one is the bad one.
+    let settings = tempfile::tempdir().unwrap();
+    let file = settings.path().join("convlake.toml");
+    std::fs::write(&file, "[fetch]\npage-size = 50\n").unwrap();
+    let config = [("CONVLAKE_CONFIG", file.to_str().unwrap())];
     let out = lake
-        .run(&[
-            "fetch",
-            "--api-url",
-            &sim.url,
-            "--from",
-            "2026-03-01",
-            "--to",
-            "2026-03-10",
-            "--media",
-            "voice",
-            "--max-attempts",
-            "2",
-        ])
+        .run_env(
+            &[
+                "fetch",
+                "--api-url",
+                &sim.url,
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-03-10",
+                "--media",
+                "voice",
+                "--max-attempts",
+                "2",
+            ],
+            &config,
+        )
         .await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
         err.contains("not a valid page") && err.contains("re-run resumes"),
@@ -218,17 +227,20 @@ async fn malformed_page_is_a_clear_error_and_a_rerun_resumes() {
     cfg.faults.malformed_page = None;
     let sim = start_sim(cfg.clone()).await;
     let out = lake
-        .run(&[
-            "fetch",
-            "--api-url",
-            &sim.url,
-            "--from",
-            "2026-03-01",
-            "--to",
-            "2026-03-10",
-            "--media",
-            "voice",
-        ])
+        .run_env(
+            &[
+                "fetch",
+                "--api-url",
+                &sim.url,
+                "--from",
+                "2026-03-01",
+                "--to",
+                "2026-03-10",
+                "--media",
+                "voice",
+            ],
+            &config,
+        )
         .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));
@@ -1001,4 +1013,79 @@ async fn throwaway_cluster_refuses_a_connection_without_the_password() {
     drop(client);
     drop(cluster);
     assert!(!dir.exists(), "removed on drop");
+}
+
+/// A user's scheduled setup: a `convlake.toml` in the working directory holds the lake, the
+/// Genesys settings, the database and the schema (secrets as `${VAR}`), and the README's
+/// commands run with no flags beyond the dates. The numbers are the ground truth's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_convlake_toml_in_the_working_directory_drives_every_stage() {
+    let cfg = sim_config(150);
+    let sim = start_sim(cfg.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let schema = fresh_schema();
+    std::fs::write(
+        home.path().join("convlake.toml"),
+        format!(
+            "lake = \"lake\"\napi-url = {:?}\nclient-id = {CLIENT_ID:?}\nclient-secret = \"${{TEST_GENESYS_SECRET}}\"\ndatabase-url = \"${{TEST_DATABASE_URL}}\"\nschema = {schema:?}\n\n[fetch]\nfrom = \"2026-03-01\"\nto = \"2026-03-10\"\n",
+            sim.url
+        ),
+    )
+    .unwrap();
+    let convlake = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_convlake"));
+        cmd.args(args).current_dir(home.path());
+        for var in [
+            "CONVLAKE_LAKE",
+            "CONVLAKE_CONFIG",
+            "CONVLAKE_DICTIONARY",
+            "DATABASE_URL",
+            "POSTGRES_CONNECTION_STRING",
+            "CONVLAKE_DB_SCHEMA",
+            "DASHBOARD_API_URL",
+            "GENESYS_CLIENT_ID",
+            "GENESYS_CLIENT_SECRET",
+            "GENESYSCLOUD_OAUTHCLIENT_ID",
+            "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("TEST_GENESYS_SECRET", CLIENT_SECRET)
+            .env("TEST_DATABASE_URL", database_url());
+        let out = cmd.output().expect("convlake runs");
+        assert!(
+            out.status.success(),
+            "convlake {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for stage in [
+        &["fetch"][..],
+        &["extract"],
+        &["aggregate"],
+        &["sync"],
+        &["verify"],
+    ] {
+        convlake(stage);
+    }
+    assert!(
+        home.path().join("lake/raw").is_dir(),
+        "the lake is where the file says"
+    );
+    let expected = truth(&cfg, start_date(), "2026-03-10".parse().unwrap());
+    assert!(expected.values().sum::<u64>() > 50);
+    let csv = convlake(&["query", TOTALS_SQL, "--format", "csv"]);
+    assert_eq!(parse_totals(&csv), expected);
+    let mut db_totals = std::collections::BTreeMap::<String, u64>::new();
+    for r in pg_rows(&schema).await {
+        *db_totals.entry(r.2).or_default() += r.3 as u64;
+    }
+    assert_eq!(db_totals, expected, "synced into the file's schema");
+
+    // What `config` shows for it: the file's values, the secrets masked.
+    let shown = convlake(&["config"]);
+    assert!(shown.contains(&format!("schema = {schema:?}")), "{shown}");
+    assert!(!shown.contains(CLIENT_SECRET), "{shown}");
+    assert!(!shown.contains(&database_url()), "{shown}");
 }

@@ -29,8 +29,9 @@
 //! every = "15m"
 //! ```
 //!
-//! `${NAME}` anywhere in a string is replaced by the environment variable NAME (a missing one is
-//! an error naming it), so secrets need not be written into the file. Relative paths are relative
+//! `${NAME}` anywhere in a string is replaced by the environment variable NAME, so secrets need
+//! not be written into the file. A missing one is an error naming it, for a command that uses
+//! the setting and gets no flag or variable of its own for it ([`ConfigFile::check_needed`]). Relative paths are relative
 //! to the working directory, as on the command line. A key no command has, a table that is not a
 //! command, or a malformed file is an error naming the file and the line. `convlake config`
 //! prints the effective settings of `run` (which include every fetch, sync and export setting)
@@ -95,6 +96,10 @@ struct Entry {
     scope: Vec<String>,
     id: String,
     values: Vec<String>,
+    /// `(line, key, variable)` when the value names an environment variable that is not set:
+    /// an error only for a command that uses the setting without a flag or variable of its own
+    /// (`convlake query` does not need `client-secret = "${GENESYS_SECRET}"`).
+    missing: Option<(usize, String, String)>,
 }
 
 /// A parsed config file.
@@ -197,11 +202,18 @@ impl ConfigFile {
             let Some(id) = id else {
                 return Err(self.unknown(line, name, scope, ""));
             };
-            let values = self.values(line, name, item)?;
+            let (values, missing) = match self.values(line, name, item) {
+                Ok(values) => (values, None),
+                Err(ConfigError::MissingVar { line, key, var, .. }) => {
+                    (Vec::new(), Some((line, key, var)))
+                }
+                Err(e) => return Err(e),
+            };
             self.entries.push(Entry {
                 scope: scope.to_vec(),
                 id,
                 values,
+                missing,
             });
         }
         Ok(())
@@ -302,7 +314,7 @@ impl ConfigFile {
             .iter()
             .filter(|e| e.scope.is_empty())
             .chain(self.entries.iter().filter(|e| e.scope == path));
-        for entry in own {
+        for entry in own.filter(|e| e.missing.is_none()) {
             if !cmd.get_arguments().any(|a| a.get_id() == entry.id.as_str()) {
                 continue;
             }
@@ -328,6 +340,44 @@ impl ConfigFile {
             cmd = cmd.mut_subcommand(&name, |sub| self.apply_at(sub, &inner));
         }
         cmd
+    }
+
+    /// The error for a setting the parsed command needs whose `${VAR}` is not set: the command
+    /// has the argument, the file sets it for that command, and neither a flag nor the
+    /// argument's own environment variable gave it a value.
+    pub fn check_needed(&self, cmd: &Command, matches: &ArgMatches) -> Result<(), ConfigError> {
+        let mut path: Vec<String> = Vec::new();
+        let mut level = Some((cmd, matches));
+        while let Some((c, m)) = level {
+            for e in &self.entries {
+                let Some((line, key, var)) = &e.missing else {
+                    continue;
+                };
+                let applies = e.scope.is_empty() || e.scope == path;
+                if !applies || !c.get_arguments().any(|a| a.get_id() == e.id.as_str()) {
+                    continue;
+                }
+                let given = matches!(
+                    m.value_source(&e.id),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                );
+                if !given {
+                    return Err(ConfigError::MissingVar {
+                        path: self.path.clone(),
+                        line: *line,
+                        key: key.clone(),
+                        var: var.clone(),
+                    });
+                }
+            }
+            level = m
+                .subcommand()
+                .and_then(|(name, sub)| Some((c.find_subcommand(name)?, sub)));
+            if let Some((c, _)) = level {
+                path.push(c.get_name().to_string());
+            }
+        }
+        Ok(())
     }
 
     /// Whether the file sets argument `id` of the command at `path`.

@@ -169,6 +169,11 @@ fn main() -> ExitCode {
         Ok(m) => m,
         Err(e) => e.exit(),
     };
+    // A `${VAR}` that is not set matters only to a command that uses its setting.
+    if let Some(Err(e)) = file.as_ref().map(|f| f.check_needed(&cmd, &matches)) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let lake_typed = matches.value_source("lake") == Some(ValueSource::CommandLine);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

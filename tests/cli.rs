@@ -360,3 +360,86 @@ fn a_command_reads_the_file_without_flags() {
     assert!(e.contains(&format!("no lake at {}", lake.display())), "{e}");
     assert!(!lake.exists());
 }
+
+#[test]
+fn an_unset_variable_in_the_file_matters_only_to_the_commands_that_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("nowhere-lake");
+    std::fs::write(
+        dir.path().join("convlake.toml"),
+        format!(
+            "lake = {:?}\nclient-secret = \"${{GENESYS_SECRET_NOT_SET}}\"\n",
+            lake.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    // Any request goes to a closed loopback port, never the internet.
+    const NOWHERE: &str = "http://127.0.0.1:9";
+    // `verify` has no client secret: the lake's setting is read and the secret is not asked.
+    let out = run_in(dir.path(), &["verify"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("no lake at {}", lake.display())),
+        "{}",
+        stderr(&out)
+    );
+    // `fetch` would use it: a usage error naming the file, the line and the variable.
+    let out = run_in(
+        dir.path(),
+        &[
+            "fetch",
+            "--from",
+            "2026-03-01",
+            "--api-url",
+            NOWHERE,
+            "--login-url",
+            NOWHERE,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("convlake.toml:2") && e.contains("GENESYS_SECRET_NOT_SET"),
+        "{e}"
+    );
+    // Unless the flag or the variable of its own gives it.
+    let out = run_in(
+        dir.path(),
+        &[
+            "fetch",
+            "--from",
+            "2026-03-01",
+            "--api-url",
+            NOWHERE,
+            "--login-url",
+            NOWHERE,
+            "--client-secret",
+            "x",
+        ],
+        &[],
+    );
+    assert!(
+        !stderr(&out).contains("GENESYS_SECRET_NOT_SET"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_in(
+        dir.path(),
+        &[
+            "fetch",
+            "--from",
+            "2026-03-01",
+            "--api-url",
+            NOWHERE,
+            "--login-url",
+            NOWHERE,
+        ],
+        &[("GENESYS_CLIENT_SECRET", "x")],
+    );
+    assert!(
+        !stderr(&out).contains("GENESYS_SECRET_NOT_SET"),
+        "{}",
+        stderr(&out)
+    );
+}

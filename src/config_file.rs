@@ -449,7 +449,8 @@ fn setting(
 ) -> Option<(String, String)> {
     let id = arg.get_id().as_str();
     let long = arg.get_long()?;
-    if matches!(id, "help" | "version" | "config" | "verbose" | "quiet") {
+    // Verbosity is a property of one invocation, not a setting worth listing.
+    if NOT_SETTINGS.contains(&id) || matches!(id, "verbose" | "quiet") {
         return None;
     }
     let env_name = || {
@@ -500,12 +501,16 @@ fn cmd_at<'a>(cmd: &'a Command, path: &[String]) -> Option<&'a Command> {
         .try_fold(cmd, |c, name| c.find_subcommand(name.as_str()))
 }
 
+/// Flags that exist on the command line only: a file cannot set them and `config` does not list
+/// them.
+const NOT_SETTINGS: &[&str] = &["help", "version", "config"];
+
 /// The id of `cmd`'s argument whose long flag is `long`, when a file may set it.
 fn settable(cmd: &Command, long: &str) -> Option<String> {
     cmd.get_arguments()
         .find(|a| a.get_long() == Some(long))
         .map(|a| a.get_id().as_str())
-        .filter(|id| !matches!(*id, "help" | "version" | "config"))
+        .filter(|id| !NOT_SETTINGS.contains(id))
         .map(str::to_string)
 }
 

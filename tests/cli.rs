@@ -375,6 +375,15 @@ fn an_unset_variable_in_the_file_matters_only_to_the_commands_that_use_it() {
     .unwrap();
     // Any request goes to a closed loopback port, never the internet.
     const NOWHERE: &str = "http://127.0.0.1:9";
+    const FETCH_NOWHERE: &[&str] = &[
+        "fetch",
+        "--from",
+        "2026-03-01",
+        "--api-url",
+        NOWHERE,
+        "--login-url",
+        NOWHERE,
+    ];
     // `verify` has no client secret: the lake's setting is read and the secret is not asked.
     let out = run_in(dir.path(), &["verify"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -386,15 +395,7 @@ fn an_unset_variable_in_the_file_matters_only_to_the_commands_that_use_it() {
     // `fetch` would use it: a usage error naming the file, the line and the variable.
     let out = run_in(
         dir.path(),
-        &[
-            "fetch",
-            "--from",
-            "2026-03-01",
-            "--api-url",
-            NOWHERE,
-            "--login-url",
-            NOWHERE,
-        ],
+        FETCH_NOWHERE,
         &[],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -406,17 +407,7 @@ fn an_unset_variable_in_the_file_matters_only_to_the_commands_that_use_it() {
     // Unless the flag or the variable of its own gives it.
     let out = run_in(
         dir.path(),
-        &[
-            "fetch",
-            "--from",
-            "2026-03-01",
-            "--api-url",
-            NOWHERE,
-            "--login-url",
-            NOWHERE,
-            "--client-secret",
-            "x",
-        ],
+        &[FETCH_NOWHERE, &["--client-secret", "x"]].concat(),
         &[],
     );
     assert!(
@@ -426,15 +417,7 @@ fn an_unset_variable_in_the_file_matters_only_to_the_commands_that_use_it() {
     );
     let out = run_in(
         dir.path(),
-        &[
-            "fetch",
-            "--from",
-            "2026-03-01",
-            "--api-url",
-            NOWHERE,
-            "--login-url",
-            NOWHERE,
-        ],
+        FETCH_NOWHERE,
         &[("GENESYS_CLIENT_SECRET", "x")],
     );
     assert!(

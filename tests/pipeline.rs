@@ -187,27 +187,20 @@ async fn malformed_page_is_a_clear_error_and_a_rerun_resumes() {
     cfg.faults.malformed_page = Some(1);
     let sim = start_sim(cfg.clone()).await;
     let lake = TestLake::new();
-    // Listing pages of 50 (the file a user keeps their settings in), so that the ten days
-    // take several pages and the second one is the bad one.
+    // The window and listing pages of 50 sit in the file a user keeps their settings in, so
+    // that the ten days take several pages and the second one is the bad one; only the
+    // server's address (a new port after the restart) is given on the command line.
     let settings = tempfile::tempdir().unwrap();
     let file = settings.path().join("convlake.toml");
-    std::fs::write(&file, "[fetch]\npage-size = 50\n").unwrap();
+    std::fs::write(
+        &file,
+        "[fetch]\npage-size = 50\nfrom = \"2026-03-01\"\nto = \"2026-03-10\"\nmedia = [\"voice\"]\n",
+    )
+    .unwrap();
     let config = [("CONVLAKE_CONFIG", file.to_str().unwrap())];
     let out = lake
         .run_env(
-            &[
-                "fetch",
-                "--api-url",
-                &sim.url,
-                "--from",
-                "2026-03-01",
-                "--to",
-                "2026-03-10",
-                "--media",
-                "voice",
-                "--max-attempts",
-                "2",
-            ],
+            &["fetch", "--api-url", &sim.url, "--max-attempts", "2"],
             &config,
         )
         .await;
@@ -228,17 +221,7 @@ async fn malformed_page_is_a_clear_error_and_a_rerun_resumes() {
     let sim = start_sim(cfg.clone()).await;
     let out = lake
         .run_env(
-            &[
-                "fetch",
-                "--api-url",
-                &sim.url,
-                "--from",
-                "2026-03-01",
-                "--to",
-                "2026-03-10",
-                "--media",
-                "voice",
-            ],
+            &["fetch", "--api-url", &sim.url],
             &config,
         )
         .await;

@@ -54,7 +54,7 @@ pub enum LakeError {
     },
     #[error("{path} in the lake is not a valid Parquet file of the expected shape: {reason}. Run `convlake verify` to find and quarantine damaged files")]
     Parquet { path: String, reason: String },
-    #[error("no lake at {location} (nothing fetched yet, or a wrong --lake / CONVLAKE_LAKE): it has no event log. Run `convlake fetch` (or `convlake run`) to start one, or point --lake at an existing lake")]
+    #[error("no lake at {location} (nothing fetched yet, or a wrong --lake, CONVLAKE_LAKE or `lake` in convlake.toml): it has no event log. Run `convlake fetch` (or `convlake run`) to start one, or point --lake at an existing lake")]
     NoLake { location: String },
     #[error("the aggregates of dictionary version {version} are damaged: {path}: {reason}. Run `convlake aggregate` to write them again (the staged snapshots are intact)")]
     Generation {

@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use arrow::array::{Date32Array, Int32Array, Int64Array, RecordBatch, StringArray};
-use clap::{Args, Subcommand};
 use serde_json::json;
 
+use crate::config::{BenchConfig, ExtractBenchConfig, PipelineBenchConfig, SyncBenchConfig};
 use crate::extract::{self, eval, Dictionary};
 use crate::lake::events::EventKind;
 use crate::lake::{schema, snapshot_path, Lake};
@@ -27,112 +27,12 @@ use crate::secret::Secret;
 use crate::simulator::{self, SimConfig};
 use crate::sync::{self, Target};
 
-/// Flags of `convlake bench`.
-#[derive(Debug, Args, Clone)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub what: Option<BenchWhat>,
-    #[command(flatten)]
-    pub pipeline: PipelineBench,
-}
-
-#[derive(Debug, Subcommand, Clone)]
-pub enum BenchWhat {
-    /// Every stage against a seeded archive (the default).
-    Pipeline(PipelineBench),
-    /// Matcher quality (P/R/F1) and extract throughput with a 1,000-product dictionary.
-    Extract(ExtractBench),
-    /// PostgreSQL sync of 1,000,000 rows against multi-row INSERT.
-    Sync(SyncBench),
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct PipelineBench {
-    /// Conversations to generate; repeat for a side-by-side table (e.g. 10000 and 100000).
-    #[arg(
-        long = "conversations",
-        default_value = "100000",
-        value_delimiter = ','
-    )]
-    pub conversations: Vec<usize>,
-    /// PostgreSQL for the sync stage (default: a throwaway cluster).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = crate::secret::parse_secret)]
-    pub database_url: Option<crate::secret::Secret>,
-    /// Also write the results as JSON.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Where the bench lakes go (default: a temporary directory, removed at the end).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Put the bench lakes on this object store instead, e.g. s3://bench/run1 (one lake per N
-    /// under it, `<url>/lake-N`; credentials and endpoint from AWS_* as for --lake). The prefix
-    /// should be empty: the lakes are left in place.
-    #[arg(long)]
-    pub lake_url: Option<String>,
-    /// The fetch source: `analytics` (details jobs plus one transcript request per
-    /// conversation, as against Genesys Cloud) or `archive` (the tutorial's bulk contract).
-    #[arg(long, value_parser = ["analytics", "archive"], default_value = "analytics")]
-    pub source: String,
-    /// Transcript requests in flight during the analytics fetch.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: u32,
-    /// Conversation lengths of the generated archive.
-    #[arg(long, value_enum, default_value = "realistic")]
-    pub lengths: simulator::Lengths,
-    /// Also run the aggregate stage on a Ballista cluster on loopback with this many executor
-    /// processes (0: only the local engine). The nodes inherit this environment (AWS_* for an
-    /// S3 lake).
-    #[arg(long, default_value_t = 0)]
-    pub ballista_executors: usize,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct ExtractBench {
-    /// MB of transcript text to extract.
-    #[arg(long, default_value_t = 200)]
-    pub mb: usize,
-    /// Products in the generated dictionary.
-    #[arg(long, default_value_t = 1000)]
-    pub products: usize,
-    /// Samples per style in the labeled corpus.
-    #[arg(long, default_value_t = 5000)]
-    pub samples: usize,
-    /// Also run the tutorial's extractor (bench/run_baseline.sh, from the repository root) on
-    /// the same labeled corpus and the same dictionary as convlake's matcher, and print both
-    /// side by side (quality and speed).
-    #[arg(long)]
-    pub baseline: bool,
-    /// Write the labeled corpus as JSONL (style, text, gold) and stop.
-    #[arg(long)]
-    pub export_corpus: Option<PathBuf>,
-    /// Write the corpus dictionary as TOML.
-    #[arg(long)]
-    pub export_dictionary: Option<PathBuf>,
-    /// Also write the results as JSON.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct SyncBench {
-    /// Aggregate rows to sync.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub rows: usize,
-    /// PostgreSQL (default: a throwaway cluster).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = crate::secret::parse_secret)]
-    pub database_url: Option<crate::secret::Secret>,
-    /// Also write the results as JSON.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-}
-
 /// Runs `convlake bench`.
-pub async fn run(args: &BenchArgs, dict: &Dictionary) -> Result<()> {
-    match &args.what {
-        None => pipeline(&args.pipeline, dict).await,
-        Some(BenchWhat::Pipeline(p)) => pipeline(p, dict).await,
-        Some(BenchWhat::Extract(e)) => extract_bench(e).await,
-        Some(BenchWhat::Sync(s)) => sync_bench(s).await,
+pub async fn run(args: &BenchConfig, dict: &Dictionary) -> Result<()> {
+    match args {
+        BenchConfig::Pipeline(p) => pipeline(p, dict).await,
+        BenchConfig::Extract(e) => extract_bench(e).await,
+        BenchConfig::Sync(s) => sync_bench(s).await,
     }
 }
 
@@ -301,7 +201,7 @@ async fn text_volume(lake: &Lake) -> Result<(u64, u64)> {
     Ok(acc)
 }
 
-async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
+async fn pipeline(args: &PipelineBenchConfig, dict: &Dictionary) -> Result<()> {
     let tmp = tempdir_in(args.dir.as_deref())?;
     let mut cluster = None;
     let url = match &args.database_url {
@@ -352,12 +252,12 @@ async fn pipeline(args: &PipelineBench, dict: &Dictionary) -> Result<()> {
             ("GENESYS_CLIENT_ID", "bench"),
             ("GENESYS_CLIENT_SECRET", "bench"),
         ];
-        let source = args.source.clone();
+        let source = args.source.as_str();
         let concurrency = args.concurrency.to_string();
         let mut fetch_args = vec![
             "fetch",
             "--source",
-            &source,
+            source,
             "--api-url",
             &sim.url,
             "--from",
@@ -564,10 +464,12 @@ async fn ballista_aggregate(
 }
 
 async fn count_mentions(lake: &Lake, dict: &Dictionary) -> Result<u64> {
-    Ok(crate::aggregate::read_counts(lake, &dict.version)
-        .await?
-        .map(|(rows, _)| rows.iter().map(|r| r.mentions.max(0) as u64).sum())
-        .unwrap_or(0))
+    Ok(
+        crate::lake::aggregates::read_mention_counts(lake, &dict.version)
+            .await?
+            .map(|c| c.rows.iter().map(|r| r.mentions.max(0) as u64).sum())
+            .unwrap_or(0),
+    )
 }
 
 fn tempdir_in(base: Option<&Path>) -> Result<PathBuf> {
@@ -806,7 +708,7 @@ fn matcher_passes(dict: &Dictionary, texts: &[&str]) -> (u64, u32, f64) {
     }
 }
 
-async fn extract_bench(args: &ExtractBench) -> Result<()> {
+async fn extract_bench(args: &ExtractBenchConfig) -> Result<()> {
     let (eval_dict, samples) = eval::corpus(42, args.samples);
     if let Some(p) = &args.export_dictionary {
         std::fs::write(p, eval::EVAL_DICTIONARY)
@@ -1086,7 +988,7 @@ async fn write_aggregates(
     Ok(())
 }
 
-async fn sync_bench(args: &SyncBench) -> Result<()> {
+async fn sync_bench(args: &SyncBenchConfig) -> Result<()> {
     let tmp = tempdir_in(None)?;
     let mut cluster = None;
     let url = match &args.database_url {
@@ -1145,9 +1047,10 @@ async fn sync_bench(args: &SyncBench) -> Result<()> {
         // the same structure.
         .batch_execute("CREATE TABLE bench_insert (LIKE product_mentions INCLUDING ALL)")
         .await?;
-    let (rows, _) = crate::aggregate::read_counts(&lake, version)
+    let rows = crate::lake::aggregates::read_mention_counts(&lake, version)
         .await?
-        .context("reading the bench aggregates")?;
+        .context("reading the bench aggregates")?
+        .rows;
     let t = Instant::now();
     client.batch_execute("BEGIN").await?;
     for chunk in rows.chunks(1000) {

@@ -7,7 +7,7 @@
 pub mod aggregate;
 pub mod bench;
 pub mod cli;
-pub mod config_file;
+pub mod config;
 pub mod extract;
 pub mod genesys;
 pub mod lake;

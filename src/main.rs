@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
+use convlake::cli::config_file::{self, ConfigFile};
 use convlake::cli::{Cli, Command};
-use convlake::config_file::ConfigFile;
+use convlake::config::{DiffConfig, ExtractConfig, GlobalConfig};
 use convlake::lake::Lake;
 use convlake::pipeline;
 
@@ -32,32 +33,37 @@ fn init_logging(cli: &Cli) {
         .init();
 }
 
-/// `lake_typed`: `--lake` was given on the command line (not taken from CONVLAKE_LAKE or the
-/// default), the only way `demo` accepts a lake other than its own.
+/// Runs the command on its settings: clap's structs end here, the commands see only
+/// [`convlake::config`].
 async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
+    let global = GlobalConfig {
+        lake_typed,
+        ..GlobalConfig::from(&cli)
+    };
     // `extract` and `run` read the dictionary file (default data/products.toml); every later
     // stage uses the lake's current dictionary unless --dictionary is given.
-    let explicit = cli.dictionary.as_deref();
+    let explicit = global.dictionary.as_deref();
     let dict = || pipeline::load_dictionary(explicit);
     // Every command but fetch, run and demo reads an existing lake: a wrong path is an error
     // and nothing is created there.
-    let existing = || Lake::open_existing(&cli.lake);
-    let lake = || Lake::open(&cli.lake);
+    let existing = || Lake::open_existing(&global.lake);
+    let lake = || Lake::open(&global.lake);
     let staged = |lake: &Lake, stage: &'static str, need: pipeline::Need| {
         let lake = lake.clone();
         async move { pipeline::stage_dictionary(&lake, explicit, stage, need).await }
     };
     use pipeline::Need::{Any, Extracted};
-    match &cli.command {
-        Command::Simulate(a) => pipeline::simulate(&dict()?, a).await,
-        Command::Fetch(a) => pipeline::fetch(&lake()?, &a.source).await.map(drop),
+    match cli.command {
+        Command::Simulate(a) => pipeline::simulate(&dict()?, &a.into()).await,
+        Command::Fetch(a) => pipeline::fetch(&lake()?, &a.source.into()).await.map(drop),
         Command::Extract(a) => {
+            let a = ExtractConfig::from(a);
             pipeline::extract_shard(&existing().await?, &dict()?, a.workers, a.shard)
                 .await
                 .map(drop)
         }
         Command::Aggregate(a) => {
-            let engine = pipeline::engine(a)?;
+            let engine = pipeline::engine(&a.into())?;
             let lake = existing().await?;
             let d = staged(&lake, "aggregate", Extracted).await?;
             pipeline::aggregate(&lake, &d, &engine).await.map(drop)
@@ -65,51 +71,52 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
         Command::Sync(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "sync", Extracted).await?;
-            pipeline::sync(&lake, &d, &a.db).await.map(drop)
+            pipeline::sync(&lake, &d, &a.db.into()).await.map(drop)
         }
-        Command::Migrate(a) => pipeline::migrate(a).await,
+        Command::Migrate(a) => pipeline::migrate(&a.into()).await,
         Command::Report(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "report", Extracted).await?;
-            pipeline::report(&lake, &d, a).await.map(drop)
+            pipeline::report(&lake, &d, &a.into()).await.map(drop)
         }
         Command::Export(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "export", Extracted).await?;
-            pipeline::export(&lake, &d, a).await
+            pipeline::export(&lake, &d, &a.into()).await
         }
         Command::Query(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "query", Any).await?;
-            pipeline::query(&lake, &d, a).await
+            pipeline::query(&lake, &d, &a.into()).await
         }
-        Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, a).await,
+        Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, &a.into()).await,
         Command::Demo(a) => {
             // CONVLAKE_LAKE names the lake of real work: the demo never writes there.
-            let spec = if lake_typed {
-                cli.lake.as_str()
+            let spec = if global.lake_typed {
+                global.lake.as_str()
             } else {
                 pipeline::DEMO_LAKE
             };
-            pipeline::demo(&Lake::open(spec)?, &dict()?, a).await
+            pipeline::demo(&Lake::open(spec)?, &dict()?, &a.into()).await
         }
-        Command::Bench(a) => convlake::bench::run(a, &dict()?).await,
+        Command::Bench(a) => convlake::bench::run(&a.into(), &dict()?).await,
         Command::DiffDictionary(a) => {
+            let a = DiffConfig::from(a);
             let lake = existing().await?;
             let d = match &a.new {
                 Some(_) => dict()?,
                 None => staged(&lake, "diff-dictionary", Any).await?,
             };
-            pipeline::diff_dictionary(&lake, &d, a).await
+            pipeline::diff_dictionary(&lake, &d, &a).await
         }
         Command::Candidates(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "candidates", Any).await?;
-            pipeline::candidates(&lake, &d, a).await
+            pipeline::candidates(&lake, &d, &a.into()).await
         }
-        Command::Dictionary(c) => pipeline::dictionary_command(&existing().await?, c).await,
+        Command::Dictionary(c) => pipeline::dictionary_command(&existing().await?, &c.into()).await,
         Command::Verify(a) => Ok(convlake::lake::verify::run(&existing().await?, a.dry_run).await?),
-        Command::Ballista(a) => pipeline::ballista(a, &cli.lake).await,
+        Command::Ballista(a) => pipeline::ballista(&a.role.into(), &global.lake).await,
         // Answered in `main` before the runtime starts (they need the parsed matches).
         Command::Config(_) | Command::Completions(_) | Command::Man(_) => Ok(()),
     }
@@ -119,9 +126,9 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
 /// arguments, and the file.
 fn command_with_config(
     args: &[OsString],
-) -> Result<(clap::Command, Option<ConfigFile>), convlake::config_file::ConfigError> {
+) -> Result<(clap::Command, Option<ConfigFile>), config_file::ConfigError> {
     let cmd = Cli::command();
-    let Some((path, by)) = convlake::config_file::find(args)? else {
+    let Some((path, by)) = config_file::find(args)? else {
         return Ok((cmd, None));
     };
     let file = ConfigFile::load(&path, &by, &cmd)?.with_run_for_config();
@@ -138,7 +145,7 @@ fn print_only(
     let mut stdout = std::io::stdout().lock();
     let written = match &cli.command {
         Command::Config(_) => {
-            stdout.write_all(convlake::config_file::effective(cmd, matches, file).as_bytes())
+            stdout.write_all(config_file::effective(cmd, matches, file).as_bytes())
         }
         Command::Completions(a) => convlake::cli::write_completions(a.shell, &mut stdout),
         Command::Man(a) => convlake::cli::write_man(a.dir.as_deref(), &mut stdout),

@@ -393,11 +393,7 @@ fn an_unset_variable_in_the_file_matters_only_to_the_commands_that_use_it() {
         stderr(&out)
     );
     // `fetch` would use it: a usage error naming the file, the line and the variable.
-    let out = run_in(
-        dir.path(),
-        FETCH_NOWHERE,
-        &[],
-    );
+    let out = run_in(dir.path(), FETCH_NOWHERE, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let e = stderr(&out);
     assert!(
@@ -415,11 +411,7 @@ fn an_unset_variable_in_the_file_matters_only_to_the_commands_that_use_it() {
         "{}",
         stderr(&out)
     );
-    let out = run_in(
-        dir.path(),
-        FETCH_NOWHERE,
-        &[("GENESYS_CLIENT_SECRET", "x")],
-    );
+    let out = run_in(dir.path(), FETCH_NOWHERE, &[("GENESYS_CLIENT_SECRET", "x")]);
     assert!(
         !stderr(&out).contains("GENESYS_SECRET_NOT_SET"),
         "{}",

@@ -220,10 +220,7 @@ async fn malformed_page_is_a_clear_error_and_a_rerun_resumes() {
     cfg.faults.malformed_page = None;
     let sim = start_sim(cfg.clone()).await;
     let out = lake
-        .run_env(
-            &["fetch", "--api-url", &sim.url],
-            &config,
-        )
+        .run_env(&["fetch", "--api-url", &sim.url], &config)
         .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));

@@ -4,7 +4,8 @@
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use super::{query, session, AggregateError};
+use super::AggregateError;
+use crate::lake::tables::{query, session};
 use crate::lake::{mentions_dir, schema, Lake};
 
 /// The change for one product.

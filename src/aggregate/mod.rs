@@ -1,36 +1,29 @@
-//! The aggregate stage and SQL over the lake: a DataFusion `SessionContext` with the lake's
-//! tables registered (`utterances`, `mentions`, `mention_counts`, `events`), running the SQL
-//! kept in `sql/`.
+//! The aggregate stage: `mention_counts` and `conversation_mentions` from the current mentions,
+//! with DataFusion over the lake's tables ([`crate::lake::tables`]), running the SQL kept in
+//! `sql/`.
 //!
 //! Invariants: a conversation staged several times counts once (its newest copy, by event
 //! order); the same lake and dictionary give a byte-identical `mention_counts.parquet`.
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-};
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::datasource::{MemTable, ViewTable};
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use crate::lake::aggregates::{
-    current_generation, generation_hash, store_file, Generation, Stored, Table,
-};
-use crate::lake::events::{snapshots_in_order, Event, EventKind};
-use crate::lake::{content_hash, mentions_dir, mentions_path, schema, Lake, LakeError};
+use crate::lake::aggregates::{generation_hash, store_file, Stored, Table};
+use crate::lake::tables::{query, session_materialized, MENTIONS_SQL};
+#[cfg(feature = "ballista")]
+use crate::lake::tables::{register_lake, InMemory};
+use crate::lake::{mentions_dir, mentions_path, schema, Lake, LakeError};
 
 #[cfg(feature = "ballista")]
 pub mod ballista;
-pub mod copies;
 pub mod diff;
-pub mod stores;
 
-const CURRENT_COPIES_SQL: &str = include_str!("../../sql/current_copies.sql");
-const UTTERANCES_SQL: &str = include_str!("../../sql/utterances.sql");
-const MENTIONS_SQL: &str = include_str!("../../sql/mentions.sql");
 /// The query that builds `mention_counts`.
 pub const MENTION_COUNTS_SQL: &str = include_str!("../../sql/mention_counts.sql");
 /// `mention_counts` from per-chunk parts of it (`mention_counts_parts`).
@@ -62,280 +55,6 @@ pub struct AggregateSummary {
     pub mentions: u64,
     pub content_hash: String,
     pub path: String,
-}
-
-fn events_table(events: &[Event]) -> Result<MemTable, AggregateError> {
-    let schema: SchemaRef = Arc::new(Schema::new(vec![
-        Field::new("seq", DataType::Int64, false),
-        Field::new("event_index", DataType::Int32, false),
-        Field::new(
-            "time",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("snapshot", DataType::Utf8, true),
-        Field::new("detail", DataType::Utf8, false),
-    ]));
-    let seq = Int64Array::from_iter_values(events.iter().map(|e| e.seq as i64));
-    let idx = Int32Array::from_iter_values(events.iter().map(|e| e.index as i32));
-    let time = TimestampMillisecondArray::from_iter_values(
-        events.iter().map(|e| e.time.timestamp_millis()),
-    )
-    .with_timezone("UTC");
-    let kind = StringArray::from_iter_values(events.iter().map(|e| e.kind.name()));
-    let snapshot = StringArray::from_iter(events.iter().map(|e| match &e.kind {
-        EventKind::Snapshot { snapshot, .. } => Some(snapshot.as_str()),
-        _ => None,
-    }));
-    let detail = StringArray::from_iter_values(
-        events
-            .iter()
-            .map(|e| serde_json::to_string(&e.kind).unwrap_or_default()),
-    );
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(seq),
-            Arc::new(idx),
-            Arc::new(time),
-            Arc::new(kind),
-            Arc::new(snapshot),
-            Arc::new(detail),
-        ],
-    )
-    .map_err(|e| AggregateError::Shape(e.to_string()))?;
-    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
-}
-
-fn snapshot_order_table(events: &[Event]) -> Result<MemTable, AggregateError> {
-    let batch = snapshot_order_batch(events)?;
-    Ok(MemTable::try_new(batch.schema(), vec![vec![batch]])?)
-}
-
-/// Every recorded snapshot with the sequence number of the event that recorded it.
-fn snapshot_order_batch(events: &[Event]) -> Result<RecordBatch, AggregateError> {
-    let schema: SchemaRef = Arc::new(Schema::new(vec![
-        Field::new("snapshot", DataType::Utf8, false),
-        Field::new("seq", DataType::Int64, false),
-    ]));
-    let order = snapshots_in_order(events);
-    RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(order.iter().map(|(s, _)| s))),
-            Arc::new(Int64Array::from_iter_values(
-                order.iter().map(|(_, q)| *q as i64),
-            )),
-        ],
-    )
-    .map_err(|e| AggregateError::Shape(e.to_string()))
-}
-
-/// The session settings every engine uses, so the local engine and Ballista plan the same SQL
-/// over the same types.
-///
-/// DataFusion's own settings can be tuned through its environment variables
-/// (`DATAFUSION_EXECUTION_BATCH_SIZE=16384`, …); the ones set here, which the results depend
-/// on, win.
-pub fn session_config() -> SessionConfig {
-    let config = SessionConfig::from_env().unwrap_or_else(|e| {
-        tracing::warn!("ignoring the DATAFUSION_* environment variables: {e}");
-        SessionConfig::new()
-    });
-    let config = if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_some() {
-        config
-    } else {
-        config.with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    };
-    config
-        .set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        )
-        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
-        // raw/ is split into raw/<h0h1>/ directories.
-        .set_bool(
-            "datafusion.execution.listing_table_ignore_subdirectory",
-            false,
-        )
-}
-
-/// An empty session with convlake's settings whose only object store is the lake's, confined
-/// to it ([`stores::LakeStores::for_lake_of`]): no SQL run in it can read another file.
-fn lake_context(lake: &Lake) -> Result<SessionContext, AggregateError> {
-    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-        .with_object_store_registry(Arc::new(stores::LakeStores::for_lake_of(lake)?))
-        .build_arc()?;
-    Ok(SessionContext::new_with_config_rt(
-        session_config(),
-        runtime,
-    ))
-}
-
-/// A DataFusion session over the lake, for one dictionary version.
-pub async fn session(
-    lake: &Lake,
-    dictionary_version: &str,
-) -> Result<SessionContext, AggregateError> {
-    let ctx = lake_context(lake)?;
-    register_lake(&ctx, lake, dictionary_version, InMemory::Tables).await?;
-    Ok(ctx)
-}
-
-/// A session whose `current_copies` is computed once, up front, into memory (one row per
-/// conversation): for running several queries over `mentions`, each of which would otherwise
-/// scan `raw` and rank the copies again.
-pub async fn session_materialized(
-    lake: &Lake,
-    dictionary_version: &str,
-) -> Result<SessionContext, AggregateError> {
-    let ctx = lake_context(lake)?;
-    register_lake(&ctx, lake, dictionary_version, InMemory::Materialized).await?;
-    Ok(ctx)
-}
-
-/// How the tables built in memory reach the plan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum InMemory {
-    /// `MemTable`s: the local engine reads them in place.
-    Tables,
-    /// As `Tables`, and `current_copies` is computed once into a `MemTable` instead of a view.
-    Materialized,
-    /// Views over `VALUES`: the plan carries the rows, so it can be serialized and shipped to
-    /// a cluster (a `MemTable` cannot). Only `snapshot_order` is needed by the aggregates, so
-    /// `events` is left out. (Only the Ballista engine builds it.)
-    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
-    Inline,
-}
-
-/// Registers the lake's tables and the views from `sql/` on `ctx`.
-async fn register_lake(
-    ctx: &SessionContext,
-    lake: &Lake,
-    dictionary_version: &str,
-    in_memory: InMemory,
-) -> Result<(), AggregateError> {
-    // An object-store lake is read through the session's object-store registry.
-    lake.register_with(&ctx.runtime_env());
-    let mentions = mentions_dir(dictionary_version);
-    // Local listing tables need their directory; creating an empty one inside an existing lake
-    // is harmless. (An object store has no directories: an empty prefix lists as an empty
-    // table.)
-    if let Some(root) = lake.local_dir() {
-        for dir in ["raw", mentions.as_str()] {
-            std::fs::create_dir_all(root.join(dir)).map_err(|e| LakeError::Open {
-                location: root.join(dir).display().to_string(),
-                reason: e.to_string(),
-            })?;
-        }
-    }
-    let raw_schema = schema::raw_schema();
-    ctx.register_parquet(
-        "raw",
-        lake.dir_url("raw"),
-        ParquetReadOptions::default().schema(&raw_schema),
-    )
-    .await?;
-    let mentions_schema = schema::mentions_schema();
-    ctx.register_parquet(
-        "mentions_all",
-        lake.dir_url(&mentions),
-        ParquetReadOptions::default().schema(&mentions_schema),
-    )
-    .await?;
-    let events = lake.events().read_all().await?;
-    // The aggregates are the generation the latest `aggregated` event names (empty tables
-    // before the first aggregate of this version).
-    let generation = current_generation(&events, dictionary_version);
-    for (table, table_schema) in [
-        (Table::MentionCounts, schema::mention_counts_schema()),
-        (
-            Table::ConversationMentions,
-            schema::conversation_mentions_schema(),
-        ),
-    ] {
-        match &generation {
-            Some(g) => {
-                ctx.register_parquet(
-                    table.name(),
-                    lake.file_url(g.path(table)),
-                    ParquetReadOptions::default().schema(&table_schema),
-                )
-                .await?
-            }
-            None => {
-                ctx.register_table(
-                    table.name(),
-                    Arc::new(MemTable::try_new(table_schema, vec![vec![]])?),
-                )?;
-            }
-        }
-    }
-    match in_memory {
-        InMemory::Tables | InMemory::Materialized => {
-            ctx.register_table("events", Arc::new(events_table(&events)?))?;
-            ctx.register_table("snapshot_order", Arc::new(snapshot_order_table(&events)?))?;
-        }
-        InMemory::Inline => {
-            let order = snapshot_order_batch(&events)?;
-            ctx.register_table("snapshot_order", Arc::new(values_view(&order)?))?;
-        }
-    }
-    if in_memory == InMemory::Materialized {
-        let rows = copies::current_copies(lake, &events).await?;
-        ctx.register_table(
-            "current_copies",
-            Arc::new(MemTable::try_new(rows.schema(), vec![vec![rows]])?),
-        )?;
-    } else {
-        ctx.sql(CURRENT_COPIES_SQL).await?.collect().await?;
-    }
-    for view in [UTTERANCES_SQL, MENTIONS_SQL] {
-        ctx.sql(view).await?.collect().await?;
-    }
-    Ok(())
-}
-
-/// A view whose plan holds `batch`'s rows as literals (`VALUES`, or an empty relation of the
-/// same schema when there are none).
-fn values_view(batch: &RecordBatch) -> Result<ViewTable, AggregateError> {
-    use datafusion::common::{DFSchema, ScalarValue};
-    use datafusion::logical_expr::{lit, EmptyRelation, Expr, LogicalPlan, LogicalPlanBuilder};
-
-    let schema = Arc::new(DFSchema::try_from(batch.schema())?);
-    let plan = if batch.num_rows() == 0 {
-        LogicalPlan::EmptyRelation(EmptyRelation {
-            produce_one_row: false,
-            schema,
-        })
-    } else {
-        let rows = (0..batch.num_rows())
-            .map(|row| {
-                batch
-                    .columns()
-                    .iter()
-                    .map(|col| Ok(lit(ScalarValue::try_from_array(col, row)?)))
-                    .collect::<Result<Vec<_>, DataFusionError>>()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        // VALUES names its columns column1, column2, …: give them the batch's names.
-        let values = LogicalPlanBuilder::values_with_schema(rows, &schema)?;
-        let named = values
-            .schema()
-            .columns()
-            .into_iter()
-            .zip(batch.schema().fields())
-            .map(|(c, f)| Expr::Column(c).alias(f.name()))
-            .collect::<Vec<_>>();
-        values.project(named)?.build()?
-    };
-    Ok(ViewTable::new(plan, None))
-}
-
-/// Runs one SQL statement and collects the result.
-pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, AggregateError> {
-    Ok(ctx.sql(sql).await?.collect().await?)
 }
 
 /// Casts a batch to the declared schema (DataFusion may hand back view or dictionary types).
@@ -608,7 +327,7 @@ async fn register_chunk(
             mine.push(part);
         }
     }
-    let schema = copies::current_copies_schema();
+    let schema = crate::lake::copies::current_copies_schema();
     ctx.deregister_table("current_copies")?;
     ctx.register_table(
         "current_copies",
@@ -765,102 +484,6 @@ async fn aggregate_in(
     })
 }
 
-/// The generation of a version's aggregates in force, from the lake's log.
-pub async fn generation_of(
-    lake: &Lake,
-    dictionary_version: &str,
-) -> Result<Option<Generation>, AggregateError> {
-    let events = lake.events().read_all().await?;
-    Ok(current_generation(&events, dictionary_version))
-}
-
-/// One row of `mention_counts`, as read back from the lake.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct CountRow {
-    pub conversation_date: chrono::NaiveDate,
-    pub interaction_type: String,
-    pub product: String,
-    pub mentions: i64,
-    pub conversations: i64,
-}
-
-/// Reads the aggregates of one dictionary version with their content hash; `None` when
-/// `aggregate` has not run for it.
-pub async fn read_counts(
-    lake: &Lake,
-    dictionary_version: &str,
-) -> Result<Option<(Vec<CountRow>, String)>, AggregateError> {
-    let Some(generation) = generation_of(lake, dictionary_version).await? else {
-        return Ok(None);
-    };
-    let path = generation.path(Table::MentionCounts).to_string();
-    let bytes = generation.read(lake, Table::MentionCounts).await?;
-    let hash = content_hash(&bytes);
-    let batches = schema::from_parquet(bytes).map_err(|reason| LakeError::Parquet {
-        path: path.clone(),
-        reason,
-    })?;
-    let mut out = Vec::new();
-    let epoch = chrono::NaiveDate::default();
-    for b in &batches {
-        let shape = || AggregateError::Shape(format!("{path} has unexpected columns"));
-        let date = b
-            .column(0)
-            .as_any()
-            .downcast_ref::<Date32Array>()
-            .ok_or_else(shape)?;
-        let kind = b
-            .column(1)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(shape)?;
-        let product = b
-            .column(2)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(shape)?;
-        let mentions = b
-            .column(3)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(shape)?;
-        let convs = b
-            .column(4)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(shape)?;
-        for i in 0..b.num_rows() {
-            if date.is_null(i) {
-                continue;
-            }
-            // Days before 1970 are negative: a legitimate date (1901, 1969), never a cast to
-            // u64. Only a day count beyond chrono's range (about ±262,000 years, which no parsed
-            // timestamp can produce) is refused, naming the file and the value.
-            let days = date.value(i);
-            let shifted = chrono::Days::new(u64::from(days.unsigned_abs()));
-            let conversation_date = if days < 0 {
-                epoch.checked_sub_days(shifted)
-            } else {
-                epoch.checked_add_days(shifted)
-            }
-            .ok_or_else(|| {
-                AggregateError::Shape(format!(
-                    "{path} row {i} has conversation_date {days} days from 1970-01-01, outside \
-                     the dates convlake can represent; run `convlake aggregate` again"
-                ))
-            })?;
-            out.push(CountRow {
-                conversation_date,
-                interaction_type: kind.value(i).to_string(),
-                product: product.value(i).to_string(),
-                mentions: mentions.value(i),
-                conversations: convs.value(i),
-            });
-        }
-    }
-    Ok(Some((out, hash)))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -914,16 +537,22 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dict = crate::extract::Dictionary::embedded();
         let lake = simulated_lake(dir.path(), &dict).await;
-        let ctx = session(&lake, &dict.version).await.unwrap();
+        let ctx = crate::lake::tables::session(&lake, &dict.version)
+            .await
+            .unwrap();
         let sql = query(
             &ctx,
             "SELECT conversation_id, snapshot FROM current_copies ORDER BY conversation_id",
         )
         .await
         .unwrap();
-        let sql = arrow::compute::concat_batches(&copies::current_copies_schema(), &sql).unwrap();
+        let sql =
+            arrow::compute::concat_batches(&crate::lake::copies::current_copies_schema(), &sql)
+                .unwrap();
         let events = lake.events().read_all().await.unwrap();
-        let rust = copies::current_copies(&lake, &events).await.unwrap();
+        let rust = crate::lake::copies::current_copies(&lake, &events)
+            .await
+            .unwrap();
         assert_eq!(rust, sql);
         // The overlap stored some conversations twice, so the newest copy was chosen.
         let stored = query(
@@ -957,7 +586,10 @@ pub(crate) mod tests {
         for per_chunk in [None, Some(1), Some(20_000), Some(MENTION_BYTES_PER_CHUNK)] {
             let ctx = session_materialized(&lake, version).await.unwrap();
             let summary = aggregate_in(&ctx, &lake, version, per_chunk).await.unwrap();
-            let g = generation_of(&lake, version).await.unwrap().unwrap();
+            let g = crate::lake::aggregates::generation_of(&lake, version)
+                .await
+                .unwrap()
+                .unwrap();
             let both = g.read_both(&lake).await.unwrap();
             let bytes = vec![both.mention_counts, both.conversation_mentions];
             runs.push((per_chunk, summary, bytes));

@@ -8,10 +8,11 @@
 //! - readers use the generation the latest `Aggregated` event of a dictionary version names,
 //!   and check both hashes before they use a byte of it.
 
+use arrow::array::{Array, Date32Array, Int64Array, StringArray};
 use bytes::Bytes;
 
 use super::events::{Event, EventKind};
-use super::{content_hash, Lake, LakeError};
+use super::{content_hash, schema, Lake, LakeError};
 
 /// The two tables of a generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,4 +252,112 @@ pub async fn store_and_publish(
         version: dictionary_version.to_string(),
         reason: "the aggregated event just written is not in the log".into(),
     })
+}
+
+/// The generation of a version's aggregates in force, from the lake's log.
+pub async fn generation_of(
+    lake: &Lake,
+    dictionary_version: &str,
+) -> Result<Option<Generation>, LakeError> {
+    let events = lake.events().read_all().await?;
+    Ok(current_generation(&events, dictionary_version))
+}
+
+/// One row of `mention_counts`, as read back from the lake.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CountRow {
+    pub conversation_date: chrono::NaiveDate,
+    pub interaction_type: String,
+    pub product: String,
+    pub mentions: i64,
+    pub conversations: i64,
+}
+
+/// `mention_counts` as read back, with the blake3 of its file (what the dashboard payload and
+/// the report name; not the [`generation_hash`] of the pair, which the `aggregated` and `synced`
+/// events record).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MentionCounts {
+    pub rows: Vec<CountRow>,
+    pub file_hash: String,
+}
+
+/// Reads the `mention_counts` of one dictionary version; `None` when `aggregate` has not run
+/// for it.
+pub async fn read_mention_counts(
+    lake: &Lake,
+    dictionary_version: &str,
+) -> Result<Option<MentionCounts>, LakeError> {
+    let Some(generation) = generation_of(lake, dictionary_version).await? else {
+        return Ok(None);
+    };
+    let path = generation.path(Table::MentionCounts).to_string();
+    let bytes = generation.read(lake, Table::MentionCounts).await?;
+    let hash = content_hash(&bytes);
+    let batches = schema::from_parquet(bytes).map_err(|reason| LakeError::Parquet {
+        path: path.clone(),
+        reason,
+    })?;
+    let mut out = Vec::new();
+    let epoch = chrono::NaiveDate::default();
+    for b in &batches {
+        let shape = || LakeError::Shape(format!("{path} has unexpected columns"));
+        let date = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .ok_or_else(shape)?;
+        let kind = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(shape)?;
+        let product = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(shape)?;
+        let mentions = b
+            .column(3)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(shape)?;
+        let convs = b
+            .column(4)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(shape)?;
+        for i in 0..b.num_rows() {
+            if date.is_null(i) {
+                continue;
+            }
+            // Days before 1970 are negative: a legitimate date (1901, 1969), never a cast to
+            // u64. Only a day count beyond chrono's range (about ±262,000 years, which no parsed
+            // timestamp can produce) is refused, naming the file and the value.
+            let days = date.value(i);
+            let shifted = chrono::Days::new(u64::from(days.unsigned_abs()));
+            let conversation_date = if days < 0 {
+                epoch.checked_sub_days(shifted)
+            } else {
+                epoch.checked_add_days(shifted)
+            }
+            .ok_or_else(|| {
+                LakeError::Shape(format!(
+                    "{path} row {i} has conversation_date {days} days from 1970-01-01, outside \
+                     the dates convlake can represent; run `convlake aggregate` again"
+                ))
+            })?;
+            out.push(CountRow {
+                conversation_date,
+                interaction_type: kind.value(i).to_string(),
+                product: product.value(i).to_string(),
+                mentions: mentions.value(i),
+                conversations: convs.value(i),
+            });
+        }
+    }
+    Ok(Some(MentionCounts {
+        rows: out,
+        file_hash: hash,
+    }))
 }

@@ -10,9 +10,12 @@
 //! All I/O goes through `object_store`, the same layer DataFusion reads through.
 
 pub mod aggregates;
+pub mod copies;
 pub mod dictionaries;
 pub mod events;
 pub mod schema;
+pub mod stores;
+pub mod tables;
 pub mod verify;
 
 use std::path::{Path as FsPath, PathBuf};
@@ -66,6 +69,12 @@ pub enum LakeError {
     Event { path: String, reason: String },
     #[error("cannot create {path} in the lake {location}: the object store does not support create-if-absent writes, which the event log needs so that two writers never overwrite each other. On S3 leave AWS_CONDITIONAL_PUT unset (or `etag`): AWS S3, MinIO, Cloudflare R2 and moto support If-None-Match")]
     NoConditionalPut { path: String, location: String },
+    /// A query over the lake's tables ([`tables`]) failed.
+    #[error("query failed: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    /// The lake's tables or aggregates read back with columns of another shape.
+    #[error("the aggregates do not have the expected shape: {0}")]
+    Shape(String),
 }
 
 /// A URL without user, password, query or fragment, for messages.

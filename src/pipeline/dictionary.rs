@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use futures::StreamExt;
 
 use super::{extract, load_dictionary};
-use crate::aggregate::{self, diff};
-use crate::cli::{CandidatesArgs, DictionaryCommand, DiffArgs};
+use crate::aggregate::diff;
+use crate::config::{CandidatesConfig, DictionaryAction, DiffConfig};
 use crate::extract::candidates::CandidateFinder;
 use crate::extract::Dictionary;
 use crate::lake::dictionaries::{current_dictionary, dictionaries, LakeDictionary};
@@ -158,12 +158,12 @@ fn find_version<'a>(
 }
 
 /// `convlake dictionary list|show|use`.
-pub async fn dictionary_command(lake: &Lake, cmd: &DictionaryCommand) -> Result<()> {
+pub async fn dictionary_command(lake: &Lake, cmd: &DictionaryAction) -> Result<()> {
     let events = lake.events().read_all().await?;
     let known = dictionaries(&events);
     let current = current_dictionary(&events).map(|c| c.version);
     match cmd {
-        DictionaryCommand::List => {
+        DictionaryAction::List => {
             if known.is_empty() {
                 eprintln!(
                     "dictionary: nothing extracted in {} yet: run `convlake extract`",
@@ -196,7 +196,7 @@ pub async fn dictionary_command(lake: &Lake, cmd: &DictionaryCommand) -> Result<
             }
             Ok(())
         }
-        DictionaryCommand::Show { version } => {
+        DictionaryAction::Show { version } => {
             let d = match version {
                 Some(v) => find_version(&known, v, lake)?,
                 None => match &current {
@@ -218,7 +218,7 @@ pub async fn dictionary_command(lake: &Lake, cmd: &DictionaryCommand) -> Result<
             print!("{}", dict.to_toml());
             Ok(())
         }
-        DictionaryCommand::Use { version } => {
+        DictionaryAction::Use { version } => {
             let d = find_version(&known, version, lake)?;
             if !d.extracted {
                 bail!(
@@ -257,7 +257,7 @@ async fn select(lake: &Lake, d: &LakeDictionary) -> Result<()> {
 
 /// `convlake diff-dictionary OLD [NEW]`: both versions are extracted where needed, and the
 /// lake's current dictionary stays what it was.
-pub async fn diff_dictionary(lake: &Lake, current: &Dictionary, args: &DiffArgs) -> Result<()> {
+pub async fn diff_dictionary(lake: &Lake, current: &Dictionary, args: &DiffConfig) -> Result<()> {
     let old = Dictionary::load(&args.old)?;
     let new = match &args.new {
         Some(p) => Dictionary::load(p)?,
@@ -322,8 +322,8 @@ pub async fn diff_dictionary(lake: &Lake, current: &Dictionary, args: &DiffArgs)
 }
 
 /// `convlake candidates`.
-pub async fn candidates(lake: &Lake, dict: &Dictionary, args: &CandidatesArgs) -> Result<()> {
-    let ctx = aggregate::session(lake, &dict.version).await?;
+pub async fn candidates(lake: &Lake, dict: &Dictionary, args: &CandidatesConfig) -> Result<()> {
+    let ctx = crate::lake::tables::session(lake, &dict.version).await?;
     let mut stream = ctx
         .sql("SELECT text FROM utterances")
         .await?

@@ -7,15 +7,14 @@ use std::path::Path;
 use anyhow::{bail, Context as _, Result};
 use chrono::{NaiveDate, Utc};
 
-use crate::aggregate::{self, CountRow};
-#[cfg(feature = "ballista")]
-use crate::cli::BallistaRole;
-use crate::cli::{
-    AggregateArgs, BallistaArgs, DashboardArgs, DbArgs, DemoArgs, EngineArg, ReportArgs, RunArgs,
-    SimulateArgs, SourceArgs,
+use crate::aggregate;
+use crate::config::{
+    self, AggregateConfig, BallistaRole, DashboardConfig, DbConfig, DemoConfig, FetchConfig,
+    RunConfig, SimulateConfig,
 };
 use crate::extract::{self, Dictionary};
 use crate::genesys::{self, ApiClient, Credentials, Endpoints, FetchOptions, RetryPolicy};
+use crate::lake::aggregates::MentionCounts;
 use crate::lake::Lake;
 use crate::report;
 use crate::secret::Secret;
@@ -59,7 +58,7 @@ fn secret_fallback(value: &Option<Secret>, other: &str) -> Option<Secret> {
         .filter(|v| !v.is_empty())
 }
 
-fn date_range(args: &SourceArgs) -> Result<(NaiveDate, NaiveDate)> {
+fn date_range(args: &FetchConfig) -> Result<(NaiveDate, NaiveDate)> {
     let to = args.to.unwrap_or_else(|| Utc::now().date_naive());
     let from = match args.from {
         Some(f) => f,
@@ -76,7 +75,7 @@ fn date_range(args: &SourceArgs) -> Result<(NaiveDate, NaiveDate)> {
 }
 
 /// `convlake fetch`.
-pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSummary> {
+pub async fn fetch(lake: &Lake, args: &FetchConfig) -> Result<genesys::FetchSummary> {
     let id = env_fallback(&args.client_id, "GENESYSCLOUD_OAUTHCLIENT_ID");
     let secret = secret_fallback(&args.client_secret, "GENESYSCLOUD_OAUTHCLIENT_SECRET");
     let (Some(client_id), Some(secret)) = (id, secret) else {
@@ -105,7 +104,7 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
         .iter()
         .map(|m| m.trim().to_ascii_lowercase())
         .collect();
-    if args.source == crate::cli::Source::Analytics {
+    if args.source == config::Source::Analytics {
         return fetch_analytics(lake, &client, args, media).await;
     }
     let (from, to) = date_range(args)?;
@@ -137,11 +136,11 @@ pub async fn fetch(lake: &Lake, args: &SourceArgs) -> Result<genesys::FetchSumma
 /// The listing page size of an analytics fetch: `--page-size`, checked against what the
 /// listing accepts (job results up to 1,000 a page, the details query up to 100), by default
 /// the largest (one listing request per 1,000 conversations instead of one per 50).
-fn listing_page_size(args: &SourceArgs) -> Result<u32> {
+fn listing_page_size(args: &FetchConfig) -> Result<u32> {
     use genesys::analytics::{JOB_RESULTS_MAX_PAGE, QUERY_MAX_PAGE};
     let (max, what) = match args.listing {
-        crate::cli::ListingArg::Jobs => (JOB_RESULTS_MAX_PAGE, "details job results"),
-        crate::cli::ListingArg::Query => (QUERY_MAX_PAGE, "the details query"),
+        config::Listing::Jobs => (JOB_RESULTS_MAX_PAGE, "details job results"),
+        config::Listing::Query => (QUERY_MAX_PAGE, "the details query"),
     };
     match args.page_size {
         None => Ok(max),
@@ -157,7 +156,7 @@ fn listing_page_size(args: &SourceArgs) -> Result<u32> {
 async fn fetch_analytics(
     lake: &Lake,
     client: &ApiClient,
-    args: &SourceArgs,
+    args: &FetchConfig,
     media: Vec<String>,
 ) -> Result<genesys::FetchSummary> {
     use genesys::analytics::Listing;
@@ -202,8 +201,8 @@ async fn fetch_analytics(
         started_after,
         media,
         listing: match args.listing {
-            crate::cli::ListingArg::Jobs => Listing::Jobs,
-            crate::cli::ListingArg::Query => Listing::Query,
+            config::Listing::Jobs => Listing::Jobs,
+            config::Listing::Query => Listing::Query,
         },
         interval: chrono::Duration::days(i64::from(args.interval_days.max(1))),
         page_size: listing_page_size(args)?,
@@ -396,16 +395,16 @@ pub async fn aggregate(
 }
 
 /// The engine `aggregate`'s flags ask for.
-pub fn engine(args: &AggregateArgs) -> Result<aggregate::Engine> {
+pub fn engine(args: &AggregateConfig) -> Result<aggregate::Engine> {
     match (args.engine, &args.scheduler) {
-        (EngineArg::Local, None) => Ok(aggregate::Engine::Local),
-        (EngineArg::Local, Some(s)) => bail!(
+        (config::Engine::Local, None) => Ok(aggregate::Engine::Local),
+        (config::Engine::Local, Some(s)) => bail!(
             "--scheduler {s} is only used with --engine ballista (CONVLAKE_ENGINE=ballista); add it, or drop --scheduler (CONVLAKE_SCHEDULER)"
         ),
-        (EngineArg::Ballista, Some(s)) => Ok(aggregate::Engine::Ballista {
+        (config::Engine::Ballista, Some(s)) => Ok(aggregate::Engine::Ballista {
             scheduler: s.clone(),
         }),
-        (EngineArg::Ballista, None) => {
+        (config::Engine::Ballista, None) => {
             bail!("--engine ballista needs --scheduler df://HOST:PORT (or CONVLAKE_SCHEDULER)")
         }
     }
@@ -413,9 +412,9 @@ pub fn engine(args: &AggregateArgs) -> Result<aggregate::Engine> {
 
 /// `convlake ballista scheduler|executor`, serving only the lake `lake` (`--lake`).
 #[cfg(feature = "ballista")]
-pub async fn ballista(args: &BallistaArgs, lake: &str) -> Result<()> {
+pub async fn ballista(role: &BallistaRole, lake: &str) -> Result<()> {
     use crate::aggregate::ballista::serve;
-    match &args.role {
+    match role {
         BallistaRole::Scheduler(a) => serve::scheduler(a, lake).await?,
         BallistaRole::Executor(a) => serve::executor(a, lake).await?,
     }
@@ -424,12 +423,12 @@ pub async fn ballista(args: &BallistaArgs, lake: &str) -> Result<()> {
 
 /// `convlake ballista …` in a build without Ballista.
 #[cfg(not(feature = "ballista"))]
-pub async fn ballista(_args: &BallistaArgs, _lake: &str) -> Result<()> {
+pub async fn ballista(_role: &BallistaRole, _lake: &str) -> Result<()> {
     Err(aggregate::AggregateError::BallistaNotBuilt.into())
 }
 
-pub(crate) async fn counts(lake: &Lake, dict: &Dictionary) -> Result<(Vec<CountRow>, String)> {
-    match aggregate::read_counts(lake, &dict.version).await? {
+pub(crate) async fn counts(lake: &Lake, dict: &Dictionary) -> Result<MentionCounts> {
+    match crate::lake::aggregates::read_mention_counts(lake, &dict.version).await? {
         Some(c) => Ok(c),
         None => bail!(
             "no aggregates for dictionary version {} in {}: run `convlake extract` and `convlake aggregate` first",
@@ -439,14 +438,14 @@ pub(crate) async fn counts(lake: &Lake, dict: &Dictionary) -> Result<(Vec<CountR
     }
 }
 
-fn target(db: &DbArgs) -> Result<Option<Target>> {
+fn target(db: &DbConfig) -> Result<Option<Target>> {
     let url = secret_fallback(&db.database_url, "POSTGRES_CONNECTION_STRING");
     url.map(|u| Target::new(u, &db.schema).map_err(Into::into))
         .transpose()
 }
 
 /// `convlake sync`.
-pub async fn sync(lake: &Lake, dict: &Dictionary, db: &DbArgs) -> Result<sync::SyncSummary> {
+pub async fn sync(lake: &Lake, dict: &Dictionary, db: &DbConfig) -> Result<sync::SyncSummary> {
     let Some(t) = target(db)? else {
         bail!(
             "no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url"
@@ -455,7 +454,7 @@ pub async fn sync(lake: &Lake, dict: &Dictionary, db: &DbArgs) -> Result<sync::S
     sync_to(lake, dict, &t, &sync_options(db)).await
 }
 
-fn sync_options(db: &DbArgs) -> sync::SyncOptions {
+fn sync_options(db: &DbConfig) -> sync::SyncOptions {
     sync::SyncOptions {
         wait: db.wait,
         allow_empty: db.allow_empty,
@@ -517,7 +516,7 @@ async fn sync_to(
 }
 
 /// `convlake migrate`.
-pub async fn migrate(db: &DbArgs) -> Result<()> {
+pub async fn migrate(db: &DbConfig) -> Result<()> {
     let Some(t) = target(db)? else {
         bail!(
             "no database: set DATABASE_URL (or POSTGRES_CONNECTION_STRING) or pass --database-url"
@@ -621,7 +620,7 @@ async fn signal() {
 /// `convlake run`, once or `--every` DURATION. The first Ctrl-C/SIGTERM lets the current stage
 /// finish and stops; a second one aborts at once (a sync in progress is rolled back by
 /// PostgreSQL, a page being written is never recorded).
-pub async fn run_command(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<()> {
+pub async fn run_command(lake: &Lake, dict: &Dictionary, args: &RunConfig) -> Result<()> {
     let _lock = lock_lake(lake)?;
     let work = async {
         let mut cycle = 0u64;
@@ -678,9 +677,9 @@ pub async fn run_command(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Resu
 }
 
 /// `convlake run`: one pass of every stage.
-pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSummary> {
+pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunConfig) -> Result<RunSummary> {
     check_stop("fetch")?;
-    let f = fetch(lake, &args.source).await?;
+    let f = fetch(lake, &args.fetch).await?;
     check_stop("extract")?;
     let e = extract(lake, dict, args.workers).await?;
     check_stop("aggregate")?;
@@ -693,21 +692,7 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunArgs) -> Result<RunSu
             None
         }
     };
-    report(
-        lake,
-        dict,
-        &ReportArgs {
-            out: None,
-            top: 8,
-            from: None,
-            to: None,
-            product: None,
-            interaction_type: None,
-            by: crate::cli::Facet::None,
-            examples: 3,
-        },
-    )
-    .await?;
+    report(lake, dict, &args.report).await?;
     check_stop("export")?;
     let (body, hash) = payload(lake, dict).await?;
     write_dashboard(lake, None, &body).await?;
@@ -740,7 +725,7 @@ fn loopback(port: u16) -> SocketAddr {
 }
 
 /// `convlake simulate`: serves until Ctrl-C.
-pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
+pub async fn simulate(dict: &Dictionary, args: &SimulateConfig) -> Result<()> {
     let mut cfg = SimConfig::new(sim_products(dict));
     cfg.conversations = args.conversations;
     if let Some(s) = args.start {
@@ -765,7 +750,7 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateArgs) -> Result<()> {
     cfg.job_polls = args.job_polls.max(1);
     cfg.max_query_interval_days = args.max_query_days.max(1);
     cfg.transcript_url_ttl_secs = args.transcript_url_ttl;
-    cfg.traffic = args.traffic();
+    cfg.traffic = args.traffic.clone();
     let sim = simulator::start(cfg.clone(), loopback(args.port)).await?;
     println!("{}", sim.url);
     eprintln!(
@@ -855,7 +840,7 @@ fn demo_database_url() -> Option<Secret> {
 /// `convlake demo`: the whole pipeline against the simulator, a local receiver and PostgreSQL.
 /// It writes only its own lake ([`DEMO_LAKE`] or a `--lake` holding [`DEMO_MARKER`] or nothing)
 /// and only the [`DEMO_SCHEMA`] schema of DATABASE_URL, or a throwaway cluster when unset.
-pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()> {
+pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<()> {
     check_demo_lake(lake).await?;
     let _lock = lock_lake(lake)?;
     lake.put_if_absent(
@@ -913,47 +898,27 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
         None => None,
     };
     let to = cfg.start + chrono::Days::new(days as u64 - 1);
-    let run_args = RunArgs {
-        source: SourceArgs {
-            source: crate::cli::Source::Analytics,
+    // Only what differs from `convlake run` without flags.
+    let run_args = RunConfig {
+        fetch: FetchConfig {
             from: Some(cfg.start),
             to: Some(to),
-            media: crate::genesys::fetch::MEDIA_TYPES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            region: "us-east-1".into(),
             api_url: Some(sim.url.clone()),
-            login_url: None,
             client_id: Some("convlake-demo".into()),
             client_secret: Some("demo-secret".into()),
-            page_size: None,
-            batch_size: 100,
-            max_attempts: 8,
-            timeout: 60,
-            listing: crate::cli::ListingArg::Jobs,
-            interval_days: 7,
-            concurrency: 4,
-            since_last: false,
-            lateness: std::time::Duration::from_secs(24 * 3600),
-            transcript_grace: std::time::Duration::from_secs(72 * 3600),
-            job_poll_max: 3.0,
-            not_ready_attempts: 5,
-            not_ready_wait: 10.0,
-            job_timeout: std::time::Duration::from_secs(30 * 60),
+            ..FetchConfig::default()
         },
-        db: DbArgs {
+        db: DbConfig {
             database_url: database_url.clone(),
             schema: DEMO_SCHEMA.into(),
             wait: true,
-            allow_empty: false,
+            ..DbConfig::default()
         },
-        dashboard: DashboardArgs {
+        dashboard: DashboardConfig {
             dashboard_url: Some(receiver.url.clone()),
             dashboard_token: Some("demo-token".into()),
         },
-        workers: None,
-        every: None,
+        ..RunConfig::default()
     };
     let mut result = run(lake, dict, &run_args).await;
     // Late transcripts: STA transcribes a call after it ends (hours in Genesys, seconds here).
@@ -975,7 +940,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
         );
         tokio::time::sleep(std::time::Duration::from_secs_f64(wait.max(0.0) + 0.5)).await;
         let mut again = run_args.clone();
-        again.source.since_last = true;
+        again.fetch.since_last = true;
         let first_listed = result.as_ref().map(|s| s.fetch.conversations).unwrap_or(0);
         result = run(lake, dict, &again).await.map(|mut s| {
             s.fetch.conversations = first_listed;
@@ -1000,7 +965,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
         to + chrono::Days::new(1),
         &["voice", "chat", "email", "message"],
     );
-    let (rows, _) = counts(lake, dict).await?;
+    let rows = counts(lake, dict).await?.rows;
     let mut per_product: std::collections::BTreeMap<String, i64> = Default::default();
     for r in &rows {
         *per_product.entry(r.product.clone()).or_default() += r.mentions;
@@ -1009,8 +974,8 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoArgs) -> Result<()>
     println!();
     // Listing intervals overlap (a conversation active across a boundary is listed twice), so
     // count the distinct conversations the lake holds.
-    let ctx = aggregate::session(lake, &dict.version).await?;
-    let distinct = aggregate::query(
+    let ctx = crate::lake::tables::session(lake, &dict.version).await?;
+    let distinct = crate::lake::tables::query(
         &ctx,
         "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
     )

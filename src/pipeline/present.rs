@@ -12,27 +12,11 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 
 use super::counts;
-use crate::aggregate::{self, CountRow};
-use crate::cli::{DashboardArgs, ExportArgs, Facet, Format, QueryArgs, ReportArgs};
+use crate::config::{DashboardConfig, ExportConfig, Facet, Format, QueryConfig, ReportConfig};
 use crate::extract::Dictionary;
+use crate::lake::aggregates::{CountRow, MentionCounts};
 use crate::lake::Lake;
 use crate::report::{self, ChartOptions, DailyCount, PayloadMeta, ReportFilter};
-
-impl Default for ReportArgs {
-    /// What `convlake report` does without flags (and what `run` uses).
-    fn default() -> Self {
-        ReportArgs {
-            out: None,
-            top: 8,
-            from: None,
-            to: None,
-            product: None,
-            interaction_type: None,
-            by: Facet::None,
-            examples: 3,
-        }
-    }
-}
 
 pub(crate) fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
     rows.iter()
@@ -51,11 +35,11 @@ pub(crate) fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
 pub async fn report(
     lake: &Lake,
     dict: &Dictionary,
-    args: &ReportArgs,
+    args: &ReportConfig,
 ) -> Result<report::ReportFiles> {
     // A clear message when extract/aggregate have not run for this dictionary.
     counts(lake, dict).await?;
-    let ctx = aggregate::session(lake, &dict.version).await?;
+    let ctx = crate::lake::tables::session(lake, &dict.version).await?;
     let filter = ReportFilter {
         from: args.from,
         to: args.to,
@@ -154,9 +138,12 @@ pub(crate) async fn write_dashboard(
 }
 
 pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_json::Value, String)> {
-    let (rows, hash) = counts(lake, dict).await?;
-    let ctx = aggregate::session(lake, &dict.version).await?;
-    let convs = aggregate::query(
+    let MentionCounts {
+        rows,
+        file_hash: hash,
+    } = counts(lake, dict).await?;
+    let ctx = crate::lake::tables::session(lake, &dict.version).await?;
+    let convs = crate::lake::tables::query(
         &ctx,
         "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
     )
@@ -182,7 +169,7 @@ pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_jso
 }
 
 /// `convlake export`.
-pub async fn export(lake: &Lake, dict: &Dictionary, args: &ExportArgs) -> Result<()> {
+pub async fn export(lake: &Lake, dict: &Dictionary, args: &ExportConfig) -> Result<()> {
     let (body, hash) = payload(lake, dict).await?;
     if args.dry_run {
         let out = write_dashboard(lake, args.out.as_deref(), &body).await?;
@@ -203,7 +190,7 @@ pub(crate) fn write_json(out: &Path, body: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn post(d: &DashboardArgs, body: &serde_json::Value, hash: &str) -> Result<()> {
+pub(crate) async fn post(d: &DashboardConfig, body: &serde_json::Value, hash: &str) -> Result<()> {
     let Some(url) = d.dashboard_url.as_deref() else {
         bail!("no dashboard: set DASHBOARD_API_URL or pass --dashboard-url (or use --dry-run to write the payload to a file)");
     };
@@ -260,7 +247,7 @@ const USER_TABLES: &[&str] = &["utterances", "mentions", "mention_counts", "even
 const MAX_CELL: usize = 60;
 
 /// `convlake query`.
-pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<()> {
+pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryConfig) -> Result<()> {
     if args.list {
         let width = SAVED_QUERIES
             .iter()
@@ -295,7 +282,7 @@ pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<(
     if args.format == Format::Parquet && args.output.is_none() {
         bail!("--format parquet writes a binary file: add --output FILE");
     }
-    let ctx = aggregate::session(lake, &dict.version).await?;
+    let ctx = crate::lake::tables::session(lake, &dict.version).await?;
     let (schema, batches) = match run_sql(&ctx, &sql).await {
         Ok(r) => r,
         // A refusal is not a mistake in the SQL: the table list would not help.
@@ -337,7 +324,7 @@ pub async fn query(lake: &Lake, dict: &Dictionary, args: &QueryArgs) -> Result<(
     emit(args, &out)
 }
 
-fn emit(args: &QueryArgs, out: &[u8]) -> Result<()> {
+fn emit(args: &QueryConfig, out: &[u8]) -> Result<()> {
     match &args.output {
         Some(p) => std::fs::write(p, out).with_context(|| format!("writing {}", p.display()))?,
         None => {

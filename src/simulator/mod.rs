@@ -378,7 +378,7 @@ pub struct SimConfig {
 }
 
 /// Utterances per conversation, by media type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Lengths {
     /// Short conversations, quick to serve in tests: voice 8–40 phrases, chat 4–20 messages,
     /// email 1–4, messaging 3–15.

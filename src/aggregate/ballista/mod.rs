@@ -16,7 +16,7 @@
 pub mod cluster;
 pub mod serve;
 /// The registry every node and client reads the lake through (shared with the local engine).
-pub use super::stores;
+pub use crate::lake::stores;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,7 +194,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A session whose queries run on the cluster behind `scheduler` (`df://host:port`), with
-/// convlake's settings ([`super::session_config`]). Fails early and clearly when the
+/// convlake's settings ([`crate::lake::tables::session_config`]). Fails early and clearly when the
 /// scheduler is unreachable or has no executors.
 pub async fn connect(scheduler: &str) -> Result<SessionContext, ClusterError> {
     forward_logs();
@@ -208,7 +208,7 @@ pub async fn connect(scheduler: &str) -> Result<SessionContext, ClusterError> {
 /// The client's session state before Ballista's planner is added: convlake's settings with
 /// Ballista's restrictions applied once, and the lake's object stores.
 fn session_state() -> Result<datafusion::execution::SessionState, ClusterError> {
-    let config = super::session_config()
+    let config = crate::lake::tables::session_config()
         .upgrade_for_ballista()
         .with_ballista_job_name("convlake aggregate");
     let runtime = RuntimeEnvBuilder::new()
@@ -297,7 +297,8 @@ mod tests {
     /// Flight over loopback) writes byte-identical aggregates to the local engine's.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_standalone_cluster_writes_the_local_engines_bytes() {
-        use super::super::{aggregate, aggregate_in, register_lake, InMemory};
+        use super::super::{aggregate, aggregate_in};
+        use crate::lake::tables::{register_lake, InMemory};
 
         let dir = tempfile::tempdir().unwrap();
         let dict = crate::extract::Dictionary::embedded();
@@ -305,7 +306,7 @@ mod tests {
         let version = dict.version.as_str();
 
         let local = aggregate(&lake, version).await.unwrap();
-        let g = crate::aggregate::generation_of(&lake, version)
+        let g = crate::lake::aggregates::generation_of(&lake, version)
             .await
             .unwrap()
             .unwrap();
@@ -331,7 +332,7 @@ mod tests {
         let remote = aggregate_in(&ctx, &lake, version, None).await.unwrap();
         assert_eq!(remote, local);
         // Files are named by their content: the cluster's generation is the local one's.
-        let again = crate::aggregate::generation_of(&lake, version)
+        let again = crate::lake::aggregates::generation_of(&lake, version)
             .await
             .unwrap()
             .unwrap();

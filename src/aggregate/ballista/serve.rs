@@ -28,7 +28,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 
 use super::{forward_logs, ClusterError, LakeStores, SchedulerAddr};
-use crate::cli::{ExecutorArgs, SchedulerArgs};
+use crate::config::{ExecutorConfig, SchedulerConfig as SchedulerSettings};
 
 /// Warns, on stderr, when a node listens beyond loopback: the cluster has no authentication.
 fn warn_if_exposed(role: &str, bind: &SocketAddr) {
@@ -47,7 +47,7 @@ fn node_stores(lake: &str) -> Result<Arc<LakeStores>, ClusterError> {
 }
 
 /// Runs a scheduler, serving the lake `lake` (`--lake`), until Ctrl-C or SIGTERM.
-pub async fn scheduler(args: &SchedulerArgs, lake: &str) -> Result<(), ClusterError> {
+pub async fn scheduler(args: &SchedulerSettings, lake: &str) -> Result<(), ClusterError> {
     forward_logs();
     let stores = node_stores(lake)?;
     let lake_location = stores.lake_location().unwrap_or(lake).to_string();
@@ -191,7 +191,7 @@ async fn wait_for_scheduler(addr: &SchedulerAddr, timeout: Duration) -> Result<(
 
 /// Runs an executor, reading only the lake `lake` (`--lake`), until Ctrl-C, SIGTERM or the
 /// scheduler tells it to stop.
-pub async fn executor(args: &ExecutorArgs, lake: &str) -> Result<(), ClusterError> {
+pub async fn executor(args: &ExecutorConfig, lake: &str) -> Result<(), ClusterError> {
     forward_logs();
     let stores = node_stores(lake)?;
     let scheduler = SchedulerAddr::parse(&args.scheduler, true)?;

@@ -6,8 +6,12 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::{defaults, parse_duration};
 use crate::secret::{parse_secret, Secret};
 use crate::simulator::Traffic;
+
+pub mod config_file;
+mod convert;
 
 /// convlake: find which products your customers talk about, from Genesys Cloud conversations.
 #[derive(Debug, Parser)]
@@ -28,7 +32,7 @@ pub struct Cli {
         long,
         global = true,
         env = "CONVLAKE_LAKE",
-        default_value = "data/lake"
+        default_value = defaults::LAKE
     )]
     pub lake: String,
 
@@ -82,7 +86,7 @@ pub enum Command {
     /// Everything on an embedded default: simulator, local lake, PostgreSQL, dashboard receiver.
     Demo(DemoArgs),
     /// Benchmarks: the pipeline at scale, extraction quality and speed, the PostgreSQL sync.
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Compare two dictionaries: mentions and conversations each product gains or loses, with examples.
     DiffDictionary(DiffArgs),
     /// Product-like phrases that recur in the transcripts but are not in the dictionary.
@@ -225,14 +229,14 @@ pub struct SchedulerArgs {
     #[arg(
         long,
         env = "CONVLAKE_SCHEDULER_BIND",
-        default_value = "127.0.0.1:50050"
+        default_value = defaults::SCHEDULER_BIND
     )]
     pub bind: std::net::SocketAddr,
     /// Host name or address executors use to call back (default: the --bind address).
     #[arg(long, env = "CONVLAKE_SCHEDULER_HOST")]
     pub external_host: Option<String>,
     /// /readyz answers 200, and `aggregate` starts, only once this many executors have registered.
-    #[arg(long, env = "CONVLAKE_MIN_EXECUTORS", default_value_t = 1)]
+    #[arg(long, env = "CONVLAKE_MIN_EXECUTORS", default_value_t = defaults::MIN_EXECUTORS)]
     pub min_executors: usize,
 }
 
@@ -248,7 +252,7 @@ pub struct ExecutorArgs {
     #[arg(
         long,
         env = "CONVLAKE_EXECUTOR_BIND",
-        default_value = "127.0.0.1:50051"
+        default_value = defaults::EXECUTOR_BIND
     )]
     pub bind: std::net::SocketAddr,
     /// Port of this executor's gRPC service, to which the scheduler pushes tasks (default: the
@@ -266,26 +270,26 @@ pub struct ExecutorArgs {
     #[arg(long, env = "CONVLAKE_EXECUTOR_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
     /// Seconds to wait for the scheduler to accept connections before giving up.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::CONNECT_TIMEOUT_SECS)]
     pub connect_timeout: u64,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct SimulateArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8089)]
+    #[arg(long, default_value_t = defaults::SIM_PORT)]
     pub port: u16,
     /// Conversations over the whole period.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = defaults::SIM_CONVERSATIONS)]
     pub conversations: usize,
     /// First day of data (default: 30 days before today).
     #[arg(long, value_parser = parse_date)]
     pub start: Option<NaiveDate>,
     /// Number of days of data.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::DAYS)]
     pub days: u32,
     /// Seed: the same seed gives the same conversations.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
     /// Accept only this client id (default: any non-empty one).
     #[arg(long)]
@@ -306,26 +310,26 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub slow: f64,
     /// Delay of a slow response, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = defaults::SIM_SLOW_MS)]
     pub slow_ms: u64,
     /// Requests a minute per token before 429 (default: unlimited; Genesys: 300).
     #[arg(long)]
     pub rate_limit: Option<u32>,
     /// Access-token lifetime in seconds (`expires_in`).
-    #[arg(long, default_value_t = 86_400)]
+    #[arg(long, default_value_t = defaults::SIM_TOKEN_TTL_SECS)]
     pub token_ttl: u64,
     /// Tokens stop working after this many seconds whatever `expires_in` said (401 bad.credentials).
     #[arg(long)]
     pub revoke_tokens_after: Option<u64>,
     /// Share of voice conversations without a Speech & Text Analytics transcript (404).
-    #[arg(long, default_value_t = 0.03, value_parser = parse_share)]
+    #[arg(long, default_value_t = defaults::SIM_UNTRANSCRIBED, value_parser = parse_share)]
     pub untranscribed: f64,
     /// Conversation lengths: short (quick tests) or realistic (voice 20–200 phrases, chat 5–60
     /// messages, email 1–5).
     #[arg(long, value_enum, default_value = "short")]
-    pub lengths: crate::simulator::Lengths,
+    pub lengths: LengthsArg,
     /// Share of digital conversations whose recordings are still being prepared on the first request.
-    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
+    #[arg(long, default_value_t = defaults::SIM_NOT_READY, value_parser = parse_share)]
     pub not_ready: f64,
     /// The recordings --not-ready picks stay "being prepared" (202 or empty) for this many
     /// seconds after they were first asked for, then become ready (default: only the first
@@ -333,13 +337,13 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub not_ready_for: Option<f64>,
     /// Status polls before a details job is FULFILLED.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = defaults::SIM_JOB_POLLS)]
     pub job_polls: u32,
     /// Longest interval the synchronous details query accepts, in days.
-    #[arg(long, default_value_t = 31)]
+    #[arg(long, default_value_t = defaults::SIM_MAX_QUERY_DAYS)]
     pub max_query_days: u32,
     /// Lifetime of a presigned transcript link, in seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = defaults::SIM_TRANSCRIPT_URL_TTL_SECS)]
     pub transcript_url_ttl: u64,
     /// Share of voice conversations that are callbacks: a `callback` session, then the recorded
     /// `voice` one (0.0–1.0).
@@ -388,26 +392,6 @@ pub struct SimulateArgs {
     pub transcript_url_rate_limit: Option<u32>,
 }
 
-impl SimulateArgs {
-    /// The traffic shapes these flags ask for.
-    pub fn traffic(&self) -> Traffic {
-        Traffic {
-            callback_rate: self.callbacks,
-            transfer_rate: self.transfers,
-            sta_permission: !self.no_sta_permission,
-            gone_rate: self.gone,
-            archived_rate: self.archived,
-            recording_error_rate: self.recording_errors,
-            late_rate: self.late,
-            late_for_secs: self.late_for,
-            ongoing_rate: self.ongoing,
-            duplicate_recording_rate: self.duplicate_recordings,
-            oauth_errors: !self.api_login_errors,
-            transcript_url_rate_limit: self.transcript_url_rate_limit,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Source {
     /// Genesys Cloud's analytics conversation details, STA transcripts and recordings.
@@ -441,11 +425,11 @@ pub struct SourceArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "voice,chat,email,message"
+        default_value = defaults::MEDIA
     )]
     pub media: Vec<String>,
     /// Genesys Cloud region: us-east-1, eu-west-1, … or a domain such as mypurecloud.ie.
-    #[arg(long, env = "GENESYSCLOUD_REGION", default_value = "us-east-1")]
+    #[arg(long, env = "GENESYSCLOUD_REGION", default_value = defaults::REGION)]
     pub region: String,
     /// API base URL (overrides --region), e.g. the simulator's.
     #[arg(long, env = "GENESYS_API_URL")]
@@ -466,22 +450,22 @@ pub struct SourceArgs {
     pub page_size: Option<u32>,
     /// Analytics: conversations staged per batch (one snapshot each); a listing page of 1,000 is
     /// staged as several batches, so memory holds one batch's texts, not a page's.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = defaults::BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch_size: u32,
     /// Attempts per request before giving up.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = defaults::MAX_ATTEMPTS)]
     pub max_attempts: u32,
     /// Timeout of one request, in seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = defaults::TIMEOUT_SECS)]
     pub timeout: u64,
     /// Analytics: list with asynchronous details `jobs` or the synchronous details `query`.
     #[arg(long, value_enum, default_value = "jobs", env = "CONVLAKE_LISTING")]
     pub listing: ListingArg,
     /// Analytics: longest interval per job or query, in days (the query accepts at most 31).
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=31))]
+    #[arg(long, default_value_t = defaults::INTERVAL_DAYS, value_parser = clap::value_parser!(u32).range(1..=31))]
     pub interval_days: u32,
     /// Analytics: transcript requests in flight at once.
-    #[arg(long, default_value_t = 4, env = "CONVLAKE_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = defaults::CONCURRENCY, env = "CONVLAKE_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
     /// Analytics: start at the end of the last completed interval minus --lateness (instead of
     /// --from), so late transcripts and updated conversations are picked up.
@@ -489,25 +473,25 @@ pub struct SourceArgs {
     pub since_last: bool,
     /// Analytics: how far --since-last reaches back before the last completed interval
     /// (e.g. 24h, 90m, 2d).
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::LATENESS, value_parser = parse_duration)]
     pub lateness: std::time::Duration,
     /// Analytics: a voice conversation without a Speech & Text Analytics transcript yet (404;
     /// transcripts often appear hours after a call) is asked again by every later fetch until it
     /// is older than this (from its end), then counted as untranscribed (e.g. 72h, 7d).
-    #[arg(long, default_value = "72h", value_parser = parse_duration, env = "CONVLAKE_TRANSCRIPT_GRACE")]
+    #[arg(long, default_value = defaults::TRANSCRIPT_GRACE, value_parser = parse_duration, env = "CONVLAKE_TRANSCRIPT_GRACE")]
     pub transcript_grace: std::time::Duration,
     /// Analytics: longest pause between two job-status polls, in seconds.
-    #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = defaults::JOB_POLL_MAX_SECS, value_parser = parse_seconds)]
     pub job_poll_max: f64,
     /// Analytics: requests for recordings still being prepared (202 or empty) before giving up.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults::NOT_READY_ATTEMPTS)]
     pub not_ready_attempts: u32,
     /// Analytics: seconds between those requests.
-    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = defaults::NOT_READY_WAIT_SECS, value_parser = parse_seconds)]
     pub not_ready_wait: f64,
     /// Analytics: longest wait for a details job to leave QUEUED/PENDING before the fetch stops
     /// with an error (a re-run resumes), e.g. 30m, 1h, 90s.
-    #[arg(long, default_value = "30m", value_parser = parse_duration, env = "CONVLAKE_JOB_TIMEOUT")]
+    #[arg(long, default_value = defaults::JOB_TIMEOUT, value_parser = parse_duration, env = "CONVLAKE_JOB_TIMEOUT")]
     pub job_timeout: std::time::Duration,
 }
 
@@ -539,7 +523,7 @@ pub struct DbArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
     pub database_url: Option<Secret>,
     /// Schema for every convlake table.
-    #[arg(long, env = "CONVLAKE_DB_SCHEMA", default_value = "public")]
+    #[arg(long, env = "CONVLAKE_DB_SCHEMA", default_value = defaults::DB_SCHEMA)]
     pub schema: String,
     /// Wait for another sync holding the lock instead of exiting.
     #[arg(long)]
@@ -574,7 +558,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Products drawn separately; the rest are summed as "other".
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = defaults::REPORT_TOP)]
     pub top: usize,
     /// First day (inclusive). Default: 29 days before --to.
     #[arg(long, value_parser = parse_date)]
@@ -592,7 +576,7 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value = "none")]
     pub by: Facet,
     /// Example snippets shown per product in report.html.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = defaults::EXAMPLES)]
     pub examples: usize,
 }
 
@@ -668,35 +652,6 @@ pub struct RunArgs {
     pub every: Option<std::time::Duration>,
 }
 
-/// Parses durations such as `15m`, `1h30m`, `90s`, `2d`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{s:?} is not a duration like 15m, 1h30m, 90s or 2d");
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        total = total
-            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
-            .ok_or_else(bad)?;
-    }
-    if !num.is_empty() || total == 0 {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_secs(total))
-}
-
 /// `convlake demo`. It never writes a lake or a database of real work: its lake is data/demo
 /// (or a `--lake` typed on its command line that holds nothing or an earlier demo; never
 /// CONVLAKE_LAKE), and with DATABASE_URL set it syncs into the schema `convlake_demo` only.
@@ -706,13 +661,13 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 )]
 pub struct DemoArgs {
     /// Conversations the simulator generates.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = defaults::DEMO_CONVERSATIONS)]
     pub conversations: usize,
     /// Days of data, ending yesterday.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::DAYS)]
     pub days: u32,
     /// Simulator seed.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
 }
 
@@ -723,17 +678,17 @@ pub struct DiffArgs {
     /// The new dictionary (default: --dictionary, else the lake's current one).
     pub new: Option<PathBuf>,
     /// Example snippets per product and direction.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = defaults::EXAMPLES)]
     pub examples: usize,
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct CandidatesArgs {
     /// Show phrases seen at least this often.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = defaults::MIN_COUNT)]
     pub min_count: u64,
     /// Show at most this many.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::CANDIDATES_LIMIT)]
     pub limit: usize,
 }
 
@@ -761,29 +716,120 @@ pub struct VerifyArgs {
     pub dry_run: bool,
 }
 
+/// Utterances per conversation, by media type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LengthsArg {
+    /// Short conversations, quick to serve in tests: voice 8–40 phrases, chat 4–20 messages,
+    /// email 1–4, messaging 3–15.
+    #[default]
+    Short,
+    /// Contact-center lengths: voice 20–200 phrases, chat 5–60 messages, email 1–5, messaging
+    /// 3–40.
+    Realistic,
+}
+
+/// Flags of `convlake bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
+    #[command(flatten)]
+    pub pipeline: PipelineBench,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum BenchWhat {
+    /// Every stage against a seeded archive (the default).
+    Pipeline(PipelineBench),
+    /// Matcher quality (P/R/F1) and extract throughput with a 1,000-product dictionary.
+    Extract(ExtractBench),
+    /// PostgreSQL sync of 1,000,000 rows against multi-row INSERT.
+    Sync(SyncBench),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PipelineBench {
+    /// Conversations to generate; repeat for a side-by-side table (e.g. 10000 and 100000).
+    #[arg(
+        long = "conversations",
+        default_value = defaults::BENCH_CONVERSATIONS,
+        value_delimiter = ','
+    )]
+    pub conversations: Vec<usize>,
+    /// PostgreSQL for the sync stage (default: a throwaway cluster).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<Secret>,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Where the bench lakes go (default: a temporary directory, removed at the end).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Put the bench lakes on this object store instead, e.g. s3://bench/run1 (one lake per N
+    /// under it, `<url>/lake-N`; credentials and endpoint from AWS_* as for --lake). The prefix
+    /// should be empty: the lakes are left in place.
+    #[arg(long)]
+    pub lake_url: Option<String>,
+    /// The fetch source: `analytics` (details jobs plus one transcript request per
+    /// conversation, as against Genesys Cloud) or `archive` (the tutorial's bulk contract).
+    #[arg(long, value_parser = ["analytics", "archive"], default_value = "analytics")]
+    pub source: String,
+    /// Transcript requests in flight during the analytics fetch.
+    #[arg(long, default_value_t = defaults::BENCH_CONCURRENCY)]
+    pub concurrency: u32,
+    /// Conversation lengths of the generated archive.
+    #[arg(long, value_enum, default_value = "realistic")]
+    pub lengths: LengthsArg,
+    /// Also run the aggregate stage on a Ballista cluster on loopback with this many executor
+    /// processes (0: only the local engine). The nodes inherit this environment (AWS_* for an
+    /// S3 lake).
+    #[arg(long, default_value_t = 0)]
+    pub ballista_executors: usize,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExtractBench {
+    /// MB of transcript text to extract.
+    #[arg(long, default_value_t = defaults::BENCH_MB)]
+    pub mb: usize,
+    /// Products in the generated dictionary.
+    #[arg(long, default_value_t = defaults::BENCH_PRODUCTS)]
+    pub products: usize,
+    /// Samples per style in the labeled corpus.
+    #[arg(long, default_value_t = defaults::BENCH_SAMPLES)]
+    pub samples: usize,
+    /// Also run the tutorial's extractor (bench/run_baseline.sh, from the repository root) on
+    /// the same labeled corpus and the same dictionary as convlake's matcher, and print both
+    /// side by side (quality and speed).
+    #[arg(long)]
+    pub baseline: bool,
+    /// Write the labeled corpus as JSONL (style, text, gold) and stop.
+    #[arg(long)]
+    pub export_corpus: Option<PathBuf>,
+    /// Write the corpus dictionary as TOML.
+    #[arg(long)]
+    pub export_dictionary: Option<PathBuf>,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SyncBench {
+    /// Aggregate rows to sync.
+    #[arg(long, default_value_t = defaults::BENCH_ROWS)]
+    pub rows: usize,
+    /// PostgreSQL (default: a throwaway cluster).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<Secret>,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            parse_duration("15m"),
-            Ok(std::time::Duration::from_secs(900))
-        );
-        assert_eq!(
-            parse_duration("1h30m"),
-            Ok(std::time::Duration::from_secs(5400))
-        );
-        assert_eq!(
-            parse_duration("90s"),
-            Ok(std::time::Duration::from_secs(90))
-        );
-        assert!(parse_duration("15").is_err());
-        assert!(parse_duration("0m").is_err());
-        assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn numbers_that_are_not_numbers_are_refused() {

@@ -19,9 +19,8 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 
-use super::AggregateError;
-use crate::lake::events::{snapshots_in_order, Event};
-use crate::lake::{snapshot_path, Lake, LakeError};
+use super::events::{snapshots_in_order, Event};
+use super::{snapshot_path, Lake, LakeError};
 
 /// Raw files read at once.
 const READS_IN_FLIGHT: usize = 8;
@@ -96,7 +95,7 @@ fn conversations_of(bytes: bytes::Bytes) -> Result<HashSet<String>, String> {
 }
 
 /// The rows of `current_copies`, sorted by conversation id.
-pub async fn current_copies(lake: &Lake, events: &[Event]) -> Result<RecordBatch, AggregateError> {
+pub async fn current_copies(lake: &Lake, events: &[Event]) -> Result<RecordBatch, LakeError> {
     // What the SQL's listing of raw/ sees: recorded snapshots whose file is there (verify
     // quarantines damaged files; they are fetched again on the next run).
     let present = lake.list_paths("raw").await?;
@@ -115,7 +114,7 @@ pub async fn current_copies(lake: &Lake, events: &[Event]) -> Result<RecordBatch
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r)
-                .map_err(|reason| AggregateError::from(LakeError::Parquet { path, reason }))
+                .map_err(|reason| LakeError::Parquet { path, reason })
         })
         .buffered(READS_IN_FLIGHT);
     let mut newest: HashMap<String, usize> = HashMap::new();
@@ -134,5 +133,5 @@ pub async fn current_copies(lake: &Lake, events: &[Event]) -> Result<RecordBatch
         current_copies_schema(),
         vec![Arc::new(ids), Arc::new(snaps)],
     )
-    .map_err(|e| AggregateError::Shape(e.to_string()))
+    .map_err(|e| LakeError::Shape(e.to_string()))
 }

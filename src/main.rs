@@ -9,9 +9,11 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 use convlake::cli::config_file::{self, ConfigFile};
 use convlake::cli::{Cli, Command};
+use convlake::commands::{
+    ballista, bench, curate, demo, query, report, run, simulate, stages, verify,
+};
 use convlake::config::{DiffConfig, ExtractConfig, GlobalConfig};
 use convlake::lake::Lake;
-use convlake::pipeline;
 
 fn init_logging(cli: &Cli) {
     let level = if cli.quiet {
@@ -43,63 +45,63 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
     // `extract` and `run` read the dictionary file (default data/products.toml); every later
     // stage uses the lake's current dictionary unless --dictionary is given.
     let explicit = global.dictionary.as_deref();
-    let dict = || pipeline::load_dictionary(explicit);
+    let dict = || stages::load_dictionary(explicit);
     // Every command but fetch, run and demo reads an existing lake: a wrong path is an error
     // and nothing is created there.
     let existing = || Lake::open_existing(&global.lake);
     let lake = || Lake::open(&global.lake);
-    let staged = |lake: &Lake, stage: &'static str, need: pipeline::Need| {
+    let staged = |lake: &Lake, stage: &'static str, need: curate::Need| {
         let lake = lake.clone();
-        async move { pipeline::stage_dictionary(&lake, explicit, stage, need).await }
+        async move { curate::stage_dictionary(&lake, explicit, stage, need).await }
     };
-    use pipeline::Need::{Any, Extracted};
+    use curate::Need::{Any, Extracted};
     match cli.command {
-        Command::Simulate(a) => pipeline::simulate(&dict()?, &a.into()).await,
-        Command::Fetch(a) => pipeline::fetch(&lake()?, &a.source.into()).await.map(drop),
+        Command::Simulate(a) => simulate::simulate(&dict()?, &a.into()).await,
+        Command::Fetch(a) => stages::fetch(&lake()?, &a.source.into()).await.map(drop),
         Command::Extract(a) => {
             let a = ExtractConfig::from(a);
-            pipeline::extract_shard(&existing().await?, &dict()?, a.workers, a.shard)
+            stages::extract_shard(&existing().await?, &dict()?, a.workers, a.shard)
                 .await
                 .map(drop)
         }
         Command::Aggregate(a) => {
-            let engine = pipeline::engine(&a.into())?;
+            let engine = stages::engine(&a.into())?;
             let lake = existing().await?;
             let d = staged(&lake, "aggregate", Extracted).await?;
-            pipeline::aggregate(&lake, &d, &engine).await.map(drop)
+            stages::aggregate(&lake, &d, &engine).await.map(drop)
         }
         Command::Sync(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "sync", Extracted).await?;
-            pipeline::sync(&lake, &d, &a.db.into()).await.map(drop)
+            stages::sync(&lake, &d, &a.db.into()).await.map(drop)
         }
-        Command::Migrate(a) => pipeline::migrate(&a.into()).await,
+        Command::Migrate(a) => stages::migrate(&a.into()).await,
         Command::Report(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "report", Extracted).await?;
-            pipeline::report(&lake, &d, &a.into()).await.map(drop)
+            report::report(&lake, &d, &a.into()).await.map(drop)
         }
         Command::Export(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "export", Extracted).await?;
-            pipeline::export(&lake, &d, &a.into()).await
+            report::export(&lake, &d, &a.into()).await
         }
         Command::Query(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "query", Any).await?;
-            pipeline::query(&lake, &d, &a.into()).await
+            query::query(&lake, &d, &a.into()).await
         }
-        Command::Run(a) => pipeline::run_command(&lake()?, &dict()?, &a.into()).await,
+        Command::Run(a) => run::run_command(&lake()?, &dict()?, &a.into()).await,
         Command::Demo(a) => {
             // CONVLAKE_LAKE names the lake of real work: the demo never writes there.
             let spec = if global.lake_typed {
                 global.lake.as_str()
             } else {
-                pipeline::DEMO_LAKE
+                demo::DEMO_LAKE
             };
-            pipeline::demo(&Lake::open(spec)?, &dict()?, &a.into()).await
+            demo::demo(&Lake::open(spec)?, &dict()?, &a.into()).await
         }
-        Command::Bench(a) => convlake::bench::run(&a.into(), &dict()?).await,
+        Command::Bench(a) => bench::run(&a.into(), &dict()?).await,
         Command::DiffDictionary(a) => {
             let a = DiffConfig::from(a);
             let lake = existing().await?;
@@ -107,16 +109,16 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
                 Some(_) => dict()?,
                 None => staged(&lake, "diff-dictionary", Any).await?,
             };
-            pipeline::diff_dictionary(&lake, &d, &a).await
+            curate::diff_dictionary(&lake, &d, &a).await
         }
         Command::Candidates(a) => {
             let lake = existing().await?;
             let d = staged(&lake, "candidates", Any).await?;
-            pipeline::candidates(&lake, &d, &a.into()).await
+            curate::candidates(&lake, &d, &a.into()).await
         }
-        Command::Dictionary(c) => pipeline::dictionary_command(&existing().await?, &c.into()).await,
-        Command::Verify(a) => Ok(convlake::lake::verify::run(&existing().await?, a.dry_run).await?),
-        Command::Ballista(a) => pipeline::ballista(&a.role.into(), &global.lake).await,
+        Command::Dictionary(c) => curate::dictionary_command(&existing().await?, &c.into()).await,
+        Command::Verify(a) => verify::verify_command(&existing().await?, a.dry_run).await,
+        Command::Ballista(a) => ballista::ballista(&a.role.into(), &global.lake).await,
         // Answered in `main` before the runtime starts (they need the parsed matches).
         Command::Config(_) | Command::Completions(_) | Command::Man(_) => Ok(()),
     }
@@ -203,8 +205,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(dispatch(cli, lake_typed));
     if std::env::var_os("CONVLAKE_REPORT_RSS").is_some() {
         // For `convlake bench`, which runs each stage as a child process.
-        eprintln!("convlake-peak-rss-kb: {}", convlake::bench::peak_rss_kb());
-        eprintln!("convlake-cpu-ms: {}", convlake::bench::cpu_ms());
+        eprintln!("convlake-peak-rss-kb: {}", bench::peak_rss_kb());
+        eprintln!("convlake-cpu-ms: {}", bench::cpu_ms());
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

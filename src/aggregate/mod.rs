@@ -497,7 +497,8 @@ pub(crate) mod tests {
         use crate::genesys::{self, ApiClient, Credentials, Endpoints, FetchOptions, RetryPolicy};
         let lake = Lake::open_local(dir).unwrap();
         let start = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let mut cfg = crate::simulator::SimConfig::new(crate::pipeline::sim_products(dict));
+        let mut cfg =
+            crate::simulator::SimConfig::new(crate::simulator::SimProduct::of_dictionary(dict));
         cfg.conversations = 400;
         cfg.start = start;
         cfg.days = 10;

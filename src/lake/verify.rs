@@ -196,18 +196,6 @@ pub enum VerifyError {
     Problems(usize),
 }
 
-/// `convlake verify`: checks, quarantines (unless `dry_run`), prints the report on stdout and
-/// fails when something was wrong.
-pub async fn run(lake: &Lake, dry_run: bool) -> Result<(), VerifyError> {
-    let report = verify(lake, !dry_run).await?;
-    println!("{report}");
-    if report.is_clean() {
-        Ok(())
-    } else {
-        Err(VerifyError::Problems(report.problems.len()))
-    }
-}
-
 /// The verdict on one file.
 enum Verdict {
     Sound {

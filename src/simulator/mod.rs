@@ -203,6 +203,19 @@ pub struct SimProduct {
     pub aliases: Vec<String>,
 }
 
+impl SimProduct {
+    /// The products of a dictionary: its names and aliases.
+    pub fn of_dictionary(dict: &crate::extract::Dictionary) -> Vec<SimProduct> {
+        dict.products
+            .iter()
+            .map(|p| SimProduct {
+                name: p.name.clone(),
+                aliases: p.aliases.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Injected failures on API calls (never on `/oauth/token`).
 #[derive(Clone, Debug, Default)]
 pub struct Faults {

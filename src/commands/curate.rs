@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use futures::StreamExt;
 
-use super::{extract, load_dictionary};
+use super::stages::{extract, load_dictionary};
 use crate::aggregate::diff;
 use crate::config::{CandidatesConfig, DictionaryAction, DiffConfig};
 use crate::extract::candidates::CandidateFinder;

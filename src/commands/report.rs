@@ -1,0 +1,201 @@
+//! `convlake report` (charts and `report.html`) and `export` (the dashboard payload, posted or
+//! written to a file).
+
+use std::path::Path;
+
+use anyhow::{bail, Context as _, Result};
+
+use super::stages::counts;
+use crate::config::{DashboardConfig, ExportConfig, Facet, ReportConfig};
+use crate::extract::Dictionary;
+use crate::lake::aggregates::{CountRow, MentionCounts};
+use crate::lake::Lake;
+use crate::report::{self, ChartOptions, DailyCount, PayloadMeta, ReportFilter};
+
+pub(crate) fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
+    rows.iter()
+        .map(|r| DailyCount {
+            date: r.conversation_date,
+            interaction_type: r.interaction_type.clone(),
+            product: r.product.clone(),
+            mentions: r.mentions.max(0) as u64,
+            conversations: r.conversations.max(0) as u64,
+        })
+        .collect()
+}
+
+/// `convlake report`: `trend` and `share` charts (PNG and SVG) and `report.html` for a date
+/// range (default: the last 30 days of data) and optional product / interaction-type filters.
+pub async fn report(
+    lake: &Lake,
+    dict: &Dictionary,
+    args: &ReportConfig,
+) -> Result<report::ReportFiles> {
+    // A clear message when extract/aggregate have not run for this dictionary.
+    counts(lake, dict).await?;
+    let ctx = crate::lake::tables::session(lake, &dict.version).await?;
+    let filter = ReportFilter {
+        from: args.from,
+        to: args.to,
+        product: args.product.clone(),
+        interaction_type: args.interaction_type.clone(),
+    };
+    let data = report::load_report_data(&ctx, &filter, args.examples, &dict.version).await?;
+    // Charts are drawn into a local directory: --out, the lake's reports/ when the lake is
+    // local, otherwise a staging directory under the work dir whose files are then put into
+    // the lake's reports/ (one whole-object put each) and removed.
+    let (out, upload) = match (&args.out, lake.local_dir()) {
+        (Some(out), _) => (out.clone(), false),
+        (None, Some(root)) => (root.join("reports"), false),
+        (None, None) => (
+            lake.work_dir()?
+                .join(format!("reports-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let opts = ChartOptions {
+        top_n: args.top.max(1),
+        facet_by_type: args.by == Facet::InteractionType,
+        ..ChartOptions::default()
+    };
+    let mut files = report::write_report(&data, &out, &opts)?;
+    if upload {
+        let published = publish_reports(lake, &files).await;
+        let _ = std::fs::remove_dir_all(&out);
+        files = published?;
+    }
+    let range = match data.range {
+        Some((from, to)) => format!("{from} to {to}"),
+        None => "no conversations in the lake".to_string(),
+    };
+    eprintln!(
+        "report: {range}: {} conversations, {} mentions -> {} (and trend.png/.svg, share.png/.svg)",
+        data.conversations,
+        data.mentions(),
+        files.html.display()
+    );
+    if data.range.is_some() && data.daily.is_empty() {
+        eprintln!(
+            "report: no product mentions in this range; widen --from/--to or drop the filters"
+        );
+    }
+    Ok(files)
+}
+
+/// Puts a report drawn locally into the lake's `reports/`; returns the files as lake URLs.
+async fn publish_reports(lake: &Lake, files: &report::ReportFiles) -> Result<report::ReportFiles> {
+    let mut published = files.clone();
+    for (local, remote) in [
+        (&files.trend.png, &mut published.trend.png),
+        (&files.trend.svg, &mut published.trend.svg),
+        (&files.share.png, &mut published.share.png),
+        (&files.share.svg, &mut published.share.svg),
+        (&files.html, &mut published.html),
+    ] {
+        let name = local
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("a report file without a name")?;
+        let bytes = std::fs::read(local).with_context(|| format!("reading {}", local.display()))?;
+        let rel = format!("reports/{name}");
+        lake.put(&rel, bytes.into()).await?;
+        *remote = std::path::PathBuf::from(lake.file_url(&rel));
+    }
+    Ok(published)
+}
+
+/// Writes the dashboard payload: to `out` when given, else to the lake's
+/// `reports/dashboard.json` (a file in a local lake, one put on an object store). Returns where.
+pub(crate) async fn write_dashboard(
+    lake: &Lake,
+    out: Option<&Path>,
+    body: &serde_json::Value,
+) -> Result<String> {
+    match (out, lake.local_dir()) {
+        (Some(p), _) => {
+            write_json(p, body)?;
+            Ok(p.display().to_string())
+        }
+        (None, Some(root)) => {
+            let p = root.join("reports").join("dashboard.json");
+            write_json(&p, body)?;
+            Ok(p.display().to_string())
+        }
+        (None, None) => {
+            let rel = "reports/dashboard.json";
+            lake.put(rel, serde_json::to_vec_pretty(body)?.into())
+                .await?;
+            Ok(lake.file_url(rel))
+        }
+    }
+}
+
+pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_json::Value, String)> {
+    let MentionCounts {
+        rows,
+        file_hash: hash,
+    } = counts(lake, dict).await?;
+    let ctx = crate::lake::tables::session(lake, &dict.version).await?;
+    let convs = crate::lake::tables::query(
+        &ctx,
+        "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
+    )
+    .await?;
+    let conversations = convs
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    let meta = PayloadMeta {
+        source: "convlake".into(),
+        dictionary_version: dict.version.clone(),
+        lake_hash: hash.clone(),
+        from: rows.iter().map(|r| r.conversation_date).min(),
+        to: rows.iter().map(|r| r.conversation_date).max(),
+        conversations: conversations.max(0) as u64,
+    };
+    Ok((report::dashboard_payload(&daily(&rows), &meta), hash))
+}
+
+/// `convlake export`.
+pub async fn export(lake: &Lake, dict: &Dictionary, args: &ExportConfig) -> Result<()> {
+    let (body, hash) = payload(lake, dict).await?;
+    if args.dry_run {
+        let out = write_dashboard(lake, args.out.as_deref(), &body).await?;
+        eprintln!("export: dry run, payload written to {out}");
+        return Ok(());
+    }
+    post(&args.dashboard, &body, &hash).await
+}
+
+pub(crate) fn write_json(out: &Path, body: &serde_json::Value) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = out.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(body)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+pub(crate) async fn post(d: &DashboardConfig, body: &serde_json::Value, hash: &str) -> Result<()> {
+    let Some(url) = d.dashboard_url.as_deref() else {
+        bail!("no dashboard: set DASHBOARD_API_URL or pass --dashboard-url (or use --dry-run to write the payload to a file)");
+    };
+    let key = format!("convlake-{}", &hash[..32.min(hash.len())]);
+    let o = report::post_dashboard(url, d.dashboard_token.as_ref(), body, &key).await?;
+    // The URL as configured may carry credentials (userinfo, a key in the query).
+    eprintln!(
+        "export: posted to {} ({} after {} attempt(s))",
+        crate::secret::redact_url_str(url),
+        o.status,
+        o.attempts
+    );
+    Ok(())
+}

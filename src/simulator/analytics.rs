@@ -19,7 +19,7 @@
 //!   customer's session is recorded, as before.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -35,11 +35,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::gen::{uuid_like, Conversation, Generator, Media, Rng, Shape, MAX_SPAN};
-use super::server::{
-    bad_request, error, iso, json as json_response, lock, to_json, with_rate, AppState,
-    CorrelationId,
+use super::respond::{
+    bad_request, error, iso, json as json_response, to_json, with_rate, CorrelationId,
 };
-use super::SimConfig;
+use super::state::{lock, AppState, Filter, Job, Listing};
 
 /// Where the simulator's "S3" serves transcript documents.
 pub(super) const PRESIGNED_PREFIX: &str = "/_s3/";
@@ -53,58 +52,6 @@ const STREAM_LEG: u64 = 0x1e95;
 const MAX_RESULTS_PAGE: usize = 1000;
 
 type St = State<Arc<AppState>>;
-
-/// Mutable server state for these endpoints.
-pub(super) struct AnalyticsState {
-    jobs: Mutex<HashMap<String, Job>>,
-    /// conversation id → index, built on first use.
-    ids: OnceLock<HashMap<String, usize>>,
-    /// Digital conversations whose recordings were already asked for, and when first.
-    prepared: Mutex<HashMap<usize, std::time::Instant>>,
-    /// Late voice transcripts: when each conversation's transcript was first asked for.
-    late: Mutex<HashMap<usize, std::time::Instant>>,
-    key: [u8; 32],
-}
-
-impl AnalyticsState {
-    pub(super) fn new(cfg: &SimConfig) -> AnalyticsState {
-        let key = *blake3::hash(format!("convlake-sim-s3|{}", cfg.seed).as_bytes()).as_bytes();
-        AnalyticsState {
-            jobs: Mutex::new(HashMap::new()),
-            ids: OnceLock::new(),
-            prepared: Mutex::new(HashMap::new()),
-            late: Mutex::new(HashMap::new()),
-            key,
-        }
-    }
-}
-
-struct Job {
-    query: Listing,
-    polls: u32,
-    submitted: DateTime<Utc>,
-    cancelled: bool,
-}
-
-/// A parsed listing request: which conversations, in which window.
-#[derive(Clone)]
-struct Listing {
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    filter: Filter,
-    start_of_day: bool,
-    limit: Option<usize>,
-}
-
-/// A details filter tree, reduced to what the simulator can decide.
-#[derive(Clone, Debug)]
-enum Filter {
-    All(Vec<Filter>),
-    Any(Vec<Filter>),
-    Media(String),
-    ConversationId(String),
-    True,
-}
 
 impl Filter {
     /// `media`: the media types of the conversation's sessions (a callback has `callback` and
@@ -1739,7 +1686,7 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::{start, RunningSimulator, SimProduct};
+    use crate::simulator::{start, RunningSimulator, SimConfig, SimProduct};
     use chrono::NaiveDate;
 
     fn cfg() -> SimConfig {
@@ -2085,7 +2032,7 @@ mod tests {
 #[cfg(test)]
 mod traffic_tests {
     use super::*;
-    use crate::simulator::{SimProduct, Traffic};
+    use crate::simulator::{SimConfig, SimProduct, Traffic};
     use chrono::NaiveDate;
 
     fn cfg(traffic: Traffic) -> SimConfig {

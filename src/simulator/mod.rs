@@ -22,8 +22,11 @@
 //!   conversations with text.
 
 mod analytics;
+mod archive;
 mod gen;
+mod respond;
 mod server;
+mod state;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::matcher::normalize_key;
+use super::normalize::normalize_key;
 
 /// The dictionary shipped with convlake, used when no file is given and `data/products.toml`
 /// is not in the working directory.

@@ -17,9 +17,10 @@
 //! offsets into the original text, so `text[start..end]` is the matched span.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use unicode_normalization::UnicodeNormalization;
 
 use super::dictionary::Dictionary;
+pub use super::normalize::normalize_key;
+use super::normalize::{is_word_char, push_normalized, KEY_BYTE};
 
 /// What separates a key character from the previous one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,52 +41,6 @@ fn is_joiner(c: char) -> bool {
 
 fn is_apostrophe(c: char) -> bool {
     matches!(c, '\'' | '\u{2019}' | '\u{02BC}')
-}
-
-/// Appends the normalized (NFKC, lowercase) letters and digits of one character.
-fn push_normalized(c: char, out: &mut String) {
-    if c.is_ascii() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        }
-        return;
-    }
-    for n in std::iter::once(c).nfkc() {
-        for l in n.to_lowercase() {
-            if l.is_alphanumeric() {
-                out.push(l);
-            }
-        }
-    }
-}
-
-/// For each ASCII byte: its key byte (lowercased letter or digit), or 0 when it is not one.
-const KEY_BYTE: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 128 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() {
-            t[b] = c.to_ascii_lowercase();
-        }
-        b += 1;
-    }
-    t
-};
-
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric()
-}
-
-/// The matching key of a name: its normalized letters and digits, separators dropped.
-pub fn normalize_key(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if is_word_char(c) {
-            push_normalized(c, &mut out);
-        }
-    }
-    out
 }
 
 /// A compiled surface form.

@@ -14,6 +14,7 @@ pub mod candidates;
 pub mod dictionary;
 pub mod eval;
 pub mod matcher;
+mod normalize;
 
 use std::sync::Arc;
 

@@ -23,7 +23,7 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::Mutex;
 use url::Url;
 
-use super::transcripts::VoiceState;
+use super::voice::VoiceState;
 use super::{region, GenesysError};
 use crate::secret::{http_error, redact_url, redact_url_str, Secret};
 

@@ -15,6 +15,7 @@ pub mod progress;
 pub mod region;
 pub mod staging;
 pub mod transcripts;
+pub mod voice;
 
 pub use fetch::{fetch, FetchOptions, FetchSummary};
 pub use http::{ApiClient, Credentials, Endpoints, RetryPolicy};

@@ -184,3 +184,24 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunConfig) -> Result<Run
         synced,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_scheduler_on_one_lake_is_refused_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open_local(dir.path()).unwrap();
+        let held = lock_lake(&lake).unwrap();
+        let e = lock_lake(&lake).err().unwrap().to_string();
+        assert!(
+            e.contains(&format!("pid {}", std::process::id()))
+                && e.contains("another convlake run"),
+            "{e}"
+        );
+        drop(held);
+        // Released with its holder: the next run takes it.
+        lock_lake(&lake).unwrap();
+    }
+}

@@ -507,3 +507,115 @@ pub async fn migrate(db: &DbConfig) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_range_defaults_to_thirty_days_and_refuses_a_reversed_one() {
+        let cfg = FetchConfig {
+            to: Some(day("2026-03-31")),
+            ..FetchConfig::default()
+        };
+        assert_eq!(
+            date_range(&cfg).unwrap(),
+            (day("2026-03-01"), day("2026-03-31"))
+        );
+        let reversed = FetchConfig {
+            from: Some(day("2026-04-02")),
+            to: Some(day("2026-04-01")),
+            ..FetchConfig::default()
+        };
+        let e = date_range(&reversed).unwrap_err().to_string();
+        assert_eq!(e, "--from 2026-04-02 is after --to 2026-04-01");
+        // The first day chrono knows: 30 days back does not exist, and the error says so.
+        let early = FetchConfig {
+            to: Some(NaiveDate::MIN),
+            ..FetchConfig::default()
+        };
+        assert!(date_range(&early)
+            .unwrap_err()
+            .to_string()
+            .contains("give --from"));
+    }
+
+    #[test]
+    fn the_listing_page_size_is_checked_against_the_listing() {
+        use genesys::analytics::{JOB_RESULTS_MAX_PAGE, QUERY_MAX_PAGE};
+        let jobs = FetchConfig::default();
+        assert_eq!(listing_page_size(&jobs).unwrap(), JOB_RESULTS_MAX_PAGE);
+        let query = FetchConfig {
+            listing: config::Listing::Query,
+            ..FetchConfig::default()
+        };
+        assert_eq!(listing_page_size(&query).unwrap(), QUERY_MAX_PAGE);
+        let too_big = FetchConfig {
+            page_size: Some(QUERY_MAX_PAGE + 1),
+            ..query
+        };
+        let e = listing_page_size(&too_big).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("use --page-size {QUERY_MAX_PAGE} or less")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_engine_needs_a_scheduler_exactly_when_it_is_ballista() {
+        let local = AggregateConfig::default();
+        assert!(matches!(engine(&local).unwrap(), aggregate::Engine::Local));
+        let stray = AggregateConfig {
+            scheduler: Some("df://h:1".into()),
+            ..AggregateConfig::default()
+        };
+        assert!(engine(&stray)
+            .unwrap_err()
+            .to_string()
+            .contains("only used with --engine ballista"));
+        let ballista = AggregateConfig {
+            engine: config::Engine::Ballista,
+            scheduler: Some("df://h:1".into()),
+        };
+        assert!(matches!(
+            engine(&ballista).unwrap(),
+            aggregate::Engine::Ballista { scheduler } if scheduler == "df://h:1"
+        ));
+        let missing = AggregateConfig {
+            engine: config::Engine::Ballista,
+            scheduler: None,
+        };
+        assert!(engine(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("needs --scheduler"));
+    }
+
+    #[test]
+    fn seconds_flags_refuse_what_is_not_a_number_and_clamp_the_rest() {
+        assert!(seconds_flag("--x", f64::NAN, 0.0, 1.0).is_err());
+        assert!(seconds_flag("--x", f64::INFINITY, 0.0, 1.0).is_err());
+        assert_eq!(
+            seconds_flag("--x", 5.0, 0.0, 1.0).unwrap(),
+            std::time::Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn notes_name_what_a_user_can_do_per_reason() {
+        let mut by = std::collections::BTreeMap::new();
+        by.insert("transcript-pending".to_string(), 2);
+        by.insert("permission".to_string(), 1);
+        by.insert("error:EMAIL_TRANSCRIPT_TOO_LARGE".to_string(), 3);
+        let notes = missing_text_notes(&by, std::time::Duration::from_secs(72 * 3600));
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].starts_with("2 voice conversations") && notes[0].contains("72h"));
+        assert!(notes[1].contains("recording:recording:view"));
+        assert!(notes[2].starts_with("3 recordings carry a recordingErrorStatus"));
+        assert!(missing_text_notes(&Default::default(), Default::default()).is_empty());
+    }
+}

@@ -1,4 +1,5 @@
-//! The fetch stage: page through a source and stage every page in the lake.
+//! The fetch stage of the archive source: page through the archive query and stage every page
+//! in the lake.
 //!
 //! Per page: the body is validated, converted to Arrow rows, written as
 //! `raw/<h0h1>/<blake3(body)>.parquet` (a whole-file put), and only then recorded in the event
@@ -9,13 +10,11 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use reqwest::Method;
 
-use super::archive::{self, QUERY_PATH};
-use super::{ApiClient, GenesysError};
+use super::{FetchError, FetchSummary, MEDIA_TYPES};
+use crate::genesys::archive::{self, QUERY_PATH};
+use crate::genesys::ApiClient;
 use crate::lake::events::EventKind;
-use crate::lake::{content_hash, schema, snapshot_path, Lake, LakeError};
-
-/// The interaction types the archive source knows.
-pub const MEDIA_TYPES: &[&str] = &["voice", "chat", "email", "message"];
+use crate::lake::{content_hash, schema, snapshot_path, Lake};
 
 /// What to fetch.
 #[derive(Clone, Debug)]
@@ -28,73 +27,6 @@ pub struct FetchOptions {
     pub media: Vec<String>,
     /// Conversations per page.
     pub page_size: u32,
-}
-
-/// What a fetch did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FetchSummary {
-    pub pages: u64,
-    pub new_snapshots: u64,
-    /// Conversations listed (analytics: within the range and media asked for).
-    pub conversations: u64,
-    pub utterances: u64,
-    pub body_bytes: u64,
-    pub resumed_runs: u64,
-    /// Analytics: intervals listed, and those skipped as done by an earlier attempt.
-    pub intervals: u64,
-    pub intervals_skipped: u64,
-    /// Analytics: transcript documents and recordings fetched.
-    pub transcripts: u64,
-    /// Analytics: conversations of this fetch still without text at its end (voice 404,
-    /// recordings never ready, archived, …); `missing_by_reason` splits them by reason.
-    pub missing_transcripts: u64,
-    /// Analytics: `missing_transcripts` by reason (`not-ready`, `404`, `archived`, `error`,
-    /// `none`).
-    pub missing_by_reason: std::collections::BTreeMap<String, u64>,
-    /// Analytics: conversation records refused (no id, or an unreadable `conversationStart`),
-    /// each named in a warning; the rest of their page is staged.
-    pub refused_records: u64,
-    /// The first few of them: where and why (for the fetch's error).
-    pub refused: Vec<String>,
-    /// Analytics: listed conversations the lake already held unchanged.
-    pub unchanged: u64,
-    /// API requests sent (retries included) and 429s received.
-    pub requests: u64,
-    pub too_many: u64,
-    pub elapsed_ms: u64,
-    /// Analytics jobs: the data lake's `dataAvailabilityDate`.
-    pub data_availability: Option<DateTime<Utc>>,
-}
-
-/// Errors of the fetch stage.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error(transparent)]
-    Source(#[from] GenesysError),
-    #[error(transparent)]
-    Lake(#[from] LakeError),
-    #[error("--from {from} is after --to {to}")]
-    BadRange { from: NaiveDate, to: NaiveDate },
-    #[error("unknown interaction type {0:?}: use one or more of voice, chat, email, message")]
-    BadMedia(String),
-    #[error("the details job {job} of interval {interval} sent cursor {cursor:?} a second time, so its paging would never end. The pages so far are staged; a re-run lists this interval again with a new job")]
-    CursorRepeated {
-        job: String,
-        interval: String,
-        cursor: String,
-    },
-    #[error("the details jobs of interval {interval} expired or vanished {times} times while their results were paged (the last was {job}); giving up on this run. A re-run resumes with the pages staged so far")]
-    JobResubmitted {
-        interval: String,
-        job: String,
-        times: u32,
-    },
-    #[error("page {page} of {url}: {reason}. Nothing from this page was staged")]
-    BadPage {
-        url: String,
-        page: u64,
-        reason: String,
-    },
 }
 
 fn day_start(d: NaiveDate) -> DateTime<Utc> {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, NaiveTime};
 use convlake::extract::Dictionary;
 use convlake::genesys::analytics::Listing;
-use convlake::genesys::staging::{self, AnalyticsOptions};
+use convlake::genesys::fetch::analytics::{self, AnalyticsOptions};
 use convlake::genesys::transcripts::NotReadyPolicy;
 use convlake::genesys::{ApiClient, Credentials, Endpoints, RetryPolicy};
 use convlake::lake::Lake;
@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
             not_ready: NotReadyPolicy::default(),
         };
         let started = Instant::now();
-        let summary = staging::fetch(&lake, &client, &opts).await?;
+        let summary = analytics::fetch(&lake, &client, &opts).await?;
         let elapsed = started.elapsed();
         let s = sim.stats();
         sim.shutdown().await;

@@ -156,7 +156,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<(
         Ok(s) => s
             .fetch
             .missing_by_reason
-            .get(genesys::staging::TRANSCRIPT_PENDING)
+            .get(genesys::fetch::analytics::TRANSCRIPT_PENDING)
             .copied()
             .unwrap_or(0),
         Err(_) => 0,

@@ -141,7 +141,7 @@ fn listing_page_size(args: &FetchConfig) -> Result<u32> {
 }
 
 /// `convlake fetch --source analytics`: the range (explicit, or since the last completed
-/// interval minus the lateness window), then the staging stage.
+/// interval minus the lateness window), then the analytics fetch stage.
 async fn fetch_analytics(
     lake: &Lake,
     client: &ApiClient,
@@ -149,7 +149,7 @@ async fn fetch_analytics(
     media: Vec<String>,
 ) -> Result<genesys::FetchSummary> {
     use genesys::analytics::Listing;
-    use genesys::staging::{self, AnalyticsOptions};
+    use genesys::fetch::analytics::{self, AnalyticsOptions};
     let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc();
     let to = args.to.unwrap_or_else(|| Utc::now().date_naive());
     let end = midnight(
@@ -158,7 +158,7 @@ async fn fetch_analytics(
     );
     let (start, started_after) = if args.since_last {
         let events = lake.events().read_all().await?;
-        match staging::last_complete(&events) {
+        match analytics::last_complete(&events) {
             Some(last) => {
                 let reach_back = chrono::Duration::from_std(args.lateness)
                     .ok()
@@ -213,7 +213,7 @@ async fn fetch_analytics(
             wait: seconds_flag("--not-ready-wait", args.not_ready_wait, 0.0, 600.0)?,
         },
     };
-    let s = staging::fetch(lake, client, &opts).await?;
+    let s = analytics::fetch(lake, client, &opts).await?;
     let minutes = (s.elapsed_ms as f64 / 60_000.0).max(1e-9);
     eprintln!(
         "fetch: analytics ({}) {} to {}: {} intervals ({} already done), {} pages, {} conversations ({} unchanged), {} transcripts, {} without transcript{}, {} new snapshots, {} utterances; {} API requests ({:.0}/min), {} 429s{}{}",
@@ -227,7 +227,7 @@ async fn fetch_analytics(
         s.unchanged,
         s.transcripts,
         s.missing_transcripts,
-        genesys::staging::reasons_text(&s.missing_by_reason),
+        genesys::fetch::analytics::reasons_text(&s.missing_by_reason),
         s.new_snapshots,
         s.utterances,
         s.requests,

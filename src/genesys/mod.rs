@@ -3,9 +3,9 @@
 //! `http` is the client every request goes through (OAuth client credentials with a cached
 //! token, retries, pacing); `analytics` lists conversations with the details jobs or query;
 //! `transcripts` fetches their text (STA transcripts for voice, recordings for chat, messaging
-//! and email); `staging` is the fetch stage of that real source (batches, checkpoints, resume);
-//! `archive` is the tutorial's archive-query contract and `fetch` the stage that pages through
-//! it.
+//! and email); `archive` is the tutorial's archive-query contract; `fetch` holds the fetch stage
+//! of each source: `fetch::analytics` that of the real source (batches, checkpoints, resume),
+//! `fetch::archive` the one that pages through the archive query.
 
 pub mod analytics;
 pub mod archive;
@@ -13,7 +13,6 @@ pub mod fetch;
 pub mod http;
 pub mod progress;
 pub mod region;
-pub mod staging;
 pub mod transcripts;
 pub mod voice;
 

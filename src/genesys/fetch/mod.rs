@@ -1,14 +1,22 @@
-//! The fetch stage: page through a source and stage every page in the lake.
+//! The fetch stage: list a source's conversations and stage them in the lake, resumably.
 //!
-//! `archive` is the fetch stage of the tutorial's archive source (`--source archive`): it pages
-//! through the archive query ([`crate::genesys::archive`]). This module holds what the fetch
-//! stages share: their summary, their errors and the interaction types they know.
+//! There is one fetch stage per source:
+//! - `analytics` is that of the real Genesys Cloud source (`--source analytics`, the default):
+//!   it lists conversations interval by interval with the analytics API
+//!   ([`crate::genesys::analytics`]), fetches their text and stages each listing page as
+//!   batches, with checkpoints to resume from;
+//! - `archive` is that of the tutorial's archive source (`--source archive`): it pages through
+//!   the archive query ([`crate::genesys::archive`]) and stages every page.
+//!
+//! This module holds what both share: their summary, their errors and the interaction types
+//! they know.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::GenesysError;
 use crate::lake::LakeError;
 
+pub mod analytics;
 pub mod archive;
 
 pub use archive::{fetch, FetchOptions};

@@ -43,11 +43,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::analytics::{self, ConversationInfo, Interval, Listing, QUERY_MAX_RESULTS};
-use super::fetch::{FetchError, FetchSummary};
-use super::progress::Progress;
-use super::transcripts::{self, NotReadyPolicy, Outcome, Utterance};
-use super::{ApiClient, GenesysError};
+use super::{FetchError, FetchSummary, MEDIA_TYPES};
+use crate::genesys::analytics::{self, ConversationInfo, Interval, Listing, QUERY_MAX_RESULTS};
+use crate::genesys::progress::Progress;
+use crate::genesys::transcripts::{self, NotReadyPolicy, Outcome, Utterance};
+use crate::genesys::{ApiClient, GenesysError};
 use crate::lake::events::{EventKind, MissingText};
 use crate::lake::schema::{self, RawRow, RawRowsBuilder};
 use crate::lake::{content_hash, snapshot_path, Event, EventLog, Lake};
@@ -1445,7 +1445,7 @@ pub async fn fetch(
     opts: &AnalyticsOptions,
 ) -> Result<FetchSummary, FetchError> {
     for m in &opts.media {
-        if !super::fetch::MEDIA_TYPES.contains(&m.as_str()) {
+        if !MEDIA_TYPES.contains(&m.as_str()) {
             return Err(FetchError::BadMedia(m.clone()));
         }
     }

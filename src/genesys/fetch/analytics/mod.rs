@@ -40,7 +40,6 @@ use arrow::array::RecordBatch;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{FetchError, FetchSummary, MEDIA_TYPES};
@@ -52,8 +51,11 @@ use crate::lake::events::{EventKind, MissingText};
 use crate::lake::schema::{self, RawRow, RawRowsBuilder};
 use crate::lake::{content_hash, snapshot_path, Event, EventLog, Lake};
 
-/// The `source` of this stage's events.
-pub const SOURCE: &str = "analytics";
+mod manifest;
+
+pub use manifest::{body_path, texts_path, Manifest, ManifestEntry, SOURCE};
+use manifest::{compress_texts, json_array, put_once, store_body, MANIFEST_FORMAT};
+
 /// How often one interval's details job may be submitted again (its results expired or
 /// vanished while paged) before the fetch gives up.
 pub const MAX_RESUBMITS: u32 = 3;
@@ -68,7 +70,6 @@ pub const UNTRANSCRIBED: &str = "untranscribed";
 /// The reason recorded for a conversation still going on (no `conversationEnd`) whose text is
 /// not there yet.
 pub const ONGOING: &str = "ongoing";
-const MANIFEST_FORMAT: &str = "convlake.analytics.v2";
 
 /// What to fetch and how.
 #[derive(Clone, Debug)]
@@ -100,67 +101,6 @@ pub struct AnalyticsOptions {
     pub job_timeout: Duration,
     /// Patience with recordings still being prepared.
     pub not_ready: NotReadyPolicy,
-}
-
-/// The lake path of a stored body (records or a manifest; in v1 lakes also a single text).
-pub fn body_path(hash: &str) -> String {
-    format!("bodies/{}/{}.json", &hash[..2.min(hash.len())], hash)
-}
-
-/// The lake path of a batch's texts: their JSON array, zstd-compressed (JSON with word-level
-/// detail shrinks about tenfold), named by the blake3 of the stored bytes.
-pub fn texts_path(hash: &str) -> String {
-    format!("bodies/{}/{}.json.zst", &hash[..2.min(hash.len())], hash)
-}
-
-/// zstd level of stored texts: the fastest, which already gets most of the gain on JSON.
-const TEXTS_ZSTD_LEVEL: i32 = 1;
-
-/// Compresses a batch's texts on the blocking pool; returns them with the hash they are
-/// stored under (that of the compressed bytes).
-async fn compress_texts(texts: Bytes) -> Result<(Bytes, String), String> {
-    let packed = tokio::task::spawn_blocking(move || {
-        zstd::bulk::compress(&texts, TEXTS_ZSTD_LEVEL).map(|b| {
-            let hash = content_hash(&b);
-            (Bytes::from(b), hash)
-        })
-    })
-    .await;
-    match packed {
-        Ok(Ok(p)) => Ok(p),
-        Ok(Err(e)) => Err(format!("compressing the batch's texts failed: {e}")),
-        Err(e) => Err(format!("compressing the batch's texts failed: {e}")),
-    }
-}
-
-/// One conversation in a batch manifest.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ManifestEntry {
-    pub conversation_id: String,
-    /// blake3 of the record as stored in the batch's records file.
-    pub record: String,
-    pub media_type: String,
-    pub conversation_start: String,
-    /// `doc:<hash>`, `recordings:<hash>` or `missing:<reason>`.
-    pub text: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub communication_id: Option<String>,
-}
-
-/// A batch manifest: what a snapshot was made of.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Manifest {
-    pub format: String,
-    /// blake3 of the JSON array of the batch's conversation records.
-    pub records: String,
-    /// blake3 of the batch's texts as stored (`bodies/<h0h1>/<hash>.json.zst`, the zstd of a
-    /// JSON array with one element per conversation whose text is not `missing:`, in the order
-    /// of `conversations`); none when every text is missing, and in v1 manifests, whose texts
-    /// are files of their own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub texts: Option<String>,
-    pub conversations: Vec<ManifestEntry>,
 }
 
 /// The first 128 bits of a string's blake3: what the map of held conversations keeps instead
@@ -509,36 +449,6 @@ fn pending_transcripts(events: &[Event]) -> HashMap<String, (u32, DateTime<Utc>)
         }
     }
     out
-}
-
-/// Writes a content-addressed file unless the lake already holds it.
-async fn put_once(lake: &Lake, path: &str, bytes: Bytes) -> Result<(), FetchError> {
-    if !lake.exists(path).await? {
-        lake.put(path, bytes).await?;
-    }
-    Ok(())
-}
-
-/// Writes a body once under its content hash; returns the hash.
-async fn store_body(lake: &Lake, bytes: Bytes) -> Result<String, FetchError> {
-    let hash = content_hash(&bytes);
-    put_once(lake, &body_path(&hash), bytes).await?;
-    Ok(hash)
-}
-
-/// The JSON array of `bodies`, each kept byte for byte as received (every one was checked to
-/// be JSON when it arrived), so an element's blake3 is its `doc:`/`recordings:` hash.
-fn json_array(bodies: &[Bytes]) -> Bytes {
-    let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 2).sum::<usize>() + 2);
-    out.push(b'[');
-    for (i, b) in bodies.iter().enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b",\n");
-        }
-        out.extend_from_slice(b);
-    }
-    out.push(b']');
-    Bytes::from(out)
 }
 
 /// A conversation's text as received, the hash it is stored under in `bodies/` (none when

@@ -10,7 +10,7 @@ use super::stages::counts;
 use crate::config::{DashboardConfig, DbConfig, DemoConfig, FetchConfig, RunConfig};
 use crate::extract::Dictionary;
 use crate::genesys;
-use crate::lake::Lake;
+use crate::lake::{layout, Lake};
 use crate::report;
 use crate::secret::Secret;
 use crate::simulator::{self, SimConfig, SimProduct};
@@ -245,15 +245,15 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<(
         None => lake.file_url(rel),
     };
     println!("lake:       {}", lake.location());
-    println!("snapshots:  {}", at("raw"));
+    println!("snapshots:  {}", at(layout::RAW_DIR));
+    println!("mentions:   {}", at(&layout::mentions_dir(&dict.version)));
     println!(
-        "mentions:   {}",
-        at(&crate::lake::mentions_dir(&dict.version))
+        "charts:     {} and trend.svg",
+        at(&layout::report_path("trend.png"))
     );
-    println!("charts:     {} and trend.svg", at("reports/trend.png"));
     println!(
         "dashboard:  {} (and posted {} time(s) to the local receiver)",
-        at("reports/dashboard.json"),
+        at(layout::DASHBOARD_JSON),
         received
     );
     match (db_rows, &db_place) {

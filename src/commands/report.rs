@@ -9,7 +9,7 @@ use super::stages::counts;
 use crate::config::{DashboardConfig, ExportConfig, Facet, ReportConfig};
 use crate::extract::Dictionary;
 use crate::lake::aggregates::{CountRow, MentionCounts};
-use crate::lake::Lake;
+use crate::lake::{layout, Lake};
 use crate::report::{self, ChartOptions, DailyCount, PayloadMeta, ReportFilter};
 
 pub(crate) fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
@@ -98,7 +98,7 @@ async fn publish_reports(lake: &Lake, files: &report::ReportFiles) -> Result<rep
             .and_then(|n| n.to_str())
             .context("a report file without a name")?;
         let bytes = std::fs::read(local).with_context(|| format!("reading {}", local.display()))?;
-        let rel = format!("reports/{name}");
+        let rel = layout::report_path(name);
         lake.put(&rel, bytes.into()).await?;
         *remote = std::path::PathBuf::from(lake.file_url(&rel));
     }
@@ -118,12 +118,12 @@ pub(crate) async fn write_dashboard(
             Ok(p.display().to_string())
         }
         (None, Some(root)) => {
-            let p = root.join("reports").join("dashboard.json");
+            let p = root.join(layout::DASHBOARD_JSON);
             write_json(&p, body)?;
             Ok(p.display().to_string())
         }
         (None, None) => {
-            let rel = "reports/dashboard.json";
+            let rel = layout::DASHBOARD_JSON;
             lake.put(rel, serde_json::to_vec_pretty(body)?.into())
                 .await?;
             Ok(lake.file_url(rel))

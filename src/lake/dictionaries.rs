@@ -10,10 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::events::{Event, EventKind};
 
-/// The lake path of the copy of a dictionary version's normalized content.
-pub fn dictionary_copy_path(version: &str) -> String {
-    format!("dictionaries/{version}.toml")
-}
+pub use super::layout::dictionary_copy_path;
 
 /// A dictionary version as the event log knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@ pub mod aggregates;
 pub mod copies;
 pub mod dictionaries;
 pub mod events;
+pub mod layout;
 pub mod schema;
 pub mod stores;
 pub mod tables;
@@ -33,6 +34,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use url::Url;
 
 pub use events::{Event, EventKind, EventLog};
+pub use layout::{mentions_dir, mentions_path, snapshot_path};
 
 /// Errors from the lake. Each names the file and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -486,21 +488,6 @@ impl Lake {
     pub fn events(&self) -> EventLog {
         EventLog::new(self.clone())
     }
-}
-
-/// The lake path of the raw snapshot with this blake3 hash.
-pub fn snapshot_path(hash: &str) -> String {
-    format!("raw/{}/{}.parquet", &hash[..2.min(hash.len())], hash)
-}
-
-/// The lake directory of the mentions extracted with one dictionary version.
-pub fn mentions_dir(dictionary_version: &str) -> String {
-    format!("mentions/dict={dictionary_version}")
-}
-
-/// The lake path of one snapshot's mentions for one dictionary version.
-pub fn mentions_path(dictionary_version: &str, snapshot: &str) -> String {
-    format!("{}/{snapshot}.parquet", mentions_dir(dictionary_version))
 }
 
 /// False when `CONVLAKE_FSYNC` is `off`, `0` or `false`: local writes are then not fsynced.

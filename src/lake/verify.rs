@@ -590,10 +590,7 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
             });
         }
         if source == "analytics" {
-            let manifest = format!(
-                "bodies/{}/{snapshot}.json",
-                &snapshot[..2.min(snapshot.len())]
-            );
+            let manifest = super::layout::body_path(snapshot);
             if !present.contains(&manifest) && !damaged_paths.contains(manifest.as_str()) {
                 report.problems.push(Problem {
                     path: manifest,
@@ -614,7 +611,10 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
                     let Some(hash) = named.get(what).and_then(|h| h.as_str()) else {
                         continue;
                     };
-                    let body = format!("bodies/{}/{hash}.{ext}", &hash[..2.min(hash.len())]);
+                    let body = match ext {
+                        "json" => super::layout::body_path(hash),
+                        _ => super::layout::texts_path(hash),
+                    };
                     if !present.contains(&body) && !damaged_paths.contains(body.as_str()) {
                         report.problems.push(Problem {
                             path: body,

@@ -14,16 +14,7 @@ pub const SOURCE: &str = "analytics";
 /// The `format` of the manifests this stage writes.
 pub(super) const MANIFEST_FORMAT: &str = "convlake.analytics.v2";
 
-/// The lake path of a stored body (records or a manifest; in v1 lakes also a single text).
-pub fn body_path(hash: &str) -> String {
-    format!("bodies/{}/{}.json", &hash[..2.min(hash.len())], hash)
-}
-
-/// The lake path of a batch's texts: their JSON array, zstd-compressed (JSON with word-level
-/// detail shrinks about tenfold), named by the blake3 of the stored bytes.
-pub fn texts_path(hash: &str) -> String {
-    format!("bodies/{}/{}.json.zst", &hash[..2.min(hash.len())], hash)
-}
+pub use crate::lake::layout::{body_path, texts_path};
 
 /// zstd level of stored texts: the fastest, which already gets most of the gain on JSON.
 const TEXTS_ZSTD_LEVEL: i32 = 1;

@@ -17,3 +17,5 @@ pub mod report;
 pub mod secret;
 pub mod simulator;
 pub mod sync;
+#[cfg(test)]
+mod testkit;

@@ -302,7 +302,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let dict = crate::extract::Dictionary::embedded();
-        let lake = crate::aggregate::tests::simulated_lake(dir.path(), &dict).await;
+        let lake = crate::testkit::simulated_lake(dir.path(), &dict).await;
         let version = dict.version.as_str();
 
         let local = aggregate(&lake, version).await.unwrap();

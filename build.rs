@@ -21,11 +21,20 @@ fn main() {
         println!("cargo:rerun-if-changed=.git/HEAD");
         if let Ok(head) = std::fs::read_to_string(git_dir.join("HEAD")) {
             if let Some(reference) = head.trim().strip_prefix("ref: ") {
-                // Only files that exist: cargo reruns the script on every build for a missing
-                // one, and that would rebuild the crate every time.
-                for file in [format!(".git/{reference}"), ".git/packed-refs".to_string()] {
-                    if Path::new(&file).exists() {
-                        println!("cargo:rerun-if-changed={file}");
+                // The branch's ref is a loose file or a line of packed-refs. A loose file that
+                // does not exist yet (the ref is packed until the next commit writes it) is
+                // watched through its directory, whose listing changes when it appears: cargo
+                // reruns the script on every build for a missing file, which would rebuild the
+                // crate every time.
+                let loose = format!(".git/{reference}");
+                let dir = Path::new(&loose).parent().map(Path::to_path_buf);
+                let watched = [Some(Path::new(&loose).to_path_buf()), dir]
+                    .into_iter()
+                    .flatten()
+                    .chain([git_dir.join("packed-refs")]);
+                for file in watched {
+                    if file.exists() {
+                        println!("cargo:rerun-if-changed={}", file.display());
                     }
                 }
             }

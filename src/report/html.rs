@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 
 use super::data::{Example, ReportData};
+use super::stats;
 
 /// Characters of context kept before the first highlighted mention of a long example.
 const CONTEXT_BEFORE: usize = 120;
@@ -22,9 +23,15 @@ const CONTEXT_AFTER: usize = 180;
 const TOP_PRODUCTS: usize = 3;
 /// Products listed under "biggest movers".
 const MOVERS: usize = 3;
+/// Mentions in both weeks together a product needs before its change is tested: below it, no
+/// change is evidence of anything.
+pub const MOVER_MIN_MENTIONS: u64 = 10;
+/// The false discovery rate across the products tested (Benjamini–Hochberg).
+pub const MOVER_FDR: f64 = 0.05;
 
-/// One product's change between the last 7 days of the range and the 7 days before.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One product's change between the last 7 days of the range and the 7 days before, with the
+/// evidence that it is more than chance ([`super::stats`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Mover {
     /// Canonical product name.
     pub product: String,
@@ -32,6 +39,10 @@ pub struct Mover {
     pub this_week: u64,
     /// Mentions in the 7 days before those.
     pub last_week: u64,
+    /// The exact two-sided p-value of "the rate did not change".
+    pub p_value: f64,
+    /// The p-value adjusted across every product tested (Benjamini–Hochberg).
+    pub q_value: f64,
 }
 
 impl Mover {
@@ -40,8 +51,10 @@ impl Mover {
     }
 }
 
-/// The products whose mentions changed most between the last two weeks of the range, biggest
-/// absolute change first; `Err` explains why there is no comparison (range under 14 days).
+/// The products whose mentions changed between the last two weeks of the range by more than
+/// chance: every product with at least [`MOVER_MIN_MENTIONS`] in the two weeks is tested, and
+/// those whose adjusted p-value is at most [`MOVER_FDR`] are listed, strongest evidence first.
+/// `Err` explains why there is no comparison (range under 14 days).
 pub fn movers(data: &ReportData) -> Result<Vec<Mover>, String> {
     let Some((from, to)) = data.range else {
         return Err("no data".into());
@@ -71,23 +84,41 @@ pub fn movers(data: &ReportData) -> Result<Vec<Mover>, String> {
             entry.1 += r.mentions;
         }
     }
-    let mut out: Vec<Mover> = weeks
+    let tested: Vec<(&str, u64, u64, f64)> = weeks
         .into_iter()
-        .map(|(p, (this_week, last_week))| Mover {
+        .filter(|(_, (a, b))| a + b >= MOVER_MIN_MENTIONS)
+        .map(|(p, (a, b))| (p, a, b, stats::equal_rate_p(a, b)))
+        .collect();
+    let q = stats::benjamini_hochberg(&tested.iter().map(|t| t.3).collect::<Vec<_>>());
+    let mut out: Vec<Mover> = tested
+        .into_iter()
+        .zip(q)
+        .filter(|(_, q)| *q <= MOVER_FDR)
+        .map(|((p, this_week, last_week, p_value), q_value)| Mover {
             product: p.to_string(),
             this_week,
             last_week,
+            p_value,
+            q_value,
         })
-        .filter(|m| m.change() != 0)
         .collect();
     out.sort_by(|a, b| {
-        b.change()
-            .abs()
-            .cmp(&a.change().abs())
+        a.p_value
+            .total_cmp(&b.p_value)
+            .then(b.change().abs().cmp(&a.change().abs()))
             .then(a.product.cmp(&b.product))
     });
     out.truncate(MOVERS);
     Ok(out)
+}
+
+/// A p-value as a reader takes it: `p < 0.001` or `p = 0.03`.
+fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "p &lt; 0.001".to_string()
+    } else {
+        format!("p = {:.3}", p)
+    }
 }
 
 /// Escapes text for an HTML element body or a double-quoted attribute.
@@ -314,7 +345,13 @@ fn headline(h: &mut String, data: &ReportData) {
         Err(why) => {
             let _ = write!(h, "<p class=\"note\">{}</p>", esc(&why));
         }
-        Ok(list) if list.is_empty() => h.push_str("<p class=\"note\">no change</p>"),
+        Ok(list) if list.is_empty() => {
+            let _ = write!(
+                h,
+                "<p class=\"note\">no change beyond chance (each product with at least {MOVER_MIN_MENTIONS} mentions in the two weeks, an exact test of the two counts, Benjamini–Hochberg at {:.0}%)</p>",
+                MOVER_FDR * 100.0
+            );
+        }
         Ok(list) => {
             h.push_str("<ul>");
             for m in list {
@@ -329,12 +366,17 @@ fn headline(h: &mut String, data: &ReportData) {
                 } else {
                     format!("{:+.0}%", change as f64 * 100.0 / m.last_week as f64)
                 };
+                let ratio = match stats::rate_ratio(m.this_week, m.last_week) {
+                    Some((r, lo, hi)) => format!("×{r:.2} (95% {lo:.2}–{hi:.2}), "),
+                    None => String::new(),
+                };
                 let _ = write!(
                     h,
-                    "<li>{} <span class=\"{class}\">{sign}{change} ({rel})</span> <small>{} → {}</small></li>",
+                    "<li>{} <span class=\"{class}\">{sign}{change} ({rel})</span> <small>{} → {}; {ratio}{}</small></li>",
                     esc(&m.product),
                     m.last_week,
-                    m.this_week
+                    m.this_week,
+                    p_text(m.p_value)
                 );
             }
             h.push_str("</ul>");
@@ -475,7 +517,7 @@ mod tests {
     }
 
     #[test]
-    fn movers_compare_the_last_two_weeks() {
+    fn movers_are_the_changes_beyond_chance() {
         let d = data(
             &[
                 (2, "A", 5),
@@ -483,30 +525,85 @@ mod tests {
                 (16, "A", 9),
                 (3, "B", 4),
                 (20, "C", 2),
+                (9, "D", 20),
+                (17, "D", 22),
             ],
             1,
             21,
         );
-        // Weeks: 15..=21 and 8..=14. A: 9 vs 1; B: 0 vs 0 (day 3 is older); C: 2 vs 0.
+        // Weeks: 15..=21 and 8..=14. A: 9 vs 1 (p = 22/1024); B: 0 vs 0 (day 3 is older);
+        // C: 2 vs 0, too few to test; D: 22 vs 20, chance. Two tested, A's q = 2·22/1024.
         let m = movers(&d).unwrap();
+        assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(
-            m,
-            vec![
-                Mover {
-                    product: "A".into(),
-                    this_week: 9,
-                    last_week: 1
-                },
-                Mover {
-                    product: "C".into(),
-                    this_week: 2,
-                    last_week: 0
-                },
-            ]
+            (m[0].product.as_str(), m[0].this_week, m[0].last_week),
+            ("A", 9, 1)
         );
+        assert!((m[0].p_value - 22.0 / 1024.0).abs() < 1e-12);
+        assert!((m[0].q_value - 44.0 / 1024.0).abs() < 1e-12);
         assert!(movers(&data(&[(1, "A", 1)], 1, 1))
             .unwrap_err()
             .contains("14 days"));
+        let html = render_html(&d, "<svg></svg>", "<svg></svg>");
+        assert!(html.contains("1 → 9; ×9.00 (95% "), "{html}");
+        assert!(html.contains("p = 0.021"), "{html}");
+    }
+
+    /// Poisson counts with mean `lambda` from a seeded generator (Knuth's method).
+    fn poisson(state: &mut u64, lambda: f64) -> u64 {
+        let limit = (-lambda).exp();
+        let mut k = 0;
+        let mut prod = 1.0;
+        loop {
+            // xorshift64*
+            *state ^= *state >> 12;
+            *state ^= *state << 25;
+            *state ^= *state >> 27;
+            let u = (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+            prod *= u;
+            if prod <= limit {
+                return k;
+            }
+            k += 1;
+        }
+    }
+
+    /// 28 days of `products` products, each with `daily` mentions a day on average; the last
+    /// week's rate of product 0 is multiplied by `factor`.
+    fn poisson_data(seed: u64, products: usize, daily: f64, factor: f64) -> ReportData {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let names: Vec<String> = (0..products).map(|i| format!("P{i}")).collect();
+        let mut days = Vec::new();
+        for day in 1..=28u32 {
+            for (i, name) in names.iter().enumerate() {
+                let lambda = if i == 0 && day >= 22 {
+                    daily * factor
+                } else {
+                    daily
+                };
+                days.push((day, name.as_str(), poisson(&mut state, lambda)));
+            }
+        }
+        data(&days, 1, 28)
+    }
+
+    #[test]
+    fn flat_products_are_almost_never_movers_and_a_tripling_always_is() {
+        // 500 reports of 8 flat products at 30 mentions a day: the adjusted test may flag a
+        // week by chance in at most 5% of them (the FDR is the chance of any flag on flat data).
+        let flagged = (0..500)
+            .filter(|&seed| {
+                !movers(&poisson_data(seed, 8, 30.0, 1.0))
+                    .unwrap()
+                    .is_empty()
+            })
+            .count();
+        assert!(flagged <= 25, "{flagged} of 500 flat reports flag a mover");
+        // One product at three times its rate in the last week is found every time, and alone.
+        for seed in 0..100 {
+            let m = movers(&poisson_data(seed, 8, 30.0, 3.0)).unwrap();
+            assert!(m.iter().any(|m| m.product == "P0"), "seed {seed}: {m:?}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod dashboard;
 mod data;
 mod html;
 mod receiver;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 

@@ -583,6 +583,15 @@ async fn demo_runs_every_stage_on_a_throwaway_cluster() {
         stdout.contains("matches the simulator's ground truth: yes"),
         "{stdout}"
     );
+    // The report's movers, in words: 30 days of flat simulated products usually have none.
+    let movers = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("movers:     "))
+        .unwrap_or_else(|| panic!("no movers line: {stdout}"));
+    assert!(
+        movers.starts_with("none beyond chance") || movers.contains(" -> "),
+        "{movers}"
+    );
     assert!(
         stdout.contains(
             "rows were in convlake_demo.product_mentions (throwaway cluster, now removed"

@@ -159,6 +159,7 @@ async fn report_html_renders_in_chromium_with_charts_and_no_console_errors() {
     assert!(run.status.success(), "{}", stderr(&run));
     let log = stderr(&run);
     assert!(log.contains("2026-03-01 to 2026-03-21"), "{log}");
+    assert!(log.contains("report: movers: "), "{log}");
 
     for chart in ["trend.png", "share.png"] {
         assert_picture(&out.join(chart));

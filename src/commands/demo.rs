@@ -4,6 +4,7 @@
 use anyhow::{bail, Context as _, Result};
 use chrono::Utc;
 
+use super::report::movers_text;
 use super::run::{lock_lake, run};
 use super::simulate::loopback;
 use super::stages::counts;
@@ -240,6 +241,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<(
         "matches the simulator's ground truth: {}",
         if exact { "yes" } else { "NO" }
     );
+    println!("movers:     {}", movers_text(&summary.movers));
     let at = |rel: &str| match lake.local_dir() {
         Some(root) => root.join(rel).display().to_string(),
         None => lake.file_url(rel),

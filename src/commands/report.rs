@@ -24,13 +24,47 @@ pub(crate) fn daily(rows: &[CountRow]) -> Vec<DailyCount> {
         .collect()
 }
 
+/// What `report` drew, and the movers it found.
+pub struct ReportOutcome {
+    pub files: report::ReportFiles,
+    /// The changes beyond chance of the last week against the one before ([`report::movers`]),
+    /// or why there is no comparison.
+    pub movers: std::result::Result<Vec<report::Mover>, String>,
+}
+
+/// The movers as one line of plain text, for the summaries of `report` and `demo`.
+pub fn movers_text(movers: &std::result::Result<Vec<report::Mover>, String>) -> String {
+    match movers {
+        Err(why) => format!("no comparison ({why})"),
+        Ok(list) if list.is_empty() => {
+            "none beyond chance, week over week (exact test per product, Benjamini-Hochberg at 5%)"
+                .to_string()
+        }
+        Ok(list) => list
+            .iter()
+            .map(|m| {
+                let ratio = match report::stats::rate_ratio(m.this_week, m.last_week) {
+                    Some((r, lo, hi)) => format!("x{r:.2}, 95% {lo:.2}-{hi:.2}, "),
+                    None => String::new(),
+                };
+                let p = if m.p_value < 0.001 {
+                    "p < 0.001".to_string()
+                } else {
+                    format!("p = {:.3}", m.p_value)
+                };
+                format!(
+                    "{} {} -> {} ({ratio}{p})",
+                    m.product, m.last_week, m.this_week
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
 /// `convlake report`: `trend` and `share` charts (PNG and SVG) and `report.html` for a date
 /// range (default: the last 30 days of data) and optional product / interaction-type filters.
-pub async fn report(
-    lake: &Lake,
-    dict: &Dictionary,
-    args: &ReportConfig,
-) -> Result<report::ReportFiles> {
+pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Result<ReportOutcome> {
     // A clear message when extract/aggregate have not run for this dictionary.
     counts(lake, dict).await?;
     let ctx = crate::lake::tables::session(lake, &dict.version).await?;
@@ -80,7 +114,9 @@ pub async fn report(
             "report: no product mentions in this range; widen --from/--to or drop the filters"
         );
     }
-    Ok(files)
+    let movers = report::movers(&data);
+    eprintln!("report: movers: {}", movers_text(&movers));
+    Ok(ReportOutcome { files, movers })
 }
 
 /// Puts a report drawn locally into the lake's `reports/`; returns the files as lake URLs.

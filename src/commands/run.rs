@@ -18,6 +18,8 @@ pub struct RunSummary {
     pub extract: extract_stage::ExtractSummary,
     pub aggregate: aggregate_stage::AggregateSummary,
     pub synced: Option<sync::SyncSummary>,
+    /// The movers the report found ([`crate::report::movers`]).
+    pub movers: std::result::Result<Vec<crate::report::Mover>, String>,
 }
 
 /// Set by the first Ctrl-C/SIGTERM: the current stage finishes, no new stage starts.
@@ -168,7 +170,7 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunConfig) -> Result<Run
             None
         }
     };
-    report(lake, dict, &args.report).await?;
+    let drawn = report(lake, dict, &args.report).await?;
     check_stop("export")?;
     let (body, hash) = payload(lake, dict).await?;
     write_dashboard(lake, None, &body).await?;
@@ -182,6 +184,7 @@ pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunConfig) -> Result<Run
         extract: e,
         aggregate: a,
         synced,
+        movers: drawn.movers,
     })
 }
 

@@ -204,19 +204,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<(
     // Listing intervals overlap (a conversation active across a boundary is listed twice), so
     // count the distinct conversations the lake holds.
     let ctx = crate::lake::tables::session(lake, &dict.version).await?;
-    let distinct = crate::lake::tables::query(
-        &ctx,
-        "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
-    )
-    .await?
-    .first()
-    .and_then(|b| {
-        b.column(0)
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .map(|a| a.value(0))
-    })
-    .unwrap_or(0);
+    let distinct = crate::lake::tables::conversations_with_text(&ctx).await?;
     println!(
         "convlake demo: {distinct} conversations with text ({} listed), {} snapshots, {} mentions",
         summary.fetch.conversations, summary.extract.snapshots, summary.aggregate.mentions

@@ -43,18 +43,12 @@ pub fn movers_text(movers: &std::result::Result<Vec<report::Mover>, String>) -> 
         Ok(list) => list
             .iter()
             .map(|m| {
-                let ratio = match report::stats::rate_ratio(m.this_week, m.last_week) {
-                    Some((r, lo, hi)) => format!("x{r:.2}, 95% {lo:.2}-{hi:.2}, "),
-                    None => String::new(),
-                };
-                let p = if m.p_value < 0.001 {
-                    "p < 0.001".to_string()
-                } else {
-                    format!("p = {:.3}", m.p_value)
-                };
                 format!(
-                    "{} {} -> {} ({ratio}{p})",
-                    m.product, m.last_week, m.this_week
+                    "{} {} -> {} ({})",
+                    m.product,
+                    m.last_week,
+                    m.this_week,
+                    m.evidence()
                 )
             })
             .collect::<Vec<_>>()
@@ -173,20 +167,7 @@ pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_jso
         file_hash: hash,
     } = counts(lake, dict).await?;
     let ctx = crate::lake::tables::session(lake, &dict.version).await?;
-    let convs = crate::lake::tables::query(
-        &ctx,
-        "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
-    )
-    .await?;
-    let conversations = convs
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<arrow::array::Int64Array>()
-                .map(|a| a.value(0))
-        })
-        .unwrap_or(0);
+    let conversations = crate::lake::tables::conversations_with_text(&ctx).await?;
     let meta = PayloadMeta {
         source: "convlake".into(),
         dictionary_version: dict.version.clone(),

@@ -292,6 +292,25 @@ fn values_view(batch: &RecordBatch) -> Result<ViewTable, LakeError> {
     Ok(ViewTable::new(plan, None))
 }
 
+/// The distinct conversations with text the lake holds (listing intervals overlap, so a
+/// conversation active across a boundary is staged twice but counted once).
+pub async fn conversations_with_text(ctx: &SessionContext) -> Result<i64, LakeError> {
+    let batches = query(
+        ctx,
+        "SELECT COUNT(DISTINCT conversation_id) AS n FROM utterances",
+    )
+    .await?;
+    Ok(batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0))
+}
+
 /// Runs one SQL statement and collects the result.
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, LakeError> {
     Ok(ctx.sql(sql).await?.collect().await?)

@@ -49,6 +49,21 @@ impl Mover {
     fn change(&self) -> i64 {
         self.this_week as i64 - self.last_week as i64
     }
+
+    /// The evidence in words: the rate ratio with its 95% interval (when both weeks have
+    /// mentions) and the p-value, e.g. `×9.00 (95% 1.14–71.04), p = 0.021`.
+    pub fn evidence(&self) -> String {
+        let ratio = match stats::rate_ratio(self.this_week, self.last_week) {
+            Some((r, lo, hi)) => format!("×{r:.2} (95% {lo:.2}–{hi:.2}), "),
+            None => String::new(),
+        };
+        let p = if self.p_value < 0.001 {
+            "p < 0.001".to_string()
+        } else {
+            format!("p = {:.3}", self.p_value)
+        };
+        format!("{ratio}{p}")
+    }
 }
 
 /// The products whose mentions changed between the last two weeks of the range by more than
@@ -110,15 +125,6 @@ pub fn movers(data: &ReportData) -> Result<Vec<Mover>, String> {
     });
     out.truncate(MOVERS);
     Ok(out)
-}
-
-/// A p-value as a reader takes it: `p < 0.001` or `p = 0.03`.
-fn p_text(p: f64) -> String {
-    if p < 0.001 {
-        "p &lt; 0.001".to_string()
-    } else {
-        format!("p = {:.3}", p)
-    }
 }
 
 /// Escapes text for an HTML element body or a double-quoted attribute.
@@ -366,17 +372,13 @@ fn headline(h: &mut String, data: &ReportData) {
                 } else {
                     format!("{:+.0}%", change as f64 * 100.0 / m.last_week as f64)
                 };
-                let ratio = match stats::rate_ratio(m.this_week, m.last_week) {
-                    Some((r, lo, hi)) => format!("×{r:.2} (95% {lo:.2}–{hi:.2}), "),
-                    None => String::new(),
-                };
                 let _ = write!(
                     h,
-                    "<li>{} <span class=\"{class}\">{sign}{change} ({rel})</span> <small>{} → {}; {ratio}{}</small></li>",
+                    "<li>{} <span class=\"{class}\">{sign}{change} ({rel})</span> <small>{} → {}; {}</small></li>",
                     esc(&m.product),
                     m.last_week,
                     m.this_week,
-                    p_text(m.p_value)
+                    esc(&m.evidence())
                 );
             }
             h.push_str("</ul>");

@@ -10,7 +10,9 @@ SELECT m.conversation_id,
        m.start_char,
        m.end_char,
        m.dictionary_version,
-       m.snapshot
+       m.snapshot,
+       m.sentiment,
+       m.sentiment_source
 FROM mentions_all AS m
 JOIN current_copies AS c
   ON m.conversation_id = c.conversation_id AND m.snapshot = c.snapshot

@@ -26,6 +26,8 @@ pub mod diff;
 
 /// The query that builds `mention_counts`.
 pub const MENTION_COUNTS_SQL: &str = include_str!("../../sql/mention_counts.sql");
+/// One chunk's part of `mention_counts` (its sums).
+const MENTION_COUNTS_PARTS_SQL: &str = include_str!("../../sql/mention_counts_parts.sql");
 /// `mention_counts` from per-chunk parts of it (`mention_counts_parts`).
 const MENTION_COUNTS_COMBINE_SQL: &str = include_str!("../../sql/mention_counts_combine.sql");
 /// The query that builds `conversation_mentions`.
@@ -209,21 +211,22 @@ async fn run_in_chunks(
             "conversation_mentions",
             Arc::new(MemTable::try_new(detail.target.clone(), vec![rows])?),
         )?;
-        parts.extend(query(ctx, MENTION_COUNTS_SQL).await?);
+        parts.extend(query(ctx, MENTION_COUNTS_PARTS_SQL).await?);
     }
     ctx.deregister_table("mentions_all")?;
     ctx.register_table("mentions_all", whole_mentions)?;
     ctx.deregister_table("current_copies")?;
     ctx.register_table("current_copies", whole_copies)?;
     replace_view(ctx, MENTIONS_SQL).await?;
+    let parts_schema = schema::mention_counts_parts_schema();
     let parts = parts
         .iter()
         .filter(|b| b.num_rows() > 0)
-        .map(|b| conform(b, &counts.target))
+        .map(|b| conform(b, &parts_schema))
         .collect::<Result<Vec<_>, _>>()?;
     ctx.register_table(
         "mention_counts_parts",
-        Arc::new(MemTable::try_new(counts.target.clone(), vec![parts])?),
+        Arc::new(MemTable::try_new(parts_schema, vec![parts])?),
     )?;
     counts.run(ctx, MENTION_COUNTS_COMBINE_SQL).await?;
     ctx.deregister_table("mention_counts_parts")?;

@@ -13,13 +13,16 @@
 pub mod candidates;
 pub mod dictionary;
 pub mod eval;
+pub mod lexicon;
 pub mod matcher;
 mod normalize;
+mod stored;
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, Date32Array, Int32Array, Int32Builder, RecordBatch, StringArray, StringBuilder,
+    Array, Date32Array, Float64Builder, Int32Array, Int32Builder, RecordBatch, StringArray,
+    StringBuilder,
 };
 use arrow::compute::take;
 use futures::{StreamExt, TryStreamExt};
@@ -144,11 +147,14 @@ const EXTRACT_COLUMNS: [&str; 7] = [
     "snapshot",
 ];
 
-/// Finds the mentions in one snapshot's rows (pure: same input, same output).
+/// Finds the mentions in one snapshot's rows (pure: same input, same output), each with its
+/// sentiment: its STA phrase's (`genesys`) where the stored transcript scored it, else the
+/// lexicon's for an English sentence (`lexicon`), else none.
 fn mentions_of(
     batches: &[RecordBatch],
     matcher: &Matcher,
     version: &str,
+    voice: &stored::VoiceAnalytics,
 ) -> Result<SnapshotResult, String> {
     let mut scratch = Scratch::default();
     let mut found: Vec<Found> = Vec::new();
@@ -157,10 +163,15 @@ fn mentions_of(
     let mut matched = StringBuilder::new();
     let mut start = Int32Builder::new();
     let mut end = Int32Builder::new();
+    let mut sentiment = Float64Builder::new();
+    let mut source = StringBuilder::new();
+    let mut scorer = lexicon::Scorer::default();
     let mut out = Vec::new();
     let (mut utterances, mut text_bytes, mut mentions) = (0u64, 0u64, 0u64);
     for batch in batches {
         let text = column::<StringArray>(batch, "text")?;
+        let conversation = column::<StringArray>(batch, "conversation_id")?;
+        let index = column::<Int32Array>(batch, "utterance_index")?;
         rows.clear();
         for i in 0..batch.num_rows() {
             if text.is_null(i) {
@@ -170,12 +181,34 @@ fn mentions_of(
             utterances += 1;
             text_bytes += t.len() as u64;
             matcher.find(t, &mut scratch, &mut found);
+            if found.is_empty() {
+                continue;
+            }
+            let sta = voice
+                .of(conversation.value(i), index.value(i), t)
+                .and_then(|a| a.sentiment);
             for f in &found {
                 rows.push(i as u32);
                 product.append_value(&matcher.products()[f.product as usize]);
                 matched.append_value(&t[f.start_byte..f.end_byte]);
                 start.append_value(f.start_char as i32);
                 end.append_value(f.end_char as i32);
+                match sta {
+                    Some(s) => {
+                        sentiment.append_value(s);
+                        source.append_value(lexicon::SOURCE_GENESYS);
+                    }
+                    None => match scorer.score_mention(t, f.start_byte, f.end_byte) {
+                        Some(s) => {
+                            sentiment.append_value(s);
+                            source.append_value(lexicon::SOURCE_LEXICON);
+                        }
+                        None => {
+                            sentiment.append_null();
+                            source.append_null();
+                        }
+                    },
+                }
             }
         }
         mentions += rows.len() as u64;
@@ -187,9 +220,7 @@ fn mentions_of(
             take(col.as_ref(), &idx, None).map_err(|e| e.to_string())
         };
         // Type checks up front give a clear message instead of a schema error.
-        column::<StringArray>(batch, "conversation_id")?;
         column::<Date32Array>(batch, "conversation_date")?;
-        column::<Int32Array>(batch, "utterance_index")?;
         let n = rows.len();
         let b = RecordBatch::try_new(
             schema::mentions_schema(),
@@ -205,6 +236,8 @@ fn mentions_of(
                 Arc::new(end.finish()),
                 Arc::new(StringArray::from(vec![version; n])),
                 pick("snapshot")?,
+                Arc::new(sentiment.finish()),
+                Arc::new(source.finish()),
             ],
         )
         .map_err(|e| e.to_string())?;
@@ -238,6 +271,18 @@ pub async fn extract_shard(
     shard: Shard,
 ) -> Result<ExtractSummary, ExtractError> {
     let events = lake.events().read_all().await?;
+    // The analytics source's snapshots have their texts stored next to them (`bodies/`).
+    let analytics: Arc<std::collections::HashSet<String>> = Arc::new(
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Snapshot {
+                    snapshot, source, ..
+                } if source == crate::genesys::fetch::analytics::SOURCE => Some(snapshot.clone()),
+                _ => None,
+            })
+            .collect(),
+    );
     let snapshots: Vec<(String, u64)> = snapshots_in_order(&events)
         .into_iter()
         .filter(|(snap, _)| shard.takes(snap))
@@ -270,6 +315,7 @@ pub async fn extract_shard(
             let lake = lake.clone();
             let matcher = matcher.clone();
             let version = version.clone();
+            let analytics = analytics.clone();
             async move {
                 let raw_path = snapshot_path(&snap);
                 let bytes = lake.get(&raw_path).await?;
@@ -277,11 +323,18 @@ pub async fn extract_shard(
                     path: raw_path.clone(),
                     reason,
                 };
+                let voice = match analytics.contains(&snap) {
+                    true => stored::load(&lake, &snap)
+                        .await
+                        .map_err(|e| bad(format!("its stored texts cannot be read ({e})")))?,
+                    false => None,
+                };
                 let v = version.clone();
                 let res = tokio::task::spawn_blocking(move || {
+                    let voice = voice.map(stored::StoredVoice::read).unwrap_or_default();
                     // Every column but communication_id and start_ms, which mentions lack.
                     let batches = schema::from_parquet_columns(bytes, &EXTRACT_COLUMNS)?;
-                    mentions_of(&batches, &matcher, &v)
+                    mentions_of(&batches, &matcher, &v, &voice)
                 })
                 .await
                 .map_err(|e| bad(e.to_string()))?

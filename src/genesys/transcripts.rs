@@ -472,19 +472,27 @@ pub fn merge_voice(
     documents: &mut [VoiceDocument],
     conversation_start: DateTime<Utc>,
 ) -> Result<Vec<Utterance>, String> {
-    let several = documents.len() > 1;
-    let mut out: Vec<Utterance> = Vec::new();
-    // (start, speaker, text) → the document it was first seen in.
-    let mut seen: HashMap<(i64, &'static str, String), usize> = HashMap::new();
-    for (n, d) in documents.iter_mut().enumerate() {
+    let mut legs = Vec::with_capacity(documents.len());
+    for d in documents.iter_mut() {
         let utterances = match d.phrases.take() {
             Some(p) => p.utterances(&d.communication_id, conversation_start),
             None => voice_utterances(&d.document, &d.communication_id, conversation_start)?,
         };
-        if !several {
-            return Ok(utterances);
-        }
-        for u in utterances {
+        legs.push(utterances.into_iter().map(|u| (u, ())).collect());
+    }
+    Ok(merge_legs(legs).into_iter().map(|(u, ())| u).collect())
+}
+
+/// The merge of [`merge_voice`], each utterance carrying something of its own along.
+fn merge_legs<T>(legs: Vec<Vec<(Utterance, T)>>) -> Vec<(Utterance, T)> {
+    if legs.len() == 1 {
+        return legs.into_iter().next().unwrap_or_default();
+    }
+    let mut out: Vec<(Utterance, T)> = Vec::new();
+    // (start, speaker, text) → the document it was first seen in.
+    let mut seen: HashMap<(i64, &'static str, String), usize> = HashMap::new();
+    for (n, leg) in legs.into_iter().enumerate() {
+        for (u, extra) in leg {
             if let Some(start) = u.start_ms {
                 let first = *seen
                     .entry((start, u.participant, u.text.clone()))
@@ -493,11 +501,182 @@ pub fn merge_voice(
                     continue;
                 }
             }
-            out.push(u);
+            out.push((u, extra));
         }
     }
-    out.sort_by_key(|u| (u.start_ms.is_none(), u.start_ms));
-    Ok(out)
+    out.sort_by_key(|(u, _)| (u.start_ms.is_none(), u.start_ms));
+    out
+}
+
+/// What Speech and Text Analytics said about one staged voice utterance: the sentiment of its
+/// phrase (`analytics.sentiment[]`: −1, 0 or 1, kept as given to the thousandth and clamped to
+/// −1…1; `None` when the phrase has no sentiment event) and the topics detected in it
+/// (`analytics.topics[]`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PhraseAnalytics {
+    pub sentiment: Option<f64>,
+    pub topics: Vec<String>,
+}
+
+/// The utterances a fetch staged from a stored voice body (one document, or the JSON array of
+/// several: [`voice_body`]), in the order of [`merge_voice`] (so position `i` is the row with
+/// `utterance_index` `i`), each with its phrase's analytics. `Ok(None)` when a document is not
+/// in the common shape (read the lenient way: no analytics are read from it).
+pub fn voice_analytics(
+    body: &[u8],
+    conversation_start: DateTime<Utc>,
+) -> Result<Option<Vec<(Utterance, PhraseAnalytics)>>, String> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let documents: Vec<&[u8]> = if first == Some(&b'[') {
+        let many: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(body).map_err(|e| format!("not a list of documents: {e}"))?;
+        many.into_iter().map(|d| d.get().as_bytes()).collect()
+    } else {
+        vec![body]
+    };
+    let mut legs = Vec::with_capacity(documents.len());
+    for d in documents {
+        let Some(phrases) = read_sta(d)? else {
+            return Ok(None);
+        };
+        let Ok(analytics) = serde_json::from_slice::<AnalyticsDocument<'_>>(d) else {
+            return Ok(None);
+        };
+        let extras = analytics.per_phrase();
+        let utterances = phrases.utterances("", conversation_start);
+        if extras.len() != utterances.len() {
+            return Ok(None);
+        }
+        legs.push(utterances.into_iter().zip(extras).collect());
+    }
+    Ok(Some(merge_legs(legs)))
+}
+
+/// The fields of an STA document that [`voice_analytics`] reads besides the phrases.
+#[derive(Deserialize)]
+struct AnalyticsDocument<'a> {
+    #[serde(default, borrow)]
+    transcripts: Vec<AnalyticsTranscript<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AnalyticsTranscript<'a> {
+    #[serde(default, borrow)]
+    phrases: Vec<AnalyticsPhrase<'a>>,
+    #[serde(default, borrow)]
+    analytics: Option<TranscriptAnalytics<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AnalyticsPhrase<'a> {
+    #[serde(default, borrow, rename = "decoratedText")]
+    decorated_text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "phraseIndex")]
+    phrase_index: Option<i64>,
+    #[serde(rename = "startTimeMs")]
+    start_time_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct TranscriptAnalytics<'a> {
+    #[serde(default)]
+    sentiment: Vec<SentimentEvent>,
+    #[serde(default, borrow)]
+    topics: Vec<TopicEvent<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SentimentEvent {
+    #[serde(rename = "phraseIndex")]
+    phrase_index: Option<i64>,
+    sentiment: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct TopicEvent<'a> {
+    #[serde(default, borrow, rename = "topicName")]
+    topic_name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "startTimeMs")]
+    start_time_ms: Option<i64>,
+    #[serde(default, borrow, rename = "transcriptPhrase")]
+    transcript_phrase: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl AnalyticsDocument<'_> {
+    /// The analytics of every phrase [`read_sta`] keeps (those with text), in its order. A
+    /// sentiment event belongs to the phrase whose `phraseIndex` it names (a phrase without
+    /// that field is numbered by its position in its transcript); a topic to the phrase whose
+    /// text is its `transcriptPhrase`, else to the one whose time span (its start to the next
+    /// phrase's) holds the topic's start.
+    fn per_phrase(&self) -> Vec<PhraseAnalytics> {
+        let mut out = Vec::new();
+        for t in &self.transcripts {
+            let empty = TranscriptAnalytics {
+                sentiment: Vec::new(),
+                topics: Vec::new(),
+            };
+            let a = t.analytics.as_ref().unwrap_or(&empty);
+            let sentiment: HashMap<i64, f64> = a
+                .sentiment
+                .iter()
+                .filter_map(|e| {
+                    let s = e.sentiment.filter(|s| s.is_finite())?;
+                    Some((
+                        e.phrase_index?,
+                        (s.clamp(-1.0, 1.0) * 1000.0).round() / 1000.0,
+                    ))
+                })
+                .collect();
+            let texts: Vec<&str> = t
+                .phrases
+                .iter()
+                .map(|p| {
+                    p.decorated_text
+                        .as_deref()
+                        .filter(|s| !s.trim().is_empty())
+                        .or(p.text.as_deref())
+                        .unwrap_or("")
+                })
+                .collect();
+            let mut topics: Vec<Vec<String>> = vec![Vec::new(); t.phrases.len()];
+            for e in &a.topics {
+                let Some(name) = e.topic_name.as_deref().filter(|n| !n.trim().is_empty()) else {
+                    continue;
+                };
+                let by_text = e.transcript_phrase.as_deref().and_then(|tp| {
+                    t.phrases
+                        .iter()
+                        .enumerate()
+                        .position(|(k, p)| texts[k] == tp || p.text.as_deref() == Some(tp))
+                });
+                let by_time = || {
+                    let at = e.start_time_ms?;
+                    t.phrases
+                        .iter()
+                        .enumerate()
+                        .rposition(|(_, p)| p.start_time_ms.is_some_and(|s| s <= at))
+                };
+                if let Some(k) = by_text.or_else(by_time) {
+                    if !topics[k].iter().any(|n| n == name) {
+                        topics[k].push(name.to_string());
+                    }
+                }
+            }
+            for (k, p) in t.phrases.iter().enumerate() {
+                if texts[k].trim().is_empty() {
+                    continue;
+                }
+                let index = p.phrase_index.unwrap_or(k as i64);
+                out.push(PhraseAnalytics {
+                    sentiment: sentiment.get(&index).copied(),
+                    topics: std::mem::take(&mut topics[k]),
+                });
+            }
+        }
+        out
+    }
 }
 
 /// The recordings (with transcripts) of a chat, messaging or email conversation.
@@ -1158,6 +1337,120 @@ mod tests {
             phrases: read_sta(&document).unwrap(),
             document,
         }
+    }
+
+    /// A document with STA analytics: phrases (who, ms, text), sentiment (phraseIndex, value)
+    /// and topics (name, transcriptPhrase or none, startTimeMs offset).
+    fn analysed(
+        phrases: &[(&str, i64, &str)],
+        sentiment: &[(i64, f64)],
+        topics: &[(&str, Option<&str>, i64)],
+    ) -> Bytes {
+        let t0 = 1772359200000i64;
+        let body = serde_json::json!({
+            "conversationStartTime": t0,
+            "transcripts": [{
+                "phrases": phrases.iter().enumerate().map(|(k, (who, at, text))| serde_json::json!(
+                    {"phraseIndex": k, "participantPurpose": who, "startTimeMs": t0 + at, "text": text})).collect::<Vec<_>>(),
+                "analytics": {
+                    "sentiment": sentiment.iter().map(|(k, v)| serde_json::json!(
+                        {"participant": "external", "phraseIndex": k, "sentiment": v})).collect::<Vec<_>>(),
+                    "topics": topics.iter().map(|(name, phrase, at)| serde_json::json!(
+                        {"topicName": name, "transcriptPhrase": phrase, "startTimeMs": t0 + at})).collect::<Vec<_>>(),
+                }
+            }]
+        });
+        Bytes::from(serde_json::to_vec(&body).unwrap())
+    }
+
+    #[test]
+    fn voice_analytics_follow_the_staged_utterances() {
+        let start = DateTime::from_timestamp_millis(1772359200000).unwrap();
+        // Phrase 1 has no text (not staged), so the sentiment of phraseIndex 2 belongs to the
+        // second staged utterance; a topic is placed by its text, another by its time.
+        let one = analysed(
+            &[
+                ("external", 0, "my router keeps dropping"),
+                ("internal", 1_000, " "),
+                ("external", 2_000, "this is terrible"),
+                ("internal", 3_000, "let me check"),
+            ],
+            &[(0, -1.0), (2, -1.0), (3, 0.4), (9, 1.0)],
+            &[
+                ("connectivity", Some("my router keeps dropping"), 0),
+                ("support", None, 3_500),
+                ("", None, 0),
+            ],
+        );
+        let rows = voice_analytics(&one, start).unwrap().unwrap();
+        let mut merged = merge_voice(
+            &mut [VoiceDocument {
+                communication_id: "c".into(),
+                recording_id: None,
+                phrases: None,
+                document: one.clone(),
+            }],
+            start,
+        )
+        .unwrap();
+        // The same utterances, in the same order, as the fetch staged.
+        for m in &mut merged {
+            m.communication_id = None;
+        }
+        let staged: Vec<Utterance> = rows
+            .iter()
+            .map(|(u, _)| Utterance {
+                communication_id: None,
+                ..u.clone()
+            })
+            .collect();
+        assert_eq!(staged, merged);
+        let got: Vec<(Option<f64>, Vec<String>)> = rows
+            .into_iter()
+            .map(|(_, a)| (a.sentiment, a.topics))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(-1.0), vec!["connectivity".to_string()]),
+                (Some(-1.0), vec![]),
+                (Some(0.4), vec!["support".to_string()]),
+            ]
+        );
+        // Two documents (a transfer): merged in time order, a repeated phrase kept once.
+        let two = analysed(
+            &[
+                ("external", 2_000, "this is terrible"),
+                ("external", 5_000, "thanks a lot"),
+            ],
+            &[(0, -1.0), (1, 1.0)],
+            &[],
+        );
+        let mut body = b"[".to_vec();
+        body.extend_from_slice(&two);
+        body.push(b',');
+        body.extend_from_slice(&one);
+        body.push(b']');
+        let rows = voice_analytics(&body, start).unwrap().unwrap();
+        let texts: Vec<(&str, Option<f64>)> = rows
+            .iter()
+            .map(|(u, a)| (u.text.as_str(), a.sentiment))
+            .collect();
+        assert_eq!(
+            texts,
+            vec![
+                ("my router keeps dropping", Some(-1.0)),
+                ("this is terrible", Some(-1.0)),
+                ("let me check", Some(0.4)),
+                ("thanks a lot", Some(1.0)),
+            ]
+        );
+        // Not a transcript: an error; another shape of JSON: no analytics.
+        assert!(voice_analytics(b"{nope", start).is_err());
+        assert_eq!(
+            voice_analytics(br#"{"transcripts": 3}"#, start).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -271,6 +271,10 @@ pub struct CountRow {
     pub product: String,
     pub mentions: i64,
     pub conversations: i64,
+    /// Mentions by the sign of their sentiment (0 in files written before the columns).
+    pub positive: i64,
+    pub negative: i64,
+    pub neutral: i64,
 }
 
 /// `mention_counts` as read back, with the blake3 of its file (what the dashboard payload and
@@ -327,6 +331,16 @@ pub async fn read_mention_counts(
             .as_any()
             .downcast_ref::<Int64Array>()
             .ok_or_else(shape)?;
+        // Added columns: absent from files written before them.
+        let added = |name: &str| {
+            b.column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        };
+        let (positive, negative, neutral) =
+            (added("positive"), added("negative"), added("neutral"));
+        let at = |c: Option<&Int64Array>, i: usize| {
+            c.filter(|c| !c.is_null(i)).map_or(0, |c| c.value(i))
+        };
         for i in 0..b.num_rows() {
             if date.is_null(i) {
                 continue;
@@ -353,6 +367,9 @@ pub async fn read_mention_counts(
                 product: product.value(i).to_string(),
                 mentions: mentions.value(i),
                 conversations: convs.value(i),
+                positive: at(positive, i),
+                negative: at(negative, i),
+                neutral: at(neutral, i),
             });
         }
     }

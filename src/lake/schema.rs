@@ -133,8 +133,14 @@ pub fn mentions_schema() -> SchemaRef {
         Field::new("end_char", DataType::Int32, false),
         Field::new("dictionary_version", DataType::Utf8, false),
         Field::new("snapshot", DataType::Utf8, false),
+        Field::new("sentiment", DataType::Float64, true),
+        Field::new("sentiment_source", DataType::Utf8, true),
     ]))
 }
+
+/// Columns added to the mentions schema after lakes were first written: nullable, and absent
+/// from older files (readers see NULL there: unscored).
+pub const MENTIONS_ADDED_COLUMNS: [&str; 2] = ["sentiment", "sentiment_source"];
 
 /// Columns of `mention_counts`.
 pub fn mention_counts_schema() -> SchemaRef {
@@ -145,6 +151,29 @@ pub fn mention_counts_schema() -> SchemaRef {
         Field::new("mentions", DataType::Int64, false),
         Field::new("conversations", DataType::Int64, false),
         Field::new("dictionary_version", DataType::Utf8, false),
+        Field::new("positive", DataType::Int64, true),
+        Field::new("negative", DataType::Int64, true),
+        Field::new("neutral", DataType::Int64, true),
+        Field::new("unscored", DataType::Int64, true),
+        Field::new("sentiment_mean", DataType::Float64, true),
+    ]))
+}
+
+/// Columns of one chunk's part of `mention_counts` (the local aggregate's intermediate, never
+/// stored): its sums, the sentiment as integer thousandths.
+pub fn mention_counts_parts_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("conversation_date", DataType::Date32, false),
+        Field::new("interaction_type", DataType::Utf8, false),
+        Field::new("product", DataType::Utf8, false),
+        Field::new("mentions", DataType::Int64, false),
+        Field::new("conversations", DataType::Int64, false),
+        Field::new("dictionary_version", DataType::Utf8, false),
+        Field::new("positive", DataType::Int64, true),
+        Field::new("negative", DataType::Int64, true),
+        Field::new("neutral", DataType::Int64, true),
+        Field::new("unscored", DataType::Int64, true),
+        Field::new("sentiment_milli", DataType::Int64, true),
     ]))
 }
 
@@ -158,6 +187,11 @@ pub fn conversation_mentions_schema() -> SchemaRef {
         Field::new("product", DataType::Utf8, false),
         Field::new("mentions", DataType::Int64, false),
         Field::new("dictionary_version", DataType::Utf8, false),
+        Field::new("positive", DataType::Int64, true),
+        Field::new("negative", DataType::Int64, true),
+        Field::new("neutral", DataType::Int64, true),
+        Field::new("unscored", DataType::Int64, true),
+        Field::new("sentiment_milli", DataType::Int64, true),
     ]))
 }
 
@@ -337,6 +371,11 @@ mod tests {
                 Arc::new(Int64Array::from(vec![3])),
                 Arc::new(Int64Array::from(vec![2])),
                 Arc::new(StringArray::from(vec!["v"])),
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(Int64Array::from(vec![0])),
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(arrow::array::Float64Array::from(vec![Some(0.25)])),
             ],
         )
         .unwrap();

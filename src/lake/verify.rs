@@ -255,7 +255,9 @@ fn check_columns(
             let Some(col) = b.column_by_name(field.name()) else {
                 // A nullable column added since the file was written reads as NULL.
                 if field.is_nullable()
-                    && crate::lake::schema::RAW_ADDED_COLUMNS.contains(&field.name().as_str())
+                    && (crate::lake::schema::RAW_ADDED_COLUMNS.contains(&field.name().as_str())
+                        || crate::lake::schema::MENTIONS_ADDED_COLUMNS
+                            .contains(&field.name().as_str()))
                 {
                     continue;
                 }

@@ -18,6 +18,9 @@ pub(super) struct TableSpec {
     pub(super) table: &'static str,
     columns: &'static [(&'static str, Type)],
     key: usize,
+    /// Columns from this one on may be NULL (added after lakes were first written, so NULL in
+    /// older aggregate files).
+    nullable_from: usize,
 }
 
 pub(super) const PRODUCT_MENTIONS: TableSpec = TableSpec {
@@ -29,8 +32,14 @@ pub(super) const PRODUCT_MENTIONS: TableSpec = TableSpec {
         ("mention_count", Type::INT8),
         ("conversation_count", Type::INT8),
         ("dictionary_version", Type::TEXT),
+        ("positive", Type::INT8),
+        ("negative", Type::INT8),
+        ("neutral", Type::INT8),
+        ("unscored", Type::INT8),
+        ("sentiment_mean", Type::FLOAT8),
     ],
     key: 3,
+    nullable_from: 6,
 };
 
 pub(super) const CONVERSATION_MENTIONS: TableSpec = TableSpec {
@@ -43,8 +52,14 @@ pub(super) const CONVERSATION_MENTIONS: TableSpec = TableSpec {
         ("product", Type::TEXT),
         ("mentions", Type::INT8),
         ("dictionary_version", Type::TEXT),
+        ("positive", Type::INT8),
+        ("negative", Type::INT8),
+        ("neutral", Type::INT8),
+        ("unscored", Type::INT8),
+        ("sentiment_milli", Type::INT8),
     ],
     key: 0,
+    nullable_from: 7,
 };
 
 impl TableSpec {
@@ -77,6 +92,39 @@ impl TableSpec {
             .collect()
     }
 
+    /// A batch of a file written before the nullable columns were added, with them as NULL.
+    fn pad(&self, batch: RecordBatch) -> RecordBatch {
+        let n = batch.num_columns();
+        if n >= self.columns.len() || n < self.nullable_from {
+            return batch;
+        }
+        let mut columns = batch.columns().to_vec();
+        for (_, ty) in &self.columns[n..] {
+            let arrow_type = match *ty {
+                Type::INT8 => arrow::datatypes::DataType::Int64,
+                Type::FLOAT8 => arrow::datatypes::DataType::Float64,
+                Type::DATE => arrow::datatypes::DataType::Date32,
+                _ => arrow::datatypes::DataType::Utf8,
+            };
+            columns.push(arrow::array::new_null_array(&arrow_type, batch.num_rows()));
+        }
+        let mut fields: Vec<arrow::datatypes::Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for ((name, _), col) in self.columns[n..].iter().zip(&columns[n..]) {
+            fields.push(arrow::datatypes::Field::new(
+                *name,
+                col.data_type().clone(),
+                true,
+            ));
+        }
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+        RecordBatch::try_new(schema, columns).unwrap_or(batch)
+    }
+
     fn staging(&self) -> String {
         format!("incoming_{}", self.table)
     }
@@ -85,13 +133,20 @@ impl TableSpec {
         let cols = self
             .columns
             .iter()
-            .map(|(c, t)| {
+            .enumerate()
+            .map(|(i, (c, t))| {
                 let ty = match *t {
                     Type::DATE => "DATE",
                     Type::INT8 => "BIGINT",
+                    Type::FLOAT8 => "DOUBLE PRECISION",
                     _ => "TEXT",
                 };
-                format!("{c} {ty} NOT NULL")
+                let null = if i < self.nullable_from {
+                    " NOT NULL"
+                } else {
+                    ""
+                };
+                format!("{c} {ty}{null}")
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -164,6 +219,8 @@ enum Cell<'a> {
     Date(chrono::NaiveDate),
     Text(&'a str),
     Int(i64),
+    Float(f64),
+    Null,
 }
 
 impl ToSql for Cell<'_> {
@@ -176,6 +233,8 @@ impl ToSql for Cell<'_> {
             Cell::Date(d) => d.to_sql(ty, out),
             Cell::Text(s) => s.to_sql(ty, out),
             Cell::Int(i) => i.to_sql(ty, out),
+            Cell::Float(f) => f.to_sql(ty, out),
+            Cell::Null => Ok(tokio_postgres::types::IsNull::Yes),
         }
     }
 
@@ -183,6 +242,7 @@ impl ToSql for Cell<'_> {
         <chrono::NaiveDate as ToSql>::accepts(ty)
             || <&str as ToSql>::accepts(ty)
             || <i64 as ToSql>::accepts(ty)
+            || <f64 as ToSql>::accepts(ty)
     }
 
     tokio_postgres::types::to_sql_checked!();
@@ -194,9 +254,18 @@ const PG_MIN_DAY: i32 = -2_440_588;
 
 /// Column `name` (PostgreSQL type `ty`) of row `row` as it goes into COPY, or why it cannot:
 /// every value arrives unchanged or the row is refused.
-fn cell<'a>(col: &'a dyn Array, name: &str, ty: &Type, row: usize) -> Result<Cell<'a>, String> {
+fn cell<'a>(
+    col: &'a dyn Array,
+    name: &str,
+    ty: &Type,
+    nullable: bool,
+    row: usize,
+) -> Result<Cell<'a>, String> {
     if col.is_null(row) {
-        return Err(format!("{name} is null"));
+        return match nullable {
+            true => Ok(Cell::Null),
+            false => Err(format!("{name} is null")),
+        };
     }
     let any = col.as_any();
     let unexpected = || {
@@ -206,6 +275,7 @@ fn cell<'a>(col: &'a dyn Array, name: &str, ty: &Type, row: usize) -> Result<Cel
             match *ty {
                 Type::DATE => "Date32",
                 Type::INT8 => "Int64",
+                Type::FLOAT8 => "Float64",
                 _ => "Utf8",
             }
         )
@@ -233,6 +303,16 @@ fn cell<'a>(col: &'a dyn Array, name: &str, ty: &Type, row: usize) -> Result<Cel
                 return Err(format!("{name} is {v}, and a count cannot be negative"));
             }
             Ok(Cell::Int(v))
+        }
+        Type::FLOAT8 => {
+            let v = any
+                .downcast_ref::<arrow::array::Float64Array>()
+                .ok_or_else(unexpected)?
+                .value(row);
+            if !v.is_finite() {
+                return Err(format!("{name} is {v}, not a number PostgreSQL compares"));
+            }
+            Ok(Cell::Float(v))
         }
         _ => {
             let s = if let Some(a) = any.downcast_ref::<StringArray>() {
@@ -341,7 +421,7 @@ pub(super) async fn merge_table(
     pin_mut!(writer);
     let mut rows = 0u64;
     for b in batches {
-        let b = b?;
+        let b = spec.pad(b?);
         if b.num_columns() != spec.columns.len() {
             return Err(SyncError::Input(format!(
                 "{path} has {} columns, expected {} for {}",
@@ -355,7 +435,9 @@ pub(super) async fn merge_table(
                 .columns
                 .iter()
                 .enumerate()
-                .map(|(i, (name, ty))| cell(b.column(i).as_ref(), name, ty, r))
+                .map(|(i, (name, ty))| {
+                    cell(b.column(i).as_ref(), name, ty, i >= spec.nullable_from, r)
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|reason| SyncError::BadRow {
                     table: spec.table,
@@ -608,33 +690,33 @@ mod tests {
     fn cells_refuse_what_postgres_cannot_hold_unchanged() {
         let ints = Int64Array::from(vec![Some(i64::MAX), Some(-1), None]);
         assert!(matches!(
-            cell(&ints, "mentions", &Type::INT8, 0),
+            cell(&ints, "mentions", &Type::INT8, false, 0),
             Ok(Cell::Int(i64::MAX))
         ));
-        assert!(cell(&ints, "mentions", &Type::INT8, 1)
+        assert!(cell(&ints, "mentions", &Type::INT8, false, 1)
             .unwrap_err()
             .contains("negative"));
-        assert!(cell(&ints, "mentions", &Type::INT8, 2)
+        assert!(cell(&ints, "mentions", &Type::INT8, false, 2)
             .unwrap_err()
             .contains("mentions is null"));
         let texts = StringArray::from(vec![Some("ok"), Some("a\0b"), None]);
         assert!(matches!(
-            cell(&texts, "product", &Type::TEXT, 0),
+            cell(&texts, "product", &Type::TEXT, false, 0),
             Ok(Cell::Text("ok"))
         ));
-        assert!(cell(&texts, "product", &Type::TEXT, 1)
+        assert!(cell(&texts, "product", &Type::TEXT, false, 1)
             .unwrap_err()
             .contains("NUL"));
-        assert!(cell(&texts, "product", &Type::TEXT, 2)
+        assert!(cell(&texts, "product", &Type::TEXT, false, 2)
             .unwrap_err()
             .contains("null"));
         // 4714-11-24 BC is PostgreSQL's first day; chrono holds the day before, PostgreSQL not.
         let days = Date32Array::from(vec![-2_440_588, -2_440_589]);
-        assert!(cell(&days, "d", &Type::DATE, 0).is_ok());
-        assert!(cell(&days, "d", &Type::DATE, 1)
+        assert!(cell(&days, "d", &Type::DATE, false, 0).is_ok());
+        assert!(cell(&days, "d", &Type::DATE, false, 1)
             .unwrap_err()
             .contains("outside the dates PostgreSQL holds"));
-        assert!(cell(&days, "d", &Type::INT8, 0)
+        assert!(cell(&days, "d", &Type::INT8, false, 0)
             .unwrap_err()
             .contains("expected Int64"));
     }

@@ -32,6 +32,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_counts_bigint_names_text.sql",
         include_str!("../../migrations/0006_counts_bigint_names_text.sql"),
     ),
+    (
+        "0007_mention_sentiment.sql",
+        include_str!("../../migrations/0007_mention_sentiment.sql"),
+    ),
 ];
 
 pub(super) async fn lock(

@@ -58,9 +58,19 @@ async fn write_aggregates(
             Arc::new(Date32Array::from(date)),
             Arc::new(StringArray::from(kind)),
             Arc::new(StringArray::from(product)),
-            Arc::new(Int64Array::from(mentions)),
+            Arc::new(Int64Array::from(mentions.clone())),
             Arc::new(Int64Array::from(convs)),
             Arc::new(StringArray::from(vec![version; n])),
+            // The sentiment columns: a third of each row's mentions positive, the rest neutral.
+            Arc::new(Int64Array::from_iter_values(mentions.iter().map(|m| m / 3))),
+            Arc::new(Int64Array::from(vec![0; n])),
+            Arc::new(Int64Array::from_iter_values(
+                mentions.iter().map(|m| m - m / 3),
+            )),
+            Arc::new(Int64Array::from(vec![0; n])),
+            Arc::new(arrow::array::Float64Array::from_iter_values(
+                mentions.iter().map(|m| (m / 3) as f64 / *m as f64),
+            )),
         ],
     )?;
     let counts = schema::to_parquet(&schema::mention_counts_schema(), &[batch])

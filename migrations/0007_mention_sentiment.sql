@@ -1,0 +1,25 @@
+-- Sentiment per product and day (#20): mentions by the sign of their sentiment (the STA phrase's
+-- for voice, the lexicon's for English text otherwise; VADER's thresholds, ±0.05) and the mean
+-- score of the scored ones. NULL in rows synced from aggregates written before sentiment was
+-- read; the next `convlake run` (or `aggregate` then `sync`) fills them.
+-- ADD COLUMN without a default changes only the catalog: no rewrite, a brief exclusive lock.
+-- On the partitioned conversation_mentions it adds the columns to every partition.
+ALTER TABLE product_mentions
+    ADD COLUMN positive       BIGINT,
+    ADD COLUMN negative       BIGINT,
+    ADD COLUMN neutral        BIGINT,
+    ADD COLUMN unscored       BIGINT,
+    ADD COLUMN sentiment_mean DOUBLE PRECISION;
+
+-- Per conversation, speaker and product; sentiment_milli is the sum of the scored mentions'
+-- scores in thousandths (mean = sentiment_milli / 1000.0 / (positive + negative + neutral)).
+ALTER TABLE conversation_mentions
+    ADD COLUMN positive        BIGINT,
+    ADD COLUMN negative        BIGINT,
+    ADD COLUMN neutral         BIGINT,
+    ADD COLUMN unscored        BIGINT,
+    ADD COLUMN sentiment_milli BIGINT;
+
+-- The dashboard's sentiment-per-product query: one product's days, newest first.
+CREATE INDEX idx_mentions_product_sentiment ON product_mentions (product_name, recorded_date DESC)
+    INCLUDE (positive, negative, neutral, unscored);

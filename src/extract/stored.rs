@@ -1,0 +1,140 @@
+//! What the fetch stored next to an analytics snapshot that extract reads besides its rows: the
+//! Speech and Text Analytics of its voice conversations (phrase sentiment, topics), from the
+//! documents as received (`bodies/`: the batch manifest named like the snapshot, and the texts
+//! it names). A replay reads them again, so it needs no new fetch.
+//!
+//! The analytics of a staged utterance are those of the phrase it was staged from: the
+//! documents are read into utterances the way the fetch read them
+//! ([`crate::genesys::transcripts::voice_analytics`]), so position `i` is `utterance_index` `i`,
+//! and a phrase is used only where its text equals the row's.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::genesys::fetch::analytics::{body_path, texts_path, Manifest};
+use crate::genesys::transcripts::{voice_analytics, PhraseAnalytics};
+use crate::lake::{Lake, LakeError};
+
+/// The voice texts of one snapshot as stored: (conversation, its start, the body).
+pub(super) struct StoredVoice {
+    bodies: Vec<(String, DateTime<Utc>, Bytes)>,
+}
+
+/// Per voice conversation of a snapshot: for each staged utterance, its text and analytics.
+#[derive(Default)]
+pub(super) struct VoiceAnalytics {
+    by_conversation: HashMap<String, Vec<(String, PhraseAnalytics)>>,
+}
+
+impl VoiceAnalytics {
+    /// The analytics of row `index` of `conversation` when its text is `text`.
+    pub(super) fn of(
+        &self,
+        conversation: &str,
+        index: i32,
+        text: &str,
+    ) -> Option<&PhraseAnalytics> {
+        let rows = self.by_conversation.get(conversation)?;
+        let (t, a) = rows.get(usize::try_from(index).ok()?)?;
+        (t == text).then_some(a)
+    }
+}
+
+/// Reads the stored voice texts of analytics snapshot `snapshot`; `None` when it has no
+/// manifest (another source, or a lake from before manifests).
+pub(super) async fn load(lake: &Lake, snapshot: &str) -> Result<Option<StoredVoice>, String> {
+    let manifest_path = body_path(snapshot);
+    let missing = |e: &LakeError| {
+        matches!(
+            e,
+            LakeError::Read {
+                cause: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    };
+    let manifest = match lake.get(&manifest_path).await {
+        Ok(b) => b,
+        Err(e) if missing(&e) => return Ok(None),
+        Err(e) => return Err(format!("{manifest_path}: {e}")),
+    };
+    let manifest: Manifest = serde_json::from_slice(&manifest)
+        .map_err(|e| format!("{manifest_path} is not a batch manifest: {e}"))?;
+    let voice = |m: &str| m.eq_ignore_ascii_case("voice") || m.eq_ignore_ascii_case("call");
+    let start = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    };
+    let mut bodies = Vec::new();
+    match &manifest.texts {
+        // Format v2: one array of every text that is not missing, in manifest order.
+        Some(hash) => {
+            let path = texts_path(hash);
+            let packed = lake.get(&path).await.map_err(|e| format!("{path}: {e}"))?;
+            let texts = tokio::task::spawn_blocking(move || zstd::stream::decode_all(&packed[..]))
+                .await
+                .map_err(|e| format!("{path}: {e}"))?
+                .map_err(|e| format!("{path} does not decompress: {e}"))?;
+            let texts = Bytes::from(texts);
+            let parts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&texts)
+                .map_err(|e| format!("{path} is not a JSON array of texts: {e}"))?;
+            let mut parts = parts.into_iter();
+            for entry in &manifest.conversations {
+                if entry.text.starts_with("missing:") {
+                    continue;
+                }
+                let part = parts.next().ok_or_else(|| {
+                    format!("{path} holds fewer texts than {manifest_path} names")
+                })?;
+                if voice(&entry.media_type) {
+                    let raw = part.get().as_bytes();
+                    let at = raw.as_ptr() as usize - texts.as_ptr() as usize;
+                    bodies.push((
+                        entry.conversation_id.clone(),
+                        start(&entry.conversation_start),
+                        texts.slice(at..at + raw.len()),
+                    ));
+                }
+            }
+        }
+        // Format v1: each text is a file of its own, named by its hash.
+        None => {
+            for entry in &manifest.conversations {
+                let Some(hash) = entry.text.strip_prefix("doc:") else {
+                    continue;
+                };
+                if !voice(&entry.media_type) {
+                    continue;
+                }
+                let path = body_path(hash);
+                let body = lake.get(&path).await.map_err(|e| format!("{path}: {e}"))?;
+                bodies.push((
+                    entry.conversation_id.clone(),
+                    start(&entry.conversation_start),
+                    body,
+                ));
+            }
+        }
+    }
+    Ok(Some(StoredVoice { bodies }))
+}
+
+impl StoredVoice {
+    /// Reads every voice body into its staged utterances' analytics (a body not in the common
+    /// shape gives none: its mentions are scored by the lexicon).
+    pub(super) fn read(self) -> VoiceAnalytics {
+        let mut out = VoiceAnalytics::default();
+        for (conversation, start, body) in self.bodies {
+            if let Ok(Some(rows)) = voice_analytics(&body, start) {
+                out.by_conversation.insert(
+                    conversation,
+                    rows.into_iter().map(|(u, a)| (u.text, a)).collect(),
+                );
+            }
+        }
+        out
+    }
+}

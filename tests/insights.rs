@@ -1,0 +1,165 @@
+//! Sentiment per mention and its aggregates (#20), the way a user gets them: `fetch` from the
+//! simulator (the real API's shapes), `extract`, `aggregate`, then SQL over the lake.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+
+/// Each voice conversation's stored STA document (a single document; transferred calls, whose
+/// body is an array, are left out), read from the lake's `bodies/` as the fetch received it.
+fn stored_documents(lake: &TestLake) -> HashMap<String, serde_json::Value> {
+    let mut out = HashMap::new();
+    for (path, _) in lake.files("bodies") {
+        if !path.ends_with(".json") {
+            continue;
+        }
+        let bytes = std::fs::read(lake.path().join(&path)).unwrap();
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        let (Some(texts), Some(entries)) = (
+            manifest.get("texts").and_then(|t| t.as_str()),
+            manifest.get("conversations").and_then(|c| c.as_array()),
+        ) else {
+            continue;
+        };
+        let packed = std::fs::read(
+            lake.path()
+                .join(format!("bodies/{}/{texts}.json.zst", &texts[..2])),
+        )
+        .unwrap();
+        let texts: Vec<serde_json::Value> =
+            serde_json::from_slice(&zstd::stream::decode_all(&packed[..]).unwrap()).unwrap();
+        let mut texts = texts.into_iter();
+        for e in entries {
+            let text = e["text"].as_str().unwrap();
+            if text.starts_with("missing:") {
+                continue;
+            }
+            let body = texts.next().unwrap();
+            if e["mediaType"] == "voice" && body.is_object() {
+                out.insert(e["conversationId"].as_str().unwrap().to_string(), body);
+            }
+        }
+    }
+    out
+}
+
+/// The STA sentiment of the `index`-th phrase with text of a document (what was staged as
+/// utterance `index`), by its `phraseIndex`; `None` when it has no sentiment event.
+fn phrase_sentiment(doc: &serde_json::Value, index: usize) -> Option<f64> {
+    let mut k = 0;
+    for t in doc["transcripts"].as_array().unwrap() {
+        for p in t["phrases"].as_array().unwrap() {
+            let text = p["decoratedText"]
+                .as_str()
+                .filter(|s| !s.trim().is_empty())
+                .or(p["text"].as_str())
+                .unwrap_or("");
+            if text.trim().is_empty() {
+                continue;
+            }
+            if k == index {
+                let at = p["phraseIndex"].as_i64().unwrap();
+                return t["analytics"]["sentiment"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["phraseIndex"].as_i64() == Some(at))
+                    .and_then(|s| s["sentiment"].as_f64());
+            }
+            k += 1;
+        }
+    }
+    panic!("the document has no phrase {index}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mention_carries_its_phrase_sentiment_or_the_lexicon_score() {
+    let cfg = sim_config(300);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = (cfg.start + chrono::Days::new(u64::from(cfg.days) - 1)).to_string();
+    let out = lake.fetch(&sim, START, &to).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+
+    let docs = stored_documents(&lake);
+    assert!(docs.len() > 50, "{} voice documents", docs.len());
+    let rows = lake
+        .query_lines(
+            "SELECT m.conversation_id, m.interaction_type, m.utterance_index, m.participant, \
+             COALESCE(CAST(m.sentiment AS VARCHAR), 'null'), COALESCE(m.sentiment_source, 'null'), \
+             u.text FROM mentions m JOIN utterances u ON u.conversation_id = m.conversation_id \
+             AND u.utterance_index = m.utterance_index ORDER BY 1, 3",
+        )
+        .await;
+    let (mut genesys, mut lexicon, mut unscored, mut checked) = (0, 0, 0, 0);
+    for line in &rows {
+        let f: Vec<&str> = line.splitn(7, ',').collect();
+        let (conversation, kind, index, sentiment, source) = (f[0], f[1], f[2], f[4], f[5]);
+        match source {
+            "genesys" => genesys += 1,
+            "lexicon" => lexicon += 1,
+            _ => unscored += 1,
+        }
+        if kind != "voice" {
+            // Genesys scores no chat, email or message text: the lexicon does (it is English).
+            assert_eq!(source, "lexicon", "{line}");
+            continue;
+        }
+        let Some(doc) = docs.get(conversation) else {
+            continue;
+        };
+        let expected = phrase_sentiment(doc, index.parse().unwrap());
+        match expected {
+            Some(v) => {
+                assert_eq!(source, "genesys", "{line}");
+                assert_eq!(sentiment.parse::<f64>().unwrap(), v, "{line}");
+                checked += 1;
+            }
+            None => assert_ne!(source, "genesys", "{line}"),
+        }
+    }
+    assert!(
+        checked > 20,
+        "{checked} voice mentions checked against their phrase"
+    );
+    assert!(
+        genesys > 0 && lexicon > 0,
+        "{genesys} genesys, {lexicon} lexicon"
+    );
+    assert!(
+        unscored * 10 < rows.len(),
+        "{unscored} of {} unscored",
+        rows.len()
+    );
+
+    // The daily counts add up: every mention is positive, negative, neutral or unscored, and
+    // the mean is that of the scored mentions.
+    let bad = lake
+        .query_lines(
+            "SELECT c.conversation_date, c.interaction_type, c.product FROM mention_counts c \
+             JOIN (SELECT conversation_date, interaction_type, product, \
+                          SUM(CASE WHEN sentiment > 0.05 THEN 1 ELSE 0 END) AS pos, \
+                          SUM(CASE WHEN sentiment < -0.05 THEN 1 ELSE 0 END) AS neg, \
+                          COUNT(sentiment) AS scored, AVG(sentiment) AS mean \
+                   FROM mentions GROUP BY 1, 2, 3) m \
+               ON c.conversation_date = m.conversation_date \
+              AND c.interaction_type = m.interaction_type AND c.product = m.product \
+             WHERE c.positive + c.negative + c.neutral + c.unscored <> c.mentions \
+                OR c.positive <> m.pos OR c.negative <> m.neg \
+                OR c.positive + c.negative + c.neutral <> m.scored \
+                OR ABS(c.sentiment_mean - m.mean) > 1e-9",
+        )
+        .await;
+    assert!(bad.is_empty(), "rows that do not add up: {bad:?}");
+    let n = lake
+        .query_lines("SELECT COUNT(*) FROM mention_counts WHERE sentiment_mean IS NOT NULL")
+        .await;
+    assert!(n[0].parse::<u64>().unwrap() > 10, "{n:?}");
+    sim.shutdown().await;
+}

@@ -230,6 +230,10 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<(
         if exact { "yes" } else { "NO" }
     );
     println!("movers:     {}", movers_text(&summary.movers));
+    println!(
+        "insights:   {}",
+        report::insights::insights_text(&report::insights::of_counts(&rows))
+    );
     let at = |rel: &str| match lake.local_dir() {
         Some(root) => root.join(rel).display().to_string(),
         None => lake.file_url(rel),

@@ -15,6 +15,7 @@ mod chart;
 mod dashboard;
 mod data;
 mod html;
+pub mod insights;
 mod receiver;
 pub mod stats;
 

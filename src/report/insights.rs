@@ -1,0 +1,525 @@
+//! Product insights: for each product and each of the latest complete day and week, its
+//! mentions against a baseline of the 28 days before, and its share of negative mentions
+//! against the baseline's; only changes beyond chance are flagged (`spike`, `drop`,
+//! `sentiment_shift`).
+//!
+//! - **Windows.** `day`: the latest complete day `D`; its baseline the same weekday in each of
+//!   the four weeks before (`D−7`, `D−14`, `D−21`, `D−28`), so a Monday is compared with
+//!   Mondays. `week`: `D−6…D`; its baseline `D−34…D−7` (four whole weeks, the same weekday mix).
+//!   Baseline days before the lake's first day are not counted: the exposure is the days the
+//!   lake covers.
+//! - **Counts.** With `x₁` mentions over `t₁` days and `x₀` over `t₀`, under "the daily rate did
+//!   not change" `x₁` given `n = x₁ + x₀` is Binomial(n, t₁/(t₁+t₀)) (the exact conditional
+//!   test of two Poisson rates, exposure-weighted); the p-value is two-sided (the outcomes no
+//!   likelier than `x₁`). The rate ratio `(x₁/t₁)/(x₀/t₀)` has the log-scale 95% interval.
+//! - **Negative share.** Negative mentions among the scored ones, window against baseline:
+//!   the two-proportion z-test (pooled), two-sided.
+//! - **Across products, windows and kinds** the p-values are adjusted together with
+//!   Benjamini–Hochberg; a finding is flagged when its q-value is below [`ALPHA`] and it has
+//!   enough data: [`MIN_COUNT`] mentions in window and baseline together (and at least one in
+//!   the baseline), [`MIN_SCORED`] scored mentions on each side for a sentiment shift.
+//!
+//! Deterministic: the same rows give the same insights, in the same order.
+
+use std::collections::BTreeMap;
+
+use chrono::{Days, NaiveDate};
+
+use super::stats::benjamini_hochberg;
+
+/// The false-discovery rate at which findings are flagged.
+pub const ALPHA: f64 = 0.05;
+/// Mentions in window and baseline together below which a product's count is not tested.
+pub const MIN_COUNT: u64 = 10;
+/// Scored mentions each side needs before a negative-share shift is tested.
+pub const MIN_SCORED: u64 = 10;
+/// Days of baseline before each window.
+pub const BASELINE_DAYS: u64 = 28;
+
+/// One product's counts on one day (all interaction types).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    pub mentions: u64,
+    pub negative: u64,
+    /// Mentions with a sentiment (positive, negative or neutral).
+    pub scored: u64,
+}
+
+/// A window an insight is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Window {
+    Day,
+    Week,
+}
+
+impl Window {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::Day => "day",
+            Window::Week => "week",
+        }
+    }
+
+    /// The window's days and its baseline's (both inclusive) for the latest complete day `d`.
+    fn days(self, d: NaiveDate) -> (Vec<NaiveDate>, Vec<NaiveDate>) {
+        let back = |n: u64| d.checked_sub_days(Days::new(n));
+        match self {
+            Window::Day => (vec![d], (1..=4).filter_map(|k| back(7 * k)).collect()),
+            Window::Week => (
+                (0..7).rev().filter_map(back).collect(),
+                (7..7 + BASELINE_DAYS).rev().filter_map(back).collect(),
+            ),
+        }
+    }
+}
+
+/// A flagged change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Insight {
+    /// `spike`, `drop` or `sentiment_shift`.
+    pub kind: &'static str,
+    pub product: String,
+    pub window: Window,
+    /// The window's first and last day.
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Mentions in the window, or its negative share (0…1) for a sentiment shift.
+    pub value: f64,
+    /// What the baseline predicts for the window: mentions at the baseline's daily rate times
+    /// the window's days, or the baseline's negative share.
+    pub baseline: f64,
+    /// Window over baseline (rates, or shares) with its 95% interval.
+    pub ratio: f64,
+    pub low: f64,
+    pub high: f64,
+    pub p_value: f64,
+    pub q_value: f64,
+    /// The counts behind it: (window, baseline) mentions, or (window, baseline) scored.
+    pub counts: (u64, u64),
+}
+
+impl Insight {
+    /// The finding in plain words, e.g. "Acme Router mentions ×3.1 (95% CI 2.4–4.0) on
+    /// 2026-11-30: 62 against 20 expected from the 4 same weekdays before (p = 2e-12)".
+    pub fn headline(&self) -> String {
+        let when = if self.from == self.to {
+            format!("on {}", self.from)
+        } else {
+            format!("in {}…{}", self.from, self.to)
+        };
+        match self.kind {
+            "sentiment_shift" => format!(
+                "{} negative share {:.0}% {when}, against {:.0}% in the 28 days before ({} and {} scored mentions; ×{:.2}, 95% CI {:.2}–{:.2}; p = {:.2e}, q = {:.2e})",
+                self.product,
+                self.value * 100.0,
+                self.baseline * 100.0,
+                self.counts.0,
+                self.counts.1,
+                self.ratio,
+                self.low,
+                self.high,
+                self.p_value,
+                self.q_value
+            ),
+            kind => format!(
+                "{} mentions {} ×{:.2} (95% CI {:.2}–{:.2}) {when}: {} against {:.1} expected from the baseline (p = {:.2e}, q = {:.2e})",
+                self.product,
+                if kind == "spike" { "up" } else { "down" },
+                self.ratio,
+                self.low,
+                self.high,
+                self.value,
+                self.baseline,
+                self.p_value,
+                self.q_value
+            ),
+        }
+    }
+}
+
+/// `ln(e^x + e^y)` without overflow.
+fn log_add(x: f64, y: f64) -> f64 {
+    let (hi, lo) = if x > y { (x, y) } else { (y, x) };
+    if lo == f64::NEG_INFINITY {
+        return hi;
+    }
+    hi + (lo - hi).exp().ln_1p()
+}
+
+/// `ln Γ(x)` for x > 0 (Lanczos, g = 7), for binomial coefficients of large counts.
+fn ln_gamma(x: f64) -> f64 {
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + 7.5;
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// The exact two-sided p-value of `k` successes in Binomial(n, p): the total probability of
+/// the outcomes no likelier than `k` (with a relative tolerance for ties).
+pub fn binomial_two_sided(k: u64, n: u64, p: f64) -> f64 {
+    if n == 0 || !(0.0..=1.0).contains(&p) {
+        return 1.0;
+    }
+    if p == 0.0 || p == 1.0 {
+        let certain = if p == 0.0 { 0 } else { n };
+        return if k == certain { 1.0 } else { 0.0 };
+    }
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    let ln_n = ln_gamma(n as f64 + 1.0);
+    let log_pmf = |i: u64| {
+        ln_n - ln_gamma(i as f64 + 1.0) - ln_gamma((n - i) as f64 + 1.0)
+            + i as f64 * lp
+            + (n - i) as f64 * lq
+    };
+    let at = log_pmf(k) + 1e-7;
+    let mut total = f64::NEG_INFINITY;
+    for i in 0..=n {
+        let l = log_pmf(i);
+        if l <= at {
+            total = log_add(total, l);
+        }
+    }
+    total.exp().min(1.0)
+}
+
+/// The complementary error function (Abramowitz & Stegun 7.1.26; absolute error below 1.5e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let r = poly * (-z * z).exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// The two-sided p-value that `k1` of `n1` and `k0` of `n0` come from one proportion (the
+/// pooled two-proportion z-test).
+pub fn two_proportion_p(k1: u64, n1: u64, k0: u64, n0: u64) -> f64 {
+    if n1 == 0 || n0 == 0 {
+        return 1.0;
+    }
+    let (p1, p0) = (k1 as f64 / n1 as f64, k0 as f64 / n0 as f64);
+    let pooled = (k1 + k0) as f64 / (n1 + n0) as f64;
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n0 as f64)).sqrt();
+    if se == 0.0 {
+        return 1.0;
+    }
+    erfc(((p1 - p0) / se).abs() / std::f64::consts::SQRT_2).min(1.0)
+}
+
+/// The ratio of two rates or shares with its log-scale 95% interval (`a/ta` over `b/tb`, with
+/// `a`, `b` the counts); `None` when a count is 0.
+fn ratio_interval(a: u64, ta: f64, b: u64, tb: f64) -> Option<(f64, f64, f64)> {
+    if a == 0 || b == 0 {
+        return None;
+    }
+    let ratio = (a as f64 / ta) / (b as f64 / tb);
+    let half = 1.96 * (1.0 / a as f64 + 1.0 / b as f64).sqrt();
+    Some((ratio, (ratio.ln() - half).exp(), (ratio.ln() + half).exp()))
+}
+
+/// The insights of per-product daily counts, for the latest complete day `last` of a lake whose
+/// first day is `first`. Ordered by window (day first), kind, then product.
+pub fn insights(
+    counts: &BTreeMap<String, BTreeMap<NaiveDate, DayCounts>>,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Vec<Insight> {
+    // Every test of the report, before the adjustment: (kind is a rate test, product, window,
+    // from, to, window counts, baseline counts, window days, baseline days, p-value).
+    struct Test<'a> {
+        rate: bool,
+        product: &'a String,
+        window: Window,
+        from: NaiveDate,
+        to: NaiveDate,
+        w: DayCounts,
+        b: DayCounts,
+        t1: f64,
+        t0: f64,
+        p: f64,
+    }
+    let mut tests: Vec<Test<'_>> = Vec::new();
+    for window in [Window::Day, Window::Week] {
+        let (days, base) = window.days(last);
+        let base: Vec<NaiveDate> = base.into_iter().filter(|d| *d >= first).collect();
+        if base.is_empty() || days.first().is_none_or(|d| *d < first) {
+            continue;
+        }
+        let (t1, t0) = (days.len() as f64, base.len() as f64);
+        let (from, to) = (days[0], days[days.len() - 1]);
+        let sum = |by_day: &BTreeMap<NaiveDate, DayCounts>, which: &[NaiveDate]| {
+            which.iter().fold(DayCounts::default(), |mut acc, d| {
+                if let Some(c) = by_day.get(d) {
+                    acc.mentions += c.mentions;
+                    acc.negative += c.negative;
+                    acc.scored += c.scored;
+                }
+                acc
+            })
+        };
+        for (product, by_day) in counts {
+            let (w, b) = (sum(by_day, &days), sum(by_day, &base));
+            let test = |rate: bool, p: f64| Test {
+                rate,
+                product,
+                window,
+                from,
+                to,
+                w: w.clone(),
+                b: b.clone(),
+                t1,
+                t0,
+                p,
+            };
+            if w.mentions + b.mentions >= MIN_COUNT && b.mentions > 0 {
+                let p = binomial_two_sided(w.mentions, w.mentions + b.mentions, t1 / (t1 + t0));
+                tests.push(test(true, p));
+            }
+            if w.scored >= MIN_SCORED && b.scored >= MIN_SCORED {
+                let p = two_proportion_p(w.negative, w.scored, b.negative, b.scored);
+                tests.push(test(false, p));
+            }
+        }
+    }
+    // One adjustment over every test of the report (both windows, both kinds), so that a report
+    // of flat products flags anything at most about 5% of the time.
+    let q = benjamini_hochberg(&tests.iter().map(|t| t.p).collect::<Vec<_>>());
+    let mut out = Vec::new();
+    for (t, q) in tests.into_iter().zip(q) {
+        if q >= ALPHA {
+            continue;
+        }
+        let (w, b) = (&t.w, &t.b);
+        let insight = if t.rate {
+            let expected = b.mentions as f64 * t.t1 / t.t0;
+            let (ratio, low, high) =
+                ratio_interval(w.mentions, t.t1, b.mentions, t.t0).unwrap_or((0.0, 0.0, 0.0));
+            Insight {
+                kind: if w.mentions as f64 > expected {
+                    "spike"
+                } else {
+                    "drop"
+                },
+                product: t.product.clone(),
+                window: t.window,
+                from: t.from,
+                to: t.to,
+                value: w.mentions as f64,
+                baseline: expected,
+                ratio,
+                low,
+                high,
+                p_value: t.p,
+                q_value: q,
+                counts: (w.mentions, b.mentions),
+            }
+        } else {
+            let (s1, s0) = (w.scored as f64, b.scored as f64);
+            let (ratio, low, high) =
+                ratio_interval(w.negative, s1, b.negative, s0).unwrap_or((0.0, 0.0, 0.0));
+            Insight {
+                kind: "sentiment_shift",
+                product: t.product.clone(),
+                window: t.window,
+                from: t.from,
+                to: t.to,
+                value: w.negative as f64 / s1,
+                baseline: b.negative as f64 / s0,
+                ratio,
+                low,
+                high,
+                p_value: t.p,
+                q_value: q,
+                counts: (w.scored, b.scored),
+            }
+        };
+        out.push(insight);
+    }
+    out.sort_by(|a, b| (a.window, a.kind, &a.product).cmp(&(b.window, b.kind, &b.product)));
+    out
+}
+
+/// The insights of a lake's `mention_counts` rows (every interaction type added up), for its
+/// latest day: the last day of its data is taken as complete (`fetch` and `run` list whole
+/// days, up to yesterday unless told otherwise).
+pub fn of_counts(rows: &[crate::lake::aggregates::CountRow]) -> Vec<Insight> {
+    let mut counts: BTreeMap<String, BTreeMap<NaiveDate, DayCounts>> = BTreeMap::new();
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    for r in rows {
+        let c = counts
+            .entry(r.product.clone())
+            .or_default()
+            .entry(r.conversation_date)
+            .or_default();
+        c.mentions += n(r.mentions);
+        c.negative += n(r.negative);
+        c.scored += n(r.positive) + n(r.negative) + n(r.neutral);
+    }
+    let first = rows.iter().map(|r| r.conversation_date).min();
+    let last = rows.iter().map(|r| r.conversation_date).max();
+    match (first, last) {
+        (Some(first), Some(last)) => insights(&counts, first, last),
+        _ => Vec::new(),
+    }
+}
+
+/// The flagged insights in words, one per line (or a sentence saying there are none).
+pub fn insights_text(found: &[Insight]) -> String {
+    if found.is_empty() {
+        return "none beyond chance (each product's latest day and week against the 28 days before, Benjamini-Hochberg at 5%)".to_string();
+    }
+    found
+        .iter()
+        .map(|i| format!("{} ({}): {}", i.kind, i.window.as_str(), i.headline()))
+        .collect::<Vec<_>>()
+        .join("\n            ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisson(rng: &mut u64, mean: f64) -> u64 {
+        // Knuth's method is fine for the small means of these tests.
+        let mut next = || {
+            *rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((*rng >> 11) as f64) / ((1u64 << 53) as f64)
+        };
+        let limit = (-mean).exp();
+        let (mut k, mut p) = (0u64, next());
+        while p > limit {
+            k += 1;
+            p *= next();
+        }
+        k
+    }
+
+    /// `products` flat products over `days` days at `mean` mentions a day, a third negative and
+    /// nine in ten scored; `spike` multiplies product 0's last `spike_days` days.
+    fn lake(
+        seed: u64,
+        products: usize,
+        days: u64,
+        mean: f64,
+        spike: f64,
+        spike_days: u64,
+    ) -> (
+        BTreeMap<String, BTreeMap<NaiveDate, DayCounts>>,
+        NaiveDate,
+        NaiveDate,
+    ) {
+        let first = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        let last = first + Days::new(days - 1);
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut out = BTreeMap::new();
+        for p in 0..products {
+            let mut by_day = BTreeMap::new();
+            for d in 0..days {
+                let boosted = p == 0 && d + spike_days >= days;
+                let m = if boosted { mean * spike } else { mean };
+                let (neg, neu) = (poisson(&mut rng, m / 3.0), poisson(&mut rng, m * 2.0 / 3.0));
+                let scored = neg + neu;
+                let unscored = poisson(&mut rng, m / 9.0);
+                by_day.insert(
+                    first + Days::new(d),
+                    DayCounts {
+                        mentions: scored + unscored,
+                        negative: neg,
+                        scored,
+                    },
+                );
+            }
+            out.insert(format!("P{p}"), by_day);
+        }
+        (out, first, last)
+    }
+
+    #[test]
+    fn binomial_and_proportion_tests_match_known_values() {
+        // Binomial(10, ½): P(X ≤ 1 or X ≥ 9) = 22/1024.
+        assert!((binomial_two_sided(1, 10, 0.5) - 22.0 / 1024.0).abs() < 1e-9);
+        assert!((binomial_two_sided(5, 10, 0.5) - 1.0).abs() < 1e-9);
+        // Asymmetric: Binomial(4, 0.2), k = 3: outcomes 2, 3, 4 are no likelier than... only
+        // 3 and 4 (P(2) = 0.1536 > P(3) = 0.0256).
+        let p = binomial_two_sided(3, 4, 0.2);
+        assert!((p - (0.0256 + 0.0016)).abs() < 1e-9, "{p}");
+        assert!((two_proportion_p(50, 100, 50, 100) - 1.0).abs() < 1e-6);
+        // z = 1.96 gives p ≈ 0.05.
+        assert!((erfc(1.96 / std::f64::consts::SQRT_2) - 0.05).abs() < 1e-3);
+        assert!(binomial_two_sided(3000, 4000, 0.5) < 1e-100);
+    }
+
+    #[test]
+    fn flat_products_are_rarely_flagged_and_an_outage_always_is() {
+        let runs = 400;
+        let flagged = (0..runs)
+            .filter(|&seed| {
+                let (c, first, last) = lake(seed, 8, 35, 20.0, 1.0, 0);
+                !insights(&c, first, last).is_empty()
+            })
+            .count();
+        // One 5% false-discovery rate over all the report's tests: about one flat report in
+        // twenty flags anything.
+        eprintln!("insights: {flagged} of {runs} flat lakes flagged something");
+        assert!(flagged as u64 * 100 <= runs * 8, "{flagged} of {runs}");
+        let mut others = 0;
+        for seed in 0..50 {
+            let (c, first, last) = lake(seed, 8, 35, 20.0, 3.0, 3);
+            let found = insights(&c, first, last);
+            for w in [Window::Day, Window::Week] {
+                assert!(
+                    found
+                        .iter()
+                        .any(|i| i.kind == "spike" && i.product == "P0" && i.window == w),
+                    "seed {seed}, {w:?}: {found:?}"
+                );
+            }
+            others += found.iter().filter(|i| i.product != "P0").count();
+        }
+        // Benjamini-Hochberg bounds the share of false findings among the findings (5%), so
+        // with two to four true ones a lake, about one false one in six lakes.
+        eprintln!("insights: {others} findings about flat products in 50 lakes with an outage");
+        assert!(others <= 15, "{others}");
+    }
+
+    #[test]
+    fn windows_compare_like_with_like_and_respect_the_lake_start() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let (w, b) = Window::Day.days(d);
+        assert_eq!(w, vec![d]);
+        assert!(b.iter().all(|x| (d - *x).num_days() % 7 == 0));
+        let (w, b) = Window::Week.days(d);
+        assert_eq!((w.len(), b.len()), (7, 28));
+        assert_eq!(*w.last().unwrap(), d);
+        assert_eq!((w[0] - *b.last().unwrap()).num_days(), 1);
+        // Five days of data: no baseline for either window, so nothing is tested.
+        let (c, first, last) = lake(1, 3, 5, 20.0, 3.0, 2);
+        assert!(insights(&c, first, last).is_empty());
+    }
+}

@@ -1958,6 +1958,38 @@ mod tests {
         c.sim.shutdown().await;
     }
 
+    /// The draws behind a transcript document (ids, word confidences, decorated texts) pinned on
+    /// the simulator as it was before phrase sentiment and topics came in: those only add.
+    #[test]
+    fn the_flat_transcript_draws_never_move() {
+        let gen = Generator::new(&cfg());
+        let mut h = blake3::Hasher::new();
+        for i in (0..gen.len())
+            .filter(|&i| gen.media(i) == Media::Voice)
+            .take(60)
+        {
+            let t = transcript(&gen, i);
+            h.update(t.transcript_id.as_bytes());
+            for l in &t.lines {
+                let line = format!(
+                    "{}|{}|{}|{:?}|{}|{:?}|{}\n",
+                    l.purpose,
+                    l.offset,
+                    l.text,
+                    l.decorated,
+                    l.confidence,
+                    l.word_confidence,
+                    l.duration
+                );
+                h.update(line.as_bytes());
+            }
+        }
+        assert_eq!(
+            h.finalize().to_hex().to_string(),
+            "26c54446bf74b1dd23e4e043365cb2b9d2da17d757575f3fc519d114f1759f04"
+        );
+    }
+
     #[test]
     fn decorated_text_has_the_same_mentions_and_redactions_none() {
         let config = cfg();

@@ -682,6 +682,27 @@ mod tests {
         cfg
     }
 
+    /// What a correct client stages (voice phrases as the STA documents give them, digital
+    /// messages) under the realistic mix, pinned on the simulator as it was before sentiment labels
+    /// and scenarios came in: the flat scenario must not move a byte of it.
+    #[test]
+    fn the_flat_staged_text_never_moves() {
+        let mix = cfg(Traffic::MIX);
+        let end = mix.start + Duration::days(2);
+        let mut h = blake3::Hasher::new();
+        for u in expected_utterances(&mix, mix.start, end, &[]) {
+            let line = format!(
+                "{}|{}|{}|{}\n",
+                u.conversation_id, u.participant, u.offset_ms, u.text
+            );
+            h.update(line.as_bytes());
+        }
+        assert_eq!(
+            h.finalize().to_hex().to_string(),
+            "14040dc2f46169558de357e95d7919a29c7acfbcf7ff5ec7470cd64c2a1f5360"
+        );
+    }
+
     #[test]
     fn traffic_changes_the_presentation_never_the_text() {
         let (off, mix) = (cfg(Traffic::OFF), cfg(Traffic::MIX));

@@ -17,6 +17,10 @@
 //!   the phrases of its time window, so the legs partition the call, and the customer and agent
 //!   sessions of a leg get the same document (one recording). Without a transfer only the
 //!   customer's session is recorded, as before.
+//! - A transcript's `analytics.sentiment[]` scores every external (customer) phrase with its
+//!   utterance's label (a redaction: 0) and no internal one; `analytics.topics[]` has one entry
+//!   per phrase whose utterance speaks of a topic, quoting the phrase's `text`. Neither takes a
+//!   draw: the rest of the document is what it was before they came in.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +38,7 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::gen::{uuid_like, Conversation, Generator, Media, Rng, Shape, MAX_SPAN};
+use super::gen::{uuid_like, Conversation, Generator, Label, Media, Rng, Shape, Topic, MAX_SPAN};
 use super::respond::{
     bad_request, error, iso, json as json_response, to_json, with_rate, CorrelationId,
 };
@@ -1151,26 +1155,29 @@ struct Line {
     confidence: f64,
     word_confidence: Vec<f64>,
     duration: i64,
+    /// The utterance's sentiment label (a redaction: 0).
+    sentiment: i8,
+    /// The utterance's topic, if it speaks of one.
+    topic: Option<Topic>,
 }
 
 /// Everything the transcript documents of voice conversation `i` are made of: its phrases
-/// (the utterances plus an occasional redacted one) in time order, then the sentiment draws and
-/// the transcript id, drawn in that order from one stream (so a document is a pure function of
-/// the conversation, whatever leg is asked for).
+/// (the utterances plus an occasional redacted one) in time order with their labels, then the
+/// transcript id, drawn in that order from one stream (so a document is a pure function of the
+/// conversation, whatever leg is asked for).
 struct Transcript {
     conv: Conversation,
     lines: Vec<Line>,
-    sentiment: Vec<i64>,
     transcript_id: String,
 }
 
 fn transcript(gen: &Generator, i: usize) -> Transcript {
-    let conv = gen.conversation(i);
+    let (conv, labels) = gen.labelled(i);
     let mut rng = Rng::stream(gen_seed(gen), i as u64, STREAM_DOC);
-    // (purpose, ivr, offset ms, text) of every phrase, plus an occasional redacted one.
-    let mut raw: Vec<(&'static str, bool, i64, String)> = Vec::new();
+    // (purpose, ivr, offset ms, text, label) of every phrase, plus an occasional redacted one.
+    let mut raw: Vec<(&'static str, bool, i64, String, Label)> = Vec::new();
     let mut redacted = rng.chance(0.15);
-    for (k, it) in conv.interactions.iter().enumerate() {
+    for ((k, it), label) in conv.interactions.iter().enumerate().zip(labels) {
         let purpose = if it.participant == "customer" {
             "external"
         } else {
@@ -1182,13 +1189,14 @@ fn transcript(gen: &Generator, i: usize) -> Transcript {
             it.participant == "ivr",
             offset,
             it.transcript.clone(),
+            label,
         ));
         if redacted && purpose == "external" {
             let next = conv.interactions.get(k + 1).map_or(offset + 3_000, |n| {
                 (n.timestamp - conv.start).num_milliseconds()
             });
             if let Some(p) = gen.redaction_phrase(&mut rng) {
-                raw.push(("external", false, (offset + next) / 2, p));
+                raw.push(("external", false, (offset + next) / 2, p, Label::default()));
             }
             redacted = false;
         }
@@ -1199,7 +1207,7 @@ fn transcript(gen: &Generator, i: usize) -> Transcript {
     let lines: Vec<Line> = raw
         .into_iter()
         .zip(nexts)
-        .map(|((purpose, ivr, offset, text), next)| {
+        .map(|((purpose, ivr, offset, text, label), next)| {
             let n = text.split_whitespace().count();
             let word_confidence = (0..n).map(|_| 0.8 + rng.unit() * 0.2).collect();
             let confidence = 0.85 + rng.unit() * 0.15;
@@ -1213,20 +1221,21 @@ fn transcript(gen: &Generator, i: usize) -> Transcript {
                 confidence,
                 word_confidence,
                 duration: ((next - offset) as f64 * 0.9) as i64,
+                sentiment: label.sentiment,
+                topic: label.topic,
             }
         })
         .collect();
-    let sentiment = lines
-        .iter()
-        .filter(|l| l.purpose == "external")
-        .take(3)
-        .map(|_| (rng.below(3) as i64) - 1)
-        .collect();
+    // Random sentiments of the first three customer phrases were drawn here before phrases had
+    // labels; the draws stay so that the transcript id (and every document byte but the
+    // analytics) is what it was.
+    for _ in lines.iter().filter(|l| l.purpose == "external").take(3) {
+        rng.below(3);
+    }
     let transcript_id = uuid_like(rng.next_u64());
     Transcript {
         conv,
         lines,
-        sentiment,
         transcript_id,
     }
 }
@@ -1245,6 +1254,21 @@ pub(super) fn voice_utterances(gen: &Generator, i: usize) -> Vec<(&'static str, 
             };
             (who, l.offset, l.decorated.unwrap_or(l.text))
         })
+        .collect()
+}
+
+/// For voice conversation `i`: (participant, staged text, sentiment) of every phrase, in
+/// [`voice_utterances`]' order; the sentiment is that of the document's `analytics.sentiment[]`
+/// entry (customer phrases only).
+pub(super) fn voice_phrase_sentiments(
+    gen: &Generator,
+    i: usize,
+) -> Vec<(&'static str, String, Option<i8>)> {
+    let t = transcript(gen, i);
+    voice_utterances(gen, i)
+        .into_iter()
+        .zip(t.lines)
+        .map(|((who, _, text), l)| (who, text, (l.purpose == "external").then_some(l.sentiment)))
         .collect()
 }
 
@@ -1320,29 +1344,41 @@ fn transcript_copy(gen: &Generator, i: usize, sid: &str, copy: usize) -> Vec<u8>
             }
         })
         .collect();
-    // The sentiment draws belong to the conversation's first three customer phrases.
-    let firsts: Vec<usize> = t
-        .lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.purpose == "external")
-        .take(3)
-        .map(|(k, _)| k)
-        .collect();
+    // Genesys scores the customer: every external phrase, with its label.
     let sentiment: Vec<Value> = mine
         .iter()
         .enumerate()
-        .filter_map(|(k, (g, l))| {
-            let s = firsts.iter().position(|f| f == g)?;
-            Some(json!({
+        .filter(|(_, (_, l))| l.purpose == "external")
+        .map(|(k, (_, l))| {
+            json!({
                 "participant": l.purpose,
                 "phrase": l.text,
                 "phraseIndex": k,
-                "sentiment": t.sentiment.get(s).copied().unwrap_or(0),
+                "sentiment": l.sentiment,
                 "startTimeMs": start_ms + l.offset,
                 "offset": ms(l.offset),
-                "duration": ms(2_000),
+                "duration": ms(l.duration),
                 "type": "phrase",
+            })
+        })
+        .collect();
+    let topics: Vec<Value> = mine
+        .iter()
+        .filter_map(|(g, l)| {
+            let topic = l.topic?;
+            // Between 0.90 and 0.9999, fixed per phrase.
+            let confidence = 0.9 + (splitmix_id(&t.transcript_id, 10_000 + g) % 1000) as f64 / 1e4;
+            Some(json!({
+                "participant": l.purpose,
+                "topicId": topic_id(topic.name),
+                "topicName": topic.name,
+                "topicPhrase": topic.phrase,
+                "transcriptPhrase": l.text,
+                "confidence": confidence,
+                "startTimeMs": start_ms + l.offset,
+                "offset": ms(l.offset),
+                "duration": ms(l.duration),
+                "type": "topic",
             }))
         })
         .collect();
@@ -1386,7 +1422,7 @@ fn transcript_copy(gen: &Generator, i: usize, sid: &str, copy: usize) -> Vec<u8>
             milliseconds: to_ms - from_ms,
         },
         phrases,
-        analytics: json!({"sentiment": sentiment, "topics": [], "acoustic": []}),
+        analytics: json!({"sentiment": sentiment, "topics": topics, "acoustic": []}),
     };
     let head = json!({
         "organizationId": ids.org,
@@ -1402,6 +1438,11 @@ fn transcript_copy(gen: &Generator, i: usize, sid: &str, copy: usize) -> Vec<u8>
         head,
         transcripts: [transcript],
     })
+}
+
+/// The id of an STA topic: the same for a name in every document and every configuration.
+fn topic_id(name: &str) -> String {
+    uuid_like(splitmix_id(name, 0x70_91c))
 }
 
 /// A 64-bit value derived from an id and a leg number.
@@ -1988,6 +2029,99 @@ mod tests {
             h.finalize().to_hex().to_string(),
             "26c54446bf74b1dd23e4e043365cb2b9d2da17d757575f3fc519d114f1759f04"
         );
+    }
+
+    /// Every customer phrase is scored with its utterance's label (a redaction 0) and nothing
+    /// else is; topics quote their phrase; in the outage, the product's phrases are about
+    /// connectivity. Every leg and copy of every call, transfers included.
+    #[test]
+    fn sta_sentiment_and_topics_follow_the_labels() {
+        let mut config = cfg();
+        config.products.push(SimProduct {
+            name: "Nimbus Hub".into(),
+            aliases: vec![],
+        });
+        config.scenario = crate::simulator::Scenario::OutageAndLaunch;
+        config.traffic = crate::simulator::Traffic::MIX;
+        let gen = Generator::new(&config);
+        let outage = config.start + Duration::days(i64::from(config.days) - 3);
+        let (mut scored, mut redactions, mut connectivity) = (0, 0, 0);
+        let mut topic_ids: HashMap<String, String> = HashMap::new();
+        for i in (0..gen.len()).filter(|&i| gen.media(i) == Media::Voice) {
+            let (conv, labels) = gen.labelled(i);
+            let label_at: HashMap<i64, i8> = conv
+                .interactions
+                .iter()
+                .zip(&labels)
+                .map(|(it, l)| ((it.timestamp - conv.start).num_milliseconds(), l.sentiment))
+                .collect();
+            let in_outage = conv.start.date_naive() >= outage;
+            for leg in legs(&gen, i, &gen.shape(i)) {
+                for copy in [0, 1] {
+                    let doc = transcript_copy(&gen, i, &leg.customer_sid, copy);
+                    let doc: Value = serde_json::from_slice(&doc).unwrap();
+                    let t = &doc["transcripts"][0];
+                    let phrases = t["phrases"].as_array().unwrap();
+                    let external: Vec<u64> = phrases
+                        .iter()
+                        .filter(|p| p["participantPurpose"] == "external")
+                        .map(|p| p["phraseIndex"].as_u64().unwrap())
+                        .collect();
+                    let entries = t["analytics"]["sentiment"].as_array().unwrap();
+                    let indexes: Vec<u64> = entries
+                        .iter()
+                        .map(|e| e["phraseIndex"].as_u64().unwrap())
+                        .collect();
+                    assert_eq!(indexes, external, "conversation {i}");
+                    for e in entries {
+                        let p = &phrases[e["phraseIndex"].as_u64().unwrap() as usize];
+                        assert_eq!(
+                            (&e["phrase"], &e["startTimeMs"]),
+                            (&p["text"], &p["startTimeMs"])
+                        );
+                        assert_eq!(
+                            (&e["participant"], &e["type"]),
+                            (&json!("external"), &json!("phrase"))
+                        );
+                        let offset = p["offset"]["milliseconds"].as_i64().unwrap();
+                        let want = label_at.get(&offset).copied().unwrap_or_else(|| {
+                            redactions += 1;
+                            0
+                        });
+                        assert_eq!(e["sentiment"], json!(want), "{p}");
+                        scored += 1;
+                    }
+                    for topic in t["analytics"]["topics"].as_array().unwrap() {
+                        let p = phrases
+                            .iter()
+                            .find(|p| p["startTimeMs"] == topic["startTimeMs"])
+                            .unwrap();
+                        assert_eq!(topic["transcriptPhrase"], p["text"]);
+                        assert_eq!(topic["participant"], p["participantPurpose"]);
+                        assert_eq!(topic["type"], "topic");
+                        let c = topic["confidence"].as_f64().unwrap();
+                        assert!((0.9..1.0).contains(&c), "{c}");
+                        let name = topic["topicName"].as_str().unwrap().to_string();
+                        let id = topic["topicId"].as_str().unwrap().to_string();
+                        assert_eq!(topic_ids.entry(name.clone()).or_insert(id.clone()), &id);
+                        let text = p["text"].as_str().unwrap();
+                        let named = gen.count_matches(text).keys().copied().collect::<Vec<_>>();
+                        if in_outage && name == "connectivity" && named == [0] {
+                            connectivity += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            scored > 1000 && redactions > 10,
+            "{scored} scored, {redactions} redactions"
+        );
+        assert!(
+            connectivity > 20,
+            "{connectivity} connectivity phrases in the outage"
+        );
+        assert!(topic_ids.len() >= 6, "{topic_ids:?}");
     }
 
     #[test]

@@ -9,12 +9,19 @@
 //! - Filler and template words never contain a product word, mentions are separated from their
 //!   neighbours by a space or punctuation, and near misses are checked against the dictionary
 //!   before they are written: a whole-word matcher finds exactly [`Conversation::mentions`].
+//! - Every template carries a sentiment label (-1, 0, +1) and maybe a topic, as metadata; an
+//!   utterance's label is the sign of the sum of its sentences' (free vocabulary sentences 0).
+//! - A scenario ([`super::Scenario`]) draws only from streams of its own (`STREAM_STORY*`): its
+//!   planted utterances lie strictly between two flat ones, and every flat utterance keeps its
+//!   time and, unless an outage retells it, its text. Under the flat scenario every id, time and
+//!   text is what it was before scenarios existed (pinned by a digest in the tests).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+use super::story::{self, Plant, PlantedEvent};
 use super::{Lengths, SimConfig, Traffic};
 
 const STREAM_TIME: u64 = 0x7431;
@@ -23,6 +30,9 @@ const STREAM_TEXT: u64 = 0x3e57;
 const STREAM_ID: u64 = 0x51d0;
 const STREAM_STA: u64 = 0x57a0;
 const STREAM_TRAFFIC: u64 = 0x7aff;
+/// The scenario's planted utterances (how many, where) and, on a stream of their own, their text.
+const STREAM_STORY: u64 = 0x5707;
+const STREAM_STORY_TEXT: u64 = 0x57e7;
 
 /// The longest a generated conversation lasts (emails: up to three 36-hour gaps), rounded up:
 /// a conversation active at time `t` started after `t - MAX_SPAN`.
@@ -238,6 +248,32 @@ pub fn untranscribed(cfg: &SimConfig, from: NaiveDate, to_exclusive: NaiveDate) 
         .collect()
 }
 
+/// The events `cfg.scenario` planted in the data, in the order the generator applies them
+/// (empty for [`super::Scenario::Flat`], and with fewer than three products). [`ground_truth`]
+/// counts their mentions.
+pub fn planted_events(cfg: &SimConfig) -> Vec<PlantedEvent> {
+    let gen = Generator::new(cfg);
+    gen.plants
+        .iter()
+        .map(|p| PlantedEvent {
+            kind: p.kind.to_string(),
+            product: gen.products[p.product].canonical.clone(),
+            from: p.from,
+            to: p.to,
+            factor: p.last_factor(),
+            sentiment: p.sentiment,
+            topic: p.topic.map(str::to_string),
+        })
+        .collect()
+}
+
+/// The sentiment label (-1, 0 or 1) of each utterance of conversation `index`, in the order of
+/// [`conversation`]`(cfg, index).interactions`: the sign of the sum of its sentences' labels.
+pub fn utterance_labels(cfg: &SimConfig, index: usize) -> Vec<i8> {
+    let (_, labels) = Generator::new(cfg).labelled(index);
+    labels.into_iter().map(|l| l.sentiment).collect()
+}
+
 const VOCABULARY: &str = "able about above account actually after again against ago almost \
 already also always amount another answer anything anyway appointment around arrive asked \
 available away back balance bank before being believe best better between bill billing both \
@@ -263,68 +299,157 @@ tuesday turn under understand update upgrade usual value very visit wait want wa
 week weekend well went were what when where which while white window with without word work \
 working would write wrong year yesterday your";
 
-const CUSTOMER_1: &[&str] = &[
-    "Hi, my {P} keeps dropping calls.",
-    "I bought two {Ps} last week and one stopped working.",
-    "The {Pp} battery runs out too fast.",
-    "Can you help me set up the {P}?",
-    "I want to return the {P} and get a refund.",
-    "My {P}, which I ordered online, will not turn on.",
-    "Does the {P} come with a warranty?",
-    "{P} is not working again.",
-    "Where can I buy more {Ps} for the office?",
+/// A sentence template and its labels: the sentiment a reader gives it (-1, 0 or +1) and the
+/// Speech & Text Analytics topic it speaks of. Labels are metadata: they never change the text.
+struct Tpl {
+    text: &'static str,
+    sentiment: i8,
+    topic: Option<Topic>,
+}
+
+/// An STA topic: its short lowercase name and the phrase of the template that carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Topic {
+    pub(crate) name: &'static str,
+    pub(crate) phrase: &'static str,
+}
+
+/// A template without a topic.
+const fn t(text: &'static str, sentiment: i8) -> Tpl {
+    Tpl {
+        text,
+        sentiment,
+        topic: None,
+    }
+}
+
+/// A template about topic `name`, carried by `phrase` (words of the template).
+const fn tt(text: &'static str, sentiment: i8, name: &'static str, phrase: &'static str) -> Tpl {
+    Tpl {
+        text,
+        sentiment,
+        topic: Some(Topic { name, phrase }),
+    }
+}
+
+const CUSTOMER_1: &[Tpl] = &[
+    tt(
+        "Hi, my {P} keeps dropping calls.",
+        -1,
+        "connectivity",
+        "keeps dropping calls",
+    ),
+    t("I bought two {Ps} last week and one stopped working.", -1),
+    tt(
+        "The {Pp} battery runs out too fast.",
+        -1,
+        "battery",
+        "battery runs out",
+    ),
+    tt("Can you help me set up the {P}?", 0, "setup", "set up"),
+    tt(
+        "I want to return the {P} and get a refund.",
+        0,
+        "returns",
+        "return",
+    ),
+    t("My {P}, which I ordered online, will not turn on.", -1),
+    tt(
+        "Does the {P} come with a warranty?",
+        0,
+        "warranty",
+        "warranty",
+    ),
+    t("{P} is not working again.", -1),
+    t("Where can I buy more {Ps} for the office?", 0),
 ];
-const CUSTOMER_2: &[&str] = &[
-    "Is the {P} compatible with the {P}?",
-    "I am comparing the {P} and the {P}.",
-    "My {P} will not connect to the {P}.",
-    "Should I get the {P}, or the {P}?",
+const CUSTOMER_2: &[Tpl] = &[
+    t("Is the {P} compatible with the {P}?", 0),
+    t("I am comparing the {P} and the {P}.", 0),
+    tt(
+        "My {P} will not connect to the {P}.",
+        -1,
+        "connectivity",
+        "will not connect",
+    ),
+    t("Should I get the {P}, or the {P}?", 0),
 ];
-const AGENT_1: &[&str] = &[
-    "Thanks for calling about the {P}.",
-    "Let me check the {P} settings for you.",
-    "Have you tried restarting the {P}?",
-    "I can send a replacement {P} today.",
-    "The {Pp} firmware was updated last month.",
-    "Most people who buy {Ps} also ask about setup.",
+const AGENT_1: &[Tpl] = &[
+    t("Thanks for calling about the {P}.", 1),
+    tt(
+        "Let me check the {P} settings for you.",
+        0,
+        "setup",
+        "settings",
+    ),
+    t("Have you tried restarting the {P}?", 0),
+    tt(
+        "I can send a replacement {P} today.",
+        0,
+        "returns",
+        "replacement",
+    ),
+    t("The {Pp} firmware was updated last month.", 0),
+    tt(
+        "Most people who buy {Ps} also ask about setup.",
+        0,
+        "setup",
+        "setup",
+    ),
 ];
-const AGENT_2: &[&str] = &[
-    "The {P} and the {P} share the same charger.",
-    "Many customers upgrade from the {P} to the {P}.",
-    "You can pair the {P} with the {P} in the settings menu.",
+const AGENT_2: &[Tpl] = &[
+    tt(
+        "The {P} and the {P} share the same charger.",
+        0,
+        "battery",
+        "charger",
+    ),
+    t("Many customers upgrade from the {P} to the {P}.", 0),
+    tt(
+        "You can pair the {P} with the {P} in the settings menu.",
+        0,
+        "setup",
+        "settings menu",
+    ),
 ];
-const IVR: &[&str] = &[
-    "Welcome to customer service.",
-    "Please say the reason for your call.",
-    "Your call may be recorded for quality purposes.",
-    "Please hold while we connect you to an agent.",
+const IVR: &[Tpl] = &[
+    t("Welcome to customer service.", 0),
+    t("Please say the reason for your call.", 0),
+    t("Your call may be recorded for quality purposes.", 0),
+    t("Please hold while we connect you to an agent.", 0),
 ];
-const CUSTOMER_FILLER: &[&str] = &[
-    "I have a question about my account.",
-    "The delivery was late again.",
-    "Can you check my order status?",
-    "I already tried that twice.",
-    "Thank you for your help.",
-    "It worked yesterday but not today.",
-    "How long will the refund take?",
+const CUSTOMER_FILLER: &[Tpl] = &[
+    t("I have a question about my account.", 0),
+    tt(
+        "The delivery was late again.",
+        -1,
+        "delivery",
+        "delivery was late",
+    ),
+    t("Can you check my order status?", 0),
+    t("I already tried that twice.", 0),
+    t("Thank you for your help.", 1),
+    t("It worked yesterday but not today.", -1),
+    tt("How long will the refund take?", 0, "billing", "refund"),
 ];
-const AGENT_FILLER: &[&str] = &[
-    "Thank you for contacting us today.",
-    "Could you confirm your name and postal code?",
-    "I understand, that sounds frustrating.",
-    "One moment while I check that.",
-    "Is there anything else I can help with?",
-    "I have updated your account.",
+const AGENT_FILLER: &[Tpl] = &[
+    t("Thank you for contacting us today.", 1),
+    t("Could you confirm your name and postal code?", 0),
+    t("I understand, that sounds frustrating.", -1),
+    t("One moment while I check that.", 0),
+    t("Is there anything else I can help with?", 0),
+    t("I have updated your account.", 0),
 ];
-const NEAR: &[&str] = &[
-    "My {N} is acting up again.",
-    "I think the {N} is a different model.",
-    "We talked about the {N} yesterday.",
+const NEAR: &[Tpl] = &[
+    t("My {N} is acting up again.", -1),
+    t("I think the {N} is a different model.", 0),
+    t("We talked about the {N} yesterday.", 0),
 ];
-const PII: &[&str] = &[
-    "My card number is {PII}.",
-    "You can reach me at {PII}.",
-    "The card expires {PII}, my name is {PII}.",
+/// Redaction sentences count 0 whatever they say.
+const PII: &[Tpl] = &[
+    t("My card number is {PII}.", 0),
+    t("You can reach me at {PII}.", 0),
+    t("The card expires {PII}, my name is {PII}.", 0),
 ];
 const PII_TAGS: &[&str] = &[
     "[card number]",
@@ -335,8 +460,98 @@ const PII_TAGS: &[&str] = &[
     "[postal code]",
     "[user info]",
 ];
-const GREETINGS: &[&str] = &["Hello,", "Hi there,", "Good morning,"];
-const SIGNOFFS: &[&str] = &["Kind regards.", "Thanks.", "Best wishes."];
+/// Planted by a scenario only (an outage): one product, clearly negative (a negative word of the
+/// VADER lexicon, [`NEGATIVE_WORDS`]), about connectivity.
+const STORY_NEGATIVE: &[Tpl] = &[
+    tt(
+        "My {P} keeps losing the connection, this is terrible.",
+        -1,
+        "connectivity",
+        "keeps losing the connection",
+    ),
+    tt(
+        "The {P} has been down all day and I am really angry.",
+        -1,
+        "connectivity",
+        "has been down all day",
+    ),
+    tt(
+        "I am so frustrated, the {P} will not connect at all.",
+        -1,
+        "connectivity",
+        "will not connect",
+    ),
+    tt(
+        "The {P} is offline again, this is awful.",
+        -1,
+        "connectivity",
+        "is offline again",
+    ),
+    tt(
+        "I am really disappointed, my {P} keeps dropping the connection.",
+        -1,
+        "connectivity",
+        "keeps dropping the connection",
+    ),
+];
+/// An agent's sentence naming a product during an outage (a scenario retells an agent's flat
+/// sentence that names only that product as one of these): negative, about connectivity.
+const STORY_AGENT_NEGATIVE: &[Tpl] = &[
+    tt(
+        "I am sorry, the {P} is down for everyone today, this outage is terrible.",
+        -1,
+        "connectivity",
+        "is down for everyone",
+    ),
+    tt(
+        "We know the {P} keeps losing the connection, it is awful and we are on it.",
+        -1,
+        "connectivity",
+        "keeps losing the connection",
+    ),
+    tt(
+        "Sorry, the {P} outage is horrible, it will connect again soon.",
+        -1,
+        "connectivity",
+        "will connect again",
+    ),
+];
+/// Planted by a scenario only (a launch): one product, clearly positive ([`POSITIVE_WORDS`]),
+/// never a negation.
+const STORY_POSITIVE: &[Tpl] = &[
+    t("I love the new {P}, it is great.", 1),
+    tt(
+        "The {P} is excellent, setup was easy.",
+        1,
+        "setup",
+        "setup was easy",
+    ),
+    t("Really happy with my {P}, thank you.", 1),
+    t("The new {P} is amazing, I would buy it again.", 1),
+    tt(
+        "Setting up the {P} was perfect, it took two minutes.",
+        1,
+        "setup",
+        "setting up",
+    ),
+];
+/// Clearly negative words of the VADER sentiment lexicon; every [`STORY_NEGATIVE`] and
+/// [`STORY_AGENT_NEGATIVE`] template has one.
+const NEGATIVE_WORDS: &[&str] = &[
+    "terrible",
+    "awful",
+    "angry",
+    "frustrated",
+    "disappointed",
+    "horrible",
+    "hate",
+    "useless",
+];
+/// Clearly positive words of the VADER lexicon; every [`STORY_POSITIVE`] template has one.
+const POSITIVE_WORDS: &[&str] = &["love", "great", "excellent", "happy", "amazing", "perfect"];
+/// Greetings and sign-offs are formulae: they count 0.
+const GREETINGS: &[Tpl] = &[t("Hello,", 0), t("Hi there,", 0), t("Good morning,", 0)];
+const SIGNOFFS: &[Tpl] = &[t("Kind regards.", 0), t("Thanks.", 0), t("Best wishes.", 0)];
 /// Glued onto a name to make a near miss; never "s"/"es", which would read as a plural.
 const GLUE: &[&str] = &["ble", "x", "ington", "oid"];
 
@@ -387,6 +602,78 @@ struct Planned {
     mentions: Vec<usize>,
     near_miss: bool,
     pii: bool,
+    /// Planted by the scenario: one sentence of this sign naming `mentions[0]`.
+    planted: Option<i8>,
+    /// A flat sentence naming one product, which an event retells as one of its sentences of
+    /// this sign (an outage: whoever names the product speaks of the outage).
+    retold: Option<i8>,
+}
+
+/// The labels of an utterance: the sign of the sum of its sentences' sentiments, and the topic
+/// of its first sentence that has one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Label {
+    pub(crate) sentiment: i8,
+    pub(crate) topic: Option<Topic>,
+}
+
+/// A rendered sentence and its template's labels (free vocabulary sentences: 0, no topic).
+type Sentence = (String, i8, Option<Topic>);
+
+// The plan's draws, named so that [`flat_rate`] follows them.
+/// Share of voice calls that open with the IVR.
+const IVR_RATE: f64 = 0.5;
+/// Share of conversations that mention products at all.
+const MENTIONING: f64 = 0.6;
+/// Share of a mentioning conversation's human utterances with a mention.
+const MENTION_RATE: f64 = 0.3;
+/// Share of those with a second one.
+const SECOND_MENTION: f64 = 0.3;
+
+/// Utterances per conversation (inclusive) and the gap between two (ms, inclusive).
+fn sizes(media: Media, realistic: bool) -> ((usize, usize), (usize, usize)) {
+    match (media, realistic) {
+        (Media::Voice, false) => ((8, 40), (2_000, 25_000)),
+        (Media::Voice, true) => ((20, 200), (2_000, 25_000)),
+        (Media::Chat, false) => ((4, 20), (5_000, 90_000)),
+        (Media::Chat, true) => ((5, 60), (5_000, 90_000)),
+        (Media::Email, false) => ((1, 4), (3_600_000, 36 * 3_600_000)),
+        (Media::Email, true) => ((1, 5), (3_600_000, 36 * 3_600_000)),
+        (Media::Message, false) => ((3, 15), (20_000, 3 * 3_600_000)),
+        (Media::Message, true) => ((3, 40), (20_000, 3 * 3_600_000)),
+    }
+}
+
+/// For a conversation of `media` before any scenario: the expected mentions of one of
+/// `products` products, and the share of conversations with room for a planted utterance (two
+/// utterances after the IVR to put it between). Follows [`Generator::plan`]'s draws exactly.
+fn flat_rate(media: Media, lengths: Lengths, products: usize) -> (f64, f64) {
+    let ((lo, hi), _) = sizes(media, lengths == Lengths::Realistic);
+    let ivr = if media == Media::Voice { IVR_RATE } else { 0.0 };
+    let (mut mentions, mut room) = (0.0, 0.0);
+    for n in lo..=hi {
+        for (first, p) in [(0, 1.0 - ivr), (1, ivr)] {
+            let humans = n - first;
+            let each = MENTION_RATE * (1.0 + SECOND_MENTION);
+            // The plan gives one mention to a mentioning conversation that drew none.
+            let none = (1.0 - MENTION_RATE).powi(humans as i32);
+            mentions += p * MENTIONING * (each * humans as f64 + none);
+            room += if n >= first + 2 { p } else { 0.0 };
+        }
+    }
+    let k = (hi - lo + 1) as f64;
+    (mentions / k / products.max(1) as f64, room / k)
+}
+
+/// A Poisson draw of mean `mean` (Knuth's product of uniforms; means here are small).
+fn poisson(rng: &mut Rng, mean: f64) -> usize {
+    let limit = (-mean).exp();
+    let (mut k, mut p) = (0, rng.unit());
+    while p > limit && k < 10_000 {
+        k += 1;
+        p *= rng.unit();
+    }
+    k
 }
 
 /// A conversation factory for one configuration; cheap to query for any index.
@@ -407,6 +694,14 @@ pub struct Generator {
     vocab: Vec<&'static str>,
     pii_tags: Vec<&'static str>,
     templates: HashMap<&'static str, Vec<Tok>>,
+    /// The scenario's events (empty: flat).
+    plants: Vec<Plant>,
+    /// [`flat_rate`] by media ([`Media::ALL`] order).
+    flat_rates: [(f64, f64); 4],
+    /// The scenario templates that kept their sentiment word through the vocabulary filter
+    /// (all of a set if the dictionary bans every one): customer negative, customer positive,
+    /// agent negative.
+    story_templates: [Vec<&'static Tpl>; 3],
 }
 
 /// Lowercase words of a product surface: split at non-alphanumerics and at camelCase humps.
@@ -478,6 +773,7 @@ impl Generator {
         }
         banned.sort();
         banned.dedup();
+        let products_len = products.len();
         let mut gen = Generator {
             seed: cfg.seed,
             lengths: cfg.lengths,
@@ -495,6 +791,9 @@ impl Generator {
             vocab: Vec::new(),
             pii_tags: Vec::new(),
             templates: HashMap::new(),
+            plants: story::plants(cfg.scenario, cfg.start, cfg.days, products_len),
+            flat_rates: Media::ALL.map(|m| flat_rate(m, cfg.lengths, products_len)),
+            story_templates: [Vec::new(), Vec::new(), Vec::new()],
         };
         gen.vocab = VOCABULARY
             .split_whitespace()
@@ -517,12 +816,42 @@ impl Generator {
             PII,
             GREETINGS,
             SIGNOFFS,
+            STORY_NEGATIVE,
+            STORY_POSITIVE,
+            STORY_AGENT_NEGATIVE,
         ];
         for tpl in all.into_iter().flatten() {
-            let toks = gen.parse_template(tpl);
-            gen.templates.insert(tpl, toks);
+            let toks = gen.parse_template(tpl.text);
+            gen.templates.insert(tpl.text, toks);
+        }
+        let sets = [
+            (STORY_NEGATIVE, NEGATIVE_WORDS),
+            (STORY_POSITIVE, POSITIVE_WORDS),
+            (STORY_AGENT_NEGATIVE, NEGATIVE_WORDS),
+        ];
+        for (k, (set, words)) in sets.into_iter().enumerate() {
+            let kept: Vec<&'static Tpl> = set
+                .iter()
+                .filter(|tpl| gen.keeps_a_word(tpl.text, words))
+                .collect();
+            gen.story_templates[k] = if kept.is_empty() {
+                set.iter().collect()
+            } else {
+                kept
+            };
         }
         gen
+    }
+
+    /// True when template `text`, once parsed, still says one of `words` (the filter turns words
+    /// that collide with the dictionary into filler).
+    fn keeps_a_word(&self, text: &str, words: &[&str]) -> bool {
+        self.templates.get(text).is_some_and(|toks| {
+            toks.iter().any(|tok| match tok {
+                Tok::Lit { voice, .. } => words.contains(&voice.as_str()),
+                _ => false,
+            })
+        })
     }
 
     /// A word is banned if it equals a product word or contains one of three or more letters.
@@ -623,19 +952,10 @@ impl Generator {
     pub(crate) fn plan(&self, index: usize) -> Plan {
         let mut rng = Rng::stream(self.seed, index as u64, STREAM_PLAN);
         let media = Self::media_from(&mut rng);
-        let realistic = self.lengths == Lengths::Realistic;
-        let (n, gap_ms) = match (media, realistic) {
-            (Media::Voice, false) => (rng.between(8, 40), (2_000, 25_000)),
-            (Media::Voice, true) => (rng.between(20, 200), (2_000, 25_000)),
-            (Media::Chat, false) => (rng.between(4, 20), (5_000, 90_000)),
-            (Media::Chat, true) => (rng.between(5, 60), (5_000, 90_000)),
-            (Media::Email, false) => (rng.between(1, 4), (3_600_000, 36 * 3_600_000)),
-            (Media::Email, true) => (rng.between(1, 5), (3_600_000, 36 * 3_600_000)),
-            (Media::Message, false) => (rng.between(3, 15), (20_000, 3 * 3_600_000)),
-            (Media::Message, true) => (rng.between(3, 40), (20_000, 3 * 3_600_000)),
-        };
-        let ivr = media == Media::Voice && rng.chance(0.5);
-        let mentioning = !self.products.is_empty() && rng.chance(0.6);
+        let ((lo, hi), gap_ms) = sizes(media, self.lengths == Lengths::Realistic);
+        let n = rng.between(lo, hi);
+        let ivr = media == Media::Voice && rng.chance(IVR_RATE);
+        let mentioning = !self.products.is_empty() && rng.chance(MENTIONING);
         let mut offset_ms = 0i64;
         let mut utterances: Vec<Planned> = (0..n)
             .map(|k| {
@@ -649,8 +969,8 @@ impl Generator {
                 }
                 let human = participant != "ivr";
                 let mut mentions = Vec::new();
-                if mentioning && human && rng.chance(0.3) {
-                    for _ in 0..1 + usize::from(rng.chance(0.3)) {
+                if mentioning && human && rng.chance(MENTION_RATE) {
+                    for _ in 0..1 + usize::from(rng.chance(SECOND_MENTION)) {
                         mentions.push(rng.below(self.products.len()));
                     }
                 }
@@ -662,6 +982,8 @@ impl Generator {
                     mentions,
                     near_miss,
                     pii,
+                    planted: None,
+                    retold: None,
                 }
             })
             .collect();
@@ -669,7 +991,77 @@ impl Generator {
             let k = usize::from(ivr) + rng.below(n - usize::from(ivr));
             utterances[k].mentions.push(rng.below(self.products.len()));
         }
+        self.plant(index, media, ivr, &mut utterances);
         Plan { media, utterances }
+    }
+
+    /// Adds the scenario's utterances to conversation `index`'s plan: for each event on the
+    /// conversation's day, a Poisson number of customer utterances of one mention each, with the
+    /// mean that multiplies the product's expected mentions in conversations of this media by
+    /// the event's factor. Each goes between two utterances after the IVR (never after the last,
+    /// so the conversation's end and span stay), drawn from the story stream.
+    fn plant(&self, index: usize, media: Media, ivr: bool, utterances: &mut Vec<Planned>) {
+        let first = usize::from(ivr);
+        let n = utterances.len();
+        if self.plants.is_empty() || n < first + 2 {
+            return;
+        }
+        let date = self.start(index).date_naive();
+        for p in self
+            .plants
+            .iter()
+            .filter(|p| p.retell && p.factor(date) > 1.0)
+        {
+            for u in utterances.iter_mut() {
+                if u.mentions == [p.product] {
+                    u.retold = Some(p.sentiment);
+                }
+            }
+        }
+        let (flat, room) = self.flat_rates[media as usize];
+        let mut rng = Rng::stream(self.seed, index as u64, STREAM_STORY);
+        // (slot: after utterance k, product, sentiment)
+        let mut planted: Vec<(usize, usize, i8)> = Vec::new();
+        for p in &self.plants {
+            let extra = p.factor(date) - 1.0;
+            if extra <= 0.0 || room <= 0.0 {
+                continue;
+            }
+            for _ in 0..poisson(&mut rng, extra * flat / room) {
+                planted.push((first + rng.below(n - 1 - first), p.product, p.sentiment));
+            }
+        }
+        if planted.is_empty() {
+            return;
+        }
+        planted.sort_by_key(|p| p.0);
+        let offsets: Vec<i64> = utterances.iter().map(|u| u.offset_ms).collect();
+        let old = std::mem::take(utterances);
+        let mut planted = planted.into_iter().peekable();
+        for (k, u) in old.into_iter().enumerate() {
+            utterances.push(u);
+            let mut here = Vec::new();
+            while let Some(p) = planted.next_if(|p| p.0 == k) {
+                here.push(p);
+            }
+            // Gaps are at least 2 s, so the planted offsets lie strictly between the two.
+            let (a, b) = (
+                offsets[k],
+                offsets.get(k + 1).copied().unwrap_or(offsets[k]),
+            );
+            let m = here.len() as i64 + 1;
+            for (j, (_, product, sentiment)) in here.into_iter().enumerate() {
+                utterances.push(Planned {
+                    participant: "customer",
+                    offset_ms: a + (b - a) * (j as i64 + 1) / m,
+                    mentions: vec![product],
+                    near_miss: false,
+                    pii: false,
+                    planted: Some(sentiment),
+                    retold: None,
+                });
+            }
+        }
     }
 
     fn mention_counts(&self, plan: &Plan) -> BTreeMap<String, usize> {
@@ -775,26 +1167,42 @@ impl Generator {
 
     /// Generates conversation `index`.
     pub fn conversation(&self, index: usize) -> Conversation {
+        self.labelled(index).0
+    }
+
+    /// Conversation `index` and the labels of its utterances (in `interactions` order). The
+    /// scenario's planted utterances are written from a stream of their own, so every other
+    /// utterance reads as in the flat data.
+    pub(crate) fn labelled(&self, index: usize) -> (Conversation, Vec<Label>) {
         let plan = self.plan(index);
         let start = self.start(index);
         let mut idr = Rng::stream(self.seed, index as u64, STREAM_ID);
         let mut rng = Rng::stream(self.seed, index as u64, STREAM_TEXT);
-        let interactions = plan
+        let mut story = Rng::stream(self.seed, index as u64, STREAM_STORY_TEXT);
+        let (interactions, labels) = plan
             .utterances
             .iter()
-            .map(|u| Interaction {
-                participant: u.participant,
-                timestamp: start + Duration::milliseconds(u.offset_ms),
-                transcript: self.utterance(plan.media, u, &mut rng),
+            .map(|u| {
+                let (transcript, label) = match u.planted {
+                    Some(sign) => self.planted_utterance(plan.media, u, sign, &mut story),
+                    None => self.utterance(plan.media, u, &mut rng, &mut story),
+                };
+                let it = Interaction {
+                    participant: u.participant,
+                    timestamp: start + Duration::milliseconds(u.offset_ms),
+                    transcript,
+                };
+                (it, label)
             })
-            .collect();
-        Conversation {
+            .unzip();
+        let conv = Conversation {
             id: uuid_like(idr.next_u64()),
             start,
             media: plan.media,
             interactions,
             mentions: self.mention_counts(&plan).into_iter().collect(),
-        }
+        };
+        (conv, labels)
     }
 
     /// Conversation `index` without its text (every `transcript` empty, no mentions): what a
@@ -821,13 +1229,39 @@ impl Generator {
         }
     }
 
-    fn utterance(&self, media: Media, u: &Planned, rng: &mut Rng) -> String {
+    /// One sentence from a template of `set` (an empty one, drawing nothing, if `set` is empty).
+    fn sentence(
+        &self,
+        set: &'static [Tpl],
+        voice: bool,
+        products: &[usize],
+        near: Option<&str>,
+        rng: &mut Rng,
+    ) -> Sentence {
+        match rng.pick(set) {
+            Some(tpl) => (
+                self.render(tpl.text, voice, products, near, rng),
+                tpl.sentiment,
+                tpl.topic,
+            ),
+            None => (String::new(), 0, None),
+        }
+    }
+
+    /// A flat utterance, drawn from `rng` (the text stream); a retold sentence is drawn from
+    /// `story` after its flat one, which keeps the text stream's draws.
+    fn utterance(
+        &self,
+        media: Media,
+        u: &Planned,
+        rng: &mut Rng,
+        story: &mut Rng,
+    ) -> (String, Label) {
         let voice = media == Media::Voice;
         let customer = u.participant == "customer";
-        let tpl = |rng: &mut Rng, set: &[&'static str]| *rng.pick(set).unwrap_or(&"");
         let mut special = Vec::new();
         if u.participant == "ivr" {
-            special.push(self.render(tpl(rng, IVR), voice, &[], None, rng));
+            special.push(self.sentence(IVR, voice, &[], None, rng));
         }
         if !u.mentions.is_empty() {
             let set = match (customer, u.mentions.len()) {
@@ -836,22 +1270,26 @@ impl Generator {
                 (false, 1) => AGENT_1,
                 (false, _) => AGENT_2,
             };
-            special.push(self.render(tpl(rng, set), voice, &u.mentions, None, rng));
+            let flat = self.sentence(set, voice, &u.mentions, None, rng);
+            special.push(match u.retold {
+                Some(sign) => self.story_sentence(sign, !customer, voice, &u.mentions, story),
+                None => flat,
+            });
         }
         if u.near_miss {
             if let Some(near) = self.near_miss(voice, rng) {
-                special.push(self.render(tpl(rng, NEAR), voice, &[], Some(&near), rng));
+                special.push(self.sentence(NEAR, voice, &[], Some(&near), rng));
             }
         }
         if u.pii && !self.pii_tags.is_empty() {
-            special.push(self.render(tpl(rng, PII), voice, &[], None, rng));
+            special.push(self.sentence(PII, voice, &[], None, rng));
         }
         let fillers = match media {
             Media::Voice | Media::Message => rng.between(usize::from(special.is_empty()), 1),
             Media::Chat => rng.between(usize::from(special.is_empty()), 2),
             Media::Email => rng.between(2, 5),
         };
-        let mut sentences: Vec<String> = (0..fillers)
+        let mut sentences: Vec<Sentence> = (0..fillers)
             .map(|_| {
                 let set = if customer {
                     CUSTOMER_FILLER
@@ -859,9 +1297,9 @@ impl Generator {
                     AGENT_FILLER
                 };
                 if u.participant != "ivr" && rng.chance(0.5) {
-                    self.render(tpl(rng, set), voice, &[], None, rng)
+                    self.sentence(set, voice, &[], None, rng)
                 } else {
-                    self.free_sentence(voice, rng)
+                    (self.free_sentence(voice, rng), 0, None)
                 }
             })
             .collect();
@@ -870,11 +1308,55 @@ impl Generator {
             sentences.insert(at, s);
         }
         if media == Media::Email {
-            sentences.insert(0, self.render(tpl(rng, GREETINGS), voice, &[], None, rng));
-            sentences.push(self.render(tpl(rng, SIGNOFFS), voice, &[], None, rng));
+            sentences.insert(0, self.sentence(GREETINGS, voice, &[], None, rng));
+            sentences.push(self.sentence(SIGNOFFS, voice, &[], None, rng));
         }
-        sentences.retain(|s| !s.is_empty());
-        sentences.join(" ")
+        join(sentences)
+    }
+
+    /// A scenario's sentence of sign `sign` naming `products` (one), a customer's or an agent's
+    /// (agents only retell negatively; otherwise they get a customer's sentence).
+    fn story_sentence(
+        &self,
+        sign: i8,
+        agent: bool,
+        voice: bool,
+        products: &[usize],
+        rng: &mut Rng,
+    ) -> Sentence {
+        let set = match (sign > 0, agent) {
+            (false, true) => 2,
+            (positive, _) => usize::from(positive),
+        };
+        match rng.pick(&self.story_templates[set]) {
+            Some(tpl) => (
+                self.render(tpl.text, voice, products, None, rng),
+                tpl.sentiment,
+                tpl.topic,
+            ),
+            None => (String::new(), 0, None),
+        }
+    }
+
+    /// A planted utterance: one sentence of sign `sign` naming `u.mentions[0]` (an email gets a
+    /// greeting and a sign-off around it).
+    fn planted_utterance(
+        &self,
+        media: Media,
+        u: &Planned,
+        sign: i8,
+        rng: &mut Rng,
+    ) -> (String, Label) {
+        let voice = media == Media::Voice;
+        let mut sentences: Vec<Sentence> = Vec::new();
+        if media == Media::Email {
+            sentences.push(self.sentence(GREETINGS, voice, &[], None, rng));
+        }
+        sentences.push(self.story_sentence(sign, false, voice, &u.mentions, rng));
+        if media == Media::Email {
+            sentences.push(self.sentence(SIGNOFFS, voice, &[], None, rng));
+        }
+        join(sentences)
     }
 
     /// A voice-style sentence with a redaction tag such as `[card number]`, as Sensitive Data
@@ -884,8 +1366,8 @@ impl Generator {
         if self.pii_tags.is_empty() {
             return None;
         }
-        let tpl = *rng.pick(PII)?;
-        Some(self.render(tpl, true, &[], None, rng)).filter(|s| !s.is_empty())
+        let tpl = rng.pick(PII)?;
+        Some(self.render(tpl.text, true, &[], None, rng)).filter(|s| !s.is_empty())
     }
 
     /// Random vocabulary words (empty only if the dictionary bans the whole vocabulary).
@@ -1069,6 +1551,18 @@ impl Generator {
     }
 }
 
+/// The text of an utterance (its non-empty sentences, space-separated) and its labels.
+fn join(mut sentences: Vec<Sentence>) -> (String, Label) {
+    sentences.retain(|s| !s.0.is_empty());
+    let sum: i32 = sentences.iter().map(|s| i32::from(s.1)).sum();
+    let label = Label {
+        sentiment: sum.signum() as i8,
+        topic: sentences.iter().find_map(|s| s.2),
+    };
+    let text: Vec<String> = sentences.into_iter().map(|s| s.0).collect();
+    (text.join(" "), label)
+}
+
 fn capitalize(w: &str) -> String {
     let mut c = w.chars();
     c.next()
@@ -1079,7 +1573,7 @@ fn capitalize(w: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::SimProduct;
+    use crate::simulator::{Scenario, SimProduct};
 
     pub(crate) fn products() -> Vec<SimProduct> {
         let p = |name: &str, aliases: &[&str]| SimProduct {
@@ -1196,9 +1690,15 @@ mod tests {
             name: "Card".into(),
             aliases: vec![],
         });
-        for prods in [products(), tricky] {
+        // And the scenario's planted and retold sentences.
+        let scenarios = [Scenario::Flat, Scenario::OutageAndLaunch];
+        for (prods, scenario) in [products(), tricky]
+            .into_iter()
+            .flat_map(|p| scenarios.map(|s| (p.clone(), s)))
+        {
             let mut c = cfg(400);
             c.products = prods;
+            c.scenario = scenario;
             let gen = Generator::new(&c);
             let (mut with, mut near) = (0, 0);
             for i in 0..gen.len() {
@@ -1301,6 +1801,292 @@ mod tests {
             flat_digest(&cfg(300)),
             "48b8638ba2ca1039a5da0deb9e234cd19adf17a842cd5509a5331c476537c071"
         );
+    }
+
+    fn story(n: usize) -> SimConfig {
+        let mut c = cfg(n);
+        c.scenario = Scenario::OutageAndLaunch;
+        c
+    }
+
+    /// Mentions per day (index from the start) of product `p`, all media.
+    fn daily(c: &SimConfig, p: &str) -> Vec<u64> {
+        let truth = ground_truth(c, c.start, c.start + Duration::days(30), &[]);
+        let mut out = vec![0; 30];
+        for ((date, _, product), (n, _)) in &truth.rows {
+            if product == p {
+                out[(*date - c.start).num_days() as usize] += n;
+            }
+        }
+        out
+    }
+
+    /// Mentions per media of product `p` per day over 30 days, `[day][media]` in
+    /// [`Media::ALL`] order.
+    fn daily_by_media(c: &SimConfig, p: &str) -> Vec<[u64; 4]> {
+        let truth = ground_truth(c, c.start, c.start + Duration::days(30), &[]);
+        let mut out = vec![[0; 4]; 30];
+        for ((date, media, product), (n, _)) in &truth.rows {
+            if product == p {
+                let m = Media::parse(media).map_or(0, |m| m as usize);
+                out[(*date - c.start).num_days() as usize][m] += n;
+            }
+        }
+        out
+    }
+
+    fn mean(xs: &[u64]) -> f64 {
+        xs.iter().sum::<u64>() as f64 / xs.len().max(1) as f64
+    }
+
+    /// (mentions of product `p`, those in utterances labelled `sign`) on days `days` (from the
+    /// start), conversations with text only.
+    fn labelled_mentions(c: &SimConfig, p: usize, days: Range<i64>, sign: i8) -> (usize, usize) {
+        let gen = Generator::new(c);
+        let (mut all, mut signed) = (0, 0);
+        let day = |d: i64| {
+            (c.start + Duration::days(d))
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+        };
+        for i in gen.index_range(day(days.start), day(days.end)) {
+            if !gen.has_text(i) {
+                continue;
+            }
+            let (conv, labels) = gen.labelled(i);
+            for (it, l) in conv.interactions.iter().zip(&labels) {
+                let n = gen
+                    .count_matches(&it.transcript)
+                    .get(&p)
+                    .copied()
+                    .unwrap_or(0);
+                all += n;
+                signed += if l.sentiment == sign { n } else { 0 };
+            }
+        }
+        (all, signed)
+    }
+
+    #[test]
+    fn the_outage_triples_its_product_in_negative_sentences() {
+        let c = story(3000);
+        let names: Vec<String> = products().into_iter().map(|p| p.name).collect();
+        let days = daily(&c, &names[0]);
+        let (before, outage) = (mean(&days[..27]), mean(&days[27..]));
+        let ratio = outage / before;
+        assert!((2.4..=3.6).contains(&ratio), "{ratio}: {days:?}");
+        // Every media, on ten times the conversations (email alone is a few mentions a day).
+        let mut by_media = [[0u64; 2]; 4];
+        for (d, row) in daily_by_media(&story(30_000), &names[0]).iter().enumerate() {
+            for m in 0..4 {
+                by_media[m][usize::from(d >= 27)] += row[m];
+            }
+        }
+        for (m, [before, outage]) in Media::ALL.iter().zip(by_media) {
+            let r = (outage as f64 / 3.0) / (before as f64 / 27.0);
+            assert!((2.4..=3.6).contains(&r), "{}: {r}", m.as_str());
+        }
+        let (all, negative) = labelled_mentions(&c, 0, 27..30, -1);
+        assert!(negative * 4 >= all * 3, "{negative} of {all} negative");
+        // Before the outage it is mentioned as in the flat data.
+        assert_eq!(days[..27], daily(&cfg(3000), &names[0])[..27]);
+    }
+
+    #[test]
+    fn the_launch_rises_every_day_in_positive_sentences() {
+        let c = story(3000);
+        let launched = &products()[1].name;
+        let days = daily(&c, launched);
+        let early = mean(&days[..23]);
+        assert!(days[29] as f64 >= 2.4 * early, "{early}: {days:?}");
+        // On average over seeds, each of the last seven days has more mentions than the one
+        // before (the expected rise is a quarter of a flat day a day).
+        let mut sum = vec![0u64; 30];
+        for seed in 100..120 {
+            let mut c = c.clone();
+            c.seed = seed;
+            for (s, d) in sum.iter_mut().zip(daily(&c, launched)) {
+                *s += d;
+            }
+        }
+        let flat_mean = mean(&sum[..23]);
+        for d in 23..30 {
+            assert!(sum[d] > sum[d - 1], "day {d}: {sum:?}");
+            let expected = flat_mean * (1.5 + 0.25 * (d - 23) as f64);
+            let r = sum[d] as f64 / expected;
+            assert!((0.85..1.15).contains(&r), "day {d}: {r}");
+        }
+        // Its positive share rises.
+        let (all, positive) = labelled_mentions(&c, 1, 0..23, 1);
+        let (all_last, positive_last) = labelled_mentions(&c, 1, 27..30, 1);
+        let (early_share, late_share) = (
+            positive as f64 / all as f64,
+            positive_last as f64 / all_last as f64,
+        );
+        assert!(
+            late_share > early_share + 0.3,
+            "{early_share} -> {late_share}"
+        );
+    }
+
+    #[test]
+    fn products_no_event_names_are_exactly_as_in_the_flat_data() {
+        let (flat, story_cfg) = (cfg(3000), story(3000));
+        let (f, g) = (Generator::new(&flat), Generator::new(&story_cfg));
+        for p in products().iter().skip(2) {
+            assert_eq!(
+                daily_by_media(&flat, &p.name),
+                daily_by_media(&story_cfg, &p.name)
+            );
+        }
+        let (mut planted, mut retold) = (0, 0);
+        for i in 0..g.len() {
+            let (a, la) = f.labelled(i);
+            let (b, lb) = g.labelled(i);
+            assert_eq!((&a.id, a.start, a.media), (&b.id, b.start, b.media));
+            assert_eq!(g.end(i), f.end(i), "conversation {i} ends as before");
+            let mut k = 0;
+            for (it, l) in b.interactions.iter().zip(&lb) {
+                if a.interactions.get(k).map(|x| x.timestamp) != Some(it.timestamp) {
+                    // Planted: one customer sentence naming the outage's or the launch's product.
+                    planted += 1;
+                    assert_eq!(it.participant, "customer");
+                    let found = g.count_matches(&it.transcript);
+                    assert!(
+                        found == [(0, 1)].into() || found == [(1, 1)].into(),
+                        "{it:?}"
+                    );
+                    continue;
+                }
+                let flat_it = &a.interactions[k];
+                if flat_it.transcript != it.transcript {
+                    // Retold: it named the outage's product only, and now complains.
+                    retold += 1;
+                    let found = f.count_matches(&flat_it.transcript);
+                    assert_eq!(found.keys().collect::<Vec<_>>(), [&0], "{flat_it:?}");
+                    assert_eq!(g.count_matches(&it.transcript), found);
+                    assert!(l.sentiment <= la[k].sentiment);
+                } else {
+                    assert_eq!(la[k], *l, "{it:?}");
+                }
+                k += 1;
+            }
+            assert_eq!(
+                k,
+                a.interactions.len(),
+                "conversation {i} kept every utterance"
+            );
+        }
+        assert!(
+            planted > 500 && retold > 50,
+            "{planted} planted, {retold} retold"
+        );
+    }
+
+    #[test]
+    fn the_planted_events_are_what_the_data_shows() {
+        let c = story(300);
+        let day = |n: i64| c.start + Duration::days(n);
+        let events = planted_events(&c);
+        assert_eq!(
+            events,
+            [
+                PlantedEvent {
+                    kind: "outage".into(),
+                    product: "Acme Router".into(),
+                    from: day(27),
+                    to: day(29),
+                    factor: 3.0,
+                    sentiment: -1,
+                    topic: Some("connectivity".into()),
+                },
+                PlantedEvent {
+                    kind: "launch".into(),
+                    product: "Quantum Headset".into(),
+                    from: day(23),
+                    to: day(29),
+                    factor: 3.0,
+                    sentiment: 1,
+                    topic: None,
+                },
+            ]
+        );
+        assert_eq!(
+            events[0].to_string(),
+            "outage of Acme Router on 2024-03-28..2024-03-30: mentions x3, negative, topic connectivity"
+        );
+        assert!(planted_events(&cfg(300)).is_empty());
+        // Two products: no story, the flat data.
+        let mut two = story(300);
+        two.products.truncate(2);
+        assert!(planted_events(&two).is_empty());
+        let mut flat_two = cfg(300);
+        flat_two.products.truncate(2);
+        let (a, b) = (Generator::new(&two), Generator::new(&flat_two));
+        assert!((0..300).all(|i| a.conversation(i) == b.conversation(i)));
+    }
+
+    #[test]
+    fn story_sentences_keep_their_sentiment_words_and_say_no_negation() {
+        let shipped = SimProduct::of_dictionary(&crate::extract::Dictionary::embedded());
+        for prods in [products(), shipped] {
+            let mut c = story(10);
+            c.products = prods;
+            let gen = Generator::new(&c);
+            let sets = [
+                (STORY_NEGATIVE, NEGATIVE_WORDS),
+                (STORY_POSITIVE, POSITIVE_WORDS),
+                (STORY_AGENT_NEGATIVE, NEGATIVE_WORDS),
+            ];
+            for (k, (set, words)) in sets.into_iter().enumerate() {
+                assert_eq!(gen.story_templates[k].len(), set.len());
+                for tpl in set {
+                    assert!(!tpl.text.contains(" not bad") && (tpl.sentiment > 0) == (k == 1));
+                    let mut rng = Rng::stream(1, 2, 3);
+                    for voice in [true, false] {
+                        let text = gen.render(tpl.text, voice, &[0], None, &mut rng);
+                        let said: Vec<String> = text
+                            .split(|ch: char| !ch.is_alphanumeric())
+                            .map(str::to_lowercase)
+                            .collect();
+                        assert!(words.iter().any(|w| said.iter().any(|s| s == w)), "{text}");
+                        if let Some(t) = tpl.topic {
+                            assert!(text.to_lowercase().contains(t.phrase), "{text}");
+                        }
+                    }
+                }
+                if k == 1 {
+                    assert!(set.iter().all(|t| !t.text.contains(" not ")));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn labels_are_signs_per_utterance_and_follow_the_templates() {
+        let c = cfg(300);
+        let gen = Generator::new(&c);
+        let mut seen = [0; 3];
+        for i in 0..gen.len() {
+            let (conv, labels) = gen.labelled(i);
+            assert_eq!(labels.len(), conv.interactions.len());
+            assert_eq!(
+                utterance_labels(&c, i),
+                labels.iter().map(|l| l.sentiment).collect::<Vec<_>>()
+            );
+            for (it, l) in conv.interactions.iter().zip(&labels) {
+                seen[(l.sentiment + 1) as usize] += 1;
+                // A sentence that thanks is positive, one that says it was late negative.
+                if it.transcript == "Thank you for your help." {
+                    assert_eq!(l.sentiment, 1);
+                }
+                if it.transcript == "The delivery was late again." {
+                    assert_eq!(l.sentiment, -1);
+                    assert_eq!(l.topic.map(|t| t.name), Some("delivery"));
+                }
+            }
+        }
+        assert!(seen.iter().all(|n| *n > 200), "{seen:?}");
     }
 
     #[test]

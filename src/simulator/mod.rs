@@ -7,6 +7,8 @@
 //! serves the shapes of real traffic ([`Traffic`]: callbacks, transferred calls, sessions
 //! recorded twice, archived and errored recordings, late and deleted transcripts, a role without
 //! the STA permission, ongoing conversations, OAuth-shaped login errors, per-endpoint limits).
+//! A [`Scenario`] plants a story in the data (an outage, a launch: [`planted_events`]), and every
+//! utterance has a sentiment label that the STA documents' phrase sentiment follows.
 //!
 //! Invariants:
 //! - Conversations are a pure function of ([`SimConfig`], index) and are generated on demand
@@ -20,6 +22,8 @@
 //!   never the text: [`expected_utterances`] is what a correct client stages (each phrase once),
 //!   [`expected_missing`] what it counts as missing and why, and [`ground_truth`] counts only
 //!   conversations with text.
+//! - [`ground_truth`] includes the planted events' mentions; a product no event names is
+//!   mentioned exactly as under [`Scenario::Flat`].
 
 mod analytics;
 mod archive;
@@ -27,6 +31,7 @@ mod gen;
 mod respond;
 mod server;
 mod state;
+mod story;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,9 +44,10 @@ use tokio::task::JoinHandle;
 use crate::secret::Secret;
 
 pub use gen::{
-    conversation, ground_truth, untranscribed, Conversation, Generator, GroundTruth, Interaction,
-    Media, Shape,
+    conversation, ground_truth, planted_events, untranscribed, utterance_labels, Conversation,
+    Generator, GroundTruth, Interaction, Media, Shape,
 };
+pub use story::{PlantedEvent, Scenario, UnknownScenario};
 
 /// One utterance a correct client stages, exactly as it reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +134,17 @@ pub fn expected_utterances(
         }
     }
     out
+}
+
+/// For voice conversation `index`: (participant, text, sentiment) of every utterance a correct
+/// client stages from its transcripts, in [`expected_utterances`]' order. The sentiment is the
+/// transcript's (`analytics.sentiment[]`): the phrase's label for customer phrases (0 for a
+/// redaction), `None` for agent and IVR phrases, which Genesys does not score.
+pub fn voice_phrase_sentiments(
+    cfg: &SimConfig,
+    index: usize,
+) -> Vec<(&'static str, String, Option<i8>)> {
+    analytics::voice_phrase_sentiments(&Generator::new(cfg), index)
 }
 
 /// The conversations starting in `[from, to_exclusive)` whose media is in `media` (empty: all)
@@ -391,6 +408,8 @@ pub struct SimConfig {
     pub lengths: Lengths,
     /// The shapes of real traffic (callbacks, transfers, archived and late texts, ...).
     pub traffic: Traffic,
+    /// The story the data tells ([`Scenario::Flat`]: none; see [`planted_events`]).
+    pub scenario: Scenario,
 }
 
 /// Utterances per conversation, by media type.
@@ -428,6 +447,7 @@ impl SimConfig {
             data_availability: None,
             lengths: Lengths::Short,
             traffic: Traffic::OFF,
+            scenario: Scenario::Flat,
         }
     }
 
@@ -701,6 +721,38 @@ mod tests {
             h.finalize().to_hex().to_string(),
             "14040dc2f46169558de357e95d7919a29c7acfbcf7ff5ec7470cd64c2a1f5360"
         );
+    }
+
+    /// The phrase sentiments line up with what a client stages: same speakers and texts, a
+    /// sentiment for the customer's phrases only; digital conversations have a label per message.
+    #[test]
+    fn phrase_sentiments_follow_the_staged_utterances() {
+        let mut c = cfg(Traffic::MIX);
+        c.scenario = Scenario::OutageAndLaunch;
+        let gen = Generator::new(&c);
+        let end = c.start + Duration::days(6);
+        let staged = expected_utterances(&c, c.start, end, &["voice"]);
+        let mut k = 0;
+        let mut seen = [0; 3];
+        for i in (0..gen.len()).filter(|&i| gen.has_text(i)) {
+            if gen.media(i) != Media::Voice {
+                let n = gen.conversation(i).interactions.len();
+                assert_eq!(utterance_labels(&c, i).len(), n);
+                continue;
+            }
+            for (who, text, sentiment) in voice_phrase_sentiments(&c, i) {
+                let u = &staged[k];
+                assert_eq!((u.participant, &u.text), (who, &text));
+                assert_eq!(sentiment.is_some(), who == "customer", "{text}");
+                if let Some(s) = sentiment {
+                    seen[(s + 1) as usize] += 1;
+                }
+                k += 1;
+            }
+        }
+        assert_eq!(k, staged.len());
+        assert!(seen.iter().all(|n| *n > 50), "{seen:?}");
+        assert_eq!(planted_events(&c).len(), 2);
     }
 
     #[test]

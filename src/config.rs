@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 
 use crate::extract::Shard;
 use crate::secret::Secret;
-use crate::simulator::{Lengths, Traffic};
+use crate::simulator::{Lengths, Scenario, Traffic};
 
 /// Every default a flag has, in one place.
 pub mod defaults {
@@ -48,6 +48,8 @@ pub mod defaults {
     pub const SIM_JOB_POLLS: u32 = 3;
     pub const SIM_MAX_QUERY_DAYS: u32 = 31;
     pub const SIM_TRANSCRIPT_URL_TTL_SECS: u64 = 600;
+    /// The story `simulate` and `demo` plant in their data.
+    pub const SCENARIO: crate::simulator::Scenario = crate::simulator::Scenario::OutageAndLaunch;
     pub const MIN_COUNT: u64 = 3;
     pub const CANDIDATES_LIMIT: usize = 30;
     pub const SCHEDULER_BIND: &str = "127.0.0.1:50050";
@@ -339,6 +341,7 @@ pub struct DemoConfig {
     pub conversations: usize,
     pub days: u32,
     pub seed: u64,
+    pub scenario: Scenario,
 }
 
 impl Default for DemoConfig {
@@ -347,6 +350,7 @@ impl Default for DemoConfig {
             conversations: defaults::DEMO_CONVERSATIONS,
             days: defaults::DAYS,
             seed: defaults::SEED,
+            scenario: defaults::SCENARIO,
         }
     }
 }
@@ -377,6 +381,7 @@ pub struct SimulateConfig {
     pub max_query_days: u32,
     pub transcript_url_ttl: u64,
     pub traffic: Traffic,
+    pub scenario: Scenario,
 }
 
 impl Default for SimulateConfig {
@@ -405,6 +410,7 @@ impl Default for SimulateConfig {
             max_query_days: defaults::SIM_MAX_QUERY_DAYS,
             transcript_url_ttl: defaults::SIM_TRANSCRIPT_URL_TTL_SECS,
             traffic: Traffic::MIX,
+            scenario: defaults::SCENARIO,
         }
     }
 }

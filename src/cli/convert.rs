@@ -8,7 +8,7 @@ use crate::config::{
     FetchConfig, PipelineBenchConfig, QueryConfig, ReportConfig, RunConfig, SchedulerConfig,
     SimulateConfig, SyncBenchConfig,
 };
-use crate::simulator::Lengths;
+use crate::simulator::{Lengths, Scenario};
 
 impl From<Source> for config::Source {
     fn from(s: Source) -> Self {
@@ -62,6 +62,15 @@ impl From<LengthsArg> for Lengths {
         match l {
             LengthsArg::Short => Lengths::Short,
             LengthsArg::Realistic => Lengths::Realistic,
+        }
+    }
+}
+
+impl From<ScenarioArg> for Scenario {
+    fn from(s: ScenarioArg) -> Self {
+        match s {
+            ScenarioArg::Flat => Scenario::Flat,
+            ScenarioArg::OutageAndLaunch => Scenario::OutageAndLaunch,
         }
     }
 }
@@ -202,6 +211,7 @@ impl From<DemoArgs> for DemoConfig {
             conversations: a.conversations,
             days: a.days,
             seed: a.seed,
+            scenario: a.scenario.into(),
         }
     }
 }
@@ -240,6 +250,7 @@ impl From<SimulateArgs> for SimulateConfig {
             revoke_tokens_after: a.revoke_tokens_after,
             untranscribed: a.untranscribed,
             lengths: a.lengths.into(),
+            scenario: a.scenario.into(),
             not_ready: a.not_ready,
             not_ready_for: a.not_ready_for,
             job_polls: a.job_polls,
@@ -459,6 +470,23 @@ mod tests {
         assert_eq!(p.conversations, vec![100_000]);
         assert_eq!(p.source, config::Source::Analytics);
         assert_eq!(p.lengths, Lengths::Realistic);
+    }
+
+    #[test]
+    fn scenario_names_are_the_simulators() {
+        for v in ScenarioArg::value_variants() {
+            let name = v.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(Scenario::from(*v).to_string(), name);
+        }
+        assert_eq!(ScenarioArg::value_variants().len(), Scenario::ALL.len());
+        let Command::Simulate(s) = parse(&["simulate", "--scenario", "flat"]).command else {
+            unreachable!()
+        };
+        assert_eq!(SimulateConfig::from(s).scenario, Scenario::Flat);
+        let Command::Demo(d) = parse(&["demo", "--scenario", "flat"]).command else {
+            unreachable!()
+        };
+        assert_eq!(DemoConfig::from(d).scenario, Scenario::Flat);
     }
 
     #[test]

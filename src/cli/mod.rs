@@ -328,6 +328,11 @@ pub struct SimulateArgs {
     /// messages, email 1–5).
     #[arg(long, value_enum, default_value = "short")]
     pub lengths: LengthsArg,
+    /// The story planted in the data: outage-and-launch (the dictionary's first product has an
+    /// outage on the last three days: mentions x3, negative; its second is launched over the last
+    /// seven: mentions x1.5 rising to x3, positive) or flat (none).
+    #[arg(long, value_enum, default_value_t = ScenarioArg::OutageAndLaunch)]
+    pub scenario: ScenarioArg,
     /// Share of digital conversations whose recordings are still being prepared on the first request.
     #[arg(long, default_value_t = defaults::SIM_NOT_READY, value_parser = parse_share)]
     pub not_ready: f64,
@@ -669,6 +674,11 @@ pub struct DemoArgs {
     /// Simulator seed.
     #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
+    /// The story planted in the data: outage-and-launch (the dictionary's first product has an
+    /// outage on the last three days: mentions x3, negative; its second is launched over the last
+    /// seven: mentions x1.5 rising to x3, positive) or flat (none).
+    #[arg(long, value_enum, default_value_t = ScenarioArg::OutageAndLaunch)]
+    pub scenario: ScenarioArg,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -726,6 +736,15 @@ pub enum LengthsArg {
     /// Contact-center lengths: voice 20–200 phrases, chat 5–60 messages, email 1–5, messaging
     /// 3–40.
     Realistic,
+}
+
+/// The story the simulator plants (the names of `simulator::Scenario`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioArg {
+    /// No story: every product as often every day.
+    Flat,
+    /// An outage of the first product, a launch of the second.
+    OutageAndLaunch,
 }
 
 /// Flags of `convlake bench`.

@@ -88,6 +88,7 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<(
     cfg.start = today - chrono::Days::new(days as u64);
     cfg.days = days;
     cfg.seed = args.seed;
+    cfg.scenario = args.scenario;
     cfg.client_id = Some("convlake-demo".into());
     cfg.client_secret = Some(Secret::new("demo-secret"));
     // The same realistic traffic `convlake simulate` serves by default.

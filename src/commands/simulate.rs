@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::config::SimulateConfig;
 use crate::extract::Dictionary;
-use crate::simulator::{self, SimConfig, SimProduct};
+use crate::simulator::{self, Scenario, SimConfig, SimProduct};
 
 /// A loopback address (port 0: any free one).
 pub(crate) fn loopback(port: u16) -> SocketAddr {
@@ -40,12 +40,24 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateConfig) -> Result<()> {
     cfg.max_query_interval_days = args.max_query_days.max(1);
     cfg.transcript_url_ttl_secs = args.transcript_url_ttl;
     cfg.traffic = args.traffic.clone();
+    cfg.scenario = args.scenario;
     let sim = simulator::start(cfg.clone(), loopback(args.port)).await?;
     println!("{}", sim.url);
     eprintln!(
-        "simulate: {} conversations from {} over {} days (seed {}); Ctrl-C to stop",
-        cfg.conversations, cfg.start, cfg.days, cfg.seed
+        "simulate: {} conversations from {} over {} days (seed {}, scenario {}); Ctrl-C to stop",
+        cfg.conversations, cfg.start, cfg.days, cfg.seed, cfg.scenario
     );
+    let events = simulator::planted_events(&cfg);
+    if events.is_empty() && cfg.scenario != Scenario::Flat {
+        eprintln!(
+            "simulate: scenario {} needs at least 3 products and the dictionary has {}: the data is flat",
+            cfg.scenario,
+            cfg.products.len()
+        );
+    }
+    for e in &events {
+        eprintln!("simulate: planted {e}");
+    }
     let missing = simulator::untranscribed(
         &cfg,
         cfg.start,

@@ -741,9 +741,8 @@ pub enum LengthsArg {
 /// The story the simulator plants (the names of `simulator::Scenario`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScenarioArg {
-    /// No story: every product as often every day.
+    // No doc comments: the flag's own help says what each is, and `demo --help` stays short.
     Flat,
-    /// An outage of the first product, a launch of the second.
     OutageAndLaunch,
 }
 

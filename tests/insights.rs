@@ -163,3 +163,132 @@ async fn every_mention_carries_its_phrase_sentiment_or_the_lexicon_score() {
     assert!(n[0].parse::<u64>().unwrap() > 10, "{n:?}");
     sim.shutdown().await;
 }
+
+/// (kind, window, product) of every `report: insights:` line of a report's summary.
+fn reported_insights(stderr: &str, products: &[String]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for line in stderr.lines() {
+        let Some(rest) = line.strip_prefix("report: insights: ") else {
+            continue;
+        };
+        if rest.starts_with("none beyond chance") {
+            continue;
+        }
+        let (kind, rest) = rest.split_once(" (").unwrap();
+        let (window, rest) = rest.split_once("): ").unwrap();
+        let product = products
+            .iter()
+            .find(|p| rest.starts_with(p.as_str()))
+            .unwrap_or_else(|| panic!("no product in {line:?}"));
+        out.push((kind.to_string(), window.to_string(), product.clone()));
+    }
+    out.sort();
+    out
+}
+
+/// The scenario's lake, the way a user makes one: fetch the simulated month, extract,
+/// aggregate, report.
+async fn scenario_report(scenario: convlake::simulator::Scenario, seed: u64) -> (TestLake, String) {
+    // 4,000 conversations a month: a product is mentioned in about 20 a day, enough for one
+    // day's outage to stand out from chance.
+    let mut cfg = sim_config(4000).with_real_traffic_mix();
+    cfg.days = 30;
+    cfg.seed = seed;
+    cfg.scenario = scenario;
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = (cfg.start + chrono::Days::new(u64::from(cfg.days) - 1)).to_string();
+    let out = lake.fetch(&sim, START, &to).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    sim.shutdown().await;
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+    let out = lake.run(&["report"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(lake.path().join("reports/report.html")).unwrap();
+    assert!(
+        html.contains("id=\"insights\""),
+        "report.html has no insights section"
+    );
+    (lake, stderr(&out))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_insights_of_the_default_scenario_are_its_planted_events() {
+    use convlake::simulator::{planted_events, Scenario};
+    let products: Vec<String> = products().into_iter().map(|p| p.name).collect();
+    let mut cfg = sim_config(4000);
+    cfg.days = 30;
+    cfg.scenario = Scenario::OutageAndLaunch;
+    let planted = planted_events(&cfg);
+    assert_eq!(planted.len(), 2, "{planted:?}");
+    // Each planted event raises its product's mentions on the last day and over the last week;
+    // the outage's (negative) raises its negative share too, the launch's (positive) lowers it,
+    // which is not an alarm.
+    let mut expected = Vec::new();
+    for e in &planted {
+        for window in ["day", "week"] {
+            expected.push(("spike".to_string(), window.to_string(), e.product.clone()));
+            if e.sentiment < 0 {
+                expected.push((
+                    "sentiment_shift".into(),
+                    window.to_string(),
+                    e.product.clone(),
+                ));
+            }
+        }
+    }
+    expected.sort();
+    let (lake, stderr) = scenario_report(Scenario::OutageAndLaunch, 7).await;
+    assert_eq!(reported_insights(&stderr, &products), expected, "{stderr}");
+
+    // The page opens with them, and Chromium shows them.
+    let page = lake.path().join("reports/report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    let at = html.find("id=\"insights\"").unwrap();
+    assert!(
+        at < html.find("<h2>Charts").unwrap(),
+        "the insights come first"
+    );
+    assert_eq!(html.matches("<li class=\"insight ").count(), expected.len());
+    let work = tempfile::tempdir().unwrap();
+    let seen = render(&page, work.path()).await;
+    assert!(
+        seen.console.is_empty(),
+        "console messages: {:#?}",
+        seen.console
+    );
+    assert!(seen.dom.contains("What changed"), "{}", seen.dom);
+    assert_eq!(seen.dom.matches("class=\"insight spike\"").count(), 4);
+    assert_eq!(
+        seen.dom
+            .matches("class=\"insight sentiment_shift\"")
+            .count(),
+        2
+    );
+    let (w, h, colours, ink) = png_stats(&seen.screenshot);
+    assert_eq!((w, h), (1280, 2000));
+    assert!(
+        colours > 50 && ink > 0.2,
+        "screenshot looks blank: {colours} colours, {ink:.3}"
+    );
+    if let Some(keep) = std::env::var_os("CONVLAKE_KEEP_REPORT") {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(
+            &seen.screenshot,
+            std::path::Path::new(&keep).join("insights.png"),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_of_flat_products_flags_nothing() {
+    let products: Vec<String> = products().into_iter().map(|p| p.name).collect();
+    let (_lake, stderr) = scenario_report(convlake::simulator::Scenario::Flat, 7).await;
+    assert_eq!(reported_insights(&stderr, &products), vec![], "{stderr}");
+    assert!(
+        stderr.contains("report: insights: none beyond chance"),
+        "{stderr}"
+    );
+}

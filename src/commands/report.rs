@@ -30,6 +30,8 @@ pub struct ReportOutcome {
     /// The changes beyond chance of the last week against the one before ([`report::movers`]),
     /// or why there is no comparison.
     pub movers: std::result::Result<Vec<report::Mover>, String>,
+    /// The flagged product insights of the lake ([`report::insights`]).
+    pub insights: Vec<report::insights::Insight>,
 }
 
 /// The movers as one line of plain text, for the summaries of `report` and `demo`.
@@ -68,7 +70,27 @@ pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Resu
         product: args.product.clone(),
         interaction_type: args.interaction_type.clone(),
     };
-    let data = report::load_report_data(&ctx, &filter, args.examples, &dict.version).await?;
+    let mut data = report::load_report_data(&ctx, &filter, args.examples, &dict.version).await?;
+    // Insights cover the whole lake (their baseline is the 28 days before its latest day), or
+    // the filtered product.
+    let found: Vec<report::insights::Insight> = {
+        let rows = counts(lake, dict).await?.rows;
+        let exposure = crate::lake::tables::conversations_per_day(&ctx).await?;
+        report::insights::of_counts(&rows, &exposure)
+            .into_iter()
+            .filter(|i| data.product.as_ref().is_none_or(|p| *p == i.product))
+            .collect()
+    };
+    data.insights = found
+        .iter()
+        .map(|i| {
+            (
+                i.kind.to_string(),
+                i.window.as_str().to_string(),
+                i.headline(),
+            )
+        })
+        .collect();
     // Charts are drawn into a local directory: --out, the lake's reports/ when the lake is
     // local, otherwise a staging directory under the work dir whose files are then put into
     // the lake's reports/ (one whole-object put each) and removed.
@@ -110,7 +132,14 @@ pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Resu
     }
     let movers = report::movers(&data);
     eprintln!("report: movers: {}", movers_text(&movers));
-    Ok(ReportOutcome { files, movers })
+    for line in report::insights::insights_text(&found).lines() {
+        eprintln!("report: insights: {}", line.trim_start());
+    }
+    Ok(ReportOutcome {
+        files,
+        movers,
+        insights: found,
+    })
 }
 
 /// Puts a report drawn locally into the lake's `reports/`; returns the files as lake URLs.

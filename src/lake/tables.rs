@@ -311,6 +311,42 @@ pub async fn conversations_with_text(ctx: &SessionContext) -> Result<i64, LakeEr
         .unwrap_or(0))
 }
 
+/// Conversations with text per day (the exposure product insights weigh counts by: a day whose
+/// conversations are partly still ongoing, or a quiet Sunday, expects fewer mentions).
+pub async fn conversations_per_day(
+    ctx: &SessionContext,
+) -> Result<std::collections::BTreeMap<chrono::NaiveDate, u64>, LakeError> {
+    let batches = query(
+        ctx,
+        "SELECT CAST(conversation_date AS DATE), COUNT(DISTINCT conversation_id) FROM utterances \
+         GROUP BY 1",
+    )
+    .await?;
+    let mut out = std::collections::BTreeMap::new();
+    for b in &batches {
+        let shape = || LakeError::Shape("conversations per day: unexpected columns".into());
+        let dates = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Date32Array>()
+            .ok_or_else(shape)?;
+        let counts = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(shape)?;
+        for i in 0..b.num_rows() {
+            if let (Some(d), false) = (
+                dates.value_as_date(i),
+                arrow::array::Array::is_null(counts, i),
+            ) {
+                out.insert(d, u64::try_from(counts.value(i)).unwrap_or(0));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Runs one SQL statement and collects the result.
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, LakeError> {
     Ok(ctx.sql(sql).await?.collect().await?)

@@ -84,6 +84,9 @@ pub struct ReportData {
     pub examples: Vec<Example>,
     /// Version of the dictionary the mentions come from.
     pub dictionary_version: String,
+    /// The flagged product insights ([`super::insights`]): (kind, window, headline), in the
+    /// order they are shown. Filled by the caller (they cover the whole lake).
+    pub insights: Vec<(String, String, String)>,
 }
 
 impl ReportData {

@@ -267,6 +267,7 @@ pub fn render_html(data: &ReportData, trend_svg: &str, share_svg: &str) -> Strin
         h.push_str("<p class=\"note\" id=\"empty\">No product mentions in this range. Widen it with <code>--from</code>/<code>--to</code> or drop the filters.</p>\n");
     }
 
+    insights(&mut h, data);
     headline(&mut h, data);
 
     h.push_str("<h2>Charts</h2>\n");
@@ -291,6 +292,31 @@ pub fn render_html(data: &ReportData, trend_svg: &str, share_svg: &str) -> Strin
     );
     h.push_str("</main>\n</body>\n</html>\n");
     h
+}
+
+/// The flagged insights, first on the page: each kind, window and its evidence in words.
+fn insights(h: &mut String, data: &ReportData) {
+    if data.range.is_none() {
+        return;
+    }
+    h.push_str("<section class=\"card\" id=\"insights\"><div class=\"label\">What changed</div>");
+    if data.insights.is_empty() {
+        h.push_str("<p class=\"note\">Nothing beyond chance: each product's latest day and week against the 28 days before (same weekdays), Benjamini–Hochberg at 5% over every test.</p>");
+    } else {
+        h.push_str("<ul>");
+        for (kind, window, headline) in &data.insights {
+            let _ = write!(
+                h,
+                "<li class=\"insight {}\"><b>{}</b> ({}): {}</li>",
+                esc(kind),
+                esc(&kind.replace('_', " ")),
+                esc(window),
+                esc(headline)
+            );
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</section>\n");
 }
 
 /// Inline SVG must not carry an XML declaration.

@@ -1,19 +1,25 @@
 //! Product insights: for each product and each of the latest complete day and week, its
 //! mentions against a baseline of the 28 days before, and its share of negative mentions
 //! against the baseline's; only changes beyond chance are flagged (`spike`, `drop`,
-//! `sentiment_shift`).
+//! `sentiment_shift`: the negative share rose).
 //!
 //! - **Windows.** `day`: the latest complete day `D`; its baseline the same weekday in each of
 //!   the four weeks before (`D−7`, `D−14`, `D−21`, `D−28`), so a Monday is compared with
 //!   Mondays. `week`: `D−6…D`; its baseline `D−34…D−7` (four whole weeks, the same weekday mix).
-//!   Baseline days before the lake's first day are not counted: the exposure is the days the
-//!   lake covers.
-//! - **Counts.** With `x₁` mentions over `t₁` days and `x₀` over `t₀`, under "the daily rate did
-//!   not change" `x₁` given `n = x₁ + x₀` is Binomial(n, t₁/(t₁+t₀)) (the exact conditional
-//!   test of two Poisson rates, exposure-weighted); the p-value is two-sided (the outcomes no
-//!   likelier than `x₁`). The rate ratio `(x₁/t₁)/(x₀/t₀)` has the log-scale 95% interval.
+//!   Baseline days before the lake's first day are not counted.
+//! - **Counts.** What is counted is conversations that mention the product, not mentions: one
+//!   conversation's mentions come together (a customer who names a product names it again), so
+//!   mention counts vary more than a Poisson count and would flag noise. The exposure of a set
+//!   of days is its conversations with text (all products, all types). With `x₁` conversations
+//!   over exposure `t₁` and `x₀` over `t₀`, under "the rate per conversation did not change" `x₁` given `n = x₁ + x₀` is Binomial(n, t₁/(t₁+t₀)) (the
+//!   exact conditional test of two Poisson rates, exposure-weighted); the p-value is two-sided
+//!   (the outcomes no likelier than `x₁`). The rate ratio `(x₁/t₁)/(x₀/t₀)` has the log-scale
+//!   95% interval.
 //! - **Negative share.** Negative mentions among the scored ones, window against baseline:
-//!   the two-proportion z-test (pooled), two-sided.
+//!   the two-proportion z-test (pooled), one-sided (a `sentiment_shift` is the share rising:
+//!   customers unhappier; a share falling is not an alarm), its variance inflated by the mentions per
+//!   conversation (the design effect of clustered mentions at its largest); flagged only when
+//!   the share moved by at least [`MIN_SHARE_CHANGE`].
 //! - **Across products, windows and kinds** the p-values are adjusted together with
 //!   Benjamini–Hochberg; a finding is flagged when its q-value is below [`ALPHA`] and it has
 //!   enough data: [`MIN_COUNT`] mentions in window and baseline together (and at least one in
@@ -35,11 +41,17 @@ pub const MIN_COUNT: u64 = 10;
 pub const MIN_SCORED: u64 = 10;
 /// Days of baseline before each window.
 pub const BASELINE_DAYS: u64 = 28;
+/// The smallest change of the negative share (in share points: 0.10 is ten percentage points)
+/// flagged as a sentiment shift: a smaller one is not news to a product manager even when it is
+/// beyond chance.
+pub const MIN_SHARE_CHANGE: f64 = 0.10;
 
 /// One product's counts on one day (all interaction types).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DayCounts {
     pub mentions: u64,
+    /// Conversations that mention the product (each counted once a day).
+    pub conversations: u64,
     pub negative: u64,
     /// Mentions with a sentiment (positive, negative or neutral).
     pub scored: u64,
@@ -83,10 +95,12 @@ pub struct Insight {
     /// The window's first and last day.
     pub from: NaiveDate,
     pub to: NaiveDate,
-    /// Mentions in the window, or its negative share (0…1) for a sentiment shift.
+    /// Conversations mentioning the product in the window, or its negative share of scored
+    /// mentions (0…1) for a sentiment shift.
     pub value: f64,
-    /// What the baseline predicts for the window: mentions at the baseline's daily rate times
-    /// the window's days, or the baseline's negative share.
+    /// What the baseline predicts for the window: conversations at the baseline's rate per
+    /// conversation with text, times the window's conversations; or the baseline's negative
+    /// share.
     pub baseline: f64,
     /// Window over baseline (rates, or shares) with its 95% interval.
     pub ratio: f64,
@@ -94,7 +108,7 @@ pub struct Insight {
     pub high: f64,
     pub p_value: f64,
     pub q_value: f64,
-    /// The counts behind it: (window, baseline) mentions, or (window, baseline) scored.
+    /// The counts behind it: (window, baseline) mentions, or (window, baseline) scored mentions.
     pub counts: (u64, u64),
 }
 
@@ -122,7 +136,7 @@ impl Insight {
                 self.q_value
             ),
             kind => format!(
-                "{} mentions {} ×{:.2} (95% CI {:.2}–{:.2}) {when}: {} against {:.1} expected from the baseline (p = {:.2e}, q = {:.2e})",
+                "{} {} ×{:.2} (95% CI {:.2}–{:.2}) {when}: {} conversations mention it against {:.1} expected from the 28 days before ({} mentions; p = {:.2e}, q = {:.2e})",
                 self.product,
                 if kind == "spike" { "up" } else { "down" },
                 self.ratio,
@@ -130,6 +144,7 @@ impl Insight {
                 self.high,
                 self.value,
                 self.baseline,
+                self.counts.0,
                 self.p_value,
                 self.q_value
             ),
@@ -218,12 +233,17 @@ fn erfc(x: f64) -> f64 {
 /// The two-sided p-value that `k1` of `n1` and `k0` of `n0` come from one proportion (the
 /// pooled two-proportion z-test).
 pub fn two_proportion_p(k1: u64, n1: u64, k0: u64, n0: u64) -> f64 {
+    two_proportion_p_inflated(k1, n1, k0, n0, 1.0)
+}
+
+/// [`two_proportion_p`] with the variance multiplied by `deff` (clustered observations).
+pub fn two_proportion_p_inflated(k1: u64, n1: u64, k0: u64, n0: u64, deff: f64) -> f64 {
     if n1 == 0 || n0 == 0 {
         return 1.0;
     }
     let (p1, p0) = (k1 as f64 / n1 as f64, k0 as f64 / n0 as f64);
     let pooled = (k1 + k0) as f64 / (n1 + n0) as f64;
-    let se = (pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n0 as f64)).sqrt();
+    let se = (deff.max(1.0) * pooled * (1.0 - pooled) * (1.0 / n1 as f64 + 1.0 / n0 as f64)).sqrt();
     if se == 0.0 {
         return 1.0;
     }
@@ -245,6 +265,7 @@ fn ratio_interval(a: u64, ta: f64, b: u64, tb: f64) -> Option<(f64, f64, f64)> {
 /// first day is `first`. Ordered by window (day first), kind, then product.
 pub fn insights(
     counts: &BTreeMap<String, BTreeMap<NaiveDate, DayCounts>>,
+    exposure: &BTreeMap<NaiveDate, u64>,
     first: NaiveDate,
     last: NaiveDate,
 ) -> Vec<Insight> {
@@ -269,12 +290,22 @@ pub fn insights(
         if base.is_empty() || days.first().is_none_or(|d| *d < first) {
             continue;
         }
-        let (t1, t0) = (days.len() as f64, base.len() as f64);
+        let weight = |which: &[NaiveDate]| {
+            which
+                .iter()
+                .map(|d| exposure.get(d).copied().unwrap_or(0))
+                .sum::<u64>() as f64
+        };
+        let (t1, t0) = (weight(&days), weight(&base));
+        if t1 <= 0.0 || t0 <= 0.0 {
+            continue;
+        }
         let (from, to) = (days[0], days[days.len() - 1]);
         let sum = |by_day: &BTreeMap<NaiveDate, DayCounts>, which: &[NaiveDate]| {
             which.iter().fold(DayCounts::default(), |mut acc, d| {
                 if let Some(c) = by_day.get(d) {
                     acc.mentions += c.mentions;
+                    acc.conversations += c.conversations;
                     acc.negative += c.negative;
                     acc.scored += c.scored;
                 }
@@ -295,12 +326,20 @@ pub fn insights(
                 t0,
                 p,
             };
-            if w.mentions + b.mentions >= MIN_COUNT && b.mentions > 0 {
-                let p = binomial_two_sided(w.mentions, w.mentions + b.mentions, t1 / (t1 + t0));
+            let (x1, x0) = (w.conversations, b.conversations);
+            if x1 + x0 >= MIN_COUNT && x0 > 0 {
+                let p = binomial_two_sided(x1, x1 + x0, t1 / (t1 + t0));
                 tests.push(test(true, p));
             }
             if w.scored >= MIN_SCORED && b.scored >= MIN_SCORED {
-                let p = two_proportion_p(w.negative, w.scored, b.negative, b.scored);
+                // Mentions come in clusters (one conversation's share a mood), so the share's
+                // variance is inflated by the mentions per conversation (the design effect at
+                // its largest): z / √deff.
+                let deff = ((w.mentions + b.mentions) as f64 / (x1 + x0).max(1) as f64).max(1.0);
+                let p = two_proportion_p_inflated(w.negative, w.scored, b.negative, b.scored, deff);
+                // One-sided: a shift is the negative share rising (customers unhappier).
+                let rising = w.negative * b.scored > b.negative * w.scored;
+                let p = if rising { p / 2.0 } else { 1.0 - p / 2.0 };
                 tests.push(test(false, p));
             }
         }
@@ -313,13 +352,17 @@ pub fn insights(
         if q >= ALPHA {
             continue;
         }
+        let share = |c: &DayCounts| c.negative as f64 / c.scored.max(1) as f64;
+        if !t.rate && (share(&t.w) - share(&t.b)).abs() < MIN_SHARE_CHANGE {
+            continue;
+        }
         let (w, b) = (&t.w, &t.b);
         let insight = if t.rate {
-            let expected = b.mentions as f64 * t.t1 / t.t0;
-            let (ratio, low, high) =
-                ratio_interval(w.mentions, t.t1, b.mentions, t.t0).unwrap_or((0.0, 0.0, 0.0));
+            let expected = b.conversations as f64 * t.t1 / t.t0;
+            let (ratio, low, high) = ratio_interval(w.conversations, t.t1, b.conversations, t.t0)
+                .unwrap_or((0.0, 0.0, 0.0));
             Insight {
-                kind: if w.mentions as f64 > expected {
+                kind: if w.conversations as f64 > expected {
                     "spike"
                 } else {
                     "drop"
@@ -328,7 +371,7 @@ pub fn insights(
                 window: t.window,
                 from: t.from,
                 to: t.to,
-                value: w.mentions as f64,
+                value: w.conversations as f64,
                 baseline: expected,
                 ratio,
                 low,
@@ -364,9 +407,13 @@ pub fn insights(
 }
 
 /// The insights of a lake's `mention_counts` rows (every interaction type added up), for its
-/// latest day: the last day of its data is taken as complete (`fetch` and `run` list whole
-/// days, up to yesterday unless told otherwise).
-pub fn of_counts(rows: &[crate::lake::aggregates::CountRow]) -> Vec<Insight> {
+/// latest day, weighed by `exposure` (conversations with text per day:
+/// [`crate::lake::tables::conversations_per_day`]), so that a last day whose conversations
+/// are partly still ongoing (no text yet) expects fewer mentions instead of looking like a drop.
+pub fn of_counts(
+    rows: &[crate::lake::aggregates::CountRow],
+    exposure: &BTreeMap<NaiveDate, u64>,
+) -> Vec<Insight> {
     let mut counts: BTreeMap<String, BTreeMap<NaiveDate, DayCounts>> = BTreeMap::new();
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     for r in rows {
@@ -376,13 +423,14 @@ pub fn of_counts(rows: &[crate::lake::aggregates::CountRow]) -> Vec<Insight> {
             .entry(r.conversation_date)
             .or_default();
         c.mentions += n(r.mentions);
+        c.conversations += n(r.conversations);
         c.negative += n(r.negative);
         c.scored += n(r.positive) + n(r.negative) + n(r.neutral);
     }
     let first = rows.iter().map(|r| r.conversation_date).min();
     let last = rows.iter().map(|r| r.conversation_date).max();
     match (first, last) {
-        (Some(first), Some(last)) => insights(&counts, first, last),
+        (Some(first), Some(last)) => insights(&counts, exposure, first, last),
         _ => Vec::new(),
     }
 }
@@ -431,6 +479,7 @@ mod tests {
         spike_days: u64,
     ) -> (
         BTreeMap<String, BTreeMap<NaiveDate, DayCounts>>,
+        BTreeMap<NaiveDate, u64>,
         NaiveDate,
         NaiveDate,
     ) {
@@ -450,6 +499,7 @@ mod tests {
                     first + Days::new(d),
                     DayCounts {
                         mentions: scored + unscored,
+                        conversations: scored + unscored,
                         negative: neg,
                         scored,
                     },
@@ -457,7 +507,8 @@ mod tests {
             }
             out.insert(format!("P{p}"), by_day);
         }
-        (out, first, last)
+        let exposure = (0..days).map(|d| (first + Days::new(d), 100)).collect();
+        (out, exposure, first, last)
     }
 
     #[test]
@@ -480,8 +531,8 @@ mod tests {
         let runs = 400;
         let flagged = (0..runs)
             .filter(|&seed| {
-                let (c, first, last) = lake(seed, 8, 35, 20.0, 1.0, 0);
-                !insights(&c, first, last).is_empty()
+                let (c, e, first, last) = lake(seed, 8, 35, 20.0, 1.0, 0);
+                !insights(&c, &e, first, last).is_empty()
             })
             .count();
         // One 5% false-discovery rate over all the report's tests: about one flat report in
@@ -490,8 +541,8 @@ mod tests {
         assert!(flagged as u64 * 100 <= runs * 8, "{flagged} of {runs}");
         let mut others = 0;
         for seed in 0..50 {
-            let (c, first, last) = lake(seed, 8, 35, 20.0, 3.0, 3);
-            let found = insights(&c, first, last);
+            let (c, e, first, last) = lake(seed, 8, 35, 20.0, 3.0, 3);
+            let found = insights(&c, &e, first, last);
             for w in [Window::Day, Window::Week] {
                 assert!(
                     found
@@ -519,7 +570,27 @@ mod tests {
         assert_eq!(*w.last().unwrap(), d);
         assert_eq!((w[0] - *b.last().unwrap()).num_days(), 1);
         // Five days of data: no baseline for either window, so nothing is tested.
-        let (c, first, last) = lake(1, 3, 5, 20.0, 3.0, 2);
-        assert!(insights(&c, first, last).is_empty());
+        let (c, e, first, last) = lake(1, 3, 5, 20.0, 3.0, 2);
+        assert!(insights(&c, &e, first, last).is_empty());
+        // A last day with half its conversations still without text expects half the
+        // mentions: no drop.
+        let (c, mut e, first, last) = lake(2, 3, 35, 20.0, 1.0, 0);
+        let halved: BTreeMap<String, BTreeMap<NaiveDate, DayCounts>> = c
+            .into_iter()
+            .map(|(p, mut by_day)| {
+                let d = by_day.get_mut(&last).unwrap();
+                *d = DayCounts {
+                    mentions: d.mentions / 2,
+                    conversations: d.conversations / 2,
+                    negative: d.negative / 2,
+                    scored: d.scored / 2,
+                };
+                (p, by_day)
+            })
+            .collect();
+        e.insert(last, 50);
+        assert!(insights(&halved, &e, first, last)
+            .iter()
+            .all(|i| i.kind != "drop"));
     }
 }

@@ -248,6 +248,9 @@ impl ToSql for Cell<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
+/// Integer columns that are not counts: they may be below zero.
+const SIGNED: [&str; 1] = ["sentiment_milli"];
+
 /// The earliest day PostgreSQL's `date` holds, 4714-11-24 BC, in days from 1970-01-01 (its
 /// latest, in 5874897 AD, is beyond what chrono holds, which is checked anyway).
 const PG_MIN_DAY: i32 = -2_440_588;
@@ -299,7 +302,7 @@ fn cell<'a>(
                 .downcast_ref::<Int64Array>()
                 .ok_or_else(unexpected)?
                 .value(row);
-            if v < 0 {
+            if v < 0 && !SIGNED.contains(&name) {
                 return Err(format!("{name} is {v}, and a count cannot be negative"));
             }
             Ok(Cell::Int(v))

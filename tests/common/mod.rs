@@ -421,3 +421,107 @@ impl Fake {
             .count()
     }
 }
+
+/// Pixels of a PNG: (width, height, distinct colours, share of pixels that are not white).
+pub fn png_stats(path: &Path) -> (u32, u32, usize, f64) {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let pixels = &buf[..info.buffer_size()];
+    let mut colours = std::collections::HashSet::new();
+    let mut not_white = 0usize;
+    let mut total = 0usize;
+    for p in pixels.chunks(channels) {
+        let rgb = (p[0], p[1 % channels], p[2 % channels]);
+        colours.insert(rgb);
+        total += 1;
+        if rgb != (255, 255, 255) {
+            not_white += 1;
+        }
+    }
+    (
+        info.width,
+        info.height,
+        colours.len(),
+        not_white as f64 / total.max(1) as f64,
+    )
+}
+
+pub fn chromium() -> PathBuf {
+    let path = std::env::var_os("CONVLAKE_TEST_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "{} is missing: run the suite with scripts/test, which installs Debian's chromium",
+        path.display()
+    );
+    path
+}
+
+/// What headless Chromium saw of a page: its console lines, the DOM and a screenshot.
+pub struct Rendered {
+    pub console: Vec<String>,
+    pub dom: String,
+    pub screenshot: PathBuf,
+}
+
+/// Loads `page` in headless Chromium twice (a fresh profile each): once for a 1280x2000
+/// screenshot, once to dump the DOM; console messages come from the logs of both.
+pub async fn render(page: &Path, work: &Path) -> Rendered {
+    let url = format!("file://{}", page.display());
+    let screenshot = work.join("screenshot.png");
+    let base = |profile: &str| {
+        let mut cmd = tokio::process::Command::new(chromium());
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", work.join(profile).display()));
+        cmd
+    };
+    let shot = base("profile-shot")
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg("--window-size=1280,2000")
+        .arg(&url)
+        .output()
+        .await
+        .expect("chromium runs");
+    let dump = base("profile-dom")
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .await
+        .expect("chromium runs");
+    assert!(
+        dump.status.success(),
+        "chromium --dump-dom failed: {}",
+        stderr(&dump)
+    );
+    let console = [&shot, &dump]
+        .iter()
+        .flat_map(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .filter(|l| l.contains(":CONSOLE"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Rendered {
+        console,
+        dom: String::from_utf8_lossy(&dump.stdout).into_owned(),
+        screenshot,
+    }
+}

@@ -451,6 +451,9 @@ pub fn insights_text(found: &[Insight]) -> String {
 mod tests {
     use super::*;
 
+    /// Per product, per day.
+    type Counts = BTreeMap<String, BTreeMap<NaiveDate, DayCounts>>;
+
     fn poisson(rng: &mut u64, mean: f64) -> u64 {
         // Knuth's method is fine for the small means of these tests.
         let mut next = || {
@@ -477,12 +480,7 @@ mod tests {
         mean: f64,
         spike: f64,
         spike_days: u64,
-    ) -> (
-        BTreeMap<String, BTreeMap<NaiveDate, DayCounts>>,
-        BTreeMap<NaiveDate, u64>,
-        NaiveDate,
-        NaiveDate,
-    ) {
+    ) -> (Counts, BTreeMap<NaiveDate, u64>, NaiveDate, NaiveDate) {
         let first = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
         let last = first + Days::new(days - 1);
         let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -575,7 +573,7 @@ mod tests {
         // A last day with half its conversations still without text expects half the
         // mentions: no drop.
         let (c, mut e, first, last) = lake(2, 3, 35, 20.0, 1.0, 0);
-        let halved: BTreeMap<String, BTreeMap<NaiveDate, DayCounts>> = c
+        let halved: Counts = c
             .into_iter()
             .map(|(p, mut by_day)| {
                 let d = by_day.get_mut(&last).unwrap();

@@ -1,6 +1,6 @@
--- How customers and agents feel about each product: mentions by the sign of their sentiment
--- (the STA phrase's for voice, the lexicon's for English text; lake-format.md, "Sentiment"),
--- the negative share of the scored ones and their mean score.
+-- Sentiment per product: mentions by sign, the negative share of the scored ones, the mean.
+-- The sentiment is the STA phrase's for voice, the lexicon's for English text (lake-format.md,
+-- "Sentiment"); most negative first.
 SELECT product,
        SUM(mentions) AS mentions,
        SUM(positive) AS positive,

@@ -36,6 +36,10 @@ pub const SAVED_QUERIES: &[SavedQuery] = &[
         name: "customer-vs-agent",
         sql: include_str!("../../sql/saved/customer-vs-agent.sql"),
     },
+    SavedQuery {
+        name: "sentiment-by-product",
+        sql: include_str!("../../sql/saved/sentiment-by-product.sql"),
+    },
 ];
 
 impl SavedQuery {
@@ -340,7 +344,12 @@ mod tests {
         let names: Vec<_> = SAVED_QUERIES.iter().map(|q| q.name).collect();
         assert_eq!(
             names,
-            ["top-products", "daily-by-type", "customer-vs-agent"]
+            [
+                "top-products",
+                "daily-by-type",
+                "customer-vs-agent",
+                "sentiment-by-product"
+            ]
         );
     }
 }

@@ -272,6 +272,41 @@ async fn the_insights_of_the_default_scenario_are_its_planted_events() {
         colours > 50 && ink > 0.2,
         "screenshot looks blank: {colours} colours, {ink:.3}"
     );
+    // The dashboard payload carries them, and per-product sentiment, in the schema's shape.
+    let file = lake.path().join("payload.json");
+    lake.ok(&["export", "--dry-run", "--out", file.to_str().unwrap()])
+        .await;
+    let payload: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&payload)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(payload["schema_version"], 2);
+    let mut kinds: Vec<(String, String, String)> = payload["insights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap().to_string();
+            (s("kind"), s("window"), s("product_name"))
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, expected);
+    assert_eq!(
+        payload["sentiment"].as_array().unwrap().len(),
+        products.len()
+    );
     if let Some(keep) = std::env::var_os("CONVLAKE_KEEP_REPORT") {
         std::fs::create_dir_all(&keep).unwrap();
         std::fs::copy(

@@ -648,9 +648,10 @@ async fn extract_and_aggregate_are_byte_identical_across_runs_and_lakes() {
     let out = a.fetch(&sim, "2026-03-01", "2026-03-10").await;
     assert!(out.status.success(), "{}", stderr(&out));
     sim.shutdown().await;
-    // A second lake holding the same snapshots and event log.
+    // A second lake holding the same snapshots (their rows and the documents stored with
+    // them, which voice sentiment is read from) and event log.
     let b = TestLake::new();
-    for sub in ["raw", "events"] {
+    for sub in ["raw", "bodies", "events"] {
         copy_dir(&a.path().join(sub), &b.path().join(sub));
     }
     for lake in [&a, &b] {

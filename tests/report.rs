@@ -313,7 +313,12 @@ async fn query_prints_tables_runs_saved_queries_and_explains_errors() {
     let lake = staged_lake(10, 150).await;
 
     let list = lake.ok(&["query", "--list"]).await;
-    for name in ["top-products", "daily-by-type", "customer-vs-agent", "sentiment-by-product"] {
+    for name in [
+        "top-products",
+        "daily-by-type",
+        "customer-vs-agent",
+        "sentiment-by-product",
+    ] {
         let line = list
             .lines()
             .find(|l| l.starts_with(name))

@@ -205,7 +205,37 @@ pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_jso
         to: rows.iter().map(|r| r.conversation_date).max(),
         conversations: conversations.max(0) as u64,
     };
-    Ok((report::dashboard_payload(&daily(&rows), &meta), hash))
+    // Sentiment per product over the whole range, and the flagged insights.
+    let mut sentiment: std::collections::BTreeMap<&str, (report::ProductSentiment, i64)> =
+        Default::default();
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    for r in &rows {
+        let (s, sum) = sentiment.entry(r.product.as_str()).or_default();
+        s.product = r.product.clone();
+        s.positive += n(r.positive);
+        s.negative += n(r.negative);
+        s.neutral += n(r.neutral);
+        let scored = n(r.positive) + n(r.negative) + n(r.neutral);
+        s.unscored += n(r.mentions).saturating_sub(scored);
+        *sum += r.sentiment_milli;
+    }
+    let sentiment = sentiment
+        .into_values()
+        .map(|(mut s, sum)| {
+            let scored = s.positive + s.negative + s.neutral;
+            s.mean = (scored > 0).then(|| sum as f64 / scored as f64 / 1000.0);
+            s
+        })
+        .collect();
+    let exposure = crate::lake::tables::conversations_per_day(&ctx).await?;
+    let extras = report::PayloadExtras {
+        sentiment,
+        insights: report::insights::of_counts(&rows, &exposure),
+    };
+    Ok((
+        report::dashboard_payload(&daily(&rows), &meta, &extras),
+        hash,
+    ))
 }
 
 /// `convlake export`.

@@ -275,6 +275,9 @@ pub struct CountRow {
     pub positive: i64,
     pub negative: i64,
     pub neutral: i64,
+    /// The sum of the scored mentions' scores in thousandths (exact: the scores are rounded
+    /// to thousandths; 0 when none is scored, and in older files).
+    pub sentiment_milli: i64,
 }
 
 /// `mention_counts` as read back, with the blake3 of its file (what the dashboard payload and
@@ -338,6 +341,9 @@ pub async fn read_mention_counts(
         };
         let (positive, negative, neutral) =
             (added("positive"), added("negative"), added("neutral"));
+        let mean = b
+            .column_by_name("sentiment_mean")
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::Float64Array>());
         let at = |c: Option<&Int64Array>, i: usize| {
             c.filter(|c| !c.is_null(i)).map_or(0, |c| c.value(i))
         };
@@ -370,6 +376,11 @@ pub async fn read_mention_counts(
                 positive: at(positive, i),
                 negative: at(negative, i),
                 neutral: at(neutral, i),
+                // The mean times the scored mentions, back to the integer sum it came from.
+                sentiment_milli: mean.filter(|c| !c.is_null(i)).map_or(0, |c| {
+                    let scored = at(positive, i) + at(negative, i) + at(neutral, i);
+                    (c.value(i) * scored as f64 * 1000.0).round() as i64
+                }),
             });
         }
     }

@@ -48,12 +48,36 @@ pub struct PostOutcome {
     pub attempts: u32,
 }
 
+/// The version of the payload's shape (`schema_version`; schemas/dashboard.json). 2 added
+/// `sentiment` and `insights`; every field of 1 is kept.
+pub const PAYLOAD_SCHEMA_VERSION: u64 = 2;
+
+/// One product's sentiment over the payload's range.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProductSentiment {
+    pub product: String,
+    pub positive: u64,
+    pub negative: u64,
+    pub neutral: u64,
+    pub unscored: u64,
+    /// The mean score of the scored mentions; `None` when none is scored.
+    pub mean: Option<f64>,
+}
+
+/// What a payload carries besides the daily counts: sentiment per product and the flagged
+/// insights ([`super::insights`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PayloadExtras {
+    pub sentiment: Vec<ProductSentiment>,
+    pub insights: Vec<super::insights::Insight>,
+}
+
 /// Date -> (mentions, conversations) of one product in one interaction type.
 type DailyPoints = BTreeMap<NaiveDate, (u64, u64)>;
 
 /// Builds the dashboard payload: total mentions per product (`data`), provenance (`metadata`)
 /// and daily points per product and interaction type (`series`), all sorted.
-pub fn dashboard_payload(rows: &[DailyCount], meta: &PayloadMeta) -> Value {
+pub fn dashboard_payload(rows: &[DailyCount], meta: &PayloadMeta, extras: &PayloadExtras) -> Value {
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     // (product, interaction type) -> date -> (mentions, conversations); duplicates are summed.
     let mut series: BTreeMap<(&str, &str), DailyPoints> = BTreeMap::new();
@@ -90,10 +114,51 @@ pub fn dashboard_payload(rows: &[DailyCount], meta: &PayloadMeta) -> Value {
         .collect();
     let day = |d: Option<NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string());
 
+    let finite = |v: f64| if v.is_finite() { json!(v) } else { Value::Null };
+    let mut sentiment = extras.sentiment.clone();
+    sentiment.sort_by(|a, b| a.product.cmp(&b.product));
+    let sentiment: Vec<Value> = sentiment
+        .iter()
+        .map(|s| {
+            json!({
+                "product_name": s.product,
+                "positive": s.positive,
+                "negative": s.negative,
+                "neutral": s.neutral,
+                "unscored": s.unscored,
+                "sentiment_mean": s.mean.map_or(Value::Null, finite),
+            })
+        })
+        .collect();
+    let insights: Vec<Value> = extras
+        .insights
+        .iter()
+        .map(|i| {
+            json!({
+                "kind": i.kind,
+                "product_name": i.product,
+                "window": i.window.as_str(),
+                "from": i.from.format("%Y-%m-%d").to_string(),
+                "to": i.to.format("%Y-%m-%d").to_string(),
+                "value": finite(i.value),
+                "baseline": finite(i.baseline),
+                "ratio": finite(i.ratio),
+                "interval": [finite(i.low), finite(i.high)],
+                "p_value": finite(i.p_value),
+                "q_value": finite(i.q_value),
+                "counts": [i.counts.0, i.counts.1],
+                "headline": i.headline(),
+            })
+        })
+        .collect();
+
     json!({
+        "schema_version": PAYLOAD_SCHEMA_VERSION,
         "title": DASHBOARD_TITLE,
         "type": "line_chart",
         "data": data,
+        "sentiment": sentiment,
+        "insights": insights,
         "metadata": {
             "source": meta.source,
             "nlp_engine": NLP_ENGINE,
@@ -351,7 +416,7 @@ mod tests {
 
     #[test]
     fn payload_keeps_the_tutorial_shape() {
-        let p = dashboard_payload(&rows(), &meta());
+        let p = dashboard_payload(&rows(), &meta(), &PayloadExtras::default());
         assert_eq!(p["title"], DASHBOARD_TITLE);
         assert_eq!(p["type"], "line_chart");
         assert_eq!(
@@ -403,16 +468,26 @@ mod tests {
 
     #[test]
     fn payload_is_deterministic_regardless_of_row_order() {
-        let a = serde_json::to_string(&dashboard_payload(&rows(), &meta())).unwrap();
+        let a = serde_json::to_string(&dashboard_payload(
+            &rows(),
+            &meta(),
+            &PayloadExtras::default(),
+        ))
+        .unwrap();
         let mut reversed = rows();
         reversed.reverse();
-        let b = serde_json::to_string(&dashboard_payload(&reversed, &meta())).unwrap();
+        let b = serde_json::to_string(&dashboard_payload(
+            &reversed,
+            &meta(),
+            &PayloadExtras::default(),
+        ))
+        .unwrap();
         assert_eq!(a, b);
     }
 
     #[test]
     fn empty_payload_has_empty_lists_and_null_range() {
-        let p = dashboard_payload(&[], &PayloadMeta::default());
+        let p = dashboard_payload(&[], &PayloadMeta::default(), &PayloadExtras::default());
         assert_eq!(p["data"], json!([]));
         assert_eq!(p["series"], json!([]));
         assert_eq!(p["metadata"]["record_count"], 0);
@@ -422,13 +497,54 @@ mod tests {
         );
     }
 
+    /// Sentiment of two products and one insight.
+    fn extras() -> PayloadExtras {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        PayloadExtras {
+            sentiment: vec![
+                ProductSentiment {
+                    product: "Nimbus Hub".into(),
+                    positive: 1,
+                    negative: 0,
+                    neutral: 1,
+                    unscored: 1,
+                    mean: Some(0.25),
+                },
+                ProductSentiment {
+                    product: "Acme Router".into(),
+                    positive: 0,
+                    negative: 2,
+                    neutral: 0,
+                    unscored: 0,
+                    mean: Some(-0.75),
+                },
+            ],
+            insights: vec![crate::report::insights::Insight {
+                kind: "spike",
+                product: "Acme Router".into(),
+                window: crate::report::insights::Window::Day,
+                from: day,
+                to: day,
+                value: 42.0,
+                baseline: 19.5,
+                ratio: 2.15,
+                low: 1.5,
+                high: 3.1,
+                p_value: 1e-4,
+                q_value: 4e-4,
+                counts: (90, 131),
+            }],
+        }
+    }
+
     /// Golden file; refresh with `CONVLAKE_UPDATE_GOLDEN=1 cargo test --lib report`.
     #[test]
     fn payload_matches_golden_file() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/golden/dashboard_payload.json");
-        let actual =
-            serde_json::to_string_pretty(&dashboard_payload(&rows(), &meta())).unwrap() + "\n";
+        let actual = serde_json::to_string_pretty(&dashboard_payload(&rows(), &meta(), &extras()))
+            .unwrap()
+            + "\n";
         if std::env::var_os("CONVLAKE_UPDATE_GOLDEN").is_some() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &actual).unwrap();
@@ -438,7 +554,7 @@ mod tests {
         let expected: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(
-            dashboard_payload(&rows(), &meta()),
+            dashboard_payload(&rows(), &meta(), &extras()),
             expected,
             "payload differs from {}; rerun with CONVLAKE_UPDATE_GOLDEN=1 if the change is intended",
             path.display()
@@ -471,7 +587,7 @@ mod tests {
             .await
             .unwrap();
         let token = Secret::new("s3cret-token");
-        let payload = dashboard_payload(&rows(), &meta());
+        let payload = dashboard_payload(&rows(), &meta(), &PayloadExtras::default());
         let outcome = post_dashboard(&receiver.url, Some(&token), &payload, "key-1")
             .await
             .unwrap();

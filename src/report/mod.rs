@@ -26,7 +26,8 @@ pub use chart::{
     CHART_WIDTH,
 };
 pub use dashboard::{
-    dashboard_payload, post_dashboard, PayloadMeta, PostOutcome, DASHBOARD_TITLE, NLP_ENGINE,
+    dashboard_payload, post_dashboard, PayloadExtras, PayloadMeta, PostOutcome, ProductSentiment,
+    DASHBOARD_TITLE, NLP_ENGINE, PAYLOAD_SCHEMA_VERSION,
 };
 pub use data::{load_report_data, Example, ReportData, ReportFilter, SpeakerCounts, DEFAULT_DAYS};
 pub use html::{highlight, movers, render_html, Mover};

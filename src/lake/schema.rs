@@ -142,57 +142,59 @@ pub fn mentions_schema() -> SchemaRef {
 /// from older files (readers see NULL there: unscored).
 pub const MENTIONS_ADDED_COLUMNS: [&str; 2] = ["sentiment", "sentiment_source"];
 
-/// Columns of `mention_counts`.
-pub fn mention_counts_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// Mentions by the sign of their sentiment (nullable: absent from aggregate files written
+/// before them) and, last, the column that sums or averages the scores.
+fn with_sentiment(mut fields: Vec<Field>, last: Field) -> SchemaRef {
+    for name in ["positive", "negative", "neutral", "unscored"] {
+        fields.push(Field::new(name, DataType::Int64, true));
+    }
+    fields.push(last);
+    Arc::new(Schema::new(fields))
+}
+
+/// The first columns of `mention_counts` and of its parts: the key, the counts, the version.
+fn counts_key_and_totals() -> Vec<Field> {
+    vec![
         Field::new("conversation_date", DataType::Date32, false),
         Field::new("interaction_type", DataType::Utf8, false),
         Field::new("product", DataType::Utf8, false),
         Field::new("mentions", DataType::Int64, false),
         Field::new("conversations", DataType::Int64, false),
         Field::new("dictionary_version", DataType::Utf8, false),
-        Field::new("positive", DataType::Int64, true),
-        Field::new("negative", DataType::Int64, true),
-        Field::new("neutral", DataType::Int64, true),
-        Field::new("unscored", DataType::Int64, true),
+    ]
+}
+
+/// Columns of `mention_counts`.
+pub fn mention_counts_schema() -> SchemaRef {
+    with_sentiment(
+        counts_key_and_totals(),
         Field::new("sentiment_mean", DataType::Float64, true),
-    ]))
+    )
 }
 
 /// Columns of one chunk's part of `mention_counts` (the local aggregate's intermediate, never
 /// stored): its sums, the sentiment as integer thousandths.
 pub fn mention_counts_parts_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("conversation_date", DataType::Date32, false),
-        Field::new("interaction_type", DataType::Utf8, false),
-        Field::new("product", DataType::Utf8, false),
-        Field::new("mentions", DataType::Int64, false),
-        Field::new("conversations", DataType::Int64, false),
-        Field::new("dictionary_version", DataType::Utf8, false),
-        Field::new("positive", DataType::Int64, true),
-        Field::new("negative", DataType::Int64, true),
-        Field::new("neutral", DataType::Int64, true),
-        Field::new("unscored", DataType::Int64, true),
+    with_sentiment(
+        counts_key_and_totals(),
         Field::new("sentiment_milli", DataType::Int64, true),
-    ]))
+    )
 }
 
 /// Columns of `conversation_mentions` (per conversation, speaker and product).
 pub fn conversation_mentions_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("conversation_id", DataType::Utf8, false),
-        Field::new("conversation_date", DataType::Date32, false),
-        Field::new("interaction_type", DataType::Utf8, false),
-        Field::new("participant", DataType::Utf8, false),
-        Field::new("product", DataType::Utf8, false),
-        Field::new("mentions", DataType::Int64, false),
-        Field::new("dictionary_version", DataType::Utf8, false),
-        Field::new("positive", DataType::Int64, true),
-        Field::new("negative", DataType::Int64, true),
-        Field::new("neutral", DataType::Int64, true),
-        Field::new("unscored", DataType::Int64, true),
+    with_sentiment(
+        vec![
+            Field::new("conversation_id", DataType::Utf8, false),
+            Field::new("conversation_date", DataType::Date32, false),
+            Field::new("interaction_type", DataType::Utf8, false),
+            Field::new("participant", DataType::Utf8, false),
+            Field::new("product", DataType::Utf8, false),
+            Field::new("mentions", DataType::Int64, false),
+            Field::new("dictionary_version", DataType::Utf8, false),
+        ],
         Field::new("sentiment_milli", DataType::Int64, true),
-    ]))
+    )
 }
 
 /// The column that holds the bulk of a lake's bytes: transcript text, in raw snapshots.

@@ -20,6 +20,6 @@ ALTER TABLE conversation_mentions
     ADD COLUMN unscored        BIGINT,
     ADD COLUMN sentiment_milli BIGINT;
 
--- The dashboard's sentiment-per-product query: one product's days, newest first.
-CREATE INDEX idx_mentions_product_sentiment ON product_mentions (product_name, recorded_date DESC)
-    INCLUDE (positive, negative, neutral, unscored);
+-- No new index: the sentiment-per-product query (one product over a date range) is served by
+-- idx_mentions_product_date (product_name, recorded_date), and every index costs each sync
+-- (migration 0005).

@@ -303,6 +303,21 @@ async fn the_insights_of_the_default_scenario_are_its_planted_events() {
         .collect();
     kinds.sort();
     assert_eq!(kinds, expected);
+    // Each carries quotes of its window: utterances that name the product where they say.
+    for i in payload["insights"].as_array().unwrap() {
+        let examples = i["examples"].as_array().unwrap();
+        assert!((1..=5).contains(&examples.len()), "{i}");
+        for e in examples {
+            let text: Vec<char> = e["text"].as_str().unwrap().chars().collect();
+            let (a, b) = (
+                e["start_char"].as_u64().unwrap() as usize,
+                e["end_char"].as_u64().unwrap() as usize,
+            );
+            assert!(a < b && b <= text.len(), "{e}");
+            let day = e["date"].as_str().unwrap();
+            assert!(i["from"].as_str().unwrap() <= day && day <= i["to"].as_str().unwrap());
+        }
+    }
     assert_eq!(
         payload["sentiment"].as_array().unwrap().len(),
         products.len()

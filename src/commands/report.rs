@@ -58,6 +58,19 @@ pub fn movers_text(movers: &std::result::Result<Vec<report::Mover>, String>) -> 
     }
 }
 
+/// The lake's flagged insights, each with its example utterances.
+async fn insights_with_examples(
+    ctx: &datafusion::prelude::SessionContext,
+    rows: &[crate::lake::aggregates::CountRow],
+) -> Result<Vec<report::insights::Insight>> {
+    let exposure = crate::lake::tables::conversations_per_day(ctx).await?;
+    let mut found = report::insights::of_counts(rows, &exposure);
+    for i in &mut found {
+        i.examples = report::insight_examples(ctx, i).await?;
+    }
+    Ok(found)
+}
+
 /// `convlake report`: `trend` and `share` charts (PNG and SVG) and `report.html` for a date
 /// range (default: the last 30 days of data) and optional product / interaction-type filters.
 pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Result<ReportOutcome> {
@@ -75,22 +88,12 @@ pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Resu
     // the filtered product.
     let found: Vec<report::insights::Insight> = {
         let rows = counts(lake, dict).await?.rows;
-        let exposure = crate::lake::tables::conversations_per_day(&ctx).await?;
-        report::insights::of_counts(&rows, &exposure)
-            .into_iter()
+        let all = insights_with_examples(&ctx, &rows).await?;
+        all.into_iter()
             .filter(|i| data.product.as_ref().is_none_or(|p| *p == i.product))
             .collect()
     };
-    data.insights = found
-        .iter()
-        .map(|i| {
-            (
-                i.kind.to_string(),
-                i.window.as_str().to_string(),
-                i.headline(),
-            )
-        })
-        .collect();
+    data.insights = found.clone();
     // Charts are drawn into a local directory: --out, the lake's reports/ when the lake is
     // local, otherwise a staging directory under the work dir whose files are then put into
     // the lake's reports/ (one whole-object put each) and removed.
@@ -227,10 +230,9 @@ pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_jso
             s
         })
         .collect();
-    let exposure = crate::lake::tables::conversations_per_day(&ctx).await?;
     let extras = report::PayloadExtras {
         sentiment,
-        insights: report::insights::of_counts(&rows, &exposure),
+        insights: insights_with_examples(&ctx, &rows).await?,
     };
     Ok((
         report::dashboard_payload(&daily(&rows), &meta, &extras),

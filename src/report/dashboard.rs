@@ -148,6 +148,23 @@ pub fn dashboard_payload(rows: &[DailyCount], meta: &PayloadMeta, extras: &Paylo
                 "q_value": finite(i.q_value),
                 "counts": [i.counts.0, i.counts.1],
                 "headline": i.headline(),
+                "examples": i.examples.iter().map(|e| {
+                    // The first mention of the insight's product in the utterance.
+                    let (start, end) = e
+                        .highlights
+                        .iter()
+                        .find(|h| h.2)
+                        .map_or((0, 0), |h| (h.0, h.1));
+                    json!({
+                        "conversation_id": e.conversation_id,
+                        "date": e.date.format("%Y-%m-%d").to_string(),
+                        "interaction_type": e.interaction_type,
+                        "participant": e.participant,
+                        "text": e.text,
+                        "start_char": start,
+                        "end_char": end,
+                    })
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -533,6 +550,15 @@ mod tests {
                 p_value: 1e-4,
                 q_value: 4e-4,
                 counts: (90, 131),
+                examples: vec![crate::report::Example {
+                    product: "Acme Router".into(),
+                    conversation_id: "conv-1".into(),
+                    date: day,
+                    interaction_type: "voice".into(),
+                    participant: "customer".into(),
+                    text: "my acme router keeps dropping".into(),
+                    highlights: vec![(3, 14, true)],
+                }],
             }],
         }
     }

@@ -64,7 +64,7 @@ pub struct Example {
 }
 
 /// Everything `report.html` shows, for one filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReportData {
     /// The days covered (both inclusive); `None` when the lake holds no conversations.
     pub range: Option<(NaiveDate, NaiveDate)>,
@@ -84,9 +84,9 @@ pub struct ReportData {
     pub examples: Vec<Example>,
     /// Version of the dictionary the mentions come from.
     pub dictionary_version: String,
-    /// The flagged product insights ([`super::insights`]): (kind, window, headline), in the
-    /// order they are shown. Filled by the caller (they cover the whole lake).
-    pub insights: Vec<(String, String, String)>,
+    /// The flagged product insights ([`super::insights`]), in the order they are shown.
+    /// Filled by the caller (they cover the whole lake).
+    pub insights: Vec<super::insights::Insight>,
 }
 
 impl ReportData {
@@ -319,6 +319,30 @@ async fn examples(
             }
         }
     }
+    Ok(out)
+}
+
+/// Examples an insight carries.
+pub const INSIGHT_EXAMPLES: usize = 5;
+
+/// Up to [`INSIGHT_EXAMPLES`] utterances of an insight's window that mention its product, from
+/// different conversations: for a sentiment shift the negative ones, otherwise any (in
+/// conversation order, so the same lake gives the same quotes).
+pub async fn insight_examples(
+    ctx: &SessionContext,
+    insight: &super::insights::Insight,
+) -> Result<Vec<Example>, ReportError> {
+    let mut wanted = format!(
+        "product = {} AND conversation_date BETWEEN {} AND {}",
+        literal(&insight.product),
+        date_literal(insight.from),
+        date_literal(insight.to)
+    );
+    if insight.kind == "sentiment_shift" {
+        wanted.push_str(" AND sentiment < -0.05");
+    }
+    let mut out = examples(ctx, &wanted, INSIGHT_EXAMPLES).await?;
+    out.retain(|e| e.product == insight.product);
     Ok(out)
 }
 

@@ -304,15 +304,31 @@ fn insights(h: &mut String, data: &ReportData) {
         h.push_str("<p class=\"note\">Nothing beyond chance: each product's latest day and week against the 28 days before (same weekdays), Benjamini–Hochberg at 5% over every test.</p>");
     } else {
         h.push_str("<ul>");
-        for (kind, window, headline) in &data.insights {
+        for i in &data.insights {
             let _ = write!(
                 h,
-                "<li class=\"insight {}\"><b>{}</b> ({}): {}</li>",
-                esc(kind),
-                esc(&kind.replace('_', " ")),
-                esc(window),
-                esc(headline)
+                "<li class=\"insight {}\"><b>{}</b> ({}): {}",
+                esc(i.kind),
+                esc(&i.kind.replace('_', " ")),
+                esc(i.window.as_str()),
+                esc(&i.headline())
             );
+            if !i.examples.is_empty() {
+                h.push_str("<ul class=\"examples\">");
+                for e in &i.examples {
+                    let _ = write!(
+                        h,
+                        "<li><div class=\"meta\">{} · {} · {} · conversation <code>{}</code></div><div class=\"text\">{}</div></li>",
+                        day(e.date),
+                        esc(&e.interaction_type),
+                        esc(&e.participant),
+                        esc(&e.conversation_id),
+                        highlight(e)
+                    );
+                }
+                h.push_str("</ul>");
+            }
+            h.push_str("</li>");
         }
         h.push_str("</ul>");
     }

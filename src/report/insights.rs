@@ -110,6 +110,10 @@ pub struct Insight {
     pub q_value: f64,
     /// The counts behind it: (window, baseline) mentions, or (window, baseline) scored mentions.
     pub counts: (u64, u64),
+    /// Up to five utterances of the window that mention the product (the most negative first
+    /// for a sentiment shift); filled by the caller from the lake
+    /// ([`super::data::insight_examples`]), empty here.
+    pub examples: Vec<super::Example>,
 }
 
 impl Insight {
@@ -379,6 +383,7 @@ pub fn insights(
                 p_value: t.p,
                 q_value: q,
                 counts: (w.mentions, b.mentions),
+                examples: Vec::new(),
             }
         } else {
             let (s1, s0) = (w.scored as f64, b.scored as f64);
@@ -398,6 +403,7 @@ pub fn insights(
                 p_value: t.p,
                 q_value: q,
                 counts: (w.scored, b.scored),
+                examples: Vec::new(),
             }
         };
         out.push(insight);

@@ -29,7 +29,10 @@ pub use dashboard::{
     dashboard_payload, post_dashboard, PayloadExtras, PayloadMeta, PostOutcome, ProductSentiment,
     DASHBOARD_TITLE, NLP_ENGINE, PAYLOAD_SCHEMA_VERSION,
 };
-pub use data::{load_report_data, Example, ReportData, ReportFilter, SpeakerCounts, DEFAULT_DAYS};
+pub use data::{
+    insight_examples, load_report_data, Example, ReportData, ReportFilter, SpeakerCounts,
+    DEFAULT_DAYS,
+};
 pub use html::{highlight, movers, render_html, Mover};
 pub use receiver::{start_receiver, ReceivedRequest, Receiver, RECEIVER_PATH};
 

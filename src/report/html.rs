@@ -316,15 +316,7 @@ fn insights(h: &mut String, data: &ReportData) {
             if !i.examples.is_empty() {
                 h.push_str("<ul class=\"examples\">");
                 for e in &i.examples {
-                    let _ = write!(
-                        h,
-                        "<li><div class=\"meta\">{} · {} · {} · conversation <code>{}</code></div><div class=\"text\">{}</div></li>",
-                        day(e.date),
-                        esc(&e.interaction_type),
-                        esc(&e.participant),
-                        esc(&e.conversation_id),
-                        highlight(e)
-                    );
+                    example_item(h, e);
                 }
                 h.push_str("</ul>");
             }
@@ -478,17 +470,22 @@ fn examples(h: &mut String, data: &ReportData) {
             let _ = writeln!(h, "<h3>{}</h3>\n<ul class=\"examples\">", esc(&e.product));
             current = Some(e.product.as_str());
         }
-        let _ = writeln!(
-            h,
-            "<li><div class=\"meta\">{} · {} · {} · conversation <code>{}</code></div><div class=\"text\">{}</div></li>",
-            day(e.date),
-            esc(&e.interaction_type),
-            esc(&e.participant),
-            esc(&e.conversation_id),
-            highlight(e)
-        );
+        example_item(h, e);
     }
     h.push_str("</ul>\n</div>\n");
+}
+
+/// One example utterance as a list item: day, type, speaker, conversation, highlighted text.
+fn example_item(h: &mut String, e: &Example) {
+    let _ = writeln!(
+        h,
+        "<li><div class=\"meta\">{} · {} · {} · conversation <code>{}</code></div><div class=\"text\">{}</div></li>",
+        day(e.date),
+        esc(&e.interaction_type),
+        esc(&e.participant),
+        esc(&e.conversation_id),
+        highlight(e)
+    );
 }
 
 fn day(d: NaiveDate) -> String {

@@ -75,7 +75,7 @@ async fn insights_with_examples(
 /// range (default: the last 30 days of data) and optional product / interaction-type filters.
 pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Result<ReportOutcome> {
     // A clear message when extract/aggregate have not run for this dictionary.
-    counts(lake, dict).await?;
+    let rows = counts(lake, dict).await?.rows;
     let ctx = crate::lake::tables::session(lake, &dict.version).await?;
     let filter = ReportFilter {
         from: args.from,
@@ -86,13 +86,11 @@ pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Resu
     let mut data = report::load_report_data(&ctx, &filter, args.examples, &dict.version).await?;
     // Insights cover the whole lake (their baseline is the 28 days before its latest day), or
     // the filtered product.
-    let found: Vec<report::insights::Insight> = {
-        let rows = counts(lake, dict).await?.rows;
-        let all = insights_with_examples(&ctx, &rows).await?;
-        all.into_iter()
-            .filter(|i| data.product.as_ref().is_none_or(|p| *p == i.product))
-            .collect()
-    };
+    let found: Vec<report::insights::Insight> = insights_with_examples(&ctx, &rows)
+        .await?
+        .into_iter()
+        .filter(|i| data.product.as_ref().is_none_or(|p| *p == i.product))
+        .collect();
     data.insights = found.clone();
     // Charts are drawn into a local directory: --out, the lake's reports/ when the lake is
     // local, otherwise a staging directory under the work dir whose files are then put into

@@ -154,7 +154,7 @@ fn mentions_of(
     batches: &[RecordBatch],
     matcher: &Matcher,
     version: &str,
-    voice: &stored::VoiceAnalytics,
+    voice: &mut stored::VoiceAnalytics,
 ) -> Result<SnapshotResult, String> {
     let mut scratch = Scratch::default();
     let mut found: Vec<Found> = Vec::new();
@@ -331,10 +331,10 @@ pub async fn extract_shard(
                 };
                 let v = version.clone();
                 let res = tokio::task::spawn_blocking(move || {
-                    let voice = voice.map(stored::StoredVoice::read).unwrap_or_default();
+                    let mut voice = voice.unwrap_or_default();
                     // Every column but communication_id and start_ms, which mentions lack.
                     let batches = schema::from_parquet_columns(bytes, &EXTRACT_COLUMNS)?;
-                    mentions_of(&batches, &matcher, &v, &voice)
+                    mentions_of(&batches, &matcher, &v, &mut voice)
                 })
                 .await
                 .map_err(|e| bad(e.to_string()))?

@@ -17,34 +17,43 @@ use crate::genesys::fetch::analytics::{body_path, texts_path, Manifest};
 use crate::genesys::transcripts::{voice_analytics, PhraseAnalytics};
 use crate::lake::{Lake, LakeError};
 
-/// The voice texts of one snapshot as stored: (conversation, its start, the body).
-pub(super) struct StoredVoice {
-    bodies: Vec<(String, DateTime<Utc>, Bytes)>,
-}
-
-/// Per voice conversation of a snapshot: for each staged utterance, its text and analytics.
+/// Per voice conversation of a snapshot: its stored body, read into its staged utterances'
+/// text and analytics the first time a mention in it asks (most conversations have none, and
+/// a document's word-level detail is most of its bytes).
 #[derive(Default)]
 pub(super) struct VoiceAnalytics {
-    by_conversation: HashMap<String, Vec<(String, PhraseAnalytics)>>,
+    bodies: HashMap<String, (DateTime<Utc>, Bytes)>,
+    read: HashMap<String, Vec<(String, PhraseAnalytics)>>,
 }
 
 impl VoiceAnalytics {
-    /// The analytics of row `index` of `conversation` when its text is `text`.
+    /// The analytics of row `index` of `conversation` when its text is `text` (a body not in
+    /// the common shape gives none: its mentions are scored by the lexicon).
     pub(super) fn of(
-        &self,
+        &mut self,
         conversation: &str,
         index: i32,
         text: &str,
     ) -> Option<&PhraseAnalytics> {
-        let rows = self.by_conversation.get(conversation)?;
-        let (t, a) = rows.get(usize::try_from(index).ok()?)?;
+        if !self.read.contains_key(conversation) {
+            let (start, body) = self.bodies.remove(conversation)?;
+            let rows = match voice_analytics(&body, start) {
+                Ok(Some(rows)) => rows.into_iter().map(|(u, a)| (u.text, a)).collect(),
+                _ => Vec::new(),
+            };
+            self.read.insert(conversation.to_string(), rows);
+        }
+        let (t, a) = self
+            .read
+            .get(conversation)?
+            .get(usize::try_from(index).ok()?)?;
         (t == text).then_some(a)
     }
 }
 
 /// Reads the stored voice texts of analytics snapshot `snapshot`; `None` when it has no
 /// manifest (another source, or a lake from before manifests).
-pub(super) async fn load(lake: &Lake, snapshot: &str) -> Result<Option<StoredVoice>, String> {
+pub(super) async fn load(lake: &Lake, snapshot: &str) -> Result<Option<VoiceAnalytics>, String> {
     let manifest_path = body_path(snapshot);
     let missing = |e: &LakeError| {
         matches!(
@@ -68,7 +77,7 @@ pub(super) async fn load(lake: &Lake, snapshot: &str) -> Result<Option<StoredVoi
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_default()
     };
-    let mut bodies = Vec::new();
+    let mut bodies = HashMap::new();
     match &manifest.texts {
         // Format v2: one array of every text that is not missing, in manifest order.
         Some(hash) => {
@@ -92,11 +101,13 @@ pub(super) async fn load(lake: &Lake, snapshot: &str) -> Result<Option<StoredVoi
                 if voice(&entry.media_type) {
                     let raw = part.get().as_bytes();
                     let at = raw.as_ptr() as usize - texts.as_ptr() as usize;
-                    bodies.push((
+                    bodies.insert(
                         entry.conversation_id.clone(),
-                        start(&entry.conversation_start),
-                        texts.slice(at..at + raw.len()),
-                    ));
+                        (
+                            start(&entry.conversation_start),
+                            texts.slice(at..at + raw.len()),
+                        ),
+                    );
                 }
             }
         }
@@ -111,30 +122,15 @@ pub(super) async fn load(lake: &Lake, snapshot: &str) -> Result<Option<StoredVoi
                 }
                 let path = body_path(hash);
                 let body = lake.get(&path).await.map_err(|e| format!("{path}: {e}"))?;
-                bodies.push((
+                bodies.insert(
                     entry.conversation_id.clone(),
-                    start(&entry.conversation_start),
-                    body,
-                ));
-            }
-        }
-    }
-    Ok(Some(StoredVoice { bodies }))
-}
-
-impl StoredVoice {
-    /// Reads every voice body into its staged utterances' analytics (a body not in the common
-    /// shape gives none: its mentions are scored by the lexicon).
-    pub(super) fn read(self) -> VoiceAnalytics {
-        let mut out = VoiceAnalytics::default();
-        for (conversation, start, body) in self.bodies {
-            if let Ok(Some(rows)) = voice_analytics(&body, start) {
-                out.by_conversation.insert(
-                    conversation,
-                    rows.into_iter().map(|(u, a)| (u.text, a)).collect(),
+                    (start(&entry.conversation_start), body),
                 );
             }
         }
-        out
     }
+    Ok(Some(VoiceAnalytics {
+        bodies,
+        read: HashMap::new(),
+    }))
 }

@@ -14,7 +14,7 @@ use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use crate::lake::aggregates::{generation_hash, store_file, Stored, Table};
+use crate::lake::aggregates::{generation_hash_of, store_file, Stored, Table, TableFile};
 use crate::lake::tables::{query, session_materialized, MENTIONS_SQL};
 #[cfg(feature = "ballista")]
 use crate::lake::tables::{register_lake, InMemory};
@@ -32,6 +32,13 @@ const MENTION_COUNTS_PARTS_SQL: &str = include_str!("../../sql/mention_counts_pa
 const MENTION_COUNTS_COMBINE_SQL: &str = include_str!("../../sql/mention_counts_combine.sql");
 /// The query that builds `conversation_mentions`.
 pub const CONVERSATION_MENTIONS_SQL: &str = include_str!("../../sql/conversation_mentions.sql");
+/// The query that builds `conversation_topics`.
+pub const CONVERSATION_TOPICS_SQL: &str = include_str!("../../sql/conversation_topics.sql");
+/// The query that builds `product_topics` (from `conversation_mentions` and
+/// `conversation_topics`).
+pub const PRODUCT_TOPICS_SQL: &str = include_str!("../../sql/product_topics.sql");
+/// The query that builds `co_mentions` (from `conversation_mentions`).
+pub const CO_MENTIONS_SQL: &str = include_str!("../../sql/co_mentions.sql");
 
 /// Errors of the aggregate stage and of queries.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +64,13 @@ pub struct AggregateSummary {
     pub mentions: u64,
     pub content_hash: String,
     pub path: String,
+    /// Rows of `conversation_topics`, `product_topics` and `co_mentions`.
+    pub topics: u64,
+    pub product_topics: u64,
+    pub co_mentions: u64,
+    /// Tests in `product_insights`, and how many of them are flagged.
+    pub tests: u64,
+    pub flagged: u64,
 }
 
 /// Casts a batch to the declared schema (DataFusion may hand back view or dictionary types).
@@ -164,20 +178,61 @@ impl Output {
 /// slower and larger ones hold more (README, "Pipeline at scale").
 pub const MENTION_BYTES_PER_CHUNK: u64 = 1 << 20;
 
-/// Registers the `conversation_mentions` file at `path` as the table of that name.
-async fn register_detail_file(
+/// Registers a generation's file at `path` as its table.
+async fn register_file(
     ctx: &SessionContext,
     lake: &Lake,
+    table: Table,
     path: &str,
 ) -> Result<(), AggregateError> {
-    ctx.deregister_table("conversation_mentions")?;
+    ctx.deregister_table(table.name())?;
     ctx.register_parquet(
-        "conversation_mentions",
+        table.name(),
         lake.file_url(path),
-        ParquetReadOptions::default().schema(&schema::conversation_mentions_schema()),
+        ParquetReadOptions::default().schema(&table.schema()),
     )
     .await?;
     Ok(())
+}
+
+/// Runs `sql` whole into a file of `table`, stores it and registers it as the table; returns
+/// its path and hash, and its rows.
+async fn build_table(
+    ctx: &SessionContext,
+    lake: &Lake,
+    dictionary_version: &str,
+    table: Table,
+    sql: &str,
+) -> Result<(TableFile, u64), AggregateError> {
+    let mut out = Output::new(table.schema(), None)?;
+    out.run(ctx, sql).await?;
+    let built = out.finish()?;
+    let (path, hash) = store_file(lake, dictionary_version, table, built.bytes).await?;
+    register_file(ctx, lake, table, &path).await?;
+    Ok((TableFile { path, hash }, built.rows))
+}
+
+/// `product_insights`: every test of each product's latest day and week
+/// ([`crate::lake::insights`]) from the `mention_counts` just built, weighed by the conversations
+/// with text per day, each flagged one with its quotes.
+async fn insights_file(
+    ctx: &SessionContext,
+    counts_path: &str,
+    counts: bytes::Bytes,
+    dictionary_version: &str,
+) -> Result<(bytes::Bytes, u64, u64), AggregateError> {
+    let rows = crate::lake::aggregates::count_rows(counts_path, counts)?;
+    let exposure = crate::lake::tables::conversations_per_day(ctx).await?;
+    let mut found = crate::lake::insights::tests_of_counts(&rows, &exposure);
+    for i in found.iter_mut().filter(|i| i.flagged) {
+        i.examples = crate::lake::examples::insight_examples(ctx, i).await?;
+    }
+    let flagged = found.iter().filter(|i| i.flagged).count() as u64;
+    let batch = crate::lake::insights::to_batch(&found, dictionary_version)
+        .map_err(AggregateError::Shape)?;
+    let table = schema::product_insights_schema();
+    let bytes = schema::to_parquet(&table, &[batch]).map_err(AggregateError::Shape)?;
+    Ok((bytes, found.len() as u64, flagged))
 }
 
 /// Runs both aggregate queries once per chunk, over that chunk's mentions files and current
@@ -440,7 +495,7 @@ async fn aggregate_in(
     // `conversation_mentions` is the file just stored, as in every session; run whole,
     // mention_counts.sql reads it rather than the mentions again (several times smaller), from
     // the lake, so a cluster reads the same file.
-    register_detail_file(ctx, lake, &detail_file.0).await?;
+    register_file(ctx, lake, Table::ConversationMentions, &detail_file.0).await?;
     if whole {
         counts_out.run(ctx, MENTION_COUNTS_SQL).await?;
     }
@@ -451,7 +506,46 @@ async fn aggregate_in(
         chunks.len().max(1),
     );
     let counts = counts_out.finish()?;
-    let hash = generation_hash(&counts.bytes, &detail.bytes);
+    // The other tables, each stored under its content name like the two above (and read by the
+    // next through the lake).
+    let mut added = std::collections::BTreeMap::new();
+    let (topics, topic_rows) = build_table(
+        ctx,
+        lake,
+        dictionary_version,
+        Table::ConversationTopics,
+        CONVERSATION_TOPICS_SQL,
+    )
+    .await?;
+    added.insert(Table::ConversationTopics, topics);
+    let (product_topics, product_topic_rows) = build_table(
+        ctx,
+        lake,
+        dictionary_version,
+        Table::ProductTopics,
+        PRODUCT_TOPICS_SQL,
+    )
+    .await?;
+    added.insert(Table::ProductTopics, product_topics);
+    let (co, co_rows) = build_table(
+        ctx,
+        lake,
+        dictionary_version,
+        Table::CoMentions,
+        CO_MENTIONS_SQL,
+    )
+    .await?;
+    added.insert(Table::CoMentions, co);
+    let (insights, tests, flagged) = insights_file(
+        ctx,
+        &Table::MentionCounts.name(),
+        counts.bytes.clone(),
+        dictionary_version,
+    )
+    .await?;
+    let (path, hash) =
+        store_file(lake, dictionary_version, Table::ProductInsights, insights).await?;
+    added.insert(Table::ProductInsights, TableFile { path, hash });
     let counts_file = store_file(
         lake,
         dictionary_version,
@@ -459,6 +553,7 @@ async fn aggregate_in(
         counts.bytes.clone(),
     )
     .await?;
+    let hash = generation_hash_of(&counts_file.1, &detail_file.1, &added);
     tracing::debug!(
         "{}: {} rows, {:.2?}",
         counts_file.0,
@@ -473,6 +568,7 @@ async fn aggregate_in(
         Stored {
             mention_counts: counts_file,
             conversation_mentions: detail_file,
+            added,
             rows,
             content_hash: hash.clone(),
         },
@@ -484,6 +580,11 @@ async fn aggregate_in(
         mentions: mentions as u64,
         content_hash: hash,
         path,
+        topics: topic_rows,
+        product_topics: product_topic_rows,
+        co_mentions: co_rows,
+        tests,
+        flagged,
     })
 }
 

@@ -66,7 +66,7 @@ async fn insights_with_examples(
     let exposure = crate::lake::tables::conversations_per_day(ctx).await?;
     let mut found = report::insights::of_counts(rows, &exposure);
     for i in &mut found {
-        i.examples = report::insight_examples(ctx, i).await?;
+        i.examples = crate::lake::examples::insight_examples(ctx, i).await?;
     }
     Ok(found)
 }

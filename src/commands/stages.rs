@@ -380,6 +380,10 @@ pub async fn aggregate(
         "aggregate: {} rows, {} mentions -> {}{on}",
         s.rows, s.mentions, s.path
     );
+    eprintln!(
+        "aggregate: {} topic rows, {} product-topic rows, {} co-mention rows; {} insight tests, {} flagged",
+        s.topics, s.product_topics, s.co_mentions, s.tests, s.flagged
+    );
     Ok(s)
 }
 
@@ -460,6 +464,10 @@ pub(crate) async fn sync_to(
             s.deleted,
             s.conversation_rows,
             s.conversation_changes
+        );
+        eprintln!(
+            "sync: product_topics {} rows, co_mentions {} rows, product_insights {} rows",
+            s.topic_rows, s.co_mention_rows, s.insight_rows
         );
     }
     for warning in s.large_deletions() {

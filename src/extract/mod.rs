@@ -1,4 +1,6 @@
-//! The extract stage: every raw snapshot becomes `mentions/dict=<version>/<snapshot>.parquet`.
+//! The extract stage: every raw snapshot becomes `mentions/dict=<version>/<snapshot>.parquet`,
+//! and its voice conversations' Speech and Text Analytics topics (from the stored documents)
+//! `topics/dict=<version>/<snapshot>.parquet` (written first; no rows when it has none).
 //!
 //! Invariants: same snapshot + same dictionary ⇒ same bytes; a snapshot already extracted for
 //! this dictionary version is skipped; an output file is written whole, so a stopped run leaves
@@ -29,6 +31,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::lake::dictionaries::{current_dictionary, dictionary_copy_path};
 use crate::lake::events::{snapshots_in_order, EventKind};
+use crate::lake::layout::{topics_dir, topics_path};
 use crate::lake::{mentions_dir, mentions_path, schema, snapshot_path, Lake, LakeError};
 pub use dictionary::{Dictionary, DictionaryError};
 use matcher::{Found, Matcher, Scratch};
@@ -127,6 +130,94 @@ struct SnapshotResult {
     text_bytes: u64,
     mentions: u64,
     parquet: bytes::Bytes,
+    /// The snapshot's topics file (`topics_schema`; no rows when it has none).
+    topics: bytes::Bytes,
+}
+
+/// Where `words` are in `text`, in characters `[start, end)`: exactly, else ignoring case (STA
+/// quotes a topic's words from a phrase's plain `text`, lower case, while the staged utterance
+/// is its capitalised `decoratedText`); `None` when they are not in it.
+fn find_words(text: &str, words: &str) -> Option<(usize, usize)> {
+    if let Some(at) = text.find(words) {
+        let start = text[..at].chars().count();
+        return Some((start, start + words.chars().count()));
+    }
+    let fold = |c: char| c.to_lowercase();
+    let text: Vec<char> = text.chars().collect();
+    let words: Vec<char> = words.chars().collect();
+    if words.is_empty() || words.len() > text.len() {
+        return None;
+    }
+    (0..=text.len() - words.len())
+        .find(|&i| {
+            text[i..i + words.len()]
+                .iter()
+                .zip(&words)
+                .all(|(a, b)| fold(*a).eq(fold(*b)))
+        })
+        .map(|i| (i, i + words.len()))
+}
+
+/// The STA topics of one snapshot's voice utterances, gathered row by row.
+#[derive(Default)]
+struct TopicRows {
+    rows: Vec<u32>,
+    topic: StringBuilder,
+    start: Int32Builder,
+    end: Int32Builder,
+}
+
+impl TopicRows {
+    /// Adds the topics of row `row`, whose text is `text`.
+    fn push(
+        &mut self,
+        row: usize,
+        text: &str,
+        topics: &[crate::genesys::transcripts::PhraseTopic],
+    ) {
+        for t in topics {
+            self.rows.push(row as u32);
+            self.topic.append_value(&t.name);
+            // Character offsets of the quoted words in the text, when they are part of it.
+            let span = t.phrase.as_deref().and_then(|p| find_words(text, p));
+            match span.and_then(|(a, b)| Some((i32::try_from(a).ok()?, i32::try_from(b).ok()?))) {
+                Some((a, b)) => {
+                    self.start.append_value(a);
+                    self.end.append_value(b);
+                }
+                None => {
+                    self.start.append_null();
+                    self.end.append_null();
+                }
+            }
+        }
+    }
+
+    /// The batch of `batch`'s rows gathered so far (and clears them for the next batch).
+    fn finish(&mut self, batch: &RecordBatch) -> Result<RecordBatch, String> {
+        let idx = arrow::array::UInt32Array::from(std::mem::take(&mut self.rows));
+        let pick = |name: &str| -> Result<Arc<dyn Array>, String> {
+            let col = batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("column {name} is missing"))?;
+            take(col.as_ref(), &idx, None).map_err(|e| e.to_string())
+        };
+        RecordBatch::try_new(
+            schema::topics_schema(),
+            vec![
+                pick("conversation_id")?,
+                pick("conversation_date")?,
+                pick("interaction_type")?,
+                pick("participant")?,
+                pick("utterance_index")?,
+                Arc::new(self.topic.finish()),
+                Arc::new(self.start.finish()),
+                Arc::new(self.end.finish()),
+                pick("snapshot")?,
+            ],
+        )
+        .map_err(|e| e.to_string())
+    }
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, String> {
@@ -166,6 +257,8 @@ fn mentions_of(
     let mut sentiment = Float64Builder::new();
     let mut source = StringBuilder::new();
     let mut scorer = lexicon::Scorer::default();
+    let mut topics = TopicRows::default();
+    let mut topic_batches = Vec::new();
     let mut out = Vec::new();
     let (mut utterances, mut text_bytes, mut mentions) = (0u64, 0u64, 0u64);
     for batch in batches {
@@ -181,12 +274,16 @@ fn mentions_of(
             utterances += 1;
             text_bytes += t.len() as u64;
             matcher.find(t, &mut scratch, &mut found);
-            if found.is_empty() {
+            let conv = conversation.value(i);
+            let wants_topics = voice.has_topics(conv);
+            if found.is_empty() && !wants_topics {
                 continue;
             }
-            let sta = voice
-                .of(conversation.value(i), index.value(i), t)
-                .and_then(|a| a.sentiment);
+            let analytics = voice.of(conv, index.value(i), t);
+            let sta = analytics.and_then(|a| a.sentiment);
+            if let Some(a) = analytics.filter(|_| wants_topics) {
+                topics.push(i, t, &a.topics);
+            }
             for f in &found {
                 rows.push(i as u32);
                 product.append_value(&matcher.products()[f.product as usize]);
@@ -242,13 +339,16 @@ fn mentions_of(
         )
         .map_err(|e| e.to_string())?;
         out.push(b);
+        topic_batches.push(topics.finish(batch)?);
     }
     let parquet = schema::to_parquet(&schema::mentions_schema(), &out)?;
+    let topics = schema::to_parquet(&schema::topics_schema(), &topic_batches)?;
     Ok(SnapshotResult {
         utterances,
         text_bytes,
         mentions,
         parquet,
+        topics,
     })
 }
 
@@ -294,14 +394,20 @@ pub async fn extract_shard(
         snapshots: snapshots.len() as u64,
         ..Default::default()
     };
-    // One listing instead of a request per snapshot (which an object store makes slow).
+    // One listing instead of a request per snapshot (which an object store makes slow). A
+    // snapshot is done when both its files are there: its topics file is written first, so a
+    // mentions file without one was written by a convlake before topics and sentiment (#20),
+    // and that snapshot is extracted again, once.
     let done = lake.list_paths(&mentions_dir(&version)).await?;
+    let topics_done = lake.list_paths(&topics_dir(&version)).await?;
     // A recorded snapshot whose file is absent (quarantined by `verify`) is a known gap: it is
     // skipped and named, and the next fetch stages its conversations again.
     let present = lake.list_paths("raw").await?;
     let mut todo = Vec::new();
     for (snap, _) in &snapshots {
-        if done.contains(&mentions_path(&version, snap)) {
+        if done.contains(&mentions_path(&version, snap))
+            && topics_done.contains(&topics_path(&version, snap))
+        {
             summary.skipped += 1;
         } else if !present.contains(&snapshot_path(snap)) {
             summary.missing.push(snap.clone());
@@ -339,6 +445,7 @@ pub async fn extract_shard(
                 .await
                 .map_err(|e| bad(e.to_string()))?
                 .map_err(bad)?;
+                lake.put(&topics_path(&version, &snap), res.topics).await?;
                 lake.put(&mentions_path(&version, &snap), res.parquet)
                     .await?;
                 Ok::<_, ExtractError>((res.utterances, res.text_bytes, res.mentions))
@@ -379,6 +486,25 @@ pub async fn extract_shard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_words_are_found_exactly_or_ignoring_case() {
+        assert_eq!(
+            find_words("My router keeps dropping.", "keeps"),
+            Some((10, 15))
+        );
+        assert_eq!(
+            find_words(
+                "The delivery was late again.",
+                "the delivery was late again"
+            ),
+            Some((0, 27))
+        );
+        assert_eq!(find_words("Ünïcode Wörds here", "wörds"), Some((8, 13)));
+        assert_eq!(find_words("short", "much longer words"), None);
+        assert_eq!(find_words("no match here", "router"), None);
+        assert_eq!(find_words("text", ""), Some((0, 0)));
+    }
 
     #[test]
     fn shards_parse_and_reject_bad_values() {

@@ -24,9 +24,23 @@ use crate::lake::{Lake, LakeError};
 pub(super) struct VoiceAnalytics {
     bodies: HashMap<String, (DateTime<Utc>, Bytes)>,
     read: HashMap<String, Vec<(String, PhraseAnalytics)>>,
+    /// The conversations whose body names a topic (found without parsing it).
+    with_topics: std::collections::HashSet<String>,
+}
+
+/// Whether a stored body names an STA topic: a byte search, so that the bodies of the
+/// conversations without mentions and without topics are never parsed.
+fn names_topics(body: &[u8]) -> bool {
+    memchr::memmem::find(body, b"\"topicName\"").is_some()
 }
 
 impl VoiceAnalytics {
+    /// Whether `conversation`'s stored body names a topic (its utterances are then read for
+    /// `conversation_topics`).
+    pub(super) fn has_topics(&self, conversation: &str) -> bool {
+        self.with_topics.contains(conversation)
+    }
+
     /// The analytics of row `index` of `conversation` when its text is `text` (a body not in
     /// the common shape gives none: its mentions are scored by the lexicon).
     pub(super) fn of(
@@ -129,8 +143,14 @@ pub(super) async fn load(lake: &Lake, snapshot: &str) -> Result<Option<VoiceAnal
             }
         }
     }
+    let with_topics = bodies
+        .iter()
+        .filter(|(_, (_, body))| names_topics(body))
+        .map(|(c, _)| c.clone())
+        .collect();
     Ok(Some(VoiceAnalytics {
         bodies,
         read: HashMap::new(),
+        with_topics,
     }))
 }

@@ -515,7 +515,15 @@ fn merge_legs<T>(legs: Vec<Vec<(Utterance, T)>>) -> Vec<(Utterance, T)> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PhraseAnalytics {
     pub sentiment: Option<f64>,
-    pub topics: Vec<String>,
+    pub topics: Vec<PhraseTopic>,
+}
+
+/// One STA topic detected in a phrase: its name and the words of the phrase that matched it
+/// (`transcriptPhrase`; `None` when Genesys gave none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhraseTopic {
+    pub name: String,
+    pub phrase: Option<String>,
 }
 
 /// The utterances a fetch staged from a stored voice body (one document, or the JSON array of
@@ -640,16 +648,36 @@ impl AnalyticsDocument<'_> {
                         .unwrap_or("")
                 })
                 .collect();
-            let mut topics: Vec<Vec<String>> = vec![Vec::new(); t.phrases.len()];
+            let mut topics: Vec<Vec<PhraseTopic>> = vec![Vec::new(); t.phrases.len()];
             for e in &a.topics {
                 let Some(name) = e.topic_name.as_deref().filter(|n| !n.trim().is_empty()) else {
                     continue;
                 };
-                let by_text = e.transcript_phrase.as_deref().and_then(|tp| {
-                    t.phrases
+                let phrase = e
+                    .transcript_phrase
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|tp| !tp.is_empty());
+                // The phrase whose text is the topic's words; else the first that holds them
+                // (Genesys quotes the words that matched, which may be part of a phrase).
+                let by_text = phrase.and_then(|tp| {
+                    let equal = t
+                        .phrases
                         .iter()
                         .enumerate()
-                        .position(|(k, p)| texts[k] == tp || p.text.as_deref() == Some(tp))
+                        .position(|(k, p)| texts[k] == tp || p.text.as_deref() == Some(tp));
+                    equal.or_else(|| {
+                        let at = e.start_time_ms;
+                        let holds = |k: usize| texts[k].contains(tp);
+                        // Of the phrases that hold the words, the one whose span holds the
+                        // topic's start, else the first.
+                        let timed = at.and_then(|at| {
+                            t.phrases.iter().enumerate().rposition(|(k, p)| {
+                                holds(k) && p.start_time_ms.is_some_and(|s| s <= at)
+                            })
+                        });
+                        timed.or_else(|| (0..t.phrases.len()).find(|&k| holds(k)))
+                    })
                 });
                 let by_time = || {
                     let at = e.start_time_ms?;
@@ -659,8 +687,11 @@ impl AnalyticsDocument<'_> {
                         .rposition(|(_, p)| p.start_time_ms.is_some_and(|s| s <= at))
                 };
                 if let Some(k) = by_text.or_else(by_time) {
-                    if !topics[k].iter().any(|n| n == name) {
-                        topics[k].push(name.to_string());
+                    if !topics[k].iter().any(|n| n.name == name) {
+                        topics[k].push(PhraseTopic {
+                            name: name.to_string(),
+                            phrase: phrase.map(str::to_string),
+                        });
                     }
                 }
             }
@@ -1380,6 +1411,8 @@ mod tests {
                 ("connectivity", Some("my router keeps dropping"), 0),
                 ("support", None, 3_500),
                 ("", None, 0),
+                // Part of a phrase, as Genesys quotes the words that matched.
+                ("complaint", Some("terrible"), 2_100),
             ],
         );
         let rows = voice_analytics(&one, start).unwrap().unwrap();
@@ -1405,16 +1438,23 @@ mod tests {
             })
             .collect();
         assert_eq!(staged, merged);
-        let got: Vec<(Option<f64>, Vec<String>)> = rows
+        let topic = |name: &str, phrase: Option<&str>| PhraseTopic {
+            name: name.to_string(),
+            phrase: phrase.map(str::to_string),
+        };
+        let got: Vec<(Option<f64>, Vec<PhraseTopic>)> = rows
             .into_iter()
             .map(|(_, a)| (a.sentiment, a.topics))
             .collect();
         assert_eq!(
             got,
             vec![
-                (Some(-1.0), vec!["connectivity".to_string()]),
-                (Some(-1.0), vec![]),
-                (Some(0.4), vec!["support".to_string()]),
+                (
+                    Some(-1.0),
+                    vec![topic("connectivity", Some("my router keeps dropping"))]
+                ),
+                (Some(-1.0), vec![topic("complaint", Some("terrible"))]),
+                (Some(0.4), vec![topic("support", None)]),
             ]
         );
         // Two documents (a transfer): merged in time order, a repeated phrase kept once.

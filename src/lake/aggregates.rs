@@ -1,32 +1,75 @@
-//! The aggregates' generations: the two files one `aggregate` run writes (`mention_counts` and
-//! `conversation_mentions`) are named by the blake3 of their bytes and published together by the
-//! `Aggregated` event that names both hashes.
+//! The aggregates' generations: the files one `aggregate` run writes (`mention_counts`,
+//! `conversation_mentions`, and since #20 `conversation_topics`, `product_topics`, `co_mentions`
+//! and `product_insights`) are named by the blake3 of their bytes and published together by the
+//! `Aggregated` event that names every hash.
 //!
 //! Invariants:
 //! - a file of a generation is never rewritten (its name is its content), so a run killed at
 //!   any point leaves the previous generation whole and in force;
 //! - readers use the generation the latest `Aggregated` event of a dictionary version names,
-//!   and check both hashes before they use a byte of it.
+//!   and check its hashes before they use a byte of it.
+
+use std::collections::BTreeMap;
 
 use arrow::array::{Array, Date32Array, Int64Array, StringArray};
 use bytes::Bytes;
 
+pub use super::events::TableFile;
 use super::events::{Event, EventKind};
 use super::{content_hash, schema, Lake, LakeError};
 
-/// The two tables of a generation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The tables of a generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
     MentionCounts,
     ConversationMentions,
+    ConversationTopics,
+    ProductTopics,
+    CoMentions,
+    ProductInsights,
 }
 
 impl Table {
+    /// Every table, in the order a generation's hash covers them.
+    pub const ALL: [Table; 6] = [
+        Table::MentionCounts,
+        Table::ConversationMentions,
+        Table::ConversationTopics,
+        Table::ProductTopics,
+        Table::CoMentions,
+        Table::ProductInsights,
+    ];
+
+    /// The tables added after the first two: an older generation has none of them (readers
+    /// see them empty), and the `aggregated` event names them in `tables`.
+    pub const ADDED: [Table; 4] = [
+        Table::ConversationTopics,
+        Table::ProductTopics,
+        Table::CoMentions,
+        Table::ProductInsights,
+    ];
+
     /// The table's name, as in `convlake query` and the lake's folders.
     pub fn name(self) -> &'static str {
         match self {
             Table::MentionCounts => "mention_counts",
             Table::ConversationMentions => "conversation_mentions",
+            Table::ConversationTopics => "conversation_topics",
+            Table::ProductTopics => "product_topics",
+            Table::CoMentions => "co_mentions",
+            Table::ProductInsights => "product_insights",
+        }
+    }
+
+    /// The table's columns.
+    pub fn schema(self) -> arrow::datatypes::SchemaRef {
+        match self {
+            Table::MentionCounts => schema::mention_counts_schema(),
+            Table::ConversationMentions => schema::conversation_mentions_schema(),
+            Table::ConversationTopics => schema::conversation_topics_schema(),
+            Table::ProductTopics => schema::product_topics_schema(),
+            Table::CoMentions => schema::co_mentions_schema(),
+            Table::ProductInsights => schema::product_insights_schema(),
         }
     }
 }
@@ -48,11 +91,36 @@ pub fn legacy_file(dictionary_version: &str, table: Table) -> String {
     )
 }
 
-/// The hash of a generation: both files' hashes, in order.
+/// The hash of a generation of the first two tables only (generations written before the
+/// others): both files' hashes, in order.
 pub fn generation_hash(mention_counts: &[u8], conversation_mentions: &[u8]) -> String {
+    generation_hash_of(
+        &content_hash(mention_counts),
+        &content_hash(conversation_mentions),
+        &BTreeMap::new(),
+    )
+}
+
+/// The hash of a generation from its files' hashes: the first two tables' hashes, in order,
+/// then each added table's name and hash, in [`Table::ALL`] order (none: the hash of the pair,
+/// as before the added tables).
+pub fn generation_hash_of(
+    mention_counts: &str,
+    conversation_mentions: &str,
+    added: &BTreeMap<Table, TableFile>,
+) -> String {
+    let raw = |hex: &str| {
+        blake3::Hash::from_hex(hex)
+            .map(|h| *h.as_bytes())
+            .unwrap_or_else(|_| *blake3::hash(hex.as_bytes()).as_bytes())
+    };
     let mut h = blake3::Hasher::new();
-    h.update(blake3::hash(mention_counts).as_bytes());
-    h.update(blake3::hash(conversation_mentions).as_bytes());
+    h.update(&raw(mention_counts));
+    h.update(&raw(conversation_mentions));
+    for (table, file) in added {
+        h.update(table.name().as_bytes());
+        h.update(&raw(&file.hash));
+    }
     h.finalize().to_hex().to_string()
 }
 
@@ -68,6 +136,8 @@ pub struct Generation {
     pub mention_counts_hash: Option<String>,
     pub conversation_mentions: String,
     pub conversation_mentions_hash: Option<String>,
+    /// The added tables' files (none in generations written before them).
+    pub added: BTreeMap<Table, TableFile>,
     /// The segment of the event that published it.
     pub seq: u64,
 }
@@ -77,14 +147,17 @@ pub struct Generation {
 pub struct GenerationBytes {
     pub mention_counts: Bytes,
     pub conversation_mentions: Bytes,
+    /// The added tables the generation has.
+    pub added: BTreeMap<Table, Bytes>,
 }
 
 impl Generation {
-    /// The path of one of its files.
-    pub fn path(&self, table: Table) -> &str {
+    /// The path of one of its files; `None` for an added table this generation does not have.
+    pub fn path(&self, table: Table) -> Option<&str> {
         match table {
-            Table::MentionCounts => &self.mention_counts,
-            Table::ConversationMentions => &self.conversation_mentions,
+            Table::MentionCounts => Some(&self.mention_counts),
+            Table::ConversationMentions => Some(&self.conversation_mentions),
+            t => self.added.get(&t).map(|f| f.path.as_str()),
         }
     }
 
@@ -92,20 +165,30 @@ impl Generation {
         match table {
             Table::MentionCounts => self.mention_counts_hash.as_deref(),
             Table::ConversationMentions => self.conversation_mentions_hash.as_deref(),
+            t => self.added.get(&t).map(|f| f.hash.as_str()),
         }
     }
 
     fn damaged(&self, table: Table, reason: String) -> LakeError {
         LakeError::Generation {
-            path: self.path(table).to_string(),
+            path: self.path(table).map(str::to_string).unwrap_or_else(|| {
+                format!(
+                    "aggregates/dict={}/{}",
+                    self.dictionary_version,
+                    table.name()
+                )
+            }),
             version: self.dictionary_version.clone(),
             reason,
         }
     }
 
-    /// Reads one file and checks it against the hash the event names.
-    pub async fn read(&self, lake: &Lake, table: Table) -> Result<Bytes, LakeError> {
-        let path = self.path(table);
+    /// Reads one file and checks it against the hash the event names; `None` for an added
+    /// table this generation does not have.
+    pub async fn read_table(&self, lake: &Lake, table: Table) -> Result<Option<Bytes>, LakeError> {
+        let Some(path) = self.path(table) else {
+            return Ok(None);
+        };
         if !lake.exists(path).await? {
             return Err(self.damaged(table, "the file is missing".into()));
         }
@@ -119,19 +202,36 @@ impl Generation {
                 ));
             }
         }
-        Ok(bytes)
+        Ok(Some(bytes))
     }
 
-    /// Reads both files and checks them (a legacy generation is checked as a pair).
+    /// Reads one file of the first two tables (which every generation has) and checks it.
+    pub async fn read(&self, lake: &Lake, table: Table) -> Result<Bytes, LakeError> {
+        self.read_table(lake, table)
+            .await?
+            .ok_or_else(|| self.damaged(table, "the generation has no such table".into()))
+    }
+
+    /// Reads every file and checks them (a legacy generation is checked as a pair).
     pub async fn read_both(&self, lake: &Lake) -> Result<GenerationBytes, LakeError> {
         let mention_counts = self.read(lake, Table::MentionCounts).await?;
         let conversation_mentions = self.read(lake, Table::ConversationMentions).await?;
-        let pair = generation_hash(&mention_counts, &conversation_mentions);
+        let mut added = BTreeMap::new();
+        for table in Table::ADDED {
+            if let Some(bytes) = self.read_table(lake, table).await? {
+                added.insert(table, bytes);
+            }
+        }
+        let pair = generation_hash_of(
+            &content_hash(&mention_counts),
+            &content_hash(&conversation_mentions),
+            &self.added,
+        );
         if pair != self.content_hash {
             return Err(self.damaged(
                 Table::MentionCounts,
                 format!(
-                    "the pair hashes to {pair}, but the aggregated event names {} (a run of an older convlake was killed between the two files)",
+                    "its files hash to {pair}, but the aggregated event names {} (a run of an older convlake was killed between the two files)",
                     self.content_hash
                 ),
             ));
@@ -139,6 +239,7 @@ impl Generation {
         Ok(GenerationBytes {
             mention_counts,
             conversation_mentions,
+            added,
         })
     }
 }
@@ -155,6 +256,7 @@ pub fn current_generation(events: &[Event], dictionary_version: &str) -> Option<
             mention_counts_hash,
             conversation_mentions,
             conversation_mentions_hash,
+            tables,
         } if v == dictionary_version => Some(Generation {
             dictionary_version: v.clone(),
             content_hash: content_hash.clone(),
@@ -167,6 +269,10 @@ pub fn current_generation(events: &[Event], dictionary_version: &str) -> Option<
                 .clone()
                 .unwrap_or_else(|| legacy_file(v, Table::ConversationMentions)),
             conversation_mentions_hash: conversation_mentions_hash.clone(),
+            added: Table::ADDED
+                .into_iter()
+                .filter_map(|t| Some((t, tables.get(t.name())?.clone())))
+                .collect(),
             seq: e.seq,
         }),
         _ => None,
@@ -187,16 +293,17 @@ pub async fn store_file(
     Ok((path, hash))
 }
 
-/// What [`publish`] needs: both stored files.
+/// What [`publish`] needs: the stored files.
 pub struct Stored {
     pub mention_counts: (String, String),
     pub conversation_mentions: (String, String),
+    pub added: BTreeMap<Table, TableFile>,
     pub rows: u64,
-    /// The generation hash (see [`generation_hash`]).
+    /// The generation hash (see [`generation_hash_of`]).
     pub content_hash: String,
 }
 
-/// Publishes a generation whose two files are stored: one `Aggregated` event names both.
+/// Publishes a generation whose files are stored: one `Aggregated` event names them all.
 pub async fn publish(
     lake: &Lake,
     dictionary_version: &str,
@@ -211,12 +318,17 @@ pub async fn publish(
             mention_counts_hash: Some(stored.mention_counts.1),
             conversation_mentions: Some(stored.conversation_mentions.0),
             conversation_mentions_hash: Some(stored.conversation_mentions.1),
+            tables: stored
+                .added
+                .into_iter()
+                .map(|(t, f)| (t.name().to_string(), f))
+                .collect(),
         }])
         .await
 }
 
-/// Stores and publishes a generation from both files' bytes (for benchmarks and tests that
-/// write aggregates directly).
+/// Stores and publishes a generation of the first two tables from their bytes (for benchmarks
+/// and tests that write aggregates directly).
 pub async fn store_and_publish(
     lake: &Lake,
     dictionary_version: &str,
@@ -242,6 +354,7 @@ pub async fn store_and_publish(
     let stored = Stored {
         mention_counts: counts,
         conversation_mentions: detail,
+        added: BTreeMap::new(),
         rows,
         content_hash,
     };
@@ -298,9 +411,18 @@ pub async fn read_mention_counts(
     let Some(generation) = generation_of(lake, dictionary_version).await? else {
         return Ok(None);
     };
-    let path = generation.path(Table::MentionCounts).to_string();
+    let path = generation.mention_counts.clone();
     let bytes = generation.read(lake, Table::MentionCounts).await?;
     let hash = content_hash(&bytes);
+    Ok(Some(MentionCounts {
+        rows: count_rows(&path, bytes)?,
+        file_hash: hash,
+    }))
+}
+
+/// The rows of a `mention_counts` file (`path` names it in messages).
+pub fn count_rows(path: &str, bytes: Bytes) -> Result<Vec<CountRow>, LakeError> {
+    let path = path.to_string();
     let batches = schema::from_parquet(bytes).map_err(|reason| LakeError::Parquet {
         path: path.clone(),
         reason,
@@ -384,8 +506,5 @@ pub async fn read_mention_counts(
             });
         }
     }
-    Ok(Some(MentionCounts {
-        rows: out,
-        file_hash: hash,
-    }))
+    Ok(out)
 }

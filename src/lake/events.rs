@@ -148,6 +148,11 @@ pub enum EventKind {
         conversation_mentions: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conversation_mentions_hash: Option<String>,
+        /// The generation's other tables (`conversation_topics`, `product_topics`,
+        /// `co_mentions`, `product_insights`) by name: each file's lake path and blake3. Empty in
+        /// generations written before them (readers then see those tables empty).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        tables: std::collections::BTreeMap<String, TableFile>,
     },
     /// The aggregates were synced to PostgreSQL.
     Synced {
@@ -165,6 +170,14 @@ pub enum EventKind {
         #[serde(default)]
         conversation_changes: u64,
     },
+}
+
+/// One file of an aggregates generation, as its `aggregated` event names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableFile {
+    pub path: String,
+    /// The blake3 of its bytes.
+    pub hash: String,
 }
 
 /// One conversation of a [`EventKind::TextsMissing`] event.

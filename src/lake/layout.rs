@@ -7,6 +7,7 @@
 //! raw/<h0h1>/<blake3>.parquet               one file per received page (utterance rows)
 //! bodies/<h0h1>/<blake3>.json[.zst]         what the analytics source received, and manifests
 //! mentions/dict=<version>/<snap>.parquet    extract output per (dictionary version, snapshot)
+//! topics/dict=<version>/<snap>.parquet      the STA topics extract read, per snapshot
 //! aggregates/dict=<version>/<table>/<blake3>.parquet   the generations of the aggregates
 //! dictionaries/<version>.toml               the copy of each dictionary version extracted
 //! reports/                                  trend.png, trend.svg, report.html, dashboard.json
@@ -42,6 +43,18 @@ pub fn mentions_path(dictionary_version: &str, snapshot: &str) -> String {
     format!("{}/{snapshot}.parquet", mentions_dir(dictionary_version))
 }
 
+/// The lake directory of the topics extract read with one dictionary version (Speech and Text
+/// Analytics topics do not depend on the dictionary, but they are written with its mentions,
+/// so one extraction is complete or not as a whole).
+pub fn topics_dir(dictionary_version: &str) -> String {
+    format!("topics/dict={dictionary_version}")
+}
+
+/// The lake path of one snapshot's topics for one dictionary version.
+pub fn topics_path(dictionary_version: &str, snapshot: &str) -> String {
+    format!("{}/{snapshot}.parquet", topics_dir(dictionary_version))
+}
+
 /// The lake path of a stored body (records or a manifest; in v1 lakes also a single text).
 pub fn body_path(hash: &str) -> String {
     hashed(BODIES_DIR, hash, ".json")
@@ -73,6 +86,7 @@ mod tests {
         assert_eq!(body_path("abcdef"), "bodies/ab/abcdef.json");
         assert_eq!(texts_path("abcdef"), "bodies/ab/abcdef.json.zst");
         assert_eq!(mentions_path("v1", "s"), "mentions/dict=v1/s.parquet");
+        assert_eq!(topics_path("v1", "s"), "topics/dict=v1/s.parquet");
         assert_eq!(dictionary_copy_path("v1"), "dictionaries/v1.toml");
         assert_eq!(report_path("trend.png"), "reports/trend.png");
         assert_eq!(report_path("dashboard.json"), DASHBOARD_JSON);

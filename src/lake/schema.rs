@@ -197,6 +197,87 @@ pub fn conversation_mentions_schema() -> SchemaRef {
     )
 }
 
+/// The key of a topic detected in an utterance: the first columns of a snapshot's topics file
+/// (extract) and of `conversation_topics` (aggregate).
+fn topic_fields() -> Vec<Field> {
+    vec![
+        Field::new("conversation_id", DataType::Utf8, false),
+        Field::new("conversation_date", DataType::Date32, false),
+        Field::new("interaction_type", DataType::Utf8, false),
+        Field::new("participant", DataType::Utf8, false),
+        Field::new("utterance_index", DataType::Int32, false),
+        Field::new("topic", DataType::Utf8, false),
+        // Where the topic's `transcriptPhrase` is in the utterance's text (characters,
+        // `[start, end)`); NULL when Genesys gave none or it is not a part of the text.
+        Field::new("phrase_start", DataType::Int32, true),
+        Field::new("phrase_end", DataType::Int32, true),
+    ]
+}
+
+/// Columns of a snapshot's topics file (`topics/dict=<version>/<snap>.parquet`): one row per
+/// Speech and Text Analytics topic detected in one of its voice utterances.
+pub fn topics_schema() -> SchemaRef {
+    let mut fields = topic_fields();
+    fields.push(Field::new("snapshot", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Columns of `conversation_topics`: the topics of the current copy of each conversation.
+pub fn conversation_topics_schema() -> SchemaRef {
+    Arc::new(Schema::new(topic_fields()))
+}
+
+/// Columns of `product_topics`: per day, product and topic, the conversations where both occur.
+pub fn product_topics_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("conversation_date", DataType::Date32, false),
+        Field::new("product", DataType::Utf8, false),
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("conversations", DataType::Int64, false),
+        Field::new("dictionary_version", DataType::Utf8, false),
+    ]))
+}
+
+/// Columns of `co_mentions`: per ISO week (its Monday) and pair of products (`product_a` before
+/// `product_b` by name), the conversations that mention both.
+pub fn co_mentions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("week", DataType::Date32, false),
+        Field::new("product_a", DataType::Utf8, false),
+        Field::new("product_b", DataType::Utf8, false),
+        Field::new("conversations", DataType::Int64, false),
+        Field::new("dictionary_version", DataType::Utf8, false),
+    ]))
+}
+
+/// Columns of `product_insights`: every test of each product's latest day and week against its
+/// baseline ([`crate::lake::insights`]), flagged or not, with the quotes of a flagged one.
+pub fn product_insights_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("product", DataType::Utf8, false),
+        // `day` or `week` (`window` is a reserved word in SQL).
+        Field::new("time_window", DataType::Utf8, false),
+        // `spike` or `drop` (the rate test, by its direction) or `sentiment_shift`.
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("flagged", DataType::Boolean, false),
+        Field::new("window_from", DataType::Date32, false),
+        Field::new("window_to", DataType::Date32, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("baseline", DataType::Float64, false),
+        Field::new("ratio", DataType::Float64, false),
+        Field::new("ratio_low", DataType::Float64, false),
+        Field::new("ratio_high", DataType::Float64, false),
+        Field::new("p_value", DataType::Float64, false),
+        Field::new("q_value", DataType::Float64, false),
+        Field::new("window_count", DataType::Int64, false),
+        Field::new("baseline_count", DataType::Int64, false),
+        // A JSON array of the example utterances (conversation_id, date, interaction_type,
+        // participant, text, highlights: [start, end, is_the_product] in characters).
+        Field::new("examples", DataType::Utf8, false),
+        Field::new("dictionary_version", DataType::Utf8, false),
+    ]))
+}
+
 /// The column that holds the bulk of a lake's bytes: transcript text, in raw snapshots.
 const TEXT_COLUMN: &str = "text";
 

@@ -178,11 +178,12 @@ pub(crate) async fn register_lake(
     // An object-store lake is read through the session's object-store registry.
     lake.register_with(&ctx.runtime_env());
     let mentions = mentions_dir(dictionary_version);
+    let topics = super::layout::topics_dir(dictionary_version);
     // Local listing tables need their directory; creating an empty one inside an existing lake
     // is harmless. (An object store has no directories: an empty prefix lists as an empty
     // table.)
     if let Some(root) = lake.local_dir() {
-        for dir in ["raw", mentions.as_str()] {
+        for dir in ["raw", mentions.as_str(), topics.as_str()] {
             std::fs::create_dir_all(root.join(dir)).map_err(|e| LakeError::Open {
                 location: root.join(dir).display().to_string(),
                 reason: e.to_string(),
@@ -203,26 +204,29 @@ pub(crate) async fn register_lake(
         ParquetReadOptions::default().schema(&mentions_schema),
     )
     .await?;
+    // Every snapshot's topics as extract wrote them (the aggregate keeps the current copies').
+    ctx.register_parquet(
+        "topics_all",
+        lake.dir_url(&topics),
+        ParquetReadOptions::default().schema(&schema::topics_schema()),
+    )
+    .await?;
     let events = lake.events().read_all().await?;
     // The aggregates are the generation the latest `aggregated` event names (empty tables
     // before the first aggregate of this version).
     let generation = current_generation(&events, dictionary_version);
-    for (table, table_schema) in [
-        (Table::MentionCounts, schema::mention_counts_schema()),
-        (
-            Table::ConversationMentions,
-            schema::conversation_mentions_schema(),
-        ),
-    ] {
-        match &generation {
-            Some(g) => {
+    for table in Table::ALL {
+        let table_schema = table.schema();
+        match generation.as_ref().and_then(|g| g.path(table)) {
+            Some(path) => {
                 ctx.register_parquet(
                     table.name(),
-                    lake.file_url(g.path(table)),
+                    lake.file_url(path),
                     ParquetReadOptions::default().schema(&table_schema),
                 )
                 .await?
             }
+            // Not aggregated yet, or a generation from before the table.
             None => {
                 ctx.register_table(
                     table.name(),

@@ -646,15 +646,14 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
         let Some(g) = super::aggregates::current_generation(&events, version) else {
             continue;
         };
-        for table in [
-            super::aggregates::Table::MentionCounts,
-            super::aggregates::Table::ConversationMentions,
-        ] {
-            let path = g.path(table);
+        for table in super::aggregates::Table::ALL {
+            let Some(path) = g.path(table) else {
+                continue;
+            };
             if damaged_paths.contains(path) {
                 continue;
             }
-            if let Err(e) = g.read(lake, table).await {
+            if let Err(e) = g.read_table(lake, table).await {
                 report.problems.push(Problem {
                     path: path.to_string(),
                     reason: format!("the aggregates in force (event {}): {e}", g.seq),

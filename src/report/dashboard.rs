@@ -550,6 +550,7 @@ mod tests {
                 p_value: 1e-4,
                 q_value: 4e-4,
                 counts: (90, 131),
+                flagged: true,
                 examples: vec![crate::report::Example {
                     product: "Acme Router".into(),
                     conversation_id: "conv-1".into(),

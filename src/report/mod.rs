@@ -15,9 +15,9 @@ mod chart;
 mod dashboard;
 mod data;
 mod html;
-pub mod insights;
 mod receiver;
-pub mod stats;
+
+pub use crate::lake::{insights, stats};
 
 use std::path::{Path, PathBuf};
 
@@ -29,10 +29,7 @@ pub use dashboard::{
     dashboard_payload, post_dashboard, PayloadExtras, PayloadMeta, PostOutcome, ProductSentiment,
     DASHBOARD_TITLE, NLP_ENGINE, PAYLOAD_SCHEMA_VERSION,
 };
-pub use data::{
-    insight_examples, load_report_data, Example, ReportData, ReportFilter, SpeakerCounts,
-    DEFAULT_DAYS,
-};
+pub use data::{load_report_data, Example, ReportData, ReportFilter, SpeakerCounts, DEFAULT_DAYS};
 pub use html::{highlight, movers, render_html, Mover};
 pub use receiver::{start_receiver, ReceivedRequest, Receiver, RECEIVER_PATH};
 

@@ -62,6 +62,57 @@ pub(super) const CONVERSATION_MENTIONS: TableSpec = TableSpec {
     nullable_from: 7,
 };
 
+pub(super) const PRODUCT_TOPICS: TableSpec = TableSpec {
+    table: "product_topics",
+    columns: &[
+        ("recorded_date", Type::DATE),
+        ("product_name", Type::TEXT),
+        ("topic", Type::TEXT),
+        ("conversation_count", Type::INT8),
+        ("dictionary_version", Type::TEXT),
+    ],
+    key: 3,
+    nullable_from: 5,
+};
+
+pub(super) const CO_MENTIONS: TableSpec = TableSpec {
+    table: "co_mentions",
+    columns: &[
+        ("week_start", Type::DATE),
+        ("product_a", Type::TEXT),
+        ("product_b", Type::TEXT),
+        ("conversation_count", Type::INT8),
+        ("dictionary_version", Type::TEXT),
+    ],
+    key: 3,
+    nullable_from: 5,
+};
+
+pub(super) const PRODUCT_INSIGHTS: TableSpec = TableSpec {
+    table: "product_insights",
+    columns: &[
+        ("product_name", Type::TEXT),
+        ("time_window", Type::TEXT),
+        ("kind", Type::TEXT),
+        ("flagged", Type::BOOL),
+        ("window_from", Type::DATE),
+        ("window_to", Type::DATE),
+        ("value", Type::FLOAT8),
+        ("baseline", Type::FLOAT8),
+        ("ratio", Type::FLOAT8),
+        ("ratio_low", Type::FLOAT8),
+        ("ratio_high", Type::FLOAT8),
+        ("p_value", Type::FLOAT8),
+        ("q_value", Type::FLOAT8),
+        ("window_count", Type::INT8),
+        ("baseline_count", Type::INT8),
+        ("examples", Type::TEXT),
+        ("dictionary_version", Type::TEXT),
+    ],
+    key: 3,
+    nullable_from: 17,
+};
+
 impl TableSpec {
     fn names(&self, cols: &[(&str, Type)], prefix: &str) -> String {
         cols.iter()
@@ -139,6 +190,7 @@ impl TableSpec {
                     Type::DATE => "DATE",
                     Type::INT8 => "BIGINT",
                     Type::FLOAT8 => "DOUBLE PRECISION",
+                    Type::BOOL => "BOOLEAN",
                     _ => "TEXT",
                 };
                 let null = if i < self.nullable_from {
@@ -220,6 +272,7 @@ enum Cell<'a> {
     Text(&'a str),
     Int(i64),
     Float(f64),
+    Bool(bool),
     Null,
 }
 
@@ -234,6 +287,7 @@ impl ToSql for Cell<'_> {
             Cell::Text(s) => s.to_sql(ty, out),
             Cell::Int(i) => i.to_sql(ty, out),
             Cell::Float(f) => f.to_sql(ty, out),
+            Cell::Bool(b) => b.to_sql(ty, out),
             Cell::Null => Ok(tokio_postgres::types::IsNull::Yes),
         }
     }
@@ -243,6 +297,7 @@ impl ToSql for Cell<'_> {
             || <&str as ToSql>::accepts(ty)
             || <i64 as ToSql>::accepts(ty)
             || <f64 as ToSql>::accepts(ty)
+            || <bool as ToSql>::accepts(ty)
     }
 
     tokio_postgres::types::to_sql_checked!();
@@ -279,6 +334,7 @@ fn cell<'a>(
                 Type::DATE => "Date32",
                 Type::INT8 => "Int64",
                 Type::FLOAT8 => "Float64",
+                Type::BOOL => "Boolean",
                 _ => "Utf8",
             }
         )
@@ -317,6 +373,11 @@ fn cell<'a>(
             }
             Ok(Cell::Float(v))
         }
+        Type::BOOL => Ok(Cell::Bool(
+            any.downcast_ref::<arrow::array::BooleanArray>()
+                .ok_or_else(unexpected)?
+                .value(row),
+        )),
         _ => {
             let s = if let Some(a) = any.downcast_ref::<StringArray>() {
                 a.value(row)

@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_mention_sentiment.sql",
         include_str!("../../migrations/0007_mention_sentiment.sql"),
     ),
+    (
+        "0008_topics_co_mentions_insights.sql",
+        include_str!("../../migrations/0008_topics_co_mentions_insights.sql"),
+    ),
 ];
 
 pub(super) async fn lock(

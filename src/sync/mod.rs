@@ -17,11 +17,12 @@ mod target;
 
 use arrow::array::RecordBatch;
 
-use crate::lake::aggregates::current_generation;
+use crate::lake::aggregates::{current_generation, Table};
 use crate::lake::{schema, Lake, LakeError};
 
 use merge::{
-    bigint, count, merge_table, month_partitions, CONVERSATION_MENTIONS, PRODUCT_MENTIONS,
+    bigint, count, merge_table, month_partitions, TableSpec, CONVERSATION_MENTIONS, CO_MENTIONS,
+    PRODUCT_INSIGHTS, PRODUCT_MENTIONS, PRODUCT_TOPICS,
 };
 use migrate::lock;
 pub use migrate::{migrate, MIGRATIONS};
@@ -95,6 +96,10 @@ pub struct SyncSummary {
     pub rows_before: u64,
     pub conversation_rows_before: u64,
     pub conversation_deleted: u64,
+    /// Rows of `product_topics`, `co_mentions` and `product_insights` after the sync.
+    pub topic_rows: u64,
+    pub co_mention_rows: u64,
+    pub insight_rows: u64,
 }
 
 impl SyncSummary {
@@ -138,9 +143,19 @@ pub struct Aggregates {
     mention_counts: bytes::Bytes,
     detail_path: String,
     conversation_mentions: bytes::Bytes,
-    /// blake3 over both files.
+    /// The generation's other tables that PostgreSQL holds (path, bytes); a generation written
+    /// before them has none, and their PostgreSQL tables are then emptied.
+    added: std::collections::BTreeMap<Table, (String, bytes::Bytes)>,
+    /// The generation's hash (over every file).
     pub content_hash: String,
 }
+
+/// The added tables the sync keeps in PostgreSQL, with their specs.
+const ADDED_SPECS: [(Table, &TableSpec); 3] = [
+    (Table::ProductTopics, &PRODUCT_TOPICS),
+    (Table::CoMentions, &CO_MENTIONS),
+    (Table::ProductInsights, &PRODUCT_INSIGHTS),
+];
 
 /// A lake file's rows, decoded one batch at a time as they are loaded (memory holds the
 /// encoded file and one batch, not every row); `column`: only that column.
@@ -180,6 +195,7 @@ impl Aggregates {
             mention_counts,
             detail_path: detail_path.to_string(),
             conversation_mentions,
+            added: std::collections::BTreeMap::new(),
             content_hash,
         }
     }
@@ -194,12 +210,20 @@ impl Aggregates {
                 lake.location()
             )));
         };
-        let both = generation.read_both(lake).await?;
+        let mut all = generation.read_both(lake).await?;
+        let added = ADDED_SPECS
+            .iter()
+            .filter_map(|(t, _)| {
+                let path = generation.path(*t)?.to_string();
+                Some((*t, (path, all.added.remove(t)?)))
+            })
+            .collect();
         Ok(Aggregates {
             counts_path: generation.mention_counts.clone(),
-            mention_counts: both.mention_counts,
+            mention_counts: all.mention_counts,
             detail_path: generation.conversation_mentions.clone(),
-            conversation_mentions: both.conversation_mentions,
+            conversation_mentions: all.conversation_mentions,
+            added,
             content_hash: generation.content_hash,
         })
     }
@@ -258,7 +282,8 @@ pub async fn sync_with(
         .map_err(target.db_err("starting the sync"))?;
     let last = tx
         .query_opt(
-            "SELECT dictionary_version, content_hash, row_count, conversation_rows
+            "SELECT dictionary_version, content_hash, row_count, conversation_rows,
+                    topic_rows, co_mention_rows, insight_rows
              FROM sync_state ORDER BY id DESC LIMIT 1",
             &[],
         )
@@ -275,6 +300,9 @@ pub async fn sync_with(
                 unchanged: true,
                 rows_before: rows,
                 conversation_rows_before: conversation_rows,
+                topic_rows: count(r.get::<_, i64>(4), "sync_state.topic_rows")?,
+                co_mention_rows: count(r.get::<_, i64>(5), "sync_state.co_mention_rows")?,
+                insight_rows: count(r.get::<_, i64>(6), "sync_state.insight_rows")?,
                 ..Default::default()
             });
         }
@@ -331,10 +359,23 @@ pub async fn sync_with(
         decode(path, detail, None)?,
     )
     .await?;
+    // The other tables; one a generation lacks (written before it) is emptied.
+    let mut added_rows = [0u64; ADDED_SPECS.len()];
+    for (k, (table, spec)) in ADDED_SPECS.iter().enumerate() {
+        let merged = match aggregates.added.get(table) {
+            Some((path, bytes)) => {
+                merge_table(&tx, target, spec, path, decode(path, bytes, None)?).await?
+            }
+            None => merge_table(&tx, target, spec, table.name(), std::iter::empty()).await?,
+        };
+        added_rows[k] = merged.rows;
+    }
+    let [topic_rows, co_mention_rows, insight_rows] = added_rows;
     tx.execute(
         "INSERT INTO sync_state
-             (dictionary_version, content_hash, row_count, inserted, updated, deleted, conversation_rows)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             (dictionary_version, content_hash, row_count, inserted, updated, deleted, conversation_rows,
+              topic_rows, co_mention_rows, insight_rows)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
             &dictionary_version,
             &content_hash,
@@ -343,6 +384,9 @@ pub async fn sync_with(
             &bigint(counts.updated, "updated")?,
             &bigint(counts.deleted, "deleted")?,
             &bigint(details.rows, "conversation_rows")?,
+            &bigint(topic_rows, "topic_rows")?,
+            &bigint(co_mention_rows, "co_mention_rows")?,
+            &bigint(insight_rows, "insight_rows")?,
         ],
     )
     .await
@@ -362,6 +406,9 @@ pub async fn sync_with(
         rows_before: counts.before,
         conversation_rows_before: details.before,
         conversation_deleted: details.deleted,
+        topic_rows,
+        co_mention_rows,
+        insight_rows,
     })
 }
 

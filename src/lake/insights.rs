@@ -110,10 +110,13 @@ pub struct Insight {
     pub q_value: f64,
     /// The counts behind it: (window, baseline) mentions, or (window, baseline) scored mentions.
     pub counts: (u64, u64),
-    /// Up to five utterances of the window that mention the product (the most negative first
-    /// for a sentiment shift); filled by the caller from the lake
-    /// ([`super::data::insight_examples`]), empty here.
-    pub examples: Vec<super::Example>,
+    /// Whether the change is beyond chance and large enough to report (see the module's rules);
+    /// `product_insights` keeps every test, flagged or not.
+    pub flagged: bool,
+    /// Up to five utterances of the window that mention the product (the negative ones for a
+    /// sentiment shift), for a flagged insight; filled by the caller from the lake
+    /// ([`super::examples::insight_examples`]), empty here.
+    pub examples: Vec<super::examples::Example>,
 }
 
 impl Insight {
@@ -265,9 +268,21 @@ fn ratio_interval(a: u64, ta: f64, b: u64, tb: f64) -> Option<(f64, f64, f64)> {
     Some((ratio, (ratio.ln() - half).exp(), (ratio.ln() + half).exp()))
 }
 
-/// The insights of per-product daily counts, for the latest complete day `last` of a lake whose
-/// first day is `first`. Ordered by window (day first), kind, then product.
+/// The flagged insights of per-product daily counts (see [`all_tests`]).
 pub fn insights(
+    counts: &BTreeMap<String, BTreeMap<NaiveDate, DayCounts>>,
+    exposure: &BTreeMap<NaiveDate, u64>,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Vec<Insight> {
+    let mut all = all_tests(counts, exposure, first, last);
+    all.retain(|i| i.flagged);
+    all
+}
+
+/// Every test of per-product daily counts (flagged or not), for the latest complete day `last`
+/// of a lake whose first day is `first`. Ordered by window (day first), kind, then product.
+pub fn all_tests(
     counts: &BTreeMap<String, BTreeMap<NaiveDate, DayCounts>>,
     exposure: &BTreeMap<NaiveDate, u64>,
     first: NaiveDate,
@@ -353,13 +368,9 @@ pub fn insights(
     let q = benjamini_hochberg(&tests.iter().map(|t| t.p).collect::<Vec<_>>());
     let mut out = Vec::new();
     for (t, q) in tests.into_iter().zip(q) {
-        if q >= ALPHA {
-            continue;
-        }
         let share = |c: &DayCounts| c.negative as f64 / c.scored.max(1) as f64;
-        if !t.rate && (share(&t.w) - share(&t.b)).abs() < MIN_SHARE_CHANGE {
-            continue;
-        }
+        let flagged =
+            q < ALPHA && (t.rate || (share(&t.w) - share(&t.b)).abs() >= MIN_SHARE_CHANGE);
         let (w, b) = (&t.w, &t.b);
         let insight = if t.rate {
             let expected = b.conversations as f64 * t.t1 / t.t0;
@@ -383,6 +394,7 @@ pub fn insights(
                 p_value: t.p,
                 q_value: q,
                 counts: (w.mentions, b.mentions),
+                flagged,
                 examples: Vec::new(),
             }
         } else {
@@ -403,6 +415,7 @@ pub fn insights(
                 p_value: t.p,
                 q_value: q,
                 counts: (w.scored, b.scored),
+                flagged,
                 examples: Vec::new(),
             }
         };
@@ -417,6 +430,16 @@ pub fn insights(
 /// [`crate::lake::tables::conversations_per_day`]), so that a last day whose conversations
 /// are partly still ongoing (no text yet) expects fewer mentions instead of looking like a drop.
 pub fn of_counts(
+    rows: &[crate::lake::aggregates::CountRow],
+    exposure: &BTreeMap<NaiveDate, u64>,
+) -> Vec<Insight> {
+    let mut all = tests_of_counts(rows, exposure);
+    all.retain(|i| i.flagged);
+    all
+}
+
+/// Every test [`of_counts`] makes, flagged or not: the rows of `product_insights`.
+pub fn tests_of_counts(
     rows: &[crate::lake::aggregates::CountRow],
     exposure: &BTreeMap<NaiveDate, u64>,
 ) -> Vec<Insight> {
@@ -436,7 +459,7 @@ pub fn of_counts(
     let first = rows.iter().map(|r| r.conversation_date).min();
     let last = rows.iter().map(|r| r.conversation_date).max();
     match (first, last) {
-        (Some(first), Some(last)) => insights(&counts, exposure, first, last),
+        (Some(first), Some(last)) => all_tests(&counts, exposure, first, last),
         _ => Vec::new(),
     }
 }
@@ -451,6 +474,147 @@ pub fn insights_text(found: &[Insight]) -> String {
         .map(|i| format!("{} ({}): {}", i.kind, i.window.as_str(), i.headline()))
         .collect::<Vec<_>>()
         .join("\n            ")
+}
+
+/// The rows of `product_insights` ([`super::schema::product_insights_schema`]), in the order
+/// given.
+pub fn to_batch(
+    found: &[Insight],
+    dictionary_version: &str,
+) -> Result<arrow::array::RecordBatch, String> {
+    use arrow::array::{
+        BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    };
+    use std::sync::Arc;
+    let day = |d: NaiveDate| {
+        i32::try_from((d - NaiveDate::default()).num_days())
+            .map_err(|_| format!("{d} is outside the dates a lake file holds"))
+    };
+    let float =
+        |f: fn(&Insight) -> f64| Arc::new(Float64Array::from_iter_values(found.iter().map(f)));
+    let count = |v: u64| i64::try_from(v).map_err(|_| format!("count {v} does not fit in Int64"));
+    let examples = found
+        .iter()
+        .map(|i| serde_json::to_string(&i.examples).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(
+        super::schema::product_insights_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                found.iter().map(|i| &i.product),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                found.iter().map(|i| i.window.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(found.iter().map(|i| i.kind))),
+            Arc::new(BooleanArray::from(
+                found.iter().map(|i| i.flagged).collect::<Vec<_>>(),
+            )),
+            Arc::new(Date32Array::from(
+                found
+                    .iter()
+                    .map(|i| day(i.from))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+            Arc::new(Date32Array::from(
+                found
+                    .iter()
+                    .map(|i| day(i.to))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+            float(|i| i.value),
+            float(|i| i.baseline),
+            float(|i| i.ratio),
+            float(|i| i.low),
+            float(|i| i.high),
+            float(|i| i.p_value),
+            float(|i| i.q_value),
+            Arc::new(Int64Array::from(
+                found
+                    .iter()
+                    .map(|i| count(i.counts.0))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+            Arc::new(Int64Array::from(
+                found
+                    .iter()
+                    .map(|i| count(i.counts.1))
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+            Arc::new(StringArray::from(examples)),
+            Arc::new(StringArray::from_iter_values(
+                found.iter().map(|_| dictionary_version),
+            )),
+        ],
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// `product_insights` rows read back (a file of [`to_batch`]'s columns).
+pub fn from_batches(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Insight>, String> {
+    use arrow::array::{Array, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray};
+    fn col<'a, T: 'static>(b: &'a arrow::array::RecordBatch, name: &str) -> Result<&'a T, String> {
+        b.column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<T>())
+            .ok_or_else(|| format!("product_insights: column {name} is missing or mistyped"))
+    }
+    let mut out = Vec::new();
+    for b in batches {
+        let product = col::<StringArray>(b, "product")?;
+        let window = col::<StringArray>(b, "time_window")?;
+        let kind = col::<StringArray>(b, "kind")?;
+        let flagged = col::<BooleanArray>(b, "flagged")?;
+        let from = col::<Date32Array>(b, "window_from")?;
+        let to = col::<Date32Array>(b, "window_to")?;
+        let f = |name: &str| col::<Float64Array>(b, name);
+        let (value, baseline, ratio) = (f("value")?, f("baseline")?, f("ratio")?);
+        let (low, high, p, q) = (
+            f("ratio_low")?,
+            f("ratio_high")?,
+            f("p_value")?,
+            f("q_value")?,
+        );
+        let wc = col::<Int64Array>(b, "window_count")?;
+        let bc = col::<Int64Array>(b, "baseline_count")?;
+        let examples = col::<StringArray>(b, "examples")?;
+        for r in 0..b.num_rows() {
+            let date = |a: &Date32Array| {
+                a.value_as_date(r)
+                    .ok_or_else(|| format!("product_insights row {r}: a date out of range"))
+            };
+            out.push(Insight {
+                kind: match kind.value(r) {
+                    "spike" => "spike",
+                    "drop" => "drop",
+                    "sentiment_shift" => "sentiment_shift",
+                    other => return Err(format!("product_insights row {r}: kind {other:?}")),
+                },
+                product: product.value(r).to_string(),
+                window: match window.value(r) {
+                    "day" => Window::Day,
+                    "week" => Window::Week,
+                    other => return Err(format!("product_insights row {r}: window {other:?}")),
+                },
+                from: date(from)?,
+                to: date(to)?,
+                value: value.value(r),
+                baseline: baseline.value(r),
+                ratio: ratio.value(r),
+                low: low.value(r),
+                high: high.value(r),
+                p_value: p.value(r),
+                q_value: q.value(r),
+                counts: (
+                    u64::try_from(wc.value(r)).unwrap_or(0),
+                    u64::try_from(bc.value(r)).unwrap_or(0),
+                ),
+                flagged: !flagged.is_null(r) && flagged.value(r),
+                examples: serde_json::from_str(examples.value(r))
+                    .map_err(|e| format!("product_insights row {r}: examples: {e}"))?,
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -342,3 +342,298 @@ async fn a_month_of_flat_products_flags_nothing() {
         "{stderr}"
     );
 }
+
+/// The STA topics of each phrase with text of a document (what was staged as utterance `i`),
+/// names sorted: a topic belongs to the phrase its `transcriptPhrase` quotes (of several that
+/// say the same, the last to start by the topic's `startTimeMs`).
+fn phrase_topics(doc: &serde_json::Value) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for t in doc["transcripts"].as_array().unwrap() {
+        let phrases = t["phrases"].as_array().unwrap();
+        let text = |p: &serde_json::Value| {
+            p["decoratedText"]
+                .as_str()
+                .filter(|s| !s.trim().is_empty())
+                .or(p["text"].as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut names: Vec<Vec<String>> = vec![Vec::new(); phrases.len()];
+        for e in t["analytics"]["topics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let quoted = e["transcriptPhrase"].as_str();
+            let fits: Vec<usize> = (0..phrases.len())
+                .filter(|&k| {
+                    quoted == phrases[k]["text"].as_str() || quoted == Some(&text(&phrases[k]))
+                })
+                .collect();
+            let at = e["startTimeMs"].as_i64().unwrap();
+            let k = fits
+                .iter()
+                .rev()
+                .find(|&&k| phrases[k]["startTimeMs"].as_i64().is_some_and(|s| s <= at))
+                .or(fits.first());
+            if let Some(&k) = k {
+                names[k].push(e["topicName"].as_str().unwrap().to_string());
+            }
+        }
+        for (k, p) in phrases.iter().enumerate() {
+            if text(p).trim().is_empty() {
+                continue;
+            }
+            let mut n = std::mem::take(&mut names[k]);
+            n.sort();
+            n.dedup();
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// A number of a CSV field or a PostgreSQL value, compared exactly.
+fn num(s: &str) -> f64 {
+    s.parse()
+        .unwrap_or_else(|_| panic!("{s:?} is not a number"))
+}
+
+/// Topics, co-mentions and insights as a user gets them: `fetch`, `extract`, `aggregate`,
+/// `sync`, then SQL over the lake and over PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_co_mentions_and_insights_are_in_the_lake_and_in_postgres() {
+    let cfg = sim_config(300);
+    let sim = start_sim(cfg.clone()).await;
+    let lake = TestLake::new();
+    let to = (cfg.start + chrono::Days::new(u64::from(cfg.days) - 1)).to_string();
+    let out = lake.fetch(&sim, START, &to).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    sim.shutdown().await;
+    lake.ok(&["extract"]).await;
+    lake.ok(&["aggregate"]).await;
+
+    // conversation_topics: every topic of every staged voice utterance, from the stored
+    // documents, at the utterance it quotes; its words found in the utterance's text.
+    let docs = stored_documents(&lake);
+    let rows = lake
+        .query_lines(
+            "SELECT t.conversation_id, t.utterance_index, t.topic, \
+             COALESCE(CAST(t.phrase_start AS VARCHAR), ''), COALESCE(CAST(t.phrase_end AS VARCHAR), ''), \
+             t.interaction_type, u.text FROM conversation_topics t JOIN utterances u \
+             ON u.conversation_id = t.conversation_id AND u.utterance_index = t.utterance_index \
+             ORDER BY 1, 2, 3",
+        )
+        .await;
+    assert!(rows.len() > 50, "{} topic rows", rows.len());
+    let mut got: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+    for line in &rows {
+        let f: Vec<&str> = line.splitn(7, ',').collect();
+        assert_eq!(f[5], "voice", "{line}");
+        let (start, end) = (
+            f[3].parse::<usize>().unwrap(),
+            f[4].parse::<usize>().unwrap(),
+        );
+        let text: Vec<char> = f[6]
+            .trim_matches('"')
+            .replace("\"\"", "\"")
+            .chars()
+            .collect();
+        assert!(start < end && end <= text.len(), "{line}");
+        let index: usize = f[1].parse().unwrap();
+        let per = got.entry(f[0].to_string()).or_default();
+        if per.len() <= index {
+            per.resize(index + 1, Vec::new());
+        }
+        per[index].push(f[2].to_string());
+    }
+    let mut checked = 0;
+    for (conversation, doc) in &docs {
+        let mut want = phrase_topics(doc);
+        while want.last().is_some_and(|t| t.is_empty()) {
+            want.pop();
+        }
+        let have = got.get(conversation).cloned().unwrap_or_default();
+        assert_eq!(have, want, "{conversation}");
+        checked += want.iter().map(Vec::len).sum::<usize>();
+    }
+    assert!(
+        checked > 50,
+        "{checked} topics checked against their documents"
+    );
+
+    // product_topics: the conversations in which product and topic both occur, recomputed
+    // from the mentions themselves.
+    let recomputed = lake
+        .query_lines(
+            "SELECT CAST(m.conversation_date AS VARCHAR), m.product, t.topic, \
+             COUNT(DISTINCT m.conversation_id) FROM mentions m \
+             JOIN (SELECT DISTINCT conversation_id, topic FROM conversation_topics) t \
+             ON m.conversation_id = t.conversation_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )
+        .await;
+    let product_topics = lake
+        .query_lines(
+            "SELECT CAST(conversation_date AS VARCHAR), product, topic, conversations \
+             FROM product_topics ORDER BY 1, 2, 3",
+        )
+        .await;
+    assert!(product_topics.len() > 20, "{product_topics:?}");
+    assert_eq!(product_topics, recomputed);
+
+    // co_mentions: per ISO week, the conversations that mention both products of a pair,
+    // counted here from the mentions' rows.
+    let mentions = lake
+        .query_lines(
+            "SELECT DISTINCT conversation_id, CAST(conversation_date AS VARCHAR), product FROM mentions",
+        )
+        .await;
+    let mut per_conversation: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for line in &mentions {
+        let f: Vec<&str> = line.split(',').collect();
+        per_conversation
+            .entry((f[0].to_string(), f[1].to_string()))
+            .or_default()
+            .push(f[2].to_string());
+    }
+    let mut pairs: std::collections::BTreeMap<(String, String, String), u64> = Default::default();
+    for ((_, date), mut products) in per_conversation {
+        use chrono::Datelike;
+        let d: chrono::NaiveDate = date.parse().unwrap();
+        let monday = d - chrono::Days::new(u64::from(d.weekday().num_days_from_monday()));
+        products.sort();
+        for i in 0..products.len() {
+            for j in i + 1..products.len() {
+                *pairs
+                    .entry((monday.to_string(), products[i].clone(), products[j].clone()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let expected: Vec<String> = pairs
+        .iter()
+        .map(|((w, a, b), n)| format!("{w},{a},{b},{n}"))
+        .collect();
+    let co = lake
+        .query_lines(
+            "SELECT CAST(week AS VARCHAR), product_a, product_b, conversations FROM co_mentions ORDER BY 1, 2, 3",
+        )
+        .await;
+    assert!(co.len() > 10, "{co:?}");
+    assert_eq!(co, expected);
+
+    // product_insights: a rate test per product and window, with a sentiment test where there
+    // are enough scored mentions; flagged ones carry quotes.
+    let insights = lake
+        .query_lines(
+            "SELECT product, time_window, kind, CAST(flagged AS VARCHAR), value, baseline, ratio, \
+             p_value, q_value, window_count, baseline_count, md5(examples) \
+             FROM product_insights ORDER BY 1, 2, 3",
+        )
+        .await;
+    let products = lake
+        .query_lines("SELECT DISTINCT product FROM mention_counts")
+        .await;
+    let rate_tests = insights
+        .iter()
+        .filter(|l| !l.contains(",sentiment_shift,"))
+        .count();
+    assert_eq!(rate_tests, products.len() * 2, "{insights:?}");
+
+    // PostgreSQL holds the same rows after `sync`, and a second sync changes nothing.
+    let schema = fresh_schema();
+    let db = [
+        ("DATABASE_URL", database_url()),
+        ("CONVLAKE_DB_SCHEMA", schema.clone()),
+    ];
+    let db: Vec<(&str, &str)> = db.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = lake.run_env(&["sync"], &db).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "product_topics {} rows, co_mentions {} rows, product_insights {} rows",
+            product_topics.len(),
+            co.len(),
+            insights.len()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let lines = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.get::<_, String>(i))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    };
+    let pg_topics = lines(
+        client
+            .query(
+                &format!(
+                    "SELECT recorded_date::text, product_name, topic, conversation_count::text \
+                     FROM \"{schema}\".product_topics ORDER BY 1, 2, 3"
+                ),
+                &[],
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(pg_topics, product_topics);
+    let pg_co = lines(
+        client
+            .query(
+                &format!(
+                    "SELECT week_start::text, product_a, product_b, conversation_count::text \
+                     FROM \"{schema}\".co_mentions ORDER BY 1, 2, 3"
+                ),
+                &[],
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(pg_co, co);
+    let pg_insights = client
+        .query(
+            &format!(
+                "SELECT product_name, time_window, kind, flagged, value, baseline, ratio, p_value, \
+                 q_value, window_count, baseline_count, md5(examples), jsonb_array_length(examples::jsonb) \
+                 FROM \"{schema}\".product_insights ORDER BY 1, 2, 3"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(pg_insights.len(), insights.len());
+    for (r, line) in pg_insights.iter().zip(&insights) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(r.get::<_, String>(0), f[0], "{line}");
+        assert_eq!(r.get::<_, String>(1), f[1], "{line}");
+        assert_eq!(r.get::<_, String>(2), f[2], "{line}");
+        assert_eq!(r.get::<_, bool>(3).to_string(), f[3], "{line}");
+        for (k, field) in (4..9).zip(&f[4..9]) {
+            assert_eq!(r.get::<_, f64>(k), num(field), "{line}: column {k}");
+        }
+        assert_eq!(r.get::<_, i64>(9).to_string(), f[9], "{line}");
+        assert_eq!(r.get::<_, i64>(10).to_string(), f[10], "{line}");
+        assert_eq!(r.get::<_, String>(11), f[11], "{line}");
+        // A flagged insight quotes one to five utterances; the others none.
+        let quotes = r.get::<_, i32>(12);
+        match r.get::<_, bool>(3) {
+            true => assert!((1..=5).contains(&quotes), "{line}: {quotes} quotes"),
+            false => assert_eq!(quotes, 0, "{line}"),
+        }
+    }
+    let again = lake.run_env(&["sync"], &db).await;
+    assert!(
+        stderr(&again).contains("nothing to do"),
+        "{}",
+        stderr(&again)
+    );
+}

@@ -231,11 +231,8 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<(
         if exact { "yes" } else { "NO" }
     );
     println!("movers:     {}", movers_text(&summary.movers));
-    let exposure = crate::lake::tables::conversations_per_day(&ctx).await?;
-    println!(
-        "insights:   {}",
-        report::insights::insights_text(&report::insights::of_counts(&rows, &exposure))
-    );
+    let found = super::report::flagged_insights(lake, &dict.version, &ctx, &rows).await?;
+    println!("insights:   {}", report::insights::insights_text(&found));
     let at = |rel: &str| match lake.local_dir() {
         Some(root) => root.join(rel).display().to_string(),
         None => lake.file_url(rel),

@@ -58,11 +58,19 @@ pub fn movers_text(movers: &std::result::Result<Vec<report::Mover>, String>) -> 
     }
 }
 
-/// The lake's flagged insights, each with its example utterances.
-async fn insights_with_examples(
+/// The lake's flagged insights, each with its example utterances: the `product_insights` of the
+/// generation in force, or, for a generation written before that table, computed from its
+/// `mention_counts` the same way (the next `aggregate` stores them).
+pub(crate) async fn flagged_insights(
+    lake: &Lake,
+    dictionary_version: &str,
     ctx: &datafusion::prelude::SessionContext,
     rows: &[crate::lake::aggregates::CountRow],
 ) -> Result<Vec<report::insights::Insight>> {
+    if let Some(mut stored) = report::insights::read_insights(lake, dictionary_version).await? {
+        stored.retain(|i| i.flagged);
+        return Ok(stored);
+    }
     let exposure = crate::lake::tables::conversations_per_day(ctx).await?;
     let mut found = report::insights::of_counts(rows, &exposure);
     for i in &mut found {
@@ -86,10 +94,14 @@ pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Resu
     let mut data = report::load_report_data(&ctx, &filter, args.examples, &dict.version).await?;
     // Insights cover the whole lake (their baseline is the 28 days before its latest day), or
     // the filtered product.
-    let found: Vec<report::insights::Insight> = insights_with_examples(&ctx, &rows)
+    let found: Vec<report::insights::Insight> = flagged_insights(lake, &dict.version, &ctx, &rows)
         .await?
         .into_iter()
         .filter(|i| data.product.as_ref().is_none_or(|p| *p == i.product))
+        .collect();
+    data.insight_series = found
+        .iter()
+        .map(|i| report::insight_series(&rows, i))
         .collect();
     data.insights = found.clone();
     // Charts are drawn into a local directory: --out, the lake's reports/ when the lake is
@@ -121,10 +133,15 @@ pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Resu
         None => "no conversations in the lake".to_string(),
     };
     eprintln!(
-        "report: {range}: {} conversations, {} mentions -> {} (and trend.png/.svg, share.png/.svg)",
+        "report: {range}: {} conversations, {} mentions -> {} (and trend, share, sentiment, topics, co_mentions{} as .png/.svg)",
         data.conversations,
         data.mentions(),
-        files.html.display()
+        files.html.display(),
+        match files.insights.len() {
+            0 => String::new(),
+            1 => ", insight-1".to_string(),
+            n => format!(", insight-1…{n}"),
+        }
     );
     if data.range.is_some() && data.daily.is_empty() {
         eprintln!(
@@ -146,13 +163,24 @@ pub async fn report(lake: &Lake, dict: &Dictionary, args: &ReportConfig) -> Resu
 /// Puts a report drawn locally into the lake's `reports/`; returns the files as lake URLs.
 async fn publish_reports(lake: &Lake, files: &report::ReportFiles) -> Result<report::ReportFiles> {
     let mut published = files.clone();
-    for (local, remote) in [
+    let mut pairs = vec![
         (&files.trend.png, &mut published.trend.png),
         (&files.trend.svg, &mut published.trend.svg),
         (&files.share.png, &mut published.share.png),
         (&files.share.svg, &mut published.share.svg),
+        (&files.sentiment.png, &mut published.sentiment.png),
+        (&files.sentiment.svg, &mut published.sentiment.svg),
+        (&files.topics.png, &mut published.topics.png),
+        (&files.topics.svg, &mut published.topics.svg),
+        (&files.co_mentions.png, &mut published.co_mentions.png),
+        (&files.co_mentions.svg, &mut published.co_mentions.svg),
         (&files.html, &mut published.html),
-    ] {
+    ];
+    for (local, remote) in files.insights.iter().zip(published.insights.iter_mut()) {
+        pairs.push((&local.png, &mut remote.png));
+        pairs.push((&local.svg, &mut remote.svg));
+    }
+    for (local, remote) in pairs {
         let name = local
             .file_name()
             .and_then(|n| n.to_str())
@@ -230,7 +258,7 @@ pub(crate) async fn payload(lake: &Lake, dict: &Dictionary) -> Result<(serde_jso
         .collect();
     let extras = report::PayloadExtras {
         sentiment,
-        insights: insights_with_examples(&ctx, &rows).await?,
+        insights: flagged_insights(lake, &dict.version, &ctx, &rows).await?,
     };
     Ok((
         report::dashboard_payload(&daily(&rows), &meta, &extras),

@@ -660,24 +660,19 @@ impl AnalyticsDocument<'_> {
                     .filter(|tp| !tp.is_empty());
                 // The phrase whose text is the topic's words; else the first that holds them
                 // (Genesys quotes the words that matched, which may be part of a phrase).
+                // Of the phrases that `fits`, the last to start by the topic's start (a phrase
+                // said twice is told apart by time), else the first.
+                let pick = |fits: &dyn Fn(usize) -> bool| {
+                    let timed = e.start_time_ms.and_then(|at| {
+                        (0..t.phrases.len()).rev().find(|&k| {
+                            fits(k) && t.phrases[k].start_time_ms.is_some_and(|s| s <= at)
+                        })
+                    });
+                    timed.or_else(|| (0..t.phrases.len()).find(|&k| fits(k)))
+                };
                 let by_text = phrase.and_then(|tp| {
-                    let equal = t
-                        .phrases
-                        .iter()
-                        .enumerate()
-                        .position(|(k, p)| texts[k] == tp || p.text.as_deref() == Some(tp));
-                    equal.or_else(|| {
-                        let at = e.start_time_ms;
-                        let holds = |k: usize| texts[k].contains(tp);
-                        // Of the phrases that hold the words, the one whose span holds the
-                        // topic's start, else the first.
-                        let timed = at.and_then(|at| {
-                            t.phrases.iter().enumerate().rposition(|(k, p)| {
-                                holds(k) && p.start_time_ms.is_some_and(|s| s <= at)
-                            })
-                        });
-                        timed.or_else(|| (0..t.phrases.len()).find(|&k| holds(k)))
-                    })
+                    pick(&|k| texts[k] == tp || t.phrases[k].text.as_deref() == Some(tp))
+                        .or_else(|| pick(&|k| texts[k].contains(tp)))
                 });
                 let by_time = || {
                     let at = e.start_time_ms?;

@@ -550,6 +550,31 @@ pub fn to_batch(
     .map_err(|e| e.to_string())
 }
 
+/// The `product_insights` of a dictionary version's generation in force, in its order; `None`
+/// when it was never aggregated or its generation was written before the table.
+pub async fn read_insights(
+    lake: &super::Lake,
+    dictionary_version: &str,
+) -> Result<Option<Vec<Insight>>, super::LakeError> {
+    use super::aggregates::{generation_of, Table};
+    let Some(g) = generation_of(lake, dictionary_version).await? else {
+        return Ok(None);
+    };
+    let Some(bytes) = g.read_table(lake, Table::ProductInsights).await? else {
+        return Ok(None);
+    };
+    let path = g
+        .path(Table::ProductInsights)
+        .unwrap_or_default()
+        .to_string();
+    let bad = |reason: String| super::LakeError::Parquet {
+        path: path.clone(),
+        reason,
+    };
+    let batches = super::schema::from_parquet(bytes).map_err(bad)?;
+    from_batches(&batches).map(Some).map_err(bad)
+}
+
 /// `product_insights` rows read back (a file of [`to_batch`]'s columns).
 pub fn from_batches(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Insight>, String> {
     use arrow::array::{Array, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray};

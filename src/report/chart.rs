@@ -22,6 +22,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
+use super::depth_charts::{self as depth, HeatMap, InsightSeries, SentimentCounts};
 use super::{DailyCount, ReportError};
 
 /// Width of the rendered charts in pixels.
@@ -38,7 +39,7 @@ const OTHER: &str = "other";
 /// Title used when there is nothing to draw.
 const EMPTY_TITLE: &str = "No product mentions in range";
 /// Font family name under which the embedded font is registered.
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 /// Height of one row of small charts in a faceted trend chart.
 const PANEL_HEIGHT: u32 = 320;
 /// Most points on a trend line. A chart is 1200 pixels wide, so more than this many points
@@ -152,6 +153,9 @@ struct SharePlot {
 enum Figure<'a> {
     Trend(&'a TrendPlot),
     Share(&'a SharePlot),
+    Insight(&'a InsightSeries),
+    Sentiment(&'a [SentimentCounts]),
+    Heat(&'a HeatMap),
 }
 
 impl Figure<'_> {
@@ -159,6 +163,9 @@ impl Figure<'_> {
         match self {
             Figure::Trend(p) => p.size,
             Figure::Share(_) => (CHART_WIDTH, CHART_HEIGHT),
+            Figure::Insight(_) => (CHART_WIDTH, depth::SMALL_HEIGHT),
+            Figure::Sentiment(p) => depth::sentiment_size(p.len()),
+            Figure::Heat(m) => depth::heat_size(m.rows.len()),
         }
     }
 
@@ -166,8 +173,60 @@ impl Figure<'_> {
         match self {
             Figure::Trend(p) => draw(root, p),
             Figure::Share(p) => draw_share(root, p),
+            Figure::Insight(s) => depth::draw_insight(root, s),
+            Figure::Sentiment(p) => depth::draw_sentiment(root, p),
+            Figure::Heat(m) => depth::draw_heat(root, m),
         }
     }
+}
+
+/// The files and SVG documents of the report's deeper charts: one per flagged insight
+/// (`insight-1` …), `sentiment`, `topics` and `co_mentions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepthCharts {
+    /// Per flagged insight, in the order given.
+    pub insights: Vec<(ChartFiles, String)>,
+    pub sentiment: (ChartFiles, String),
+    pub topics: (ChartFiles, String),
+    pub co_mentions: (ChartFiles, String),
+}
+
+/// Writes the deeper charts into `out_dir` (created if missing).
+pub fn write_depth_charts(
+    insights: &[InsightSeries],
+    sentiment: &[SentimentCounts],
+    topics: &HeatMap,
+    co_mentions: &HeatMap,
+    out_dir: &Path,
+) -> Result<DepthCharts, ReportError> {
+    let insights = insights
+        .iter()
+        .enumerate()
+        .map(|(i, s)| write_figure(Figure::Insight(s), out_dir, &format!("insight-{}", i + 1)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The charts of insights an earlier report had and this one has not would be read as
+    // this report's.
+    if let Ok(dir) = std::fs::read_dir(out_dir) {
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let stale = name
+                .strip_prefix("insight-")
+                .and_then(|rest| rest.rsplit_once('.'))
+                .filter(|(_, ext)| *ext == "png" || *ext == "svg")
+                .and_then(|(k, _)| k.parse::<usize>().ok())
+                .is_some_and(|k| k > insights.len());
+            if stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(DepthCharts {
+        insights,
+        sentiment: write_figure(Figure::Sentiment(sentiment), out_dir, "sentiment")?,
+        topics: write_figure(Figure::Heat(topics), out_dir, "topics")?,
+        co_mentions: write_figure(Figure::Heat(co_mentions), out_dir, "co_mentions")?,
+    })
 }
 
 /// Writes `trend.png` and `trend.svg` into `out_dir` (created if missing): daily mentions per
@@ -571,13 +630,13 @@ fn render_svg(figure: Figure<'_>) -> Result<String, String> {
 /// The x axis: indices 0..n (days, or bar categories) as `f64`, with half a step of padding on
 /// each side (keeps the end markers inside the plot and gives a single day a visible range), a
 /// labelled tick every `step` and a light grid line on every index when there are not too many.
-struct DayAxis {
+pub(super) struct DayAxis {
     days: usize,
     step: usize,
 }
 
 impl DayAxis {
-    fn new(days: usize, step: usize) -> Self {
+    pub(super) fn new(days: usize, step: usize) -> Self {
         DayAxis {
             days,
             step: step.max(1),
@@ -613,7 +672,7 @@ impl Ranged for DayAxis {
 }
 
 /// Picks a label step (in days) so that at most `max_labels` dates are labelled.
-fn label_step(days: usize, max_labels: usize) -> usize {
+pub(super) fn label_step(days: usize, max_labels: usize) -> usize {
     [1, 2, 7, 14, 28, 56, 91, 182, 364]
         .into_iter()
         .find(|step| days.div_ceil(*step) <= max_labels)
@@ -635,7 +694,7 @@ fn frame<DB: DrawingBackend>(
 }
 
 /// Writes `message` in the middle of `area` (used when there is nothing to plot).
-fn centred_note<DB: DrawingBackend>(
+pub(super) fn centred_note<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     area: &DrawingArea<DB, Shift>,
     message: &str,
@@ -926,7 +985,7 @@ fn draw_legend<DB: DrawingBackend>(
 }
 
 /// Shortens `name` with "…" until it is at most `max_width` pixels wide in `style`.
-fn fit<DB: DrawingBackend>(
+pub(super) fn fit<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     name: &str,
     style: &TextStyle<'_>,

@@ -68,6 +68,14 @@ pub struct ReportData {
     /// The flagged product insights ([`super::insights`]), in the order they are shown.
     /// Filled by the caller (they cover the whole lake).
     pub insights: Vec<super::insights::Insight>,
+    /// The days of each insight's chart, in the order of `insights` (filled by the caller).
+    pub insight_series: Vec<super::InsightSeries>,
+    /// Mentions by sentiment per product in the range, by product name.
+    pub sentiment: Vec<super::SentimentCounts>,
+    /// (product, STA topic, conversations where both occur) in the range.
+    pub topics: Vec<(String, String, u64)>,
+    /// (product a, product b, conversations that mention both) in the range, a before b.
+    pub co_mentions: Vec<(String, String, u64)>,
 }
 
 impl ReportData {
@@ -228,6 +236,80 @@ pub async fn load_report_data(
         total(b).cmp(&total(a)).then(a.product.cmp(&b.product))
     });
     data.speakers = speakers;
+
+    let sentiment = run(
+        ctx,
+        "the sentiment per product",
+        &format!(
+            "SELECT product, SUM(positive), SUM(negative), SUM(neutral), SUM(unscored) \
+             FROM mention_counts WHERE {mentions_where} GROUP BY product ORDER BY product"
+        ),
+    )
+    .await?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    for b in &sentiment {
+        let (p, pos, neg, neu, uns) = (
+            strings(b, 0),
+            ints(b, 1),
+            ints(b, 2),
+            ints(b, 3),
+            ints(b, 4),
+        );
+        for i in 0..b.num_rows() {
+            data.sentiment.push(super::SentimentCounts {
+                product: p[i].clone(),
+                positive: n(pos[i]),
+                negative: n(neg[i]),
+                neutral: n(neu[i]),
+                unscored: n(uns[i]),
+            });
+        }
+    }
+    let triples = |batches: &[RecordBatch]| {
+        let mut out = Vec::new();
+        for b in batches {
+            let (a, c, k) = (strings(b, 0), strings(b, 1), ints(b, 2));
+            for i in 0..b.num_rows() {
+                out.push((a[i].clone(), c[i].clone(), n(k[i])));
+            }
+        }
+        out
+    };
+    let topics = run(
+        ctx,
+        "the topics per product",
+        &format!(
+            "SELECT m.product, t.topic, COUNT(DISTINCT m.conversation_id) \
+             FROM (SELECT DISTINCT conversation_id, product FROM conversation_mentions \
+                   WHERE {mentions_where}) AS m \
+             JOIN (SELECT DISTINCT conversation_id, topic FROM conversation_topics) AS t \
+               ON m.conversation_id = t.conversation_id \
+             GROUP BY m.product, t.topic ORDER BY 1, 2"
+        ),
+    )
+    .await?;
+    data.topics = triples(&topics);
+    let with_product = match &data.product {
+        Some(p) => format!(
+            "WHERE a.product = {} OR b.product = {}",
+            literal(p),
+            literal(p)
+        ),
+        None => String::new(),
+    };
+    let co = run(
+        ctx,
+        "the products mentioned together",
+        &format!(
+            "WITH p AS (SELECT DISTINCT conversation_id, product FROM conversation_mentions \
+                        WHERE {conversations_where}) \
+             SELECT a.product, b.product, COUNT(*) FROM p AS a \
+             JOIN p AS b ON a.conversation_id = b.conversation_id AND a.product < b.product \
+             {with_product} GROUP BY a.product, b.product ORDER BY 1, 2"
+        ),
+    )
+    .await?;
+    data.co_mentions = triples(&co);
 
     if examples_per_product > 0 {
         data.examples = examples(ctx, &mentions_where, examples_per_product).await?;

@@ -228,11 +228,27 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 mark.own { background: #ffe08a; padding: 0 2px; border-radius: 3px; font-weight: 600; }
 mark.other { background: #dbe9f7; padding: 0 2px; border-radius: 3px; }
 footer { color: #57606a; font-size: .8rem; margin-top: 40px; }
+.evidence { margin: 4px 0 8px; }
+figure.insight-chart { margin: 8px 0 12px; }
+#sentiment-table { margin-bottom: 18px; }
 "#;
 
-/// The whole page. `trend_svg` and `share_svg` are the charts' SVG documents (made by our chart
-/// code, whose text plotters escapes).
-pub fn render_html(data: &ReportData, trend_svg: &str, share_svg: &str) -> String {
+/// The SVG documents the page inlines (made by our chart code, whose text plotters escapes);
+/// an empty one is left out.
+#[derive(Debug, Clone, Default)]
+pub struct PageCharts<'a> {
+    pub trend: &'a str,
+    pub share: &'a str,
+    /// One per flagged insight, in the order of `ReportData::insights`.
+    pub insights: Vec<&'a str>,
+    pub sentiment: &'a str,
+    pub topics: &'a str,
+    pub co_mentions: &'a str,
+}
+
+/// The whole page, with `charts` inlined.
+pub fn render_html(data: &ReportData, charts: &PageCharts<'_>) -> String {
+    let (trend_svg, share_svg) = (charts.trend, charts.share);
     let mut h = String::new();
     let range_text = match data.range {
         Some((from, to)) if from == to => format!("{from}"),
@@ -267,8 +283,23 @@ pub fn render_html(data: &ReportData, trend_svg: &str, share_svg: &str) -> Strin
         h.push_str("<p class=\"note\" id=\"empty\">No product mentions in this range. Widen it with <code>--from</code>/<code>--to</code> or drop the filters.</p>\n");
     }
 
-    insights(&mut h, data);
+    insights(&mut h, data, &charts.insights);
     headline(&mut h, data);
+    sentiment(&mut h, data, charts.sentiment);
+    figure(
+        &mut h,
+        "topics-per-product",
+        "Topics per product",
+        charts.topics,
+        "Conversations in which the product is mentioned and Speech and Text Analytics detected the topic (voice conversations with STA; the largest products and topics).",
+    );
+    figure(
+        &mut h,
+        "co-mentions",
+        "Products mentioned together",
+        charts.co_mentions,
+        "Conversations that mention both products of a cell, in the range.",
+    );
 
     h.push_str("<h2>Charts</h2>\n");
     let _ = writeln!(
@@ -294,8 +325,79 @@ pub fn render_html(data: &ReportData, trend_svg: &str, share_svg: &str) -> Strin
     h
 }
 
-/// The flagged insights, first on the page: each kind, window and its evidence in words.
-fn insights(h: &mut String, data: &ReportData) {
+/// A section with one inlined chart (left out when it has no SVG).
+fn figure(h: &mut String, id: &str, heading: &str, svg: &str, caption: &str) {
+    if svg.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2>{}</h2>\n<figure id=\"{id}\">{}<figcaption>{}</figcaption></figure>",
+        esc(heading),
+        strip_xml_prolog(svg),
+        esc(caption)
+    );
+}
+
+/// Sentiment per product: the diverging bars and the counts behind them.
+fn sentiment(h: &mut String, data: &ReportData, svg: &str) {
+    if data.sentiment.is_empty() {
+        return;
+    }
+    figure(
+        h,
+        "sentiment",
+        "Sentiment per product",
+        svg,
+        "Each product's scored mentions: negative to the left of the centre line, neutral across it, positive to the right. Voice: the sentiment Genesys gave the phrase; other text: a lexicon (VADER) for English sentences; other languages are not scored.",
+    );
+    h.push_str("<table id=\"sentiment-table\"><thead><tr><th>Product</th><th class=\"n\">Negative</th><th class=\"n\">Neutral</th><th class=\"n\">Positive</th><th class=\"n\">Not scored</th></tr></thead><tbody>");
+    for s in &data.sentiment {
+        let scored = s.scored();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{} ({})</td><td class=\"n\">{} ({})</td><td class=\"n\">{} ({})</td><td class=\"n\">{}</td></tr>",
+            esc(&s.product),
+            thousands(s.negative),
+            pct(s.negative, scored),
+            thousands(s.neutral),
+            pct(s.neutral, scored),
+            thousands(s.positive),
+            pct(s.positive, scored),
+            thousands(s.unscored)
+        );
+    }
+    h.push_str("</tbody></table>\n");
+}
+
+/// An insight's evidence in plain words.
+fn evidence(i: &crate::lake::insights::Insight) -> String {
+    let days = match i.window {
+        crate::lake::insights::Window::Day => "the same weekday in each of the 4 weeks before",
+        crate::lake::insights::Window::Week => "the 28 days before",
+    };
+    let chance = format!(
+        "A difference at least this large would arise by chance with probability {:.1e} if nothing had changed ({:.1e} after allowing for every product and window tested).",
+        i.p_value, i.q_value
+    );
+    match i.kind {
+        "sentiment_shift" => format!(
+            "{:.0}% of the {} scored mentions in the window were negative, against {:.0}% of the {} in {days}. {chance}",
+            i.value * 100.0,
+            i.counts.0,
+            i.baseline * 100.0,
+            i.counts.1
+        ),
+        _ => format!(
+            "{} conversations mentioned it; at the rate of {days} (per conversation with text), {:.1} were expected: {:.2} times as many (95% interval {:.2} to {:.2}). {chance}",
+            i.value, i.baseline, i.ratio, i.low, i.high
+        ),
+    }
+}
+
+/// The flagged insights, first on the page: each kind, window and its evidence in words, its
+/// chart (`charts`, in the same order) and its quotes.
+fn insights(h: &mut String, data: &ReportData, charts: &[&str]) {
     if data.range.is_none() {
         return;
     }
@@ -304,7 +406,7 @@ fn insights(h: &mut String, data: &ReportData) {
         h.push_str("<p class=\"note\">Nothing beyond chance: each product's latest day and week against the 28 days before (same weekdays), Benjamini–Hochberg at 5% over every test.</p>");
     } else {
         h.push_str("<ul>");
-        for i in &data.insights {
+        for (k, i) in data.insights.iter().enumerate() {
             let _ = write!(
                 h,
                 "<li class=\"insight {}\"><b>{}</b> ({}): {}",
@@ -313,6 +415,14 @@ fn insights(h: &mut String, data: &ReportData) {
                 esc(i.window.as_str()),
                 esc(&i.headline())
             );
+            let _ = write!(h, "<p class=\"evidence\">{}</p>", esc(&evidence(i)));
+            if let Some(svg) = charts.get(k).filter(|s| !s.is_empty()) {
+                let _ = write!(
+                    h,
+                    "<figure class=\"insight-chart\">{}</figure>",
+                    strip_xml_prolog(svg)
+                );
+            }
             if !i.examples.is_empty() {
                 h.push_str("<ul class=\"examples\">");
                 for e in &i.examples {
@@ -585,7 +695,14 @@ mod tests {
         assert!(movers(&data(&[(1, "A", 1)], 1, 1))
             .unwrap_err()
             .contains("14 days"));
-        let html = render_html(&d, "<svg></svg>", "<svg></svg>");
+        let html = render_html(
+            &d,
+            &PageCharts {
+                trend: "<svg></svg>",
+                share: "<svg></svg>",
+                ..PageCharts::default()
+            },
+        );
         assert!(html.contains("1 → 9; ×9.00 (95% "), "{html}");
         assert!(html.contains("p = 0.021"), "{html}");
     }
@@ -656,7 +773,14 @@ mod tests {
             agent: 1,
             other: 0,
         }];
-        let html = render_html(&d, "<svg></svg>", "<svg></svg>");
+        let html = render_html(
+            &d,
+            &PageCharts {
+                trend: "<svg></svg>",
+                share: "<svg></svg>",
+                ..PageCharts::default()
+            },
+        );
         assert!(!html.contains("<b>Evil"), "product names are escaped");
         assert!(html.contains("&lt;b&gt;Evil"));
         assert!(
@@ -666,7 +790,14 @@ mod tests {
             html.contains("14 days"),
             "one day gives a clear note on movers"
         );
-        let empty = render_html(&ReportData::default(), "<svg></svg>", "<svg></svg>");
+        let empty = render_html(
+            &ReportData::default(),
+            &PageCharts {
+                trend: "<svg></svg>",
+                share: "<svg></svg>",
+                ..PageCharts::default()
+            },
+        );
         assert!(empty.contains("no conversations yet"));
     }
 }

@@ -14,6 +14,7 @@
 mod chart;
 mod dashboard;
 mod data;
+mod depth_charts;
 mod html;
 mod receiver;
 
@@ -22,15 +23,18 @@ pub use crate::lake::{insights, stats};
 use std::path::{Path, PathBuf};
 
 pub use chart::{
-    write_report_charts, write_trend_charts, ChartFiles, ChartOptions, ReportCharts, CHART_HEIGHT,
-    CHART_WIDTH,
+    write_depth_charts, write_report_charts, write_trend_charts, ChartFiles, ChartOptions,
+    DepthCharts, ReportCharts, CHART_HEIGHT, CHART_WIDTH,
 };
 pub use dashboard::{
     dashboard_payload, post_dashboard, PayloadExtras, PayloadMeta, PostOutcome, ProductSentiment,
     DASHBOARD_TITLE, NLP_ENGINE, PAYLOAD_SCHEMA_VERSION,
 };
 pub use data::{load_report_data, Example, ReportData, ReportFilter, SpeakerCounts, DEFAULT_DAYS};
-pub use html::{highlight, movers, render_html, Mover};
+pub use depth_charts::{
+    co_mentions_heat, insight_series, topics_heat, DayRole, HeatMap, InsightSeries, SentimentCounts,
+};
+pub use html::{highlight, movers, render_html, Mover, PageCharts};
 pub use receiver::{start_receiver, ReceivedRequest, Receiver, RECEIVER_PATH};
 
 /// Mentions of one product in one interaction type on one day, as aggregated from the lake.
@@ -55,6 +59,14 @@ pub struct ReportFiles {
     pub trend: ChartFiles,
     /// `share.png` and `share.svg`.
     pub share: ChartFiles,
+    /// `insight-1.png` and `.svg`, … one per flagged insight.
+    pub insights: Vec<ChartFiles>,
+    /// `sentiment.png` and `.svg`.
+    pub sentiment: ChartFiles,
+    /// `topics.png` and `.svg`.
+    pub topics: ChartFiles,
+    /// `co_mentions.png` and `.svg`.
+    pub co_mentions: ChartFiles,
     /// `report.html`.
     pub html: PathBuf,
 }
@@ -77,7 +89,24 @@ pub fn write_report(
         }
     }
     let charts = write_report_charts(&data.daily, out_dir, &opts)?;
-    let page = render_html(data, &charts.trend_svg, &charts.share_svg);
+    let depth = write_depth_charts(
+        &data.insight_series,
+        &data.sentiment,
+        &topics_heat(&data.topics),
+        &co_mentions_heat(&data.co_mentions),
+        out_dir,
+    )?;
+    let page = render_html(
+        data,
+        &PageCharts {
+            trend: &charts.trend_svg,
+            share: &charts.share_svg,
+            insights: depth.insights.iter().map(|(_, svg)| svg.as_str()).collect(),
+            sentiment: &depth.sentiment.1,
+            topics: &depth.topics.1,
+            co_mentions: &depth.co_mentions.1,
+        },
+    );
     let html = out_dir.join("report.html");
     let tmp = out_dir.join(format!(".report.{}.tmp.html", std::process::id()));
     std::fs::write(&tmp, page.as_bytes())
@@ -92,6 +121,10 @@ pub fn write_report(
     Ok(ReportFiles {
         trend: charts.trend,
         share: charts.share,
+        insights: depth.insights.into_iter().map(|(files, _)| files).collect(),
+        sentiment: depth.sentiment.0,
+        topics: depth.topics.0,
+        co_mentions: depth.co_mentions.0,
         html,
     })
 }

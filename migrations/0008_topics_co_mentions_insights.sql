@@ -53,6 +53,11 @@ CREATE TABLE product_insights (
     baseline_count     BIGINT           NOT NULL,
     examples           TEXT             NOT NULL,
     dictionary_version TEXT             NOT NULL,
+    -- Of a flagged insight's window: the STA topic of most conversations that mention the
+    -- product, in how many, and how many have any topic (NULL when none has one).
+    top_topic               TEXT,
+    top_topic_conversations BIGINT,
+    topic_conversations     BIGINT,
     synced_at          TIMESTAMPTZ      NOT NULL DEFAULT now(),
     PRIMARY KEY (product_name, time_window, kind)
 );

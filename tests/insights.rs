@@ -272,6 +272,53 @@ async fn the_insights_of_the_default_scenario_are_its_planted_events() {
         colours > 50 && ink > 0.2,
         "screenshot looks blank: {colours} colours, {ink:.3}"
     );
+    // Each insight has its chart (window against baseline), and the page goes on with sentiment
+    // per product, topics per product and the co-mention heat map, each also a PNG and an SVG.
+    assert_eq!(
+        seen.dom.matches("class=\"insight-chart\"").count(),
+        expected.len()
+    );
+    for id in ["sentiment", "topics-per-product", "co-mentions"] {
+        assert!(
+            seen.dom.contains(&format!("id=\"{id}\"")),
+            "no {id} section"
+        );
+    }
+    let charts: Vec<String> = (1..=expected.len())
+        .map(|k| format!("insight-{k}"))
+        .chain(["sentiment", "topics", "co_mentions"].map(String::from))
+        .collect();
+    for chart in &charts {
+        let png = lake.path().join(format!("reports/{chart}.png"));
+        let (_, _, colours, ink) = png_stats(&png);
+        assert!(
+            colours > 10 && ink > 0.02,
+            "{chart}.png looks blank: {colours}, {ink:.3}"
+        );
+        let svg =
+            std::fs::read_to_string(lake.path().join(format!("reports/{chart}.svg"))).unwrap();
+        assert!(svg.contains("<svg"), "{chart}.svg");
+    }
+    // The outage's product is talked about with its topic in the outage's days, most of all.
+    let outage = planted.iter().find(|e| e.kind == "outage").unwrap();
+    let topic = outage.topic.clone().expect("the outage has an STA topic");
+    let top = lake
+        .query_lines(&format!(
+            "SELECT topic, SUM(conversations) AS n FROM product_topics WHERE product = '{}' \
+             AND conversation_date >= DATE '{}' GROUP BY topic ORDER BY n DESC, topic LIMIT 1",
+            outage.product, outage.from
+        ))
+        .await;
+    assert_eq!(top[0].split(',').next(), Some(topic.as_str()), "{top:?}");
+    // And each of its insights names that topic, in the page and in the payload.
+    let outage_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("report: insights: ") && l.contains(&outage.product))
+        .collect();
+    assert!(!outage_lines.is_empty());
+    for line in outage_lines {
+        assert!(line.contains(&format!("top topic {topic} (")), "{line}");
+    }
     // The dashboard payload carries them, and per-product sentiment, in the schema's shape.
     let file = lake.path().join("payload.json");
     lake.ok(&["export", "--dry-run", "--out", file.to_str().unwrap()])
@@ -322,6 +369,11 @@ async fn the_insights_of_the_default_scenario_are_its_planted_events() {
         payload["sentiment"].as_array().unwrap().len(),
         products.len()
     );
+    for i in payload["insights"].as_array().unwrap() {
+        if i["product_name"] == outage.product.as_str() {
+            assert_eq!(i["top_topic"]["topic"], topic.as_str(), "{i}");
+        }
+    }
     if let Some(keep) = std::env::var_os("CONVLAKE_KEEP_REPORT") {
         std::fs::create_dir_all(&keep).unwrap();
         std::fs::copy(

@@ -226,6 +226,7 @@ async fn insights_file(
     let mut found = crate::lake::insights::tests_of_counts(&rows, &exposure);
     for i in found.iter_mut().filter(|i| i.flagged) {
         i.examples = crate::lake::examples::insight_examples(ctx, i).await?;
+        i.topic = crate::lake::examples::insight_topic(ctx, i).await?;
     }
     let flagged = found.iter().filter(|i| i.flagged).count() as u64;
     let batch = crate::lake::insights::to_batch(&found, dictionary_version)

@@ -75,6 +75,7 @@ pub(crate) async fn flagged_insights(
     let mut found = report::insights::of_counts(rows, &exposure);
     for i in &mut found {
         i.examples = crate::lake::examples::insight_examples(ctx, i).await?;
+        i.topic = crate::lake::examples::insight_topic(ctx, i).await?;
     }
     Ok(found)
 }

@@ -117,12 +117,27 @@ pub struct Insight {
     /// sentiment shift), for a flagged insight; filled by the caller from the lake
     /// ([`super::examples::insight_examples`]), empty here.
     pub examples: Vec<super::examples::Example>,
+    /// For a flagged insight, the Speech and Text Analytics topic of most of the window's
+    /// conversations that mention the product: (topic, its conversations, the conversations
+    /// with any topic); `None` when none has one (filled by the caller, like `examples`).
+    pub topic: Option<(String, u64, u64)>,
 }
 
 impl Insight {
     /// The finding in plain words, e.g. "Acme Router mentions ×3.1 (95% CI 2.4–4.0) on
     /// 2026-11-30: 62 against 20 expected from the 4 same weekdays before (p = 2e-12)".
     pub fn headline(&self) -> String {
+        let base = self.headline_numbers();
+        match &self.topic {
+            Some((topic, n, of)) => {
+                format!("{base}; top topic {topic} ({n} of {of} conversations with a topic)")
+            }
+            None => base,
+        }
+    }
+
+    /// The headline without the topic.
+    fn headline_numbers(&self) -> String {
         let when = if self.from == self.to {
             format!("on {}", self.from)
         } else {
@@ -396,6 +411,7 @@ pub fn all_tests(
                 counts: (w.mentions, b.mentions),
                 flagged,
                 examples: Vec::new(),
+                topic: None,
             }
         } else {
             let (s1, s0) = (w.scored as f64, b.scored as f64);
@@ -417,6 +433,7 @@ pub fn all_tests(
                 counts: (w.scored, b.scored),
                 flagged,
                 examples: Vec::new(),
+                topic: None,
             }
         };
         out.push(insight);
@@ -545,6 +562,24 @@ pub fn to_batch(
             Arc::new(StringArray::from_iter_values(
                 found.iter().map(|_| dictionary_version),
             )),
+            Arc::new(StringArray::from(
+                found
+                    .iter()
+                    .map(|i| i.topic.as_ref().map(|t| t.0.clone()))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                found
+                    .iter()
+                    .map(|i| i.topic.as_ref().map(|t| count(t.1)).transpose())
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+            Arc::new(Int64Array::from(
+                found
+                    .iter()
+                    .map(|i| i.topic.as_ref().map(|t| count(t.2)).transpose())
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
         ],
     )
     .map_err(|e| e.to_string())
@@ -602,6 +637,9 @@ pub fn from_batches(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Insight
         let wc = col::<Int64Array>(b, "window_count")?;
         let bc = col::<Int64Array>(b, "baseline_count")?;
         let examples = col::<StringArray>(b, "examples")?;
+        let topic = col::<StringArray>(b, "top_topic")?;
+        let topic_n = col::<Int64Array>(b, "top_topic_conversations")?;
+        let topic_of = col::<Int64Array>(b, "topic_conversations")?;
         for r in 0..b.num_rows() {
             let date = |a: &Date32Array| {
                 a.value_as_date(r)
@@ -636,6 +674,12 @@ pub fn from_batches(batches: &[arrow::array::RecordBatch]) -> Result<Vec<Insight
                 flagged: !flagged.is_null(r) && flagged.value(r),
                 examples: serde_json::from_str(examples.value(r))
                     .map_err(|e| format!("product_insights row {r}: examples: {e}"))?,
+                topic: (!topic.is_null(r)).then(|| {
+                    let n = |a: &Int64Array| {
+                        u64::try_from(if a.is_null(r) { 0 } else { a.value(r) }).unwrap_or(0)
+                    };
+                    (topic.value(r).to_string(), n(topic_n), n(topic_of))
+                }),
             });
         }
     }

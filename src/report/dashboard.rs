@@ -148,6 +148,11 @@ pub fn dashboard_payload(rows: &[DailyCount], meta: &PayloadMeta, extras: &Paylo
                 "q_value": finite(i.q_value),
                 "counts": [i.counts.0, i.counts.1],
                 "headline": i.headline(),
+                "top_topic": i.topic.as_ref().map_or(Value::Null, |(name, n, of)| json!({
+                    "topic": name,
+                    "conversations": n,
+                    "conversations_with_topics": of,
+                })),
                 "examples": i.examples.iter().map(|e| {
                     // The first mention of the insight's product in the utterance.
                     let (start, end) = e
@@ -560,6 +565,7 @@ mod tests {
                     text: "my acme router keeps dropping".into(),
                     highlights: vec![(3, 14, true)],
                 }],
+                topic: Some(("connectivity".into(), 30, 41)),
             }],
         }
     }

@@ -604,6 +604,7 @@ mod tests {
             counts: (0, 0),
             flagged: true,
             examples: Vec::new(),
+            topic: None,
         }
     }
 

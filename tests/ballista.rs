@@ -32,7 +32,7 @@ async fn a_cluster_of_processes_writes_the_local_engines_bytes() {
     let (lake, cfg) = simulated_lake(600).await;
     lake.ok(&["aggregate"]).await;
     let local = lake.files("aggregates");
-    assert_eq!(local.len(), 2, "{local:?}");
+    assert_eq!(local.len(), 6, "{local:?}");
     let local_totals = lake.totals().await;
     assert_eq!(
         local_totals,

@@ -654,7 +654,9 @@ mod tests {
                 .unwrap()
                 .unwrap();
             let both = g.read_both(&lake).await.unwrap();
-            let bytes = vec![both.mention_counts, both.conversation_mentions];
+            assert_eq!(both.added.len(), Table::ADDED.len(), "{per_chunk:?}");
+            let mut bytes = vec![both.mention_counts, both.conversation_mentions];
+            bytes.extend(both.added.into_values());
             runs.push((per_chunk, summary, bytes));
         }
         let (_, whole, whole_bytes) = &runs[0];

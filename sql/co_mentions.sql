@@ -2,7 +2,10 @@
 -- anyone, anywhere in the conversation). Each pair once: product_a sorts before product_b.
 WITH products AS (
     SELECT DISTINCT conversation_id,
-           CAST(date_trunc('week', CAST(conversation_date AS TIMESTAMP)) AS DATE) AS week,
+           -- The Monday on or before the day, in day numbers (1970-01-01 was a Thursday), so
+           -- any date works (a cast to a timestamp overflows past 2262).
+           CAST(CAST(CAST(conversation_date AS INT)
+                     - ((CAST(conversation_date AS INT) + 3) % 7 + 7) % 7 AS INT) AS DATE) AS week,
            product,
            dictionary_version
     FROM conversation_mentions

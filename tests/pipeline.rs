@@ -685,9 +685,31 @@ async fn extract_and_aggregate_are_byte_identical_across_runs_and_lakes() {
     a.ok(&["extract"]).await;
     a.ok(&["aggregate"]).await;
     assert_eq!(derived(&a), first, "a second run");
-    // A lake extracted by a convlake from before topics (its mentions files, no topics files):
-    // the next `extract` does those snapshots again, once, and the result is the same.
+    // A lake extracted and verified by a convlake from before sentiment and topics: mentions
+    // files without the two sentiment columns, no topics files. The next `extract` does those
+    // snapshots again, once, the result is the same as a fresh lake's, and `verify` takes the
+    // rewritten mentions files for what they are.
     std::fs::remove_dir_all(a.path().join("topics")).unwrap();
+    for (path, _) in a.files("mentions") {
+        let file = a.path().join(&path);
+        let batches =
+            convlake::lake::schema::from_parquet(std::fs::read(&file).unwrap().into()).unwrap();
+        let old: Vec<arrow::array::RecordBatch> = batches
+            .iter()
+            .map(|b| {
+                b.project(&(0..b.num_columns() - 2).collect::<Vec<_>>())
+                    .unwrap()
+            })
+            .collect();
+        let schema = std::sync::Arc::new(
+            convlake::lake::schema::mentions_schema()
+                .project(&(0..11).collect::<Vec<_>>())
+                .unwrap(),
+        );
+        let bytes = convlake::lake::schema::to_parquet(&schema, &old).unwrap();
+        std::fs::write(&file, &bytes).unwrap();
+    }
+    a.ok(&["verify"]).await;
     let again = stderr(&a.run(&["extract"]).await);
     let snapshots = a.files("raw").len();
     assert!(
@@ -698,6 +720,13 @@ async fn extract_and_aggregate_are_byte_identical_across_runs_and_lakes() {
     );
     a.ok(&["aggregate"]).await;
     assert_eq!(derived(&a), first, "after the upgrade");
+    let verify = a.ok(&["verify"]).await;
+    assert!(
+        verify.contains(&format!(
+            "{snapshots} mentions files were extracted again since the last verify"
+        )) && verify.contains("the lake is sound"),
+        "{verify}"
+    );
     let quiet = stderr(&a.run(&["extract"]).await);
     assert!(
         quiet.contains(&format!(

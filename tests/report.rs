@@ -57,11 +57,22 @@ async fn report_html_renders_in_chromium_with_charts_and_no_console_errors() {
     assert!(log.contains("2026-03-01 to 2026-03-21"), "{log}");
     assert!(log.contains("report: movers: "), "{log}");
 
-    for chart in ["trend.png", "share.png"] {
+    for chart in [
+        "trend.png",
+        "share.png",
+        "sentiment.png",
+        "topics.png",
+        "co_mentions.png",
+    ] {
         assert_picture(&out.join(chart));
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 2, "both charts inlined");
+    // Trend, share, sentiment, topics and co-mentions, and one per flagged insight.
+    assert_eq!(
+        html.matches("<svg").count(),
+        5 + html.matches("class=\"insight-chart\"").count(),
+        "every chart inlined"
+    );
     for forbidden in [
         "<script",
         "src=\"http",
@@ -102,8 +113,19 @@ async fn report_html_renders_in_chromium_with_charts_and_no_console_errors() {
         "console messages: {:#?}",
         page.console
     );
-    assert!(page.dom.contains("id=\"trend\"") && page.dom.contains("id=\"share\""));
-    assert_eq!(page.dom.matches("<svg").count(), 2);
+    for id in [
+        "trend",
+        "share",
+        "sentiment",
+        "topics-per-product",
+        "co-mentions",
+    ] {
+        assert!(page.dom.contains(&format!("id=\"{id}\"")), "no {id}");
+    }
+    assert_eq!(
+        page.dom.matches("<svg").count(),
+        html.matches("<svg").count()
+    );
     assert!(page.dom.contains("<polyline") || page.dom.contains("<path"));
     let (w, h, colours, ink) = png_stats(&page.screenshot);
     assert_eq!((w, h), (1280, 2000));
@@ -318,6 +340,8 @@ async fn query_prints_tables_runs_saved_queries_and_explains_errors() {
         "daily-by-type",
         "customer-vs-agent",
         "sentiment-by-product",
+        "topics-by-product",
+        "insights",
     ] {
         let line = list
             .lines()
@@ -326,6 +350,12 @@ async fn query_prints_tables_runs_saved_queries_and_explains_errors() {
         assert!(
             line.len() > name.len() + 10,
             "{name} has a description: {line:?}"
+        );
+        // Each runs on the lake as it is.
+        let table = lake.ok(&["query", "--saved", name]).await;
+        assert!(
+            table.lines().last().unwrap_or("").ends_with("rows)"),
+            "{name}: {table}"
         );
     }
 

@@ -141,13 +141,21 @@ fn hash_derived(rel: &str) -> bool {
                     .or_else(|| f.strip_suffix(".json.zst"))
                     .is_some_and(|h| hex(h, Some(64)) && h.starts_with(d))
         }
-        ["mentions", v, f] => {
+        ["mentions", v, f] | ["topics", v, f] => {
             v.strip_prefix("dict=").is_some_and(|v| hex(v, None))
                 && f.strip_suffix(".parquet").is_some_and(|h| hex(h, Some(64)))
         }
         ["aggregates", v, t, f] => {
             v.strip_prefix("dict=").is_some_and(|v| hex(v, None))
-                && ["mention_counts", "conversation_mentions"].contains(t)
+                && [
+                    "mention_counts",
+                    "conversation_mentions",
+                    "conversation_topics",
+                    "product_topics",
+                    "co_mentions",
+                    "product_insights",
+                ]
+                .contains(t)
                 && f.strip_suffix(".parquet").is_some_and(|h| hex(h, Some(64)))
         }
         ["dictionaries", f] => f.strip_suffix(".toml").is_some_and(|v| hex(v, Some(16))),

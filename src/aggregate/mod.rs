@@ -225,8 +225,8 @@ async fn insights_file(
     let exposure = crate::lake::tables::conversations_per_day(ctx).await?;
     let mut found = crate::lake::insights::tests_of_counts(&rows, &exposure);
     for i in found.iter_mut().filter(|i| i.flagged) {
-        i.examples = crate::lake::examples::insight_examples(ctx, i).await?;
-        i.topic = crate::lake::examples::insight_topic(ctx, i).await?;
+        i.examples = crate::lake::insights::insight_examples(ctx, i).await?;
+        i.topic = crate::lake::insights::insight_topic(ctx, i).await?;
     }
     let flagged = found.iter().filter(|i| i.flagged).count() as u64;
     let batch = crate::lake::insights::to_batch(&found, dictionary_version)
@@ -539,7 +539,7 @@ async fn aggregate_in(
     added.insert(Table::CoMentions, co);
     let (insights, tests, flagged) = insights_file(
         ctx,
-        &Table::MentionCounts.name(),
+        Table::MentionCounts.name(),
         counts.bytes.clone(),
         dictionary_version,
     )

@@ -40,6 +40,14 @@ pub const SAVED_QUERIES: &[SavedQuery] = &[
         name: "sentiment-by-product",
         sql: include_str!("../../sql/saved/sentiment-by-product.sql"),
     },
+    SavedQuery {
+        name: "topics-by-product",
+        sql: include_str!("../../sql/saved/topics-by-product.sql"),
+    },
+    SavedQuery {
+        name: "insights",
+        sql: include_str!("../../sql/saved/insights.sql"),
+    },
 ];
 
 impl SavedQuery {

@@ -74,8 +74,8 @@ pub(crate) async fn flagged_insights(
     let exposure = crate::lake::tables::conversations_per_day(ctx).await?;
     let mut found = report::insights::of_counts(rows, &exposure);
     for i in &mut found {
-        i.examples = crate::lake::examples::insight_examples(ctx, i).await?;
-        i.topic = crate::lake::examples::insight_topic(ctx, i).await?;
+        i.examples = crate::lake::insights::insight_examples(ctx, i).await?;
+        i.topic = crate::lake::insights::insight_topic(ctx, i).await?;
     }
     Ok(found)
 }

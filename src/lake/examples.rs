@@ -93,65 +93,6 @@ pub async fn examples(
     Ok(out)
 }
 
-/// Examples an insight carries.
-pub const INSIGHT_EXAMPLES: usize = 5;
-
-/// Up to [`INSIGHT_EXAMPLES`] utterances of an insight's window that mention its product, from
-/// different conversations: for a sentiment shift the negative ones, otherwise any (in
-/// conversation order, so the same lake gives the same quotes).
-pub async fn insight_examples(
-    ctx: &SessionContext,
-    insight: &super::insights::Insight,
-) -> Result<Vec<Example>, LakeError> {
-    let mut wanted = format!(
-        "product = {} AND conversation_date BETWEEN {} AND {}",
-        literal(&insight.product),
-        date_literal(insight.from),
-        date_literal(insight.to)
-    );
-    if insight.kind == "sentiment_shift" {
-        wanted.push_str(" AND sentiment < -0.05");
-    }
-    let mut out = examples(ctx, &wanted, INSIGHT_EXAMPLES).await?;
-    out.retain(|e| e.product == insight.product);
-    Ok(out)
-}
-
-/// The STA topic of most of the conversations in `insight`'s window that mention its product
-/// (for a sentiment shift, of those with a negative mention), with how many, and how many have
-/// any topic; `None` when none has one.
-pub async fn insight_topic(
-    ctx: &SessionContext,
-    insight: &super::insights::Insight,
-) -> Result<Option<(String, u64, u64)>, LakeError> {
-    let mut wanted = format!(
-        "product = {} AND conversation_date BETWEEN {} AND {}",
-        literal(&insight.product),
-        date_literal(insight.from),
-        date_literal(insight.to)
-    );
-    if insight.kind == "sentiment_shift" {
-        wanted.push_str(" AND negative > 0");
-    }
-    let sql = format!(
-        "WITH m AS (SELECT DISTINCT conversation_id FROM conversation_mentions WHERE {wanted}), \
-              t AS (SELECT DISTINCT t.conversation_id, t.topic FROM conversation_topics t \
-                    JOIN m ON m.conversation_id = t.conversation_id) \
-         SELECT topic, COUNT(*) AS n, (SELECT COUNT(DISTINCT conversation_id) FROM t) AS of \
-         FROM t GROUP BY topic ORDER BY n DESC, topic LIMIT 1"
-    );
-    let batches = query(ctx, &sql).await?;
-    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok(None);
-    };
-    let n = |v: i64| u64::try_from(v).unwrap_or(0);
-    Ok(Some((
-        strings(b, 0)[0].clone(),
-        n(ints(b, 1)[0]),
-        n(ints(b, 2)[0]),
-    )))
-}
-
 /// A SQL string literal.
 pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate};
 
+use super::examples::{date_literal, examples, ints, literal, strings};
 use super::stats::benjamini_hochberg;
 
 /// The false-discovery rate at which findings are flagged.
@@ -115,7 +116,7 @@ pub struct Insight {
     pub flagged: bool,
     /// Up to five utterances of the window that mention the product (the negative ones for a
     /// sentiment shift), for a flagged insight; filled by the caller from the lake
-    /// ([`super::examples::insight_examples`]), empty here.
+    /// ([`insight_examples`]), empty here.
     pub examples: Vec<super::examples::Example>,
     /// For a flagged insight, the Speech and Text Analytics topic of most of the window's
     /// conversations that mention the product: (topic, its conversations, the conversations
@@ -583,6 +584,65 @@ pub fn to_batch(
         ],
     )
     .map_err(|e| e.to_string())
+}
+
+/// Examples an insight carries.
+pub const INSIGHT_EXAMPLES: usize = 5;
+
+/// Up to [`INSIGHT_EXAMPLES`] utterances of an insight's window that mention its product, from
+/// different conversations: for a sentiment shift the negative ones, otherwise any (in
+/// conversation order, so the same lake gives the same quotes).
+pub async fn insight_examples(
+    ctx: &datafusion::prelude::SessionContext,
+    insight: &Insight,
+) -> Result<Vec<super::examples::Example>, super::LakeError> {
+    let mut wanted = format!(
+        "product = {} AND conversation_date BETWEEN {} AND {}",
+        literal(&insight.product),
+        date_literal(insight.from),
+        date_literal(insight.to)
+    );
+    if insight.kind == "sentiment_shift" {
+        wanted.push_str(" AND sentiment < -0.05");
+    }
+    let mut out = examples(ctx, &wanted, INSIGHT_EXAMPLES).await?;
+    out.retain(|e| e.product == insight.product);
+    Ok(out)
+}
+
+/// The STA topic of most of the conversations in `insight`'s window that mention its product
+/// (for a sentiment shift, of those with a negative mention), with how many, and how many have
+/// any topic; `None` when none has one.
+pub async fn insight_topic(
+    ctx: &datafusion::prelude::SessionContext,
+    insight: &Insight,
+) -> Result<Option<(String, u64, u64)>, super::LakeError> {
+    let mut wanted = format!(
+        "product = {} AND conversation_date BETWEEN {} AND {}",
+        literal(&insight.product),
+        date_literal(insight.from),
+        date_literal(insight.to)
+    );
+    if insight.kind == "sentiment_shift" {
+        wanted.push_str(" AND negative > 0");
+    }
+    let sql = format!(
+        "WITH m AS (SELECT DISTINCT conversation_id FROM conversation_mentions WHERE {wanted}), \
+              t AS (SELECT DISTINCT t.conversation_id, t.topic FROM conversation_topics t \
+                    JOIN m ON m.conversation_id = t.conversation_id) \
+         SELECT topic, COUNT(*) AS n, (SELECT COUNT(DISTINCT conversation_id) FROM t) AS of \
+         FROM t GROUP BY topic ORDER BY n DESC, topic LIMIT 1"
+    );
+    let batches = super::tables::query(ctx, &sql).await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(Some((
+        strings(b, 0)[0].clone(),
+        n(ints(b, 1)[0]),
+        n(ints(b, 2)[0]),
+    )))
 }
 
 /// The `product_insights` of a dictionary version's generation in force, in its order; `None`

@@ -62,6 +62,10 @@ pub struct VerifyReport {
     /// Rows read from raw snapshots (every row group of every file).
     pub raw_rows: u64,
     pub mentions_files: u64,
+    pub topics_files: u64,
+    /// Mentions files rewritten since the last verify by the one-time extraction of a lake from
+    /// before sentiment and topics (sound, with the added columns): recorded anew.
+    pub reextracted: u64,
     pub aggregate_files: u64,
     pub bodies: u64,
     /// Files whose bytes were compared with the checksum record.
@@ -98,13 +102,14 @@ impl std::fmt::Display for VerifyReport {
         }
         write!(
             f,
-            "verify: {}: {} event segments ({} events), {} raw snapshots ({} rows), {} mentions files, {} aggregate files, {} bodies; {} files matched the checksum record; {} unrecorded snapshots, {} leftover temp files; ",
+            "verify: {}: {} event segments ({} events), {} raw snapshots ({} rows), {} mentions files, {} topics files, {} aggregate files, {} bodies; {} files matched the checksum record; {} unrecorded snapshots, {} leftover temp files; ",
             self.lake,
             self.event_segments,
             self.events,
             self.raw_snapshots,
             self.raw_rows,
             self.mentions_files,
+            self.topics_files,
             self.aggregate_files,
             self.bodies,
             self.checksummed,
@@ -115,6 +120,13 @@ impl std::fmt::Display for VerifyReport {
             write!(
                 f,
                 "(temp files are unfinished writes of a killed run, ignored by every reader; delete the files whose names contain '#' when no convlake runs on this lake); "
+            )?;
+        }
+        if self.reextracted > 0 {
+            write!(
+                f,
+                "{} mentions files were extracted again since the last verify (a lake from before sentiment and topics, brought up to date once) and are recorded anew; ",
+                self.reextracted
             )?;
         }
         write_without_text(f, &self.without_text)?;
@@ -292,6 +304,7 @@ enum Kind {
     Event,
     Raw,
     Mentions,
+    Topics,
     Aggregate,
     Body,
 }
@@ -366,12 +379,37 @@ fn check_file(kind: Kind, path: &str, bytes: Bytes) -> Verdict {
                 }),
             }
         }
+        Kind::Topics => {
+            let parts: Option<&str> = path
+                .strip_prefix("topics/dict=")
+                .and_then(|r| r.split_once('/'))
+                .and_then(|(_, f)| f.strip_suffix(".parquet"));
+            match parts {
+                None => Err("the name is not topics/dict=<version>/<snapshot>.parquet".into()),
+                Some(snap) => read_parquet(bytes).and_then(|b| {
+                    check_columns(&b, &super::schema::topics_schema(), "snapshot", snap)?;
+                    Ok(b.iter().map(|b| b.num_rows() as u64).sum())
+                }),
+            }
+        }
         Kind::Aggregate => read_parquet(bytes).map(|b| b.iter().map(|b| b.num_rows() as u64).sum()),
     };
     match verdict {
         Ok(rows) => Verdict::Sound { rows },
         Err(reason) => Verdict::Damaged(reason),
     }
+}
+
+/// Whether the mentions file at `path` has the columns added with sentiment (its footer says).
+async fn rows_have_sentiment(lake: &Lake, path: &str) -> bool {
+    let Ok(bytes) = lake.get(path).await else {
+        return false;
+    };
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).is_ok_and(|b| {
+        super::schema::MENTIONS_ADDED_COLUMNS
+            .iter()
+            .all(|c| b.schema().column_with_name(c).is_some())
+    })
 }
 
 /// Moves a file to `quarantine/<path>` (or `quarantine/<path>.<n>` when taken); returns where.
@@ -399,6 +437,7 @@ async fn inventory(lake: &Lake) -> Result<(Vec<(Kind, String)>, u64), LakeError>
         ("events", Kind::Event),
         ("raw", Kind::Raw),
         ("mentions", Kind::Mentions),
+        ("topics", Kind::Topics),
         ("aggregates", Kind::Aggregate),
         ("bodies", Kind::Body),
     ] {
@@ -527,6 +566,7 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
         match kind {
             Kind::Raw => report.raw_snapshots += 1,
             Kind::Mentions => report.mentions_files += 1,
+            Kind::Topics => report.topics_files += 1,
             Kind::Aggregate => report.aggregate_files += 1,
             Kind::Body => report.bodies += 1,
             Kind::Event => {}
@@ -534,6 +574,15 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
         match verdict {
             Verdict::Sound { rows } => {
                 let changed = kind.immutable() && record.get(&path).is_some_and(|old| *old != hash);
+                // The one rewrite of a mentions file: a lake from before sentiment and topics
+                // has each snapshot extracted again once, and the new file has the columns.
+                if changed && kind == Kind::Mentions && rows_have_sentiment(lake, &path).await {
+                    report.reextracted += 1;
+                    report.checksummed += 1;
+                    new_record.insert(path.clone(), hash);
+                    present.insert(path);
+                    continue;
+                }
                 if changed {
                     damaged.push((
                         path.clone(),

@@ -15,7 +15,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::chart::{centred_note, fit, label_step, DayAxis, CHART_WIDTH, FONT};
+use super::draw::{centred_note, fit, label_step, DayAxis, CHART_WIDTH, FONT};
 use super::insights::{Insight, Window, BASELINE_DAYS};
 use crate::lake::aggregates::CountRow;
 

@@ -15,6 +15,7 @@ mod chart;
 mod dashboard;
 mod data;
 mod depth_charts;
+mod draw;
 mod html;
 mod receiver;
 

@@ -356,7 +356,9 @@ mod tests {
                 "top-products",
                 "daily-by-type",
                 "customer-vs-agent",
-                "sentiment-by-product"
+                "sentiment-by-product",
+                "topics-by-product",
+                "insights"
             ]
         );
     }

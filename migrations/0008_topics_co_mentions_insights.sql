@@ -53,8 +53,8 @@ CREATE TABLE product_insights (
     baseline_count     BIGINT           NOT NULL,
     examples           TEXT             NOT NULL,
     dictionary_version TEXT             NOT NULL,
-    -- Of a flagged insight's window: the STA topic of most conversations that mention the
-    -- product, in how many, and how many have any topic (NULL when none has one).
+    -- Of a flagged insight's window: the STA topic detected in the utterances that name the
+    -- product in most conversations, in how many, and in how many they carry any (NULL: none).
     top_topic               TEXT,
     top_topic_conversations BIGINT,
     topic_conversations     BIGINT,

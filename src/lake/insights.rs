@@ -118,9 +118,10 @@ pub struct Insight {
     /// sentiment shift), for a flagged insight; filled by the caller from the lake
     /// ([`insight_examples`]), empty here.
     pub examples: Vec<super::examples::Example>,
-    /// For a flagged insight, the Speech and Text Analytics topic of most of the window's
-    /// conversations that mention the product: (topic, its conversations, the conversations
-    /// with any topic); `None` when none has one (filled by the caller, like `examples`).
+    /// For a flagged insight, the Speech and Text Analytics topic detected in the utterances
+    /// that mention the product in most of the window's conversations: (topic, its
+    /// conversations, the conversations whose mentions carry any topic); `None` when none does
+    /// (filled by the caller, like `examples`).
     pub topic: Option<(String, u64, u64)>,
 }
 
@@ -131,7 +132,7 @@ impl Insight {
         let base = self.headline_numbers();
         match &self.topic {
             Some((topic, n, of)) => {
-                format!("{base}; top topic {topic} ({n} of {of} conversations with a topic)")
+                format!("{base}; top topic {topic} ({n} of {of} conversations whose mentions carry one)")
             }
             None => base,
         }
@@ -610,9 +611,11 @@ pub async fn insight_examples(
     Ok(out)
 }
 
-/// The STA topic of most of the conversations in `insight`'s window that mention its product
-/// (for a sentiment shift, of those with a negative mention), with how many, and how many have
-/// any topic; `None` when none has one.
+/// The STA topic detected in the utterances that mention `insight`'s product in most of its
+/// window's conversations (for a sentiment shift, in its negative mentions), with in how many,
+/// and how many conversations have such an utterance with any topic; `None` when none has. The
+/// topic must be in the utterance that names the product: a conversation's other topics may be
+/// about another product it mentions.
 pub async fn insight_topic(
     ctx: &datafusion::prelude::SessionContext,
     insight: &Insight,
@@ -624,12 +627,14 @@ pub async fn insight_topic(
         date_literal(insight.to)
     );
     if insight.kind == "sentiment_shift" {
-        wanted.push_str(" AND negative > 0");
+        wanted.push_str(" AND sentiment < -0.05");
     }
     let sql = format!(
-        "WITH m AS (SELECT DISTINCT conversation_id FROM conversation_mentions WHERE {wanted}), \
+        "WITH m AS (SELECT DISTINCT conversation_id, utterance_index FROM mentions \
+                    WHERE {wanted}), \
               t AS (SELECT DISTINCT t.conversation_id, t.topic FROM conversation_topics t \
-                    JOIN m ON m.conversation_id = t.conversation_id) \
+                    JOIN m ON m.conversation_id = t.conversation_id \
+                     AND m.utterance_index = t.utterance_index) \
          SELECT topic, COUNT(*) AS n, (SELECT COUNT(DISTINCT conversation_id) FROM t) AS of \
          FROM t GROUP BY topic ORDER BY n DESC, topic LIMIT 1"
     );

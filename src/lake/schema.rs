@@ -275,8 +275,8 @@ pub fn product_insights_schema() -> SchemaRef {
         // participant, text, highlights: [start, end, is_the_product] in characters).
         Field::new("examples", DataType::Utf8, false),
         Field::new("dictionary_version", DataType::Utf8, false),
-        // Of a flagged insight's window: the STA topic of most of the conversations that
-        // mention the product, in how many, and how many have any topic (NULL: none has one).
+        // Of a flagged insight's window: the STA topic in the utterances that name the product
+        // in most conversations, in how many, and in how many they carry any (NULL: none).
         Field::new("top_topic", DataType::Utf8, true),
         Field::new("top_topic_conversations", DataType::Int64, true),
         Field::new("topic_conversations", DataType::Int64, true),

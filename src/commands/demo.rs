@@ -241,8 +241,8 @@ pub async fn demo(lake: &Lake, dict: &Dictionary, args: &DemoConfig) -> Result<(
     println!("snapshots:  {}", at(layout::RAW_DIR));
     println!("mentions:   {}", at(&layout::mentions_dir(&dict.version)));
     println!(
-        "charts:     {} and trend.svg",
-        at(&layout::report_path("trend.png"))
+        "report:     {} (charts beside it as .png and .svg: trend, share, sentiment, topics, co_mentions, one per insight)",
+        at(&layout::report_path("report.html"))
     );
     println!(
         "dashboard:  {} (and posted {} time(s) to the local receiver)",

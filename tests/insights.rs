@@ -625,32 +625,23 @@ async fn topics_co_mentions_and_insights_are_in_the_lake_and_in_postgres() {
             })
             .collect()
     };
-    let pg_topics = lines(
-        client
-            .query(
-                &format!(
-                    "SELECT recorded_date::text, product_name, topic, conversation_count::text \
-                     FROM \"{schema}\".product_topics ORDER BY 1, 2, 3"
-                ),
-                &[],
-            )
-            .await
-            .unwrap(),
-    );
-    assert_eq!(pg_topics, product_topics);
-    let pg_co = lines(
-        client
-            .query(
-                &format!(
-                    "SELECT week_start::text, product_a, product_b, conversation_count::text \
-                     FROM \"{schema}\".co_mentions ORDER BY 1, 2, 3"
-                ),
-                &[],
-            )
-            .await
-            .unwrap(),
-    );
-    assert_eq!(pg_co, co);
+    for (columns, table, lake_rows) in [
+        (
+            "recorded_date::text, product_name, topic",
+            "product_topics",
+            &product_topics,
+        ),
+        ("week_start::text, product_a, product_b", "co_mentions", &co),
+    ] {
+        let sql = format!(
+            "SELECT {columns}, conversation_count::text FROM \"{schema}\".{table} ORDER BY 1, 2, 3"
+        );
+        assert_eq!(
+            &lines(client.query(&sql, &[]).await.unwrap()),
+            lake_rows,
+            "{table}"
+        );
+    }
     let pg_insights = client
         .query(
             &format!(

@@ -134,6 +134,18 @@ struct SnapshotResult {
     topics: bytes::Bytes,
 }
 
+/// Rows `idx` of column `name` of `batch`.
+fn pick_rows(
+    batch: &RecordBatch,
+    name: &str,
+    idx: &arrow::array::UInt32Array,
+) -> Result<Arc<dyn Array>, String> {
+    let col = batch
+        .column_by_name(name)
+        .ok_or_else(|| format!("column {name} is missing"))?;
+    take(col.as_ref(), idx, None).map_err(|e| e.to_string())
+}
+
 /// Where `words` are in `text`, in characters `[start, end)`: exactly, else ignoring case (STA
 /// quotes a topic's words from a phrase's plain `text`, lower case, while the staged utterance
 /// is its capitalised `decoratedText`); `None` when they are not in it.
@@ -196,12 +208,7 @@ impl TopicRows {
     /// The batch of `batch`'s rows gathered so far (and clears them for the next batch).
     fn finish(&mut self, batch: &RecordBatch) -> Result<RecordBatch, String> {
         let idx = arrow::array::UInt32Array::from(std::mem::take(&mut self.rows));
-        let pick = |name: &str| -> Result<Arc<dyn Array>, String> {
-            let col = batch
-                .column_by_name(name)
-                .ok_or_else(|| format!("column {name} is missing"))?;
-            take(col.as_ref(), &idx, None).map_err(|e| e.to_string())
-        };
+        let pick = |name: &str| pick_rows(batch, name, &idx);
         RecordBatch::try_new(
             schema::topics_schema(),
             vec![
@@ -310,12 +317,7 @@ fn mentions_of(
         }
         mentions += rows.len() as u64;
         let idx = arrow::array::UInt32Array::from(rows.clone());
-        let pick = |name: &str| -> Result<Arc<dyn Array>, String> {
-            let col = batch
-                .column_by_name(name)
-                .ok_or_else(|| format!("column {name} is missing"))?;
-            take(col.as_ref(), &idx, None).map_err(|e| e.to_string())
-        };
+        let pick = |name: &str| pick_rows(batch, name, &idx);
         // Type checks up front give a clear message instead of a schema error.
         column::<Date32Array>(batch, "conversation_date")?;
         let n = rows.len();

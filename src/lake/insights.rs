@@ -587,6 +587,21 @@ pub fn to_batch(
     .map_err(|e| e.to_string())
 }
 
+/// The SQL condition on `mentions` of an insight's window: its product and days, and for a
+/// sentiment shift the negative mentions.
+fn window_mentions(insight: &Insight) -> String {
+    let mut wanted = format!(
+        "product = {} AND conversation_date BETWEEN {} AND {}",
+        literal(&insight.product),
+        date_literal(insight.from),
+        date_literal(insight.to)
+    );
+    if insight.kind == "sentiment_shift" {
+        wanted.push_str(" AND sentiment < -0.05");
+    }
+    wanted
+}
+
 /// Examples an insight carries.
 pub const INSIGHT_EXAMPLES: usize = 5;
 
@@ -597,15 +612,7 @@ pub async fn insight_examples(
     ctx: &datafusion::prelude::SessionContext,
     insight: &Insight,
 ) -> Result<Vec<super::examples::Example>, super::LakeError> {
-    let mut wanted = format!(
-        "product = {} AND conversation_date BETWEEN {} AND {}",
-        literal(&insight.product),
-        date_literal(insight.from),
-        date_literal(insight.to)
-    );
-    if insight.kind == "sentiment_shift" {
-        wanted.push_str(" AND sentiment < -0.05");
-    }
+    let wanted = window_mentions(insight);
     let mut out = examples(ctx, &wanted, INSIGHT_EXAMPLES).await?;
     out.retain(|e| e.product == insight.product);
     Ok(out)
@@ -620,15 +627,7 @@ pub async fn insight_topic(
     ctx: &datafusion::prelude::SessionContext,
     insight: &Insight,
 ) -> Result<Option<(String, u64, u64)>, super::LakeError> {
-    let mut wanted = format!(
-        "product = {} AND conversation_date BETWEEN {} AND {}",
-        literal(&insight.product),
-        date_literal(insight.from),
-        date_literal(insight.to)
-    );
-    if insight.kind == "sentiment_shift" {
-        wanted.push_str(" AND sentiment < -0.05");
-    }
+    let wanted = window_mentions(insight);
     let sql = format!(
         "WITH m AS (SELECT DISTINCT conversation_id, utterance_index FROM mentions \
                     WHERE {wanted}), \

@@ -607,6 +607,15 @@ mod tests {
     use super::*;
     use crate::report::DailyCount;
 
+    /// Charts that are empty SVG documents.
+    fn empty_charts() -> PageCharts<'static> {
+        PageCharts {
+            trend: "<svg></svg>",
+            share: "<svg></svg>",
+            ..PageCharts::default()
+        }
+    }
+
     fn example(text: &str, highlights: Vec<(usize, usize, bool)>) -> Example {
         Example {
             product: "Acme Router".into(),
@@ -695,14 +704,7 @@ mod tests {
         assert!(movers(&data(&[(1, "A", 1)], 1, 1))
             .unwrap_err()
             .contains("14 days"));
-        let html = render_html(
-            &d,
-            &PageCharts {
-                trend: "<svg></svg>",
-                share: "<svg></svg>",
-                ..PageCharts::default()
-            },
-        );
+        let html = render_html(&d, &empty_charts());
         assert!(html.contains("1 → 9; ×9.00 (95% "), "{html}");
         assert!(html.contains("p = 0.021"), "{html}");
     }
@@ -773,14 +775,7 @@ mod tests {
             agent: 1,
             other: 0,
         }];
-        let html = render_html(
-            &d,
-            &PageCharts {
-                trend: "<svg></svg>",
-                share: "<svg></svg>",
-                ..PageCharts::default()
-            },
-        );
+        let html = render_html(&d, &empty_charts());
         assert!(!html.contains("<b>Evil"), "product names are escaped");
         assert!(html.contains("&lt;b&gt;Evil"));
         assert!(
@@ -790,14 +785,7 @@ mod tests {
             html.contains("14 days"),
             "one day gives a clear note on movers"
         );
-        let empty = render_html(
-            &ReportData::default(),
-            &PageCharts {
-                trend: "<svg></svg>",
-                share: "<svg></svg>",
-                ..PageCharts::default()
-            },
-        );
+        let empty = render_html(&ReportData::default(), &empty_charts());
         assert!(empty.contains("no conversations yet"));
     }
 }

@@ -2,12 +2,15 @@
 //! user can grow it. Two signals: capitalized multi-word terms (chat, email, messages) and the
 //! words that follow cues such as "my", "the new", "broken" (voice text has no capitals).
 //! Phrases the dictionary already matches are left out; memory is bounded by pruning rare
-//! phrases when the table grows large.
+//! phrases when the table grows large. Beside them, [`NearMisses`] collects the spellings that
+//! come close to a product without matching it (one or two edits, a word split in two), so a
+//! user can add the real ones as aliases.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::dictionary::Dictionary;
 use super::matcher::{Found, Matcher, Scratch};
+use super::normalize::normalize_key;
 
 /// A phrase worth a look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +196,281 @@ pub struct CandidateFinder {
     scratch: Scratch,
     found: Vec<Found>,
     counts: HashMap<String, (u64, Vec<String>)>,
+    near: NearMisses,
+}
+
+/// A spelling close to a product that the dictionary does not match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NearMiss {
+    pub product: String,
+    /// As written (lowercased, words joined by single spaces).
+    pub spelling: String,
+    /// `1 edit`, `2 edits` or `split` (a word of the name written as two).
+    pub kind: &'static str,
+    pub count: u64,
+    pub example: String,
+}
+
+/// Edits a word of a name may be off by and still be a near miss: none below four letters,
+/// one below six, two from six.
+fn edits_allowed(word: &str) -> usize {
+    match word.chars().count() {
+        0..=3 => 0,
+        4 | 5 => 1,
+        _ => 2,
+    }
+}
+
+/// The optimal-string-alignment distance of two keys (a swap of neighbours is one edit),
+/// `limit + 1` as soon as it is known to exceed `limit`.
+fn distance(a: &str, b: &str, limit: usize) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > limit {
+        return limit + 1;
+    }
+    let mut prev2: Vec<usize> = Vec::new();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(prev2[j - 2] + 1);
+            }
+            cur[j] = v;
+        }
+        if cur.iter().min().is_some_and(|&m| m > limit) {
+            return limit + 1;
+        }
+        prev2 = std::mem::replace(&mut prev, cur);
+    }
+    prev[b.len()].min(limit + 1)
+}
+
+/// Every string `word` gives with up to two letters deleted (itself included).
+fn deletions(word: &str) -> HashSet<String> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = HashSet::new();
+    out.insert(word.to_string());
+    for i in 0..chars.len() {
+        let one: Vec<char> = chars
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k != i)
+            .map(|(_, c)| *c)
+            .collect();
+        for j in 0..one.len() {
+            out.insert(
+                one.iter()
+                    .enumerate()
+                    .filter(|(k, _)| *k != j)
+                    .map(|(_, c)| *c)
+                    .collect(),
+            );
+        }
+        out.insert(one.into_iter().collect());
+    }
+    out
+}
+
+/// Near misses of the dictionary's products, found word by word: a deletion index of every
+/// name word (up to two letters deleted) finds the text words within two edits of one.
+pub struct NearMisses {
+    products: Vec<String>,
+    /// Each form's product and word keys.
+    forms: Vec<(u32, Vec<String>)>,
+    /// Deletion variant → (form, word).
+    index: HashMap<String, Vec<(u32, u16)>>,
+    seen: HashMap<(u32, String), (&'static str, u64, String)>,
+}
+
+impl NearMisses {
+    fn empty() -> Self {
+        NearMisses {
+            products: Vec::new(),
+            forms: Vec::new(),
+            index: HashMap::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    pub fn new(dict: &Dictionary) -> Self {
+        let mut forms = Vec::new();
+        let mut index: HashMap<String, Vec<(u32, u16)>> = HashMap::new();
+        for (i, p) in dict.products.iter().enumerate() {
+            for form in p.forms() {
+                let words: Vec<String> = form
+                    .split(|c: char| c.is_whitespace() || c == '-')
+                    .map(normalize_key)
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                let f = forms.len() as u32;
+                for (j, w) in words.iter().enumerate() {
+                    if edits_allowed(w) == 0 && words.len() == 1 {
+                        continue;
+                    }
+                    for d in deletions(w) {
+                        index.entry(d).or_default().push((f, j as u16));
+                    }
+                }
+                forms.push((i as u32, words));
+            }
+        }
+        NearMisses {
+            products: dict.products.iter().map(|p| p.name.clone()).collect(),
+            forms,
+            index,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The forms one of whose words may be `token` (within two edits).
+    fn lookup(&self, token: &str, out: &mut Vec<(u32, u16)>) {
+        out.clear();
+        for d in deletions(token) {
+            if let Some(v) = self.index.get(&d) {
+                out.extend(v);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// Looks at one text whose mentions are already blanked out (`|`).
+    pub fn observe(&mut self, masked: &str, original: &str) {
+        // Runs of words with nothing but spaces or hyphens between them.
+        let mut runs: Vec<Vec<String>> = vec![Vec::new()];
+        for raw in masked.split(|c: char| c.is_whitespace() || c == '-') {
+            let key = normalize_key(raw);
+            let glued =
+                raw.starts_with(|c: char| !c.is_alphanumeric() && c != '\'') && !raw.is_empty();
+            if raw.contains('|') || glued {
+                runs.push(Vec::new());
+            }
+            if let Some(run) = runs
+                .last_mut()
+                .filter(|_| !key.is_empty() && !raw.contains('|'))
+            {
+                run.push(key);
+            }
+            if raw.ends_with(|c: char| !c.is_alphanumeric()) {
+                runs.push(Vec::new());
+            }
+        }
+        let mut hits = Vec::new();
+        // Each near miss once per text, however many of its words lead to it.
+        let mut here: HashSet<(u32, String)> = HashSet::new();
+        let mut kinds: Vec<(u32, String, &'static str)> = Vec::new();
+        for run in runs.iter().filter(|r| !r.is_empty()) {
+            for i in 0..run.len() {
+                // A word alone, or two words joined (a split).
+                for joined in [false, true] {
+                    if joined && i + 1 >= run.len() {
+                        continue;
+                    }
+                    let token = if joined {
+                        format!("{}{}", run[i], run[i + 1])
+                    } else {
+                        run[i].clone()
+                    };
+                    self.lookup(&token, &mut hits);
+                    for &(f, j) in &hits {
+                        if let Some((p, spelling, kind)) =
+                            self.try_form(run, i, joined, f, j as usize)
+                        {
+                            if here.insert((p, spelling.clone())) {
+                                kinds.push((p, spelling, kind));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (p, spelling, kind) in kinds {
+            let e = self
+                .seen
+                .entry((p, spelling))
+                .or_insert_with(|| (kind, 0, snippet(original)));
+            e.1 += 1;
+        }
+        if self.seen.len() > MAX_PHRASES {
+            self.seen.retain(|_, (_, n, _)| *n > 1);
+        }
+    }
+
+    /// The form `f` whose word `j` is at run word `i` (joined with the next one when `split`).
+    fn try_form(
+        &self,
+        run: &[String],
+        i: usize,
+        split: bool,
+        f: u32,
+        j: usize,
+    ) -> Option<(u32, String, &'static str)> {
+        let (product, words) = &self.forms[f as usize];
+        let first = i.checked_sub(j)?;
+        let last = first + words.len() + usize::from(split); // one past the last run word
+        if last > run.len() {
+            return None;
+        }
+        let mut edits = 0;
+        let mut t = first;
+        for (k, w) in words.iter().enumerate() {
+            let token = if split && k == j {
+                t += 1;
+                format!("{}{}", run[t - 1], run[t])
+            } else {
+                run[t].clone()
+            };
+            t += 1;
+            let allowed = edits_allowed(w);
+            let d = distance(&token, w, allowed);
+            if d > allowed {
+                return None;
+            }
+            edits += d;
+        }
+        if edits > 2 || (edits == 0 && !split) {
+            return None;
+        }
+        let kind = match (split, edits) {
+            (true, _) => "split",
+            (false, 1) => "1 edit",
+            _ => "2 edits",
+        };
+        Some((*product, run[first..last].join(" "), kind))
+    }
+
+    /// Per product, the spellings seen at least `min_count` times, most frequent first (at most
+    /// `per_product` each).
+    pub fn top(self, min_count: u64, per_product: usize) -> Vec<NearMiss> {
+        let mut v: Vec<NearMiss> = self
+            .seen
+            .into_iter()
+            .filter(|(_, (_, n, _))| *n >= min_count)
+            .map(|((p, spelling), (kind, count, example))| NearMiss {
+                product: self.products[p as usize].clone(),
+                spelling,
+                kind,
+                count,
+                example,
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            a.product
+                .cmp(&b.product)
+                .then(b.count.cmp(&a.count))
+                .then(a.spelling.cmp(&b.spelling))
+        });
+        let mut per: HashMap<String, usize> = HashMap::new();
+        v.retain(|m| {
+            let n = per.entry(m.product.clone()).or_default();
+            *n += 1;
+            *n <= per_product
+        });
+        v
+    }
 }
 
 const MAX_PHRASES: usize = 200_000;
@@ -214,6 +492,7 @@ impl CandidateFinder {
             scratch: Scratch::default(),
             found: Vec::new(),
             counts: HashMap::new(),
+            near: NearMisses::new(dict),
         }
     }
 
@@ -289,6 +568,7 @@ impl CandidateFinder {
     /// Looks at one text.
     pub fn observe(&mut self, original: &str) {
         let masked = self.masked(original);
+        self.near.observe(&masked, original);
         let text = original;
         let tokens: Vec<&str> = masked.split_whitespace().collect();
         // Capitalized runs of two to four words (not counting a capitalized stop word).
@@ -346,6 +626,17 @@ impl CandidateFinder {
         }
     }
 
+    /// Phrases seen at least `min_count` times, most frequent first; and the near misses of
+    /// each product seen as often (at most five per product).
+    pub fn top_with_near_misses(
+        mut self,
+        min_count: u64,
+        limit: usize,
+    ) -> (Vec<Candidate>, Vec<NearMiss>) {
+        let near = std::mem::replace(&mut self.near, NearMisses::empty());
+        (self.top(min_count, limit), near.top(min_count, 5))
+    }
+
     /// Phrases seen at least `min_count` times, most frequent first.
     pub fn top(self, min_count: u64, limit: usize) -> Vec<Candidate> {
         let mut v: Vec<Candidate> = self
@@ -400,5 +691,47 @@ mod tests {
         );
         assert!(!phrases.iter().any(|p| p.contains("lagoon")), "{phrases:?}");
         assert!(top.iter().all(|c| c.count >= 3 && !c.examples.is_empty()));
+    }
+
+    #[test]
+    fn near_misses_name_their_product_with_counts_and_an_example() {
+        let dict = Dictionary::parse(
+            "[[product]]\nname = \"Quantum Headset\"\n[[product]]\nname = \"Zentrix\"\n[[product]]\nname = \"Nimbus Hub\"\n",
+            "t",
+        )
+        .unwrap();
+        let mut f = CandidateFinder::new(&dict);
+        for _ in 0..3 {
+            f.observe("yeah my quantom headset is dead");
+            f.observe("the qunatum hedset again");
+            f.observe("a zen trix order");
+            f.observe("my quantum headset works"); // a mention: no near miss
+            f.observe("the nimbus hat"); // hub has three letters: never an edit
+            f.observe("my quantum. headset"); // punctuation between: not one name
+        }
+        f.observe("once: a zentrex");
+        let (_, near) = f.top_with_near_misses(2, 10);
+        let got: Vec<(&str, &str, &str, u64)> = near
+            .iter()
+            .map(|m| (m.product.as_str(), m.spelling.as_str(), m.kind, m.count))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Quantum Headset", "quantom headset", "1 edit", 3),
+                ("Quantum Headset", "qunatum hedset", "2 edits", 3),
+                ("Zentrix", "zen trix", "split", 3),
+            ]
+        );
+        assert_eq!(near[0].example, "yeah my quantom headset is dead");
+    }
+
+    #[test]
+    fn distances_count_swaps_as_one() {
+        assert_eq!(distance("quantum", "qunatum", 2), 1);
+        assert_eq!(distance("quantum", "quantom", 2), 1);
+        assert_eq!(distance("quantum", "kwantom", 2), 3);
+        assert_eq!(distance("abc", "abc", 0), 0);
+        assert!(deletions("abcd").contains("ab") && deletions("abcd").contains("abcd"));
     }
 }

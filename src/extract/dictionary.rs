@@ -13,11 +13,41 @@ use super::normalize::normalize_key;
 /// is not in the working directory.
 pub const EMBEDDED: &str = include_str!("../../data/products.toml");
 
-/// One product: its canonical name and extra surface forms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One product: its canonical name, extra surface forms and how strictly they match.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Product {
     pub name: String,
     pub aliases: Vec<String>,
+    /// How speech recognition may hear the name (`sounds_like`): matched as aliases, and sent
+    /// to Genesys as dictionary feedback by `dictionary push`.
+    pub sounds_like: Vec<String>,
+    /// `case_sensitive = true`: a form with capitals matches only where each of its words
+    /// starts with the capital (an all-lowercase alias still matches in any case).
+    pub case_sensitive: bool,
+    /// `fuzzy = true`: each word of six or more letters may differ by one edit.
+    pub fuzzy: bool,
+    /// `accents = "exact"`: diacritics must match as written (by default they are ignored).
+    pub accents: Accents,
+}
+
+/// How a product's forms treat diacritics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accents {
+    /// `reseau plus` matches `Réseau Plus` (the default).
+    #[default]
+    Ignore,
+    /// Only the accents as written match.
+    Exact,
+}
+
+impl Product {
+    /// The name, the aliases and the sounds-like spellings: every form that matches.
+    pub fn forms(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.name)
+            .chain(self.aliases.iter())
+            .chain(self.sounds_like.iter())
+    }
 }
 
 /// A validated dictionary and its version.
@@ -65,6 +95,14 @@ struct RawProduct {
     name: Spanned<String>,
     #[serde(default)]
     aliases: Vec<Spanned<String>>,
+    #[serde(default)]
+    sounds_like: Vec<Spanned<String>>,
+    #[serde(default)]
+    case_sensitive: bool,
+    #[serde(default)]
+    fuzzy: bool,
+    #[serde(default)]
+    accents: Accents,
 }
 
 /// Line numbers by byte offset, in O(log n) each (a dictionary may hold thousands of forms).
@@ -85,6 +123,18 @@ struct CopyProduct<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     aliases: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    sounds_like: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    case_sensitive: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fuzzy: bool,
+    #[serde(skip_serializing_if = "is_default_accents")]
+    accents: Accents,
+}
+
+fn is_default_accents(a: &Accents) -> bool {
+    *a == Accents::Ignore
 }
 
 #[derive(serde::Serialize)]
@@ -103,6 +153,10 @@ impl Dictionary {
                 .map(|p| CopyProduct {
                     name: &p.name,
                     aliases: &p.aliases,
+                    sounds_like: &p.sounds_like,
+                    case_sensitive: p.case_sensitive,
+                    fuzzy: p.fuzzy,
+                    accents: p.accents,
                 })
                 .collect(),
         };
@@ -162,8 +216,12 @@ impl Dictionary {
                 ));
             }
             let mut aliases: Vec<String> = Vec::new();
-            let forms = std::iter::once(&p.name).chain(p.aliases.iter());
+            let mut sounds_like: Vec<String> = Vec::new();
+            let forms = std::iter::once(&p.name)
+                .chain(p.aliases.iter())
+                .chain(p.sounds_like.iter());
             for (i, form) in forms.enumerate() {
+                let is_sound = i > p.aliases.len();
                 let text_form = form.get_ref().trim();
                 let key = normalize_key(text_form);
                 if key.is_empty() {
@@ -181,7 +239,11 @@ impl Dictionary {
                         ));
                     }
                     if *owner == name {
-                        // An alias equal to the name or another alias of the same product adds nothing.
+                        // An alias equal to the name or another alias of the same product adds
+                        // nothing (a sounds-like spelling is still kept, for `dictionary push`).
+                        if is_sound && !sounds_like.iter().any(|s| s == text_form) {
+                            sounds_like.push(text_form.to_string());
+                        }
                         continue;
                     }
                     return Err(invalid(
@@ -192,20 +254,45 @@ impl Dictionary {
                     ));
                 }
                 keys.insert(key, (name.clone(), line));
-                if i > 0 {
+                if is_sound {
+                    sounds_like.push(text_form.to_string());
+                } else if i > 0 {
                     aliases.push(text_form.to_string());
                 }
             }
             aliases.sort();
-            products.push(Product { name, aliases });
+            sounds_like.sort();
+            products.push(Product {
+                name,
+                aliases,
+                sounds_like,
+                case_sensitive: p.case_sensitive,
+                fuzzy: p.fuzzy,
+                accents: p.accents,
+            });
         }
         products.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut canonical = String::from("convlake-dictionary-v1\n");
+        // v2: the matching rules of issue 21 (split words, scripts, accents, case, fuzzy) give
+        // other mentions than v1's for the same file, so the same file has a new version.
+        let mut canonical = String::from("convlake-dictionary-v2\n");
         for p in &products {
             canonical.push_str(&p.name);
             for a in &p.aliases {
-                canonical.push('\t');
+                canonical.push_str("\ta:");
                 canonical.push_str(a);
+            }
+            for a in &p.sounds_like {
+                canonical.push_str("\ts:");
+                canonical.push_str(a);
+            }
+            if p.case_sensitive {
+                canonical.push_str("\tcase_sensitive");
+            }
+            if p.fuzzy {
+                canonical.push_str("\tfuzzy");
+            }
+            if p.accents == Accents::Exact {
+                canonical.push_str("\taccents=exact");
             }
             canonical.push('\n');
         }
@@ -288,5 +375,81 @@ mod tests {
 
         assert!(Dictionary::parse("", "p.toml").is_err());
         assert!(Dictionary::parse("[[product]\n", "p.toml").is_err());
+    }
+
+    #[test]
+    fn the_rule_keys_are_validated_with_the_line() {
+        let ok = "[[product]]\nname = \"Edge\"\ncase_sensitive = true\nfuzzy = false\naccents = \"exact\"\nsounds_like = [\"edj\"]\n";
+        let d = Dictionary::parse(ok, "p.toml").unwrap();
+        let p = &d.products[0];
+        assert!(p.case_sensitive && !p.fuzzy && p.accents == Accents::Exact);
+        assert_eq!(p.sounds_like, ["edj"]);
+        assert_eq!(p.forms().count(), 2);
+        for (bad, line, what) in [
+            ("[[product]]\nname = \"A\"\nfuzzy = \"yes\"\n", 3, "boolean"),
+            (
+                "[[product]]\nname = \"A\"\n\ncase_sensitive = 1\n",
+                4,
+                "boolean",
+            ),
+            (
+                "[[product]]\nname = \"A\"\naccents = \"strict\"\n",
+                3,
+                "exact",
+            ),
+            (
+                "[[product]]\nname = \"A\"\nsounds_like = \"a\"\n",
+                3,
+                "sequence",
+            ),
+            (
+                "[[product]]\nname = \"A\"\nfuzy = true\n",
+                3,
+                "unknown field `fuzy`",
+            ),
+        ] {
+            let e = Dictionary::parse(bad, "p.toml").unwrap_err().to_string();
+            assert!(
+                e.starts_with("p.toml") && e.contains(&format!("line {line}")) && e.contains(what),
+                "{bad:?}: {e}"
+            );
+        }
+        // A sounds-like spelling another product owns is refused like an alias.
+        let shared =
+            "[[product]]\nname = \"A\"\n[[product]]\nname = \"B\"\nsounds_like = [\"a\"]\n";
+        let e = Dictionary::parse(shared, "p.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("p.toml:5:") && e.contains("already used"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_rule_key_changes_the_version_and_survives_the_copy() {
+        let base = "[[product]]\nname = \"Quantum Headset\"\n";
+        let v = |t: &str| Dictionary::parse(t, "p").unwrap().version;
+        let mut seen = std::collections::HashSet::new();
+        assert!(seen.insert(v(base)));
+        for extra in [
+            "fuzzy = true\n",
+            "case_sensitive = true\n",
+            "accents = \"exact\"\n",
+            "sounds_like = [\"quantum head said\"]\n",
+            "aliases = [\"quantum head said\"]\n",
+        ] {
+            let text = format!("{base}{extra}");
+            assert!(seen.insert(v(&text)), "{extra} changes the version");
+            let d = Dictionary::parse(&text, "p").unwrap();
+            let again = Dictionary::parse(&d.to_toml(), "copy").unwrap();
+            assert_eq!(again.products, d.products, "{extra}");
+            assert_eq!(again.version, d.version, "{extra}");
+        }
+        // The defaults written out change nothing.
+        assert_eq!(
+            v(base),
+            v(&format!(
+                "{base}fuzzy = false\ncase_sensitive = false\naccents = \"ignore\"\n"
+            ))
+        );
     }
 }

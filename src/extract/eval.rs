@@ -33,12 +33,45 @@ name = "Agent Assist Suite"
 [[product]]
 name = "Orbit Cam"
 aliases = ["orbit camera"]
+[[product]]
+name = "Réseau Plus"
+[[product]]
+name = "Señal Total"
+accents = "exact"
+[[product]]
+name = "Edge"
+case_sensitive = true
+aliases = ["acme edge"]
+[[product]]
+name = "アクメルーター"
+[[product]]
+name = "Velocity Scan Pad"
+fuzzy = true
+[[product]]
+name = "Omnilink"
+fuzzy = true
 "#;
+
+/// Products of the rules of issue 21, sampled by their own rules (not by the base sampler,
+/// whose lowercase voice forms and near-misses assume case-insensitive, exact matching).
+const RULE_PRODUCTS: &[&str] = &[
+    "Réseau Plus",
+    "Señal Total",
+    "Edge",
+    "アクメルーター",
+    "Velocity Scan Pad",
+    "Omnilink",
+];
+
+/// The rules samples are labeled with (`bench extract` scores each).
+pub const RULES: &[&str] = &["base", "split", "scripts", "accents", "case", "fuzzy"];
 
 /// One labeled text.
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub style: Style,
+    /// The rule the sample tests ([`RULES`]).
+    pub rule: &'static str,
     pub text: String,
     /// (canonical product, start_char, end_char) of every true mention.
     pub gold: Vec<(String, usize, usize)>,
@@ -77,6 +110,9 @@ impl Rng {
     }
     fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len())]
+    }
+    fn pick_str<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
     }
     fn chance(&mut self, p: f64) -> bool {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
@@ -245,7 +281,8 @@ fn distractor(form: &str, style: Style, rng: &mut Rng) -> String {
             format!("{}. {}", words[0], words[1..].join(" "))
         }
         _ => {
-            // a space where the name has no word boundary
+            // A space where the name has no word boundary, leaving one letter on a side (a
+            // split word keeps two on each side), or anywhere in a one-word name.
             let boundaries: Vec<usize> = words
                 .iter()
                 .scan(0, |acc, w| {
@@ -253,8 +290,14 @@ fn distractor(form: &str, style: Style, rng: &mut Rng) -> String {
                     Some(*acc)
                 })
                 .collect();
+            let near_edge = |i: usize| {
+                words.len() == 1
+                    || boundaries
+                        .iter()
+                        .any(|&b| i == b + 1 || i + 1 == b || i == 1 || i + 1 == joined.len())
+            };
             let inner: Vec<usize> = (1..joined.len())
-                .filter(|i| !boundaries.contains(i) && joined.is_char_boundary(*i))
+                .filter(|i| !boundaries.contains(i) && joined.is_char_boundary(*i) && near_edge(*i))
                 .collect();
             if inner.is_empty() {
                 format!("{form}ble")
@@ -276,7 +319,11 @@ pub fn corpus(seed: u64, n: usize) -> (Dictionary, Vec<Sample>) {
         .unwrap_or_else(|e| panic!("the evaluation dictionary is valid by construction: {e}"));
     let mut rng = Rng(seed);
     let mut forms: Vec<(String, String)> = Vec::new();
-    for p in &dict.products {
+    for p in dict
+        .products
+        .iter()
+        .filter(|p| !RULE_PRODUCTS.contains(&p.name.as_str()))
+    {
         forms.push((p.name.clone(), p.name.clone()));
         for a in &p.aliases {
             forms.push((p.name.clone(), a.clone()));
@@ -327,10 +374,277 @@ pub fn corpus(seed: u64, n: usize) -> (Dictionary, Vec<Sample>) {
             } else {
                 b.gold
             };
-            out.push(Sample { style, text, gold });
+            out.push(Sample {
+                style,
+                rule: "base",
+                text,
+                gold,
+            });
+        }
+    }
+    let multi: Vec<(String, String)> = forms
+        .iter()
+        .filter(|(p, f)| p == f && split_words(f).len() > 1)
+        .cloned()
+        .collect();
+    for style in [Style::Cased, Style::Voice] {
+        for i in 0..n {
+            let rule = RULES[1 + i % (RULES.len() - 1)];
+            out.push(rule_sample(rule, style, &multi, &mut rng));
         }
     }
     (dict, out)
+}
+
+/// Lowercase for voice text, as written for cased text.
+fn styled(s: &str, style: Style) -> String {
+    match style {
+        Style::Voice => s.to_lowercase(),
+        Style::Cased => s.to_string(),
+    }
+}
+
+/// `word` with one edit (`op` 0–3: replace, delete, insert, swap) at a random place, always a
+/// change; never an `s` added at the end (that is a plural, not an edit).
+fn edit(word: &str, op: usize, rng: &mut Rng) -> String {
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrtuvwxyz";
+    let mut c: Vec<char> = word.chars().collect();
+    loop {
+        let i = rng.below(c.len());
+        let l = char::from(LETTERS[rng.below(LETTERS.len())]);
+        match op {
+            0 if c[i].to_ascii_lowercase() != l => c[i] = l,
+            1 => {
+                c.remove(i);
+            }
+            2 => c.insert(i, l),
+            3 if i + 1 < c.len() && c[i] != c[i + 1] => c.swap(i, i + 1),
+            _ => continue,
+        }
+        return c.into_iter().collect();
+    }
+}
+
+/// One sample of a rule of issue 21: a positive form or a near miss (about one in three).
+fn rule_sample(
+    rule: &'static str,
+    style: Style,
+    multi: &[(String, String)],
+    rng: &mut Rng,
+) -> Sample {
+    let mut b = Builder::new();
+    let near = rng.chance(0.35);
+    let (before, after) = match style {
+        Style::Cased => (*rng.pick(CASED_BEFORE), *rng.pick(CASED_AFTER)),
+        Style::Voice => (*rng.pick(VOICE_BEFORE), *rng.pick(VOICE_AFTER)),
+    };
+    let latin = |b: &mut Builder, product: &str, surface: Option<&str>, rng: &mut Rng| {
+        b.push(before);
+        match surface {
+            Some(s) => b.mention(product, s),
+            None => b.push(&distractor_of(product, style, rng)),
+        }
+        b.push(after);
+    };
+    match rule {
+        "split" => {
+            let (name, _) = rng.pick(multi).clone();
+            let words = split_words(&name);
+            // A word of four letters or more: split in two of two letters each, or not.
+            let long: Vec<usize> = (0..words.len())
+                .filter(|&i| words[i].chars().count() >= 4)
+                .collect();
+            let w = *rng.pick(&long);
+            let mut parts: Vec<String> = words.iter().map(|x| styled(x, style)).collect();
+            let len = parts[w].chars().count();
+            let joiner = if style == Style::Cased && rng.chance(0.5) {
+                "-"
+            } else {
+                " "
+            };
+            if near {
+                // A part of one letter, or two splits in one word.
+                let cut = if len >= 6 && rng.chance(0.5) {
+                    let a: String = parts[w].chars().take(2).collect();
+                    let m: String = parts[w].chars().skip(2).take(2).collect();
+                    let z: String = parts[w].chars().skip(4).collect();
+                    format!("{a}{joiner}{m}{joiner}{z}")
+                } else {
+                    let at = if rng.chance(0.5) { 1 } else { len - 1 };
+                    let a: String = parts[w].chars().take(at).collect();
+                    let z: String = parts[w].chars().skip(at).collect();
+                    format!("{a}{joiner}{z}")
+                };
+                parts[w] = cut;
+                b.push(before);
+                b.push(&parts.join(" "));
+                b.push(after);
+            } else {
+                let at = 2 + rng.below(len - 3);
+                let a: String = parts[w].chars().take(at).collect();
+                let z: String = parts[w].chars().skip(at).collect();
+                parts[w] = format!("{a}{joiner}{z}");
+                b.push(before);
+                b.mention(&name, &parts.join(" "));
+                b.push(after);
+            }
+        }
+        "scripts" => {
+            const AROUND: &[(&str, &str)] = &[
+                ("私の", "が壊れました。"),
+                ("我的", "坏了"),
+                ("제 ", "를 샀어요"),
+                ("", "ของฉันเสีย"),
+                ("この", "は"),
+            ];
+            let (pre, post) = *rng.pick(AROUND);
+            b.push(pre);
+            if rng.chance(0.3) {
+                // The Katakana name inside Japanese text.
+                if near {
+                    b.push("アクメルー"); // a shorter word, not the name
+                } else {
+                    b.mention("アクメルーター", "アクメルーター");
+                }
+            } else {
+                let (name, _) = rng.pick(multi).clone();
+                let surface = styled(&name, style);
+                if near {
+                    // Latin letters glued to the name are no boundary.
+                    b.push(&format!("x{surface}"));
+                } else {
+                    b.mention(&name, &surface);
+                }
+            }
+            b.push(post);
+        }
+        "accents" => {
+            if rng.chance(0.5) {
+                let forms = [
+                    "reseau plus",
+                    "RÉSEAU PLUS",
+                    "Réseau-Plus",
+                    "Reseau Plus",
+                    "réseau plus",
+                ];
+                let f = styled(rng.pick_str(&forms[..]), style);
+                // A near miss: one of its words alone.
+                latin(&mut b, "Réseau Plus", (!near).then_some(f.as_str()), rng);
+            } else {
+                let f = if near {
+                    styled(
+                        rng.pick_str(&["Senal Total", "senal total", "SENAL TOTAL"]),
+                        style,
+                    )
+                } else {
+                    styled(
+                        rng.pick_str(&["Señal Total", "SEÑAL TOTAL", "señal-total"]),
+                        style,
+                    )
+                };
+                b.push(before);
+                if near {
+                    b.push(&f); // accents = "exact": without the tilde it is another word
+                } else {
+                    b.mention("Señal Total", &f);
+                }
+                b.push(after);
+            }
+        }
+        "case" => {
+            b.push(before);
+            if near || (style == Style::Voice && rng.chance(0.5)) {
+                b.push(rng.pick_str(&["edge", "the edge of it", "cutting edge"]));
+            } else if style == Style::Voice || rng.chance(0.3) {
+                let f = styled(
+                    rng.pick_str(&["acme edge", "Acme Edge", "ACME EDGE"]),
+                    style,
+                );
+                b.mention("Edge", &f);
+            } else {
+                b.mention("Edge", rng.pick_str(&["Edge", "EDGE"][..]));
+            }
+            b.push(after);
+        }
+        _ => {
+            // fuzzy
+            let name = *rng.pick(&["Velocity Scan Pad", "Omnilink"]);
+            let mut words: Vec<String> = name.split(' ').map(|w| styled(w, style)).collect();
+            let long: Vec<usize> = (0..words.len()).filter(|&i| words[i].len() >= 6).collect();
+            let short: Vec<usize> = (0..words.len()).filter(|&i| words[i].len() < 6).collect();
+            b.push(before);
+            if near {
+                if !short.is_empty() && rng.chance(0.5) {
+                    let i = *rng.pick(&short);
+                    words[i] = edit(&words[i], rng.below(4), rng);
+                } else {
+                    let i = *rng.pick(&long);
+                    let once = edit(&words[i], rng.below(4), rng);
+                    // Two edits that do not undo each other (checked: two apart).
+                    let mut twice = edit(&once, rng.below(3), rng);
+                    while edits_apart(&words[i], &twice) < 2 {
+                        twice = edit(&once, rng.below(3), rng);
+                    }
+                    words[i] = twice;
+                }
+                b.push(&words.join(" "));
+            } else {
+                for &i in &long {
+                    if rng.chance(0.6) || i == *long.last().unwrap_or(&0) {
+                        words[i] = edit(&words[i], rng.below(4), rng);
+                    }
+                }
+                b.mention(name, &words.join(" "));
+            }
+            b.push(after);
+        }
+    }
+    let mut text = b.text.clone();
+    let mut gold = b.gold;
+    if style == Style::Voice {
+        text = b
+            .text
+            .replace(['?', '!', ',', '.', ';', '(', ')', '—', '。'], "");
+        gold = realign(&b.text, &text, &gold);
+    }
+    Sample {
+        style,
+        rule,
+        text,
+        gold,
+    }
+}
+
+/// The optimal-string-alignment distance of two words (edits, a swap of neighbours counting
+/// one).
+fn edits_apart(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// A near miss of a product: one word of its name alone.
+fn distractor_of(product: &str, style: Style, rng: &mut Rng) -> String {
+    let words: Vec<&str> = product.split(' ').collect();
+    styled(rng.pick_str(&words[..]), style)
 }
 
 /// Maps character spans of `before` onto `after`, which is `before` with some characters removed.
@@ -355,10 +669,11 @@ fn realign(
         .collect()
 }
 
-/// Precision, recall and F1 of one style.
+/// Precision, recall and F1 of one style (and one rule, or `"all"`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Score {
     pub style: Style,
+    pub rule: &'static str,
     pub samples: usize,
     pub gold: usize,
     pub true_positives: usize,
@@ -397,8 +712,35 @@ fn ratio(a: usize, b: usize) -> f64 {
     }
 }
 
-/// Scores the matcher on a corpus: a mention counts when product and span are exact.
+/// Each mention as (canonical product, start_char, end_char), as gold spans are written.
+fn spans<'a>(
+    m: &'a Matcher,
+    found: &'a [Found],
+) -> impl Iterator<Item = (String, usize, usize)> + 'a {
+    found.iter().map(|f| {
+        (
+            m.products()[f.product as usize].clone(),
+            f.start_char,
+            f.end_char,
+        )
+    })
+}
+
+/// Scores the matcher on a corpus: a mention counts when product and span are exact. One score
+/// per style (rule `"all"`).
 pub fn score(dict: &Dictionary, samples: &[Sample]) -> Vec<Score> {
+    score_where(dict, samples, None)
+}
+
+/// [`score`] per style and rule, in the order of [`RULES`].
+pub fn score_by_rule(dict: &Dictionary, samples: &[Sample]) -> Vec<Score> {
+    RULES
+        .iter()
+        .flat_map(|r| score_where(dict, samples, Some(r)))
+        .collect()
+}
+
+fn score_where(dict: &Dictionary, samples: &[Sample], rule: Option<&'static str>) -> Vec<Score> {
     let m = Matcher::new(dict);
     let mut scratch = Scratch::default();
     let mut found: Vec<Found> = Vec::new();
@@ -406,24 +748,19 @@ pub fn score(dict: &Dictionary, samples: &[Sample]) -> Vec<Score> {
     for style in [Style::Cased, Style::Voice] {
         let mut s = Score {
             style,
+            rule: rule.unwrap_or("all"),
             samples: 0,
             gold: 0,
             true_positives: 0,
             false_positives: 0,
             false_negatives: 0,
         };
-        for sample in samples.iter().filter(|x| x.style == style) {
+        for sample in samples
+            .iter()
+            .filter(|x| x.style == style && rule.is_none_or(|r| x.rule == r))
+        {
             m.find(&sample.text, &mut scratch, &mut found);
-            let got: BTreeSet<(String, usize, usize)> = found
-                .iter()
-                .map(|f| {
-                    (
-                        m.products()[f.product as usize].clone(),
-                        f.start_char,
-                        f.end_char,
-                    )
-                })
-                .collect();
+            let got: BTreeSet<(String, usize, usize)> = spans(&m, &found).collect();
             let want: BTreeSet<(String, usize, usize)> = sample.gold.iter().cloned().collect();
             s.samples += 1;
             s.gold += want.len();
@@ -447,6 +784,49 @@ mod tests {
             assert!(s.gold > 1000, "{s:?}");
             assert!(s.f1() >= 0.98, "{} F1 {:.4}: {s:?}", s.style.name(), s.f1());
         }
+        for s in score_by_rule(&dict, &samples) {
+            assert!(s.gold > 100 && s.samples > 200, "{s:?}");
+            assert!(
+                s.false_positives == 0 && s.false_negatives == 0,
+                "{} {}: {s:?}; first misses: {:?}",
+                s.style.name(),
+                s.rule,
+                misses(&dict, &samples, s.style, s.rule)
+            );
+        }
+    }
+
+    /// Up to five samples of a style and rule whose mentions the matcher gets wrong.
+    fn misses(dict: &Dictionary, samples: &[Sample], style: Style, rule: &str) -> Vec<String> {
+        let m = Matcher::new(dict);
+        let (mut scratch, mut found) = (Scratch::default(), Vec::new());
+        samples
+            .iter()
+            .filter(|x| x.style == style && x.rule == rule)
+            .filter_map(|x| {
+                m.find(&x.text, &mut scratch, &mut found);
+                let got: Vec<(String, usize, usize)> = spans(&m, &found).collect();
+                (got != x.gold).then(|| format!("{:?}: got {got:?}, gold {:?}", x.text, x.gold))
+            })
+            .take(5)
+            .collect()
+    }
+
+    #[test]
+    fn every_rule_has_positives_and_near_misses_in_both_styles() {
+        let (_, samples) = corpus(4, 600);
+        for style in [Style::Cased, Style::Voice] {
+            for rule in RULES {
+                let of: Vec<&Sample> = samples
+                    .iter()
+                    .filter(|s| s.style == style && s.rule == *rule)
+                    .collect();
+                assert!(of.iter().any(|s| !s.gold.is_empty()), "{rule} {style:?}");
+                assert!(of.iter().any(|s| s.gold.is_empty()), "{rule} {style:?}");
+            }
+        }
+        assert!(samples.iter().any(|s| s.text.contains("アクメルーター")));
+        assert!(samples.iter().any(|s| s.text.contains("ของฉัน")));
     }
 
     #[test]

@@ -263,6 +263,7 @@ fn mentions_of(
     let mut end = Int32Builder::new();
     let mut sentiment = Float64Builder::new();
     let mut source = StringBuilder::new();
+    let mut kind = StringBuilder::new();
     let mut scorer = lexicon::Scorer::default();
     let mut topics = TopicRows::default();
     let mut topic_batches = Vec::new();
@@ -294,6 +295,7 @@ fn mentions_of(
             for f in &found {
                 rows.push(i as u32);
                 product.append_value(&matcher.products()[f.product as usize]);
+                kind.append_value(f.kind.as_str());
                 matched.append_value(&t[f.start_byte..f.end_byte]);
                 start.append_value(f.start_char as i32);
                 end.append_value(f.end_char as i32);
@@ -337,6 +339,7 @@ fn mentions_of(
                 pick("snapshot")?,
                 Arc::new(sentiment.finish()),
                 Arc::new(source.finish()),
+                Arc::new(kind.finish()),
             ],
         )
         .map_err(|e| e.to_string())?;

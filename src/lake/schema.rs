@@ -135,12 +135,13 @@ pub fn mentions_schema() -> SchemaRef {
         Field::new("snapshot", DataType::Utf8, false),
         Field::new("sentiment", DataType::Float64, true),
         Field::new("sentiment_source", DataType::Utf8, true),
+        Field::new("match_kind", DataType::Utf8, true),
     ]))
 }
 
 /// Columns added to the mentions schema after lakes were first written: nullable, and absent
 /// from older files (readers see NULL there: unscored).
-pub const MENTIONS_ADDED_COLUMNS: [&str; 2] = ["sentiment", "sentiment_source"];
+pub const MENTIONS_ADDED_COLUMNS: [&str; 3] = ["sentiment", "sentiment_source", "match_kind"];
 
 /// Mentions by the sign of their sentiment (nullable: absent from aggregate files written
 /// before them) and, last, the column that sums or averages the scores.

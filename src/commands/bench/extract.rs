@@ -288,6 +288,27 @@ pub(super) async fn extract_bench(args: &ExtractBenchConfig) -> Result<()> {
             "false_positives": s.false_positives, "false_negatives": s.false_negatives}),
         );
     }
+    println!("per rule (README: Matching rules):");
+    println!(
+        "{:<22} {:<8} {:>8} {:>10} {:>8} {:>8}",
+        "style", "rule", "gold", "precision", "recall", "F1"
+    );
+    let mut by_rule = Vec::new();
+    for s in eval::score_by_rule(&eval_dict, &samples) {
+        println!(
+            "{:<22} {:<8} {:>8} {:>10.4} {:>8.4} {:>8.4}",
+            s.style.name(),
+            s.rule,
+            s.gold,
+            s.precision(),
+            s.recall(),
+            s.f1()
+        );
+        by_rule.push(
+            json!({"style": s.style.name(), "rule": s.rule, "gold": s.gold,
+            "precision": s.precision(), "recall": s.recall(), "f1": s.f1()}),
+        );
+    }
 
     // Speed on the labeled corpus with its dictionary: the figure the baseline is compared
     // with (same texts, same dictionary, same method).
@@ -397,6 +418,7 @@ pub(super) async fn extract_bench(args: &ExtractBenchConfig) -> Result<()> {
         });
         let overall = eval::Score {
             style: eval::Style::Cased,
+            rule: "all",
             samples: samples.len(),
             gold: tp + fn_,
             true_positives: tp,
@@ -445,6 +467,27 @@ pub(super) async fn extract_bench(args: &ExtractBenchConfig) -> Result<()> {
             "mb_per_s_per_worker": mbps / workers as f64, "mentions": s.mentions}),
         );
     }
+    // The same with one product in ten marked `fuzzy = true` (one worker): what the fuzzy
+    // rule costs.
+    let mut d = dict.clone();
+    for p in d.products.iter_mut().step_by(10) {
+        p.fuzzy = true;
+    }
+    let fuzzy_products = d.products.iter().filter(|p| p.fuzzy).count();
+    d.version = format!("{}fz", &dict.version[..12]);
+    let started = Instant::now();
+    let s = extract::extract(&lake, &d, 1).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let mbps = text as f64 / 1e6 / secs;
+    println!(
+        "  1 worker, {fuzzy_products} of {} products fuzzy: {secs:.2} s, {mbps:.1} MB/s, {} mentions",
+        d.products.len(),
+        s.mentions
+    );
+    speed.push(
+        json!({"workers": 1, "fuzzy_products": fuzzy_products, "seconds": secs,
+        "mb_per_s": mbps, "mentions": s.mentions}),
+    );
     let snapshots_all = lake.events().read_all().await?.len();
     println!(
         "peak RSS: {} MB before extracting; {} MB after extracting {snapshots_quarter} snapshots; {} MB after extracting all {snapshots_all} (twice)",
@@ -455,7 +498,7 @@ pub(super) async fn extract_bench(args: &ExtractBenchConfig) -> Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     write_json(
         &args.json,
-        &json!({"bench": "extract", "quality": quality,
+        &json!({"bench": "extract", "quality": quality, "quality_by_rule": by_rule,
         "same_corpus": {"samples": samples.len(), "bytes": corpus_bytes,
             "products": eval_dict.products.len(), "matcher": same_corpus,
             "mb_per_s": corpus_mbps, "baseline": baseline},

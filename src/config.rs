@@ -62,6 +62,8 @@ pub mod defaults {
     pub const BENCH_PRODUCTS: usize = 1000;
     pub const BENCH_SAMPLES: usize = 5000;
     pub const BENCH_ROWS: usize = 1_000_000;
+    /// The dialect `dictionary push` writes entries in.
+    pub const DIALECT: &str = "en-US";
 }
 
 /// A duration like `15m`, `1h30m`, `90s` or `2d` (how every duration flag is written).
@@ -206,6 +208,40 @@ impl Default for FetchConfig {
             not_ready_wait: defaults::NOT_READY_WAIT_SECS,
             job_timeout: default_duration(defaults::JOB_TIMEOUT),
         }
+    }
+}
+
+impl FetchConfig {
+    /// The connection part of these settings (what `dictionary push` shares with `fetch`).
+    pub fn genesys(&self) -> GenesysConfig {
+        GenesysConfig {
+            region: self.region.clone(),
+            api_url: self.api_url.clone(),
+            login_url: self.login_url.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            max_attempts: self.max_attempts,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// How to reach Genesys Cloud: region or URLs, OAuth client credentials, retries. `fetch` and
+/// `dictionary push` take the same flags, variables and convlake.toml keys for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenesysConfig {
+    pub region: String,
+    pub api_url: Option<String>,
+    pub login_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub max_attempts: u32,
+    pub timeout: u64,
+}
+
+impl Default for GenesysConfig {
+    fn default() -> Self {
+        FetchConfig::default().genesys()
     }
 }
 
@@ -439,12 +475,22 @@ impl Default for CandidatesConfig {
     }
 }
 
-/// `dictionary list|show|use`.
+/// `dictionary list|show|use|push`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DictionaryAction {
     List,
-    Show { version: Option<String> },
-    Use { version: String },
+    Show {
+        version: Option<String>,
+    },
+    Use {
+        version: String,
+    },
+    /// Send the products to Genesys Speech and Text Analytics as dictionary feedback.
+    Push {
+        dialect: String,
+        dry_run: bool,
+        genesys: GenesysConfig,
+    },
 }
 
 /// `ballista scheduler`'s settings.

@@ -116,7 +116,9 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
             let d = staged(&lake, "candidates", Any).await?;
             curate::candidates(&lake, &d, &a.into()).await
         }
-        Command::Dictionary(c) => curate::dictionary_command(&existing().await?, &c.into()).await,
+        Command::Dictionary(c) => {
+            curate::dictionary_command(&existing().await?, explicit, &c.into()).await
+        }
         Command::Verify(a) => verify::verify_command(&existing().await?, a.dry_run).await,
         Command::Ballista(a) => ballista::ballista(&a.role.into(), &global.lake).await,
         // Answered in `main` before the runtime starts (they need the parsed matches).

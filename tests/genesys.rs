@@ -554,6 +554,20 @@ async fn the_official_python_sdk_reads_every_simulated_endpoint() {
     );
     assert_eq!(seen["forbidden"], 0);
     assert_eq!(seen["duplicated"], duplicated);
+    // The dictionary feedback a person made, read through SpeechTextAnalyticsApi's models.
+    let feedback = simulator::seeded_dictionary_feedback(cfg.seed);
+    assert_eq!(seen["dictionary_feedback"], feedback.len());
+    assert_eq!(
+        seen["dictionary_feedback_phrases"],
+        feedback
+            .iter()
+            .map(|e| e.example_phrases.len())
+            .sum::<usize>()
+    );
+    assert_eq!(
+        seen["dictionary_feedback_en_us"],
+        feedback.iter().filter(|e| e.dialect == "en-US").count()
+    );
     assert_eq!(
         seen["states"],
         serde_json::json!(["QUEUED", "PENDING", "FULFILLED"])

@@ -5,8 +5,8 @@ use super::*;
 use crate::config::{
     self, AggregateConfig, CandidatesConfig, DashboardConfig, DbConfig, DemoConfig,
     DictionaryAction, DiffConfig, ExecutorConfig, ExportConfig, ExtractBenchConfig, ExtractConfig,
-    FetchConfig, PipelineBenchConfig, QueryConfig, ReportConfig, RunConfig, SchedulerConfig,
-    SimulateConfig, SyncBenchConfig,
+    FetchConfig, GenesysConfig, PipelineBenchConfig, QueryConfig, ReportConfig, RunConfig,
+    SchedulerConfig, SimulateConfig, SyncBenchConfig,
 };
 use crate::simulator::{Lengths, Scenario};
 
@@ -93,15 +93,15 @@ impl From<SourceArgs> for FetchConfig {
             from: a.from,
             to: a.to,
             media: a.media,
-            region: a.region,
-            api_url: a.api_url,
-            login_url: a.login_url,
-            client_id: a.client_id,
-            client_secret: a.client_secret,
+            region: a.genesys.region,
+            api_url: a.genesys.api_url,
+            login_url: a.genesys.login_url,
+            client_id: a.genesys.client_id,
+            client_secret: a.genesys.client_secret,
             page_size: a.page_size,
             batch_size: a.batch_size,
-            max_attempts: a.max_attempts,
-            timeout: a.timeout,
+            max_attempts: a.genesys.max_attempts,
+            timeout: a.genesys.timeout,
             listing: a.listing.into(),
             interval_days: a.interval_days,
             concurrency: a.concurrency,
@@ -112,6 +112,20 @@ impl From<SourceArgs> for FetchConfig {
             not_ready_attempts: a.not_ready_attempts,
             not_ready_wait: a.not_ready_wait,
             job_timeout: a.job_timeout,
+        }
+    }
+}
+
+impl From<GenesysArgs> for GenesysConfig {
+    fn from(a: GenesysArgs) -> Self {
+        GenesysConfig {
+            region: a.region,
+            api_url: a.api_url,
+            login_url: a.login_url,
+            client_id: a.client_id,
+            client_secret: a.client_secret,
+            max_attempts: a.max_attempts,
+            timeout: a.timeout,
         }
     }
 }
@@ -285,6 +299,15 @@ impl From<DictionaryCommand> for DictionaryAction {
             DictionaryCommand::List => DictionaryAction::List,
             DictionaryCommand::Show { version } => DictionaryAction::Show { version },
             DictionaryCommand::Use { version } => DictionaryAction::Use { version },
+            DictionaryCommand::Push {
+                dialect,
+                dry_run,
+                genesys,
+            } => DictionaryAction::Push {
+                dialect,
+                dry_run,
+                genesys: genesys.into(),
+            },
         }
     }
 }
@@ -461,6 +484,17 @@ mod tests {
             unreachable!()
         };
         assert_eq!(CandidatesConfig::from(c), CandidatesConfig::default());
+        let Command::Dictionary(d) = parse(&["dictionary", "push"]).command else {
+            unreachable!()
+        };
+        assert_eq!(
+            DictionaryAction::from(d),
+            DictionaryAction::Push {
+                dialect: "en-US".into(),
+                dry_run: false,
+                genesys: GenesysConfig::default(),
+            }
+        );
         let Command::Bench(b) = parse(&["bench"]).command else {
             unreachable!()
         };

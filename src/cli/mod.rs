@@ -91,8 +91,8 @@ pub enum Command {
     DiffDictionary(DiffArgs),
     /// Product-like phrases that recur in the transcripts but are not in the dictionary.
     Candidates(CandidatesArgs),
-    /// The lake's dictionaries: list the versions it holds, show one, or make an extracted one
-    /// current again (without re-extracting).
+    /// The lake's dictionaries: list the versions it holds, show one, make an extracted one
+    /// current again (without re-extracting), or push the current one to Genesys.
     #[command(subcommand)]
     Dictionary(DictionaryCommand),
     /// Check every file in the lake and every file the event log refers to; move damaged files
@@ -414,6 +414,32 @@ pub enum ListingArg {
     Query,
 }
 
+/// How to reach Genesys Cloud: the flags `fetch`, `run` and `dictionary push` share.
+#[derive(Debug, Args, Clone)]
+pub struct GenesysArgs {
+    /// Genesys Cloud region: us-east-1, eu-west-1, … or a domain such as mypurecloud.ie.
+    #[arg(long, env = "GENESYSCLOUD_REGION", default_value = defaults::REGION)]
+    pub region: String,
+    /// API base URL (overrides --region), e.g. the simulator's.
+    #[arg(long, env = "GENESYS_API_URL")]
+    pub api_url: Option<String>,
+    /// Login base URL (default: derived from --api-url or --region).
+    #[arg(long, env = "GENESYS_LOGIN_URL")]
+    pub login_url: Option<String>,
+    /// OAuth client id (also GENESYSCLOUD_OAUTHCLIENT_ID).
+    #[arg(long, env = "GENESYS_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// OAuth client secret (also GENESYSCLOUD_OAUTHCLIENT_SECRET).
+    #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub client_secret: Option<Secret>,
+    /// Attempts per request before giving up.
+    #[arg(long, default_value_t = defaults::MAX_ATTEMPTS)]
+    pub max_attempts: u32,
+    /// Timeout of one request, in seconds.
+    #[arg(long, default_value_t = defaults::TIMEOUT_SECS)]
+    pub timeout: u64,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
     /// Which API to read: `analytics` (Genesys Cloud: details jobs or query, STA transcripts,
@@ -433,21 +459,8 @@ pub struct SourceArgs {
         default_value = defaults::MEDIA
     )]
     pub media: Vec<String>,
-    /// Genesys Cloud region: us-east-1, eu-west-1, … or a domain such as mypurecloud.ie.
-    #[arg(long, env = "GENESYSCLOUD_REGION", default_value = defaults::REGION)]
-    pub region: String,
-    /// API base URL (overrides --region), e.g. the simulator's.
-    #[arg(long, env = "GENESYS_API_URL")]
-    pub api_url: Option<String>,
-    /// Login base URL (default: derived from --api-url or --region).
-    #[arg(long, env = "GENESYS_LOGIN_URL")]
-    pub login_url: Option<String>,
-    /// OAuth client id (also GENESYSCLOUD_OAUTHCLIENT_ID).
-    #[arg(long, env = "GENESYS_CLIENT_ID")]
-    pub client_id: Option<String>,
-    /// OAuth client secret (also GENESYSCLOUD_OAUTHCLIENT_SECRET).
-    #[arg(long, env = "GENESYS_CLIENT_SECRET", hide_env_values = true, value_parser = parse_secret)]
-    pub client_secret: Option<Secret>,
+    #[command(flatten)]
+    pub genesys: GenesysArgs,
     /// Conversations per listing page. Analytics jobs: 1–1000 (default 1000, the largest page
     /// Genesys serves, so a listing costs one request per 1,000 conversations); the details
     /// query: 1–100 (default 100); archive: default 100.
@@ -457,12 +470,6 @@ pub struct SourceArgs {
     /// staged as several batches, so memory holds one batch's texts, not a page's.
     #[arg(long, default_value_t = defaults::BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch_size: u32,
-    /// Attempts per request before giving up.
-    #[arg(long, default_value_t = defaults::MAX_ATTEMPTS)]
-    pub max_attempts: u32,
-    /// Timeout of one request, in seconds.
-    #[arg(long, default_value_t = defaults::TIMEOUT_SECS)]
-    pub timeout: u64,
     /// Analytics: list with asynchronous details `jobs` or the synchronous details `query`.
     #[arg(long, value_enum, default_value = "jobs", env = "CONVLAKE_LISTING")]
     pub listing: ListingArg,
@@ -717,6 +724,23 @@ pub enum DictionaryCommand {
         /// A version (16 hex digits, or a unique prefix of one).
         version: String,
     },
+    /// Send the current dictionary's products to Genesys Speech and Text Analytics as
+    /// dictionary feedback, so transcription learns them: creates the missing entries, updates
+    /// the ones convlake created whose content changed, never touches any other entry.
+    #[command(
+        after_help = "Each product becomes one entry: term = the canonical name, soundsLike = its sounds_like (at most 10), and, in dialects other than English and Spanish, 3 to 20 example phrases from the lake's utterances that mention it. The OAuth client's role needs speechAndTextAnalytics:dictionaryterm:view, :add and :edit. The ids of the entries convlake created are kept in the lake (genesys/dictionary_feedback.json)."
+    )]
+    Push {
+        /// The dialect of the entries ({language}-{country}, e.g. en-US, en-AU, de-DE).
+        #[arg(long, env = "CONVLAKE_DIALECT", default_value = defaults::DIALECT)]
+        dialect: String,
+        /// Print what would be created and updated, and change nothing (it still reads the
+        /// entries that exist, so it needs the credentials).
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        genesys: GenesysArgs,
+    },
 }
 
 #[derive(Debug, Args, Clone)]
@@ -886,7 +910,10 @@ mod tests {
             panic!("not run: {cli:?}");
         };
         // Parsed into Secrets, and still there for the one place that sends them.
-        assert_eq!(run.source.client_secret.as_ref().unwrap().expose(), secret);
+        assert_eq!(
+            run.source.genesys.client_secret.as_ref().unwrap().expose(),
+            secret
+        );
         assert_eq!(run.db.database_url.as_ref().unwrap().expose(), db);
         assert_eq!(
             run.dashboard.dashboard_token.as_ref().unwrap().expose(),

@@ -1,5 +1,5 @@
 //! The lake's dictionaries as commands: which dictionary a stage after `extract` uses
-//! (`--dictionary`, else the lake's current one), `dictionary list|show|use`,
+//! (`--dictionary`, else the lake's current one), `dictionary list|show|use|push`,
 //! `diff-dictionary` and `candidates`.
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use super::stages::{extract, load_dictionary};
 use crate::aggregate::diff;
-use crate::config::{CandidatesConfig, DictionaryAction, DiffConfig};
+use crate::config::{CandidatesConfig, DictionaryAction, DiffConfig, GenesysConfig};
 use crate::extract::candidates::CandidateFinder;
 use crate::extract::Dictionary;
 use crate::lake::dictionaries::{current_dictionary, dictionaries, LakeDictionary};
@@ -157,8 +157,22 @@ fn find_version<'a>(
     }
 }
 
-/// `convlake dictionary list|show|use`.
-pub async fn dictionary_command(lake: &Lake, cmd: &DictionaryAction) -> Result<()> {
+/// `convlake dictionary list|show|use|push`; `explicit` is `--dictionary` (push sends the
+/// lake's current dictionary unless it is given, like every stage after `extract`).
+pub async fn dictionary_command(
+    lake: &Lake,
+    explicit: Option<&Path>,
+    cmd: &DictionaryAction,
+) -> Result<()> {
+    if let DictionaryAction::Push {
+        dialect,
+        dry_run,
+        genesys,
+    } = cmd
+    {
+        let dict = stage_dictionary(lake, explicit, "dictionary push", Need::Extracted).await?;
+        return push(lake, &dict, dialect, *dry_run, genesys).await;
+    }
     let events = lake.events().read_all().await?;
     let known = dictionaries(&events);
     let current = current_dictionary(&events).map(|c| c.version);
@@ -218,6 +232,8 @@ pub async fn dictionary_command(lake: &Lake, cmd: &DictionaryAction) -> Result<(
             print!("{}", dict.to_toml());
             Ok(())
         }
+        // Answered above.
+        DictionaryAction::Push { .. } => Ok(()),
         DictionaryAction::Use { version } => {
             let d = find_version(&known, version, lake)?;
             if !d.extracted {
@@ -242,6 +258,81 @@ pub async fn dictionary_command(lake: &Lake, cmd: &DictionaryAction) -> Result<(
             Ok(())
         }
     }
+}
+
+/// `convlake dictionary push`: the plan, then (unless a dry run) the creates and updates, one
+/// line per product on stdout and the summary on stderr.
+async fn push(
+    lake: &Lake,
+    dict: &Dictionary,
+    dialect: &str,
+    dry_run: bool,
+    genesys: &GenesysConfig,
+) -> Result<()> {
+    use crate::genesys::dictionary_feedback::{self as feedback, Action};
+    let dialect = dialect.trim();
+    if dialect.is_empty() {
+        bail!("--dialect is empty: give the dialect of the entries, such as en-US");
+    }
+    let client = super::stages::api_client(genesys)?;
+    let plan = feedback::plan(lake, &client, dict, dialect).await?;
+    for (product, n) in &plan.trimmed {
+        eprintln!(
+            "dictionary push: {product:?} has {n} sounds_like spellings more than the {} Genesys takes; the first {} (in the dictionary's order) are sent",
+            feedback::MAX_SOUNDS_LIKE,
+            feedback::MAX_SOUNDS_LIKE
+        );
+    }
+    if !plan.generated.is_empty() {
+        eprintln!(
+            "dictionary push: no utterance in the lake makes an example phrase for {}; generated phrases stand in (docs/commands.md)",
+            plan.generated.join(", ")
+        );
+    }
+    for g in &plan.gone {
+        eprintln!(
+            "dictionary push: the entry {} ({:?}) convlake created is no longer in Genesys (deleted there); it is created again",
+            g.id, g.term
+        );
+    }
+    if !plan.orphaned.is_empty() {
+        eprintln!(
+            "dictionary push: {} left in place: convlake created them, but they are no longer in the dictionary (delete them in Genesys if they should go)",
+            plan.orphaned.join(", ")
+        );
+    }
+    let verb = if dry_run { "would " } else { "" };
+    for item in &plan.items {
+        match &item.action {
+            Action::Create => println!("{verb}create     {}", item.product),
+            Action::Update { changes, .. } => {
+                println!("{verb}update     {} ({})", item.product, changes.join(", "))
+            }
+            Action::Unchanged { .. } => println!("unchanged  {}", item.product),
+            Action::Skip { id } => println!(
+                "skip       {} (entry {id} was not created by convlake; left alone)",
+                item.product
+            ),
+        }
+    }
+    let (create, update, unchanged, skip) = plan.counts();
+    let skipped = if skip > 0 {
+        format!(", {skip} skipped (not created by convlake)")
+    } else {
+        String::new()
+    };
+    if dry_run {
+        eprintln!(
+            "dictionary push --dry-run: would create {create}, update {update}, leave {unchanged} unchanged{skipped} ({dialect}); nothing was sent"
+        );
+        return Ok(());
+    }
+    let done = feedback::apply(lake, &client, &plan).await?;
+    eprintln!(
+        "dictionary push: {} created, {} updated, {unchanged} unchanged{skipped} ({dialect})",
+        done.created, done.updated
+    );
+    Ok(())
 }
 
 /// Records `d` as the lake's current dictionary.
@@ -321,6 +412,26 @@ pub async fn diff_dictionary(lake: &Lake, current: &Dictionary, args: &DiffConfi
     Ok(())
 }
 
+/// The near misses part of `candidates`: spellings close to a product that it does not match.
+fn print_near_misses(near: &[crate::extract::candidates::NearMiss], min_count: u64) {
+    if near.is_empty() {
+        println!("near misses: no spelling one or two edits from a product (or a word of it split in two) recurs {min_count} times or more");
+        return;
+    }
+    println!("near misses (spellings close to a product that the dictionary does not match; add the real ones as aliases or sounds_like):");
+    println!(
+        "{:<24} {:<30} {:<8} {:>7}  example",
+        "product", "spelling", "kind", "count"
+    );
+    for m in near {
+        println!(
+            "{:<24} {:<30} {:<8} {:>7}  {}",
+            m.product, m.spelling, m.kind, m.count, m.example
+        );
+    }
+    println!();
+}
+
 /// `convlake candidates`.
 pub async fn candidates(lake: &Lake, dict: &Dictionary, args: &CandidatesConfig) -> Result<()> {
     let ctx = crate::lake::tables::session(lake, &dict.version).await?;
@@ -341,7 +452,8 @@ pub async fn candidates(lake: &Lake, dict: &Dictionary, args: &CandidatesConfig)
             }
         }
     }
-    let top = finder.top(args.min_count, args.limit);
+    let (top, near) = finder.top_with_near_misses(args.min_count, args.limit);
+    print_near_misses(&near, args.min_count);
     if top.is_empty() {
         println!(
             "no phrase outside the dictionary recurs {} times or more in {texts} utterances",

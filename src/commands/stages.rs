@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _, Result};
 use chrono::{NaiveDate, Utc};
 
 use crate::aggregate;
-use crate::config::{self, AggregateConfig, DbConfig, FetchConfig};
+use crate::config::{self, AggregateConfig, DbConfig, FetchConfig, GenesysConfig};
 use crate::extract::{self, Dictionary};
 use crate::genesys::{self, ApiClient, Credentials, Endpoints, FetchOptions, RetryPolicy};
 use crate::lake::aggregates::MentionCounts;
@@ -63,8 +63,10 @@ fn date_range(args: &FetchConfig) -> Result<(NaiveDate, NaiveDate)> {
     Ok((from, to))
 }
 
-/// `convlake fetch`.
-pub async fn fetch(lake: &Lake, args: &FetchConfig) -> Result<genesys::FetchSummary> {
+/// A Genesys client from the connection settings: the flags, else GENESYSCLOUD_OAUTHCLIENT_ID
+/// and GENESYSCLOUD_OAUTHCLIENT_SECRET for the credentials (what `fetch` and `dictionary push`
+/// share).
+pub fn api_client(args: &GenesysConfig) -> Result<ApiClient> {
     let id = env_fallback(&args.client_id, "GENESYSCLOUD_OAUTHCLIENT_ID");
     let secret = secret_fallback(&args.client_secret, "GENESYSCLOUD_OAUTHCLIENT_SECRET");
     let (Some(client_id), Some(secret)) = (id, secret) else {
@@ -80,14 +82,19 @@ pub async fn fetch(lake: &Lake, args: &FetchConfig) -> Result<genesys::FetchSumm
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         ..RetryPolicy::default()
     };
-    let client = ApiClient::new(
+    Ok(ApiClient::new(
         endpoints,
         Credentials {
             client_id,
             client_secret: secret,
         },
         policy,
-    )?;
+    )?)
+}
+
+/// `convlake fetch`.
+pub async fn fetch(lake: &Lake, args: &FetchConfig) -> Result<genesys::FetchSummary> {
+    let client = api_client(&args.genesys())?;
     let media: Vec<String> = args
         .media
         .iter()

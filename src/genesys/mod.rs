@@ -5,10 +5,13 @@
 //! `transcripts` fetches their text (STA transcripts for voice, recordings for chat, messaging
 //! and email); `archive` is the tutorial's archive-query contract; `fetch` holds the fetch stage
 //! of each source: `fetch::analytics` that of the real source (batches, checkpoints, resume),
-//! `fetch::archive` the one that pages through the archive query.
+//! `fetch::archive` the one that pages through the archive query. `dictionary_feedback` is the
+//! other direction: the product names convlake sends to Speech and Text Analytics
+//! (`dictionary push`).
 
 pub mod analytics;
 pub mod archive;
+pub mod dictionary_feedback;
 pub mod fetch;
 pub mod http;
 pub mod progress;

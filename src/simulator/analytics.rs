@@ -40,7 +40,8 @@ use serde_json::{json, Value};
 
 use super::gen::{uuid_like, Conversation, Generator, Label, Media, Rng, Shape, Topic, MAX_SPAN};
 use super::respond::{
-    bad_request, error, iso, json as json_response, to_json, with_rate, CorrelationId,
+    bad_request, error, iso, json as json_response, missing_permission, to_json, with_rate,
+    CorrelationId,
 };
 use super::state::{lock, AppState, Filter, Job, Listing};
 
@@ -904,25 +905,6 @@ fn leg_of(gen: &Generator, i: usize, sid: &str) -> Option<(Shape, Vec<Leg>, usiz
         .iter()
         .position(|l| l.customer_sid == sid || (legs.len() > 1 && l.agent.1 == sid))?;
     Some((shape, legs, j))
-}
-
-/// The missing-permission 403 of the platform API (code `missing.permissions`, as Genesys
-/// answers an operation that needs ALL of its permissions; gildas/go-gcloudcx `errors.go`).
-fn missing_permission(permission: &str, corr: &CorrelationId) -> Response {
-    let message = format!(
-        "Unable to perform the requested action. You are missing the following permission(s): [{permission}]"
-    );
-    let body = json!({
-        "message": message,
-        "code": "missing.permissions",
-        "status": 403,
-        "messageWithParams": "Unable to perform the requested action. You are missing the following permission(s): {permissions}",
-        "messageParams": {"permissions": format!("[{permission}]")},
-        "contextId": corr.0,
-        "details": [],
-        "errors": [],
-    });
-    json_response(StatusCode::FORBIDDEN, to_json(&body))
 }
 
 impl AppState {

@@ -2,7 +2,8 @@
 //!
 //! It serves OAuth client credentials (`POST /oauth/token`), the real Genesys Cloud endpoints of
 //! GENESYS.md §8 ([`analytics`]: details jobs and query, STA transcript links and documents,
-//! recordings) and the archive query contract of GENESYS.md §9, with the §5 rate-limit headers,
+//! recordings; [`dictionary_feedback`]: Speech and Text Analytics dictionary feedback, with
+//! entries a person made already there) and the archive query contract of GENESYS.md §9, with the §5 rate-limit headers,
 //! normalised 429 bodies, `ININ-Correlation-Id` and injectable faults ([`Faults`]). It also
 //! serves the shapes of real traffic ([`Traffic`]: callbacks, transferred calls, sessions
 //! recorded twice, archived and errored recordings, late and deleted transcripts, a role without
@@ -27,6 +28,7 @@
 
 mod analytics;
 mod archive;
+mod dictionary_feedback;
 mod gen;
 mod respond;
 mod server;
@@ -43,10 +45,12 @@ use tokio::task::JoinHandle;
 
 use crate::secret::Secret;
 
+pub use dictionary_feedback::seeded as seeded_dictionary_feedback;
 pub use gen::{
     conversation, ground_truth, planted_events, untranscribed, utterance_labels, Conversation,
     Generator, GroundTruth, Interaction, Media, Shape,
 };
+pub use state::DictionaryFeedbackEntry;
 pub use story::{PlantedEvent, Scenario, UnknownScenario};
 
 /// One utterance a correct client stages, exactly as it reads it.
@@ -410,6 +414,10 @@ pub struct SimConfig {
     pub traffic: Traffic,
     /// The story the data tells ([`Scenario::Flat`]: none; see [`planted_events`]).
     pub scenario: Scenario,
+    /// The role may only view dictionary feedback: creating, updating and deleting an entry
+    /// answer 403 `missing.permissions` naming `speechAndTextAnalytics:dictionaryterm:add`
+    /// (`:edit`, `:delete`).
+    pub dictionary_view_only: bool,
 }
 
 /// Utterances per conversation, by media type.
@@ -448,6 +456,7 @@ impl SimConfig {
             lengths: Lengths::Short,
             traffic: Traffic::OFF,
             scenario: Scenario::Flat,
+            dictionary_view_only: false,
         }
     }
 
@@ -542,6 +551,8 @@ pub struct SimStats {
     pub transcript_urls: u64,
     /// `GET /api/v2/conversations/{id}/recordings`.
     pub recordings: u64,
+    /// Requests to the dictionary feedback endpoints.
+    pub dictionary_feedback: u64,
     /// GETs of presigned transcript links (not API requests).
     pub presigned: u64,
     /// Responses with status 429 (injected or over the rate limit).
@@ -563,6 +574,7 @@ pub(crate) struct Counters {
     listing: AtomicU64,
     transcript_urls: AtomicU64,
     recordings: AtomicU64,
+    dictionary_feedback: AtomicU64,
     presigned: AtomicU64,
     too_many: AtomicU64,
     unauthorized: AtomicU64,
@@ -593,6 +605,7 @@ impl Counters {
             listing: n(&self.listing),
             transcript_urls: n(&self.transcript_urls),
             recordings: n(&self.recordings),
+            dictionary_feedback: n(&self.dictionary_feedback),
             presigned: n(&self.presigned),
             too_many: n(&self.too_many),
             unauthorized: n(&self.unauthorized),
@@ -615,6 +628,7 @@ pub struct RunningSimulator {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
     counters: Arc<Counters>,
+    feedback: Arc<state::FeedbackStore>,
 }
 
 impl RunningSimulator {
@@ -637,6 +651,11 @@ impl RunningSimulator {
         self.counters.snapshot()
     }
 
+    /// The dictionary feedback entries it holds now, by id (the seeded ones included).
+    pub fn dictionary_feedback(&self) -> Vec<DictionaryFeedbackEntry> {
+        self.feedback.entries()
+    }
+
     /// Every credential issued so far: access tokens and the signatures (`X-Amz-Signature`) of
     /// presigned transcript links. Tests look for them in outputs, logs and the lake.
     pub fn issued_credentials(&self) -> Vec<Secret> {
@@ -657,7 +676,10 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<RunningSimulator,
         .map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
     let counters = Arc::new(Counters::default());
-    let app = server::router(cfg, counters.clone());
+    let feedback = Arc::new(state::FeedbackStore::new(dictionary_feedback::seeded(
+        cfg.seed,
+    )));
+    let app = server::router(cfg, counters.clone(), feedback.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async {
@@ -677,6 +699,7 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> Result<RunningSimulator,
         stop,
         task,
         counters,
+        feedback,
     })
 }
 

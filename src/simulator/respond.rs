@@ -1,6 +1,7 @@
 //! The response helpers both route sets (the archive query and the real API) use: the request's
 //! correlation id, JSON bodies, Genesys-shaped error bodies (GENESYS.md §5: 401, the normalised
-//! 429 with `Retry-After`, the OAuth login errors, the 404 of an unknown path) and the
+//! 429 with `Retry-After`, the OAuth login errors, the 403 of a missing permission, the 404 of
+//! an unknown path) and the
 //! `inin-ratelimit-*` headers every successful API response carries.
 
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -121,6 +122,25 @@ pub(super) fn too_many(retry_after: u64, corr: &CorrelationId) -> Response {
     resp.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry_after));
     resp
+}
+
+/// The missing-permission 403 of the platform API (code `missing.permissions`, as Genesys
+/// answers an operation that needs ALL of its permissions; gildas/go-gcloudcx `errors.go`).
+pub(super) fn missing_permission(permission: &str, corr: &CorrelationId) -> Response {
+    let message = format!(
+        "Unable to perform the requested action. You are missing the following permission(s): [{permission}]"
+    );
+    let body = serde_json::json!({
+        "message": message,
+        "code": "missing.permissions",
+        "status": 403,
+        "messageWithParams": "Unable to perform the requested action. You are missing the following permission(s): {permissions}",
+        "messageParams": {"permissions": format!("[{permission}]")},
+        "contextId": corr.0,
+        "details": [],
+        "errors": [],
+    });
+    json(StatusCode::FORBIDDEN, to_json(&body))
 }
 
 pub(super) async fn not_found(Extension(corr): Extension<CorrelationId>) -> Response {

@@ -1,5 +1,6 @@
-//! The simulator's HTTP server (axum): the router over the archive query ([`super::archive`])
-//! and the real-API routes ([`super::analytics`]), the middleware that counts requests, injects
+//! The simulator's HTTP server (axum): the router over the archive query ([`super::archive`]),
+//! the real-API routes ([`super::analytics`]) and dictionary feedback
+//! ([`super::dictionary_feedback`]), the middleware that counts requests, injects
 //! network faults and stamps the correlation id, and OAuth client credentials.
 //!
 //! Invariants: every response carries `ININ-Correlation-Id`.
@@ -20,20 +21,25 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::archive::{next_page, query, QUERY_PATH};
+use super::dictionary_feedback;
 use super::gen::uuid_like;
 use super::respond::{json, not_found, oauth_error, unauthorized, CorrelationId};
-use super::state::{lock, AppState, WINDOW};
+use super::state::{lock, AppState, FeedbackStore, WINDOW};
 use super::{analytics, Counters, SimConfig};
 
 /// Builds the router; `counters` counts what was served.
-pub(super) fn router(cfg: SimConfig, counters: Arc<Counters>) -> Router {
-    let state = Arc::new(AppState::new(cfg, counters));
+pub(super) fn router(
+    cfg: SimConfig,
+    counters: Arc<Counters>,
+    feedback: Arc<FeedbackStore>,
+) -> Router {
+    let state = Arc::new(AppState::new(cfg, counters, feedback));
     let router = Router::new()
         .route("/oauth/token", post(token))
         .route(QUERY_PATH, post(query))
         .route(&format!("{QUERY_PATH}/pages/{{cursor}}"), get(next_page))
         .route("/_sim/health", get(|| async { "ok" }));
-    analytics::routes(router)
+    dictionary_feedback::routes(analytics::routes(router))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), correlate))
         .with_state(state)
@@ -53,6 +59,8 @@ async fn correlate(State(st): State<Arc<AppState>>, mut req: Request, next: Next
         Some(&c.presigned)
     } else if path.starts_with("/api/v2/analytics/") {
         Some(&c.listing)
+    } else if path.starts_with(dictionary_feedback::PATH) {
+        Some(&c.dictionary_feedback)
     } else if path.starts_with("/api/v2/speechandtextanalytics/") {
         Some(&c.transcript_urls)
     } else if path.ends_with("/recordings") {

@@ -1,11 +1,12 @@
 //! The server's shared state ([`AppState`]: issued tokens, rate-limit windows, fault counters,
-//! details jobs, transcript-link and recording clocks, the id → index map; never the archive)
+//! details jobs, transcript-link and recording clocks, the id → index map, the dictionary
+//! feedback entries; never the archive)
 //! and the admission of an API request: injected faults, the bearer token, per-token limits.
 //!
 //! Invariants: injected faults are deterministic given the seed and the number of calls so far;
 //! a poisoned lock is taken over, since no map here can be left inconsistent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -39,6 +40,8 @@ pub(super) struct AppState {
     presigned_calls: AtomicU64,
     /// Details jobs, transcript links and recordings readiness.
     pub(super) analytics: AnalyticsState,
+    /// The dictionary feedback entries (shared with the running simulator, for tests).
+    pub(super) feedback: Arc<FeedbackStore>,
 }
 
 /// Mutable state of the real-API endpoints (`analytics.rs`).
@@ -95,8 +98,13 @@ pub(super) enum Filter {
 
 impl AppState {
     /// The state of a fresh server; `counters` counts what is served.
-    pub(super) fn new(cfg: SimConfig, counters: Arc<Counters>) -> AppState {
+    pub(super) fn new(
+        cfg: SimConfig,
+        counters: Arc<Counters>,
+        feedback: Arc<FeedbackStore>,
+    ) -> AppState {
         AppState {
+            feedback,
             gen: Generator::new(&cfg),
             analytics: AnalyticsState::new(&cfg),
             cfg,
@@ -234,4 +242,41 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a map of tokens or counters inconsistent.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One stored dictionary feedback entry (served by `dictionary_feedback`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DictionaryFeedbackEntry {
+    pub id: String,
+    pub term: String,
+    pub dialect: String,
+    pub boost_value: f64,
+    pub example_phrases: Vec<String>,
+    pub sounds_like: Vec<String>,
+    /// The user id in `createdBy` (the seeded entries': an administrator's).
+    pub created_by: String,
+    pub date_created: DateTime<Utc>,
+    pub date_modified: DateTime<Utc>,
+    /// Times it was updated (`PUT`).
+    pub updates: u32,
+}
+
+/// The dictionary feedback entries, shared by the server and [`super::RunningSimulator`] (for
+/// tests), by id.
+pub struct FeedbackStore {
+    pub(super) entries: Mutex<BTreeMap<String, DictionaryFeedbackEntry>>,
+}
+
+impl FeedbackStore {
+    /// A store holding `entries`.
+    pub(super) fn new(entries: Vec<DictionaryFeedbackEntry>) -> FeedbackStore {
+        FeedbackStore {
+            entries: Mutex::new(entries.into_iter().map(|e| (e.id.clone(), e)).collect()),
+        }
+    }
+
+    /// Every entry, by id.
+    pub fn entries(&self) -> Vec<DictionaryFeedbackEntry> {
+        lock(&self.entries).values().cloned().collect()
+    }
 }

@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import PureCloudPlatformClientV2 as pc
@@ -296,6 +297,51 @@ def main():
 
     seen["forbidden"] = forbidden
     seen["duplicated"] = duplicated
+
+    # Dictionary feedback: every page of the listing (two entries a page, so the nextPage key
+    # of nextUri is followed), then each entry in full.
+    entries = []
+    key = None
+    while True:
+        kwargs = {"page_size": 2}
+        if key:
+            kwargs["next_page"] = key
+        page = sta.get_speechandtextanalytics_dictionaryfeedback(**kwargs)
+        check(isinstance(page, pc.DictionaryFeedbackEntityListing), "DictionaryFeedbackEntityListing")
+        no_unknown_enums(page, "dictionary feedback listing")
+        check(page.total is not None and page.page_size == 2, "total and pageSize")
+        for e in page.entities or []:
+            check(isinstance(e, pc.ListedDictionaryFeedback) and e.id and e.term and e.dialect, "ListedDictionaryFeedback")
+            entries.append(e)
+        if not page.next_uri:
+            break
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(page.next_uri).query)
+        key = query["nextPage"][0]
+    check(len(entries) == page.total, "every entry once")
+    phrases = 0
+    for e in entries:
+        full = sta.get_speechandtextanalytics_dictionaryfeedback_dictionary_feedback_id(e.id)
+        check(isinstance(full, pc.DictionaryFeedback) and full.term == e.term, "DictionaryFeedback")
+        no_unknown_enums(full, "dictionary feedback")
+        check(full.source == "Manual" and 1.0 <= full.boost_value <= 10.0, "source and boostValue")
+        check(full.created_by.id and full.date_created is not None, "createdBy and dateCreated")
+        check(isinstance(full.sounds_like, list) and len(full.sounds_like) <= 10, "soundsLike")
+        for p in full.example_phrases or []:
+            check(isinstance(p, pc.DictionaryFeedbackExamplePhrase), "DictionaryFeedbackExamplePhrase")
+            check(p.source == "Manual" and e.term.lower() in p.phrase.lower(), "a phrase with the term")
+            phrases += 1
+        english = full.dialect.split("-")[0] in ("en", "es")
+        check(english == (not full.example_phrases), "phrases only outside English and Spanish")
+    one_dialect = sta.get_speechandtextanalytics_dictionaryfeedback(dialect="en-US")
+    check(all(e.dialect == "en-US" for e in one_dialect.entities), "the dialect filter")
+    try:
+        sta.get_speechandtextanalytics_dictionaryfeedback_dictionary_feedback_id("no-such-entry")
+        check(False, "an unknown entry is 404")
+    except ApiException as e:
+        check(e.status == 404 and json.loads(e.body)["code"] == "not.found", "404 not.found")
+    seen["dictionary_feedback"] = len(entries)
+    seen["dictionary_feedback_phrases"] = phrases
+    seen["dictionary_feedback_en_us"] = len(one_dialect.entities)
 
     # An expired token is refused with 401 bad.credentials.
     client.access_token = "expired-or-revoked"

@@ -274,6 +274,85 @@ fn deletions(word: &str) -> HashSet<String> {
     out
 }
 
+/// The words of a name as the matcher sees them (spaces, hyphens, camelCase and letter/digit
+/// changes separate them), normalized.
+fn name_words(form: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev: Option<char> = None;
+    for c in form.chars() {
+        let boundary = !c.is_alphanumeric()
+            || prev.is_some_and(|p| {
+                (p.is_lowercase() && c.is_uppercase()) || p.is_numeric() != c.is_numeric()
+            });
+        if boundary && !cur.is_empty() {
+            out.push(normalize_key(&cur));
+            cur.clear();
+        }
+        if c.is_alphanumeric() {
+            cur.push(c);
+            prev = Some(c);
+        } else {
+            prev = None;
+        }
+    }
+    if !cur.is_empty() {
+        out.push(normalize_key(&cur));
+    }
+    out.retain(|w| !w.is_empty());
+    out
+}
+
+/// The edits a run of name words may be off by in all (at most two).
+fn allowed(words: &[String]) -> usize {
+    words.iter().map(|w| edits_allowed(w)).sum::<usize>().min(2)
+}
+
+/// Aligns a form's words with the run's words from `(run word, form word)` on: a run word holds
+/// one form word within the edits it allows, or several exactly (joined), or two run words hold
+/// one (split, once); two edits in all. Returns (one past the last run word, edits, split) when
+/// the whole form is there with at least one edit or a split.
+fn align_tokens(
+    run: &[String],
+    words: &[String],
+    (t, nj): (usize, usize),
+    edits: usize,
+    split: bool,
+) -> Option<(usize, usize, bool)> {
+    if nj == words.len() {
+        return (edits > 0 || split).then_some((t, edits, split));
+    }
+    let token = run.get(t)?;
+    for g in 1..=(words.len() - nj).min(3) {
+        let want = words[nj..nj + g].concat();
+        // Words joined in the text are compared as written; an edit is looked for word by word.
+        let limit = if g == 1 {
+            edits_allowed(&want).min(2 - edits)
+        } else {
+            0
+        };
+        let d = distance(token, &want, limit);
+        if d <= limit {
+            if let Some(found) = align_tokens(run, words, (t + 1, nj + g), edits + d, split) {
+                return Some(found);
+            }
+        }
+        if !split && g == 1 {
+            if let Some(next) = run.get(t + 1) {
+                let joined = format!("{token}{next}");
+                let d = distance(&joined, &want, limit);
+                if d <= limit {
+                    if let Some(found) = align_tokens(run, words, (t + 2, nj + g), edits + d, true)
+                    {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Near misses of the dictionary's products, found word by word: a deletion index of every
 /// name word (up to two letters deleted) finds the text words within two edits of one.
 pub struct NearMisses {
@@ -300,18 +379,21 @@ impl NearMisses {
         let mut index: HashMap<String, Vec<(u32, u16)>> = HashMap::new();
         for (i, p) in dict.products.iter().enumerate() {
             for form in p.forms() {
-                let words: Vec<String> = form
-                    .split(|c: char| c.is_whitespace() || c == '-')
-                    .map(normalize_key)
-                    .filter(|w| !w.is_empty())
-                    .collect();
+                let words = name_words(form);
                 let f = forms.len() as u32;
-                for (j, w) in words.iter().enumerate() {
-                    if edits_allowed(w) == 0 && words.len() == 1 {
-                        continue;
-                    }
-                    for d in deletions(w) {
-                        index.entry(d).or_default().push((f, j as u16));
+                // Every run of up to three words, joined: a text word may hold several.
+                for a in 0..words.len() {
+                    for b in a + 1..=(a + 3).min(words.len()) {
+                        let joined = words[a..b].concat();
+                        if allowed(&words[a..b]) == 0 && joined.chars().count() < 4 {
+                            continue;
+                        }
+                        for d in deletions(&joined) {
+                            let e = index.entry(d).or_default();
+                            if !e.contains(&(f, a as u16)) {
+                                e.push((f, a as u16));
+                            }
+                        }
                     }
                 }
                 forms.push((i as u32, words));
@@ -376,9 +458,7 @@ impl NearMisses {
                     };
                     self.lookup(&token, &mut hits);
                     for &(f, j) in &hits {
-                        if let Some((p, spelling, kind)) =
-                            self.try_form(run, i, joined, f, j as usize)
-                        {
+                        for (p, spelling, kind) in self.try_form(run, i, f, j as usize) {
                             if here.insert((p, spelling.clone())) {
                                 kinds.push((p, spelling, kind));
                             }
@@ -399,47 +479,28 @@ impl NearMisses {
         }
     }
 
-    /// The form `f` whose word `j` is at run word `i` (joined with the next one when `split`).
+    /// The form `f` whose word `j` is at or near run word `i`: aligned from each run word that
+    /// may start it.
     fn try_form(
         &self,
         run: &[String],
         i: usize,
-        split: bool,
         f: u32,
         j: usize,
-    ) -> Option<(u32, String, &'static str)> {
+    ) -> Vec<(u32, String, &'static str)> {
         let (product, words) = &self.forms[f as usize];
-        let first = i.checked_sub(j)?;
-        let last = first + words.len() + usize::from(split); // one past the last run word
-        if last > run.len() {
-            return None;
-        }
-        let mut edits = 0;
-        let mut t = first;
-        for (k, w) in words.iter().enumerate() {
-            let token = if split && k == j {
-                t += 1;
-                format!("{}{}", run[t - 1], run[t])
-            } else {
-                run[t].clone()
-            };
-            t += 1;
-            let allowed = edits_allowed(w);
-            let d = distance(&token, w, allowed);
-            if d > allowed {
-                return None;
+        let mut out = Vec::new();
+        for first in i.saturating_sub(2 * j)..=i {
+            if let Some((end, edits, split)) = align_tokens(run, words, (first, 0), 0, false) {
+                let kind = match (split, edits) {
+                    (true, _) => "split",
+                    (false, 1) => "1 edit",
+                    _ => "2 edits",
+                };
+                out.push((*product, run[first..end].join(" "), kind));
             }
-            edits += d;
         }
-        if edits > 2 || (edits == 0 && !split) {
-            return None;
-        }
-        let kind = match (split, edits) {
-            (true, _) => "split",
-            (false, 1) => "1 edit",
-            _ => "2 edits",
-        };
-        Some((*product, run[first..last].join(" "), kind))
+        out
     }
 
     /// Per product, the spellings seen at least `min_count` times, most frequent first (at most
@@ -696,7 +757,7 @@ mod tests {
     #[test]
     fn near_misses_name_their_product_with_counts_and_an_example() {
         let dict = Dictionary::parse(
-            "[[product]]\nname = \"Quantum Headset\"\n[[product]]\nname = \"Zentrix\"\n[[product]]\nname = \"Nimbus Hub\"\n",
+            "[[product]]\nname = \"Quantum Headset\"\n[[product]]\nname = \"Zentrix\"\n[[product]]\nname = \"Nimbus Hub\"\n[[product]]\nname = \"StreamBox Mini\"\n",
             "t",
         )
         .unwrap();
@@ -708,6 +769,8 @@ mod tests {
             f.observe("my quantum headset works"); // a mention: no near miss
             f.observe("the nimbus hat"); // hub has three letters: never an edit
             f.observe("my quantum. headset"); // punctuation between: not one name
+            f.observe("the stream box minix"); // camelCase words spaced are no split
+            f.observe("the streambox minix");
         }
         f.observe("once: a zentrex");
         let (_, near) = f.top_with_near_misses(2, 10);
@@ -720,6 +783,8 @@ mod tests {
             [
                 ("Quantum Headset", "quantom headset", "1 edit", 3),
                 ("Quantum Headset", "qunatum hedset", "2 edits", 3),
+                ("StreamBox Mini", "stream box minix", "1 edit", 3),
+                ("StreamBox Mini", "streambox minix", "1 edit", 3),
                 ("Zentrix", "zen trix", "split", 3),
             ]
         );

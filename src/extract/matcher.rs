@@ -756,8 +756,16 @@ impl Matcher {
     /// Fuzzy candidates: around each piece of a fuzzy word, the text's words against the
     /// form's, each equal or (six letters or more) one edit away, at least one edit in all.
     fn fuzzy_candidates(&self, fuzzy: &Fuzzy, text: &str, s: &mut Scratch) {
-        let mut hits = fuzzy.ac.find_overlapping_iter(&s.key).peekable();
-        if hits.peek().is_none() {
+        // A piece inside an exact candidate is that candidate's own word (most pieces are): the
+        // exact match is as long and stricter, so only the other pieces are looked at.
+        let exact = &s.candidates;
+        let hits: Vec<(usize, usize, usize)> = fuzzy
+            .ac
+            .find_overlapping_iter(&s.key)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .filter(|&(a, b, _)| !exact.iter().any(|c| c.0 <= a && b <= c.1))
+            .collect();
+        if hits.is_empty() {
             return;
         }
         let n = s.key.len();
@@ -774,13 +782,12 @@ impl Matcher {
         let word_key = |w: (usize, usize)| &s.key[w.0..w.1];
         let mut found: Vec<(usize, usize, u32, MatchKind)> = Vec::new();
         let mut tried: Vec<(usize, u32)> = Vec::new();
-        for m in hits {
-            let (a, b) = (m.start(), m.end());
+        for (a, b, piece) in hits {
             let k = words.partition_point(|w| w.0 <= a) - 1;
             if b > words[k].1 {
                 continue; // the piece runs across words
             }
-            for &(form, j) in &fuzzy.pieces[m.pattern().as_usize()] {
+            for &(form, j) in &fuzzy.pieces[piece] {
                 let f = &fuzzy.forms[form as usize];
                 // The form starts at a text word: this one, or (its words spaced) up to `j`
                 // words before it.

@@ -12,7 +12,8 @@ SELECT m.conversation_id,
        m.dictionary_version,
        m.snapshot,
        m.sentiment,
-       m.sentiment_source
+       m.sentiment_source,
+       m.match_kind
 FROM mentions_all AS m
 JOIN current_copies AS c
   ON m.conversation_id = c.conversation_id AND m.snapshot = c.snapshot

@@ -368,6 +368,18 @@ async fn broken_and_hostile_dictionaries() {
             &["name_is_a_number.toml", "string"],
         ),
         ("not_utf8.toml", &["not_utf8.toml", "UTF-8"]),
+        (
+            "fuzzy_not_a_bool.toml",
+            &["fuzzy_not_a_bool.toml:4:", "expected a boolean"],
+        ),
+        (
+            "accents_unknown.toml",
+            &["accents_unknown.toml:3:", "`strict`", "`exact`"],
+        ),
+        (
+            "sounds_like_not_a_list.toml",
+            &["sounds_like_not_a_list.toml:3:", "sequence"],
+        ),
         ("punctuation_only.toml", &["punctuation_only.toml", "empty"]),
         (
             "duplicate_names.toml",

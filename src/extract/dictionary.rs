@@ -189,9 +189,25 @@ impl Dictionary {
 
     /// Parses and validates dictionary text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Dictionary, DictionaryError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| DictionaryError::Syntax {
-            origin: origin.to_string(),
-            message: e.to_string().trim().replace('\n', " "),
+        let raw: RawFile = toml::from_str(text).map_err(|e| match e.span() {
+            // `file:3: invalid type: string "yes", expected a boolean`: the line, then what.
+            Some(span) => DictionaryError::Invalid {
+                origin: origin.to_string(),
+                line: Lines::new(text).of(span.start),
+                message: format!(
+                    "{} (line {}: {})",
+                    e.message().trim().replace('\n', "; "),
+                    Lines::new(text).of(span.start),
+                    text.lines()
+                        .nth(Lines::new(text).of(span.start) - 1)
+                        .unwrap_or("")
+                        .trim()
+                ),
+            },
+            None => DictionaryError::Syntax {
+                origin: origin.to_string(),
+                message: e.to_string().trim().replace('\n', " "),
+            },
         })?;
         if raw.product.is_empty() {
             return Err(DictionaryError::Empty {

@@ -107,6 +107,10 @@ async fn read_lake_dictionary(lake: &Lake, d: &LakeDictionary) -> Result<Diction
             let bytes = lake.get(copy).await?;
             let text = String::from_utf8_lossy(&bytes);
             let mut dict = Dictionary::parse(&text, &format!("{} in the lake", copy))?;
+            // A copy a convlake before issue 21 wrote has that convlake's version.
+            if dict.v1_version.as_deref() == Some(d.version.as_str()) {
+                dict.version = d.version.clone();
+            }
             if dict.version != d.version {
                 bail!(
                     "{copy} in the lake {} holds dictionary version {}, not {}: the copy is damaged; run `convlake extract --dictionary FILE` with the dictionary file to record it again",
@@ -128,6 +132,7 @@ async fn read_lake_dictionary(lake: &Lake, d: &LakeDictionary) -> Result<Diction
     Ok(Dictionary {
         products: Vec::new(),
         version: d.version.clone(),
+        v1_version: None,
         origin: d.source.clone(),
     })
 }

@@ -57,6 +57,9 @@ pub struct Dictionary {
     pub products: Vec<Product>,
     /// blake3 of the normalized content, 16 hex digits: the `dict=` partition name.
     pub version: String,
+    /// The version the same content had before the rules of issue 21 (`convlake-dictionary-v1`;
+    /// `None` when it uses a key that did not exist then), so a copy in an older lake is known.
+    pub v1_version: Option<String>,
     /// Where it came from (a path, or "embedded").
     pub origin: String,
 }
@@ -313,9 +316,30 @@ impl Dictionary {
             canonical.push('\n');
         }
         let version = blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string();
+        // The version a convlake before issue 21 gave the same file (names and aliases only):
+        // the partition a lake of then holds its mentions in.
+        let plain = products.iter().all(|p| {
+            p.sounds_like.is_empty()
+                && !p.case_sensitive
+                && !p.fuzzy
+                && p.accents == Accents::Ignore
+        });
+        let v1_version = plain.then(|| {
+            let mut v1 = String::from("convlake-dictionary-v1\n");
+            for p in &products {
+                v1.push_str(&p.name);
+                for a in &p.aliases {
+                    v1.push('\t');
+                    v1.push_str(a);
+                }
+                v1.push('\n');
+            }
+            blake3::hash(v1.as_bytes()).to_hex()[..16].to_string()
+        });
         Ok(Dictionary {
             products,
             version,
+            v1_version,
             origin: origin.to_string(),
         })
     }
@@ -438,6 +462,17 @@ mod tests {
             e.starts_with("p.toml:5:") && e.contains("already used"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_version_before_issue_21_is_known() {
+        // The embedded dictionary's version before the rules of issue 21, as lakes of then
+        // name their partition (README of 2026-12-04 05:20 UTC).
+        let e = Dictionary::embedded();
+        assert_eq!(e.v1_version.as_deref(), Some("63b8938e6ca497bb"));
+        assert_ne!(e.version, "63b8938e6ca497bb");
+        let fuzzy = Dictionary::parse("[[product]]\nname = \"A\"\nfuzzy = true\n", "p").unwrap();
+        assert_eq!(fuzzy.v1_version, None);
     }
 
     #[test]

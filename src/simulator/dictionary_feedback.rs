@@ -363,19 +363,34 @@ fn duplicate<'a>(
     })
 }
 
+/// The rate limit's answer for a change, or the 403 a role that may only view gets (naming the
+/// permission `speechAndTextAnalytics:dictionaryterm:<what>`).
+fn admit_change(
+    st: &AppState,
+    headers: &HeaderMap,
+    corr: &CorrelationId,
+    what: &str,
+) -> Result<super::respond::RateInfo, Box<Response>> {
+    let rate = st.admit(headers, corr)?;
+    if st.cfg.dictionary_view_only {
+        return Err(Box::new(missing_permission(
+            &format!("speechAndTextAnalytics:dictionaryterm:{what}"),
+            corr,
+        )));
+    }
+    Ok(rate)
+}
+
 async fn create(
     State(st): St,
     Extension(corr): Extension<CorrelationId>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let rate = match st.admit(&headers, &corr) {
+    let rate = match admit_change(&st, &headers, &corr, "add") {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    if st.cfg.dictionary_view_only {
-        return missing_permission("speechAndTextAnalytics:dictionaryterm:add", &corr);
-    }
     let v = match validate(&body) {
         Ok(v) => v,
         Err(m) => return bad_request(m, &corr),
@@ -424,13 +439,10 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let rate = match st.admit(&headers, &corr) {
+    let rate = match admit_change(&st, &headers, &corr, "edit") {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    if st.cfg.dictionary_view_only {
-        return missing_permission("speechAndTextAnalytics:dictionaryterm:edit", &corr);
-    }
     let mut entries = lock(&st.feedback.entries);
     if !entries.contains_key(&id) {
         return not_found(&id, &corr);
@@ -467,13 +479,10 @@ async fn remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let rate = match st.admit(&headers, &corr) {
+    let rate = match admit_change(&st, &headers, &corr, "delete") {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    if st.cfg.dictionary_view_only {
-        return missing_permission("speechAndTextAnalytics:dictionaryterm:delete", &corr);
-    }
     match lock(&st.feedback.entries).remove(&id) {
         Some(_) => with_rate(json_response(StatusCode::NO_CONTENT, Vec::new()), &rate),
         None => not_found(&id, &corr),

@@ -223,7 +223,7 @@ fn edits_allowed(word: &str) -> usize {
 
 /// The optimal-string-alignment distance of two keys (a swap of neighbours is one edit),
 /// `limit + 1` as soon as it is known to exceed `limit`.
-fn distance(a: &str, b: &str, limit: usize) -> usize {
+pub(super) fn distance(a: &str, b: &str, limit: usize) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     if a.len().abs_diff(b.len()) > limit {
         return limit + 1;

@@ -67,11 +67,12 @@ pub struct Dictionary {
 /// What is wrong with a dictionary, with file and line.
 #[derive(Debug, thiserror::Error)]
 pub enum DictionaryError {
-    #[error("cannot read the dictionary {path}: {source}. Pass --dictionary FILE or create data/products.toml")]
+    #[error("cannot read the dictionary {path}: {cause}. Check the path given with --dictionary (or CONVLAKE_DICTIONARY), or create data/products.toml")]
     Read {
         path: String,
-        #[source]
-        source: std::io::Error,
+        // In the message and not named `source`: as the error's source, the chain would print
+        // it twice.
+        cause: std::io::Error,
     },
     #[error("{origin}: {message}")]
     Syntax { origin: String, message: String },
@@ -176,9 +177,9 @@ impl Dictionary {
 
     /// Loads and validates a dictionary file.
     pub fn load(path: &Path) -> Result<Dictionary, DictionaryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DictionaryError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| DictionaryError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Dictionary::parse(&text, &path.display().to_string())
     }
@@ -192,21 +193,21 @@ impl Dictionary {
 
     /// Parses and validates dictionary text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Dictionary, DictionaryError> {
+        let lines = Lines::new(text);
         let raw: RawFile = toml::from_str(text).map_err(|e| match e.span() {
             // `file:3: invalid type: string "yes", expected a boolean`: the line, then what.
-            Some(span) => DictionaryError::Invalid {
-                origin: origin.to_string(),
-                line: Lines::new(text).of(span.start),
-                message: format!(
-                    "{} (line {}: {})",
-                    e.message().trim().replace('\n', "; "),
-                    Lines::new(text).of(span.start),
-                    text.lines()
-                        .nth(Lines::new(text).of(span.start) - 1)
-                        .unwrap_or("")
-                        .trim()
-                ),
-            },
+            Some(span) => {
+                let line = lines.of(span.start);
+                DictionaryError::Invalid {
+                    origin: origin.to_string(),
+                    line,
+                    message: format!(
+                        "{} (line {line}: {})",
+                        e.message().trim().replace('\n', "; "),
+                        text.lines().nth(line - 1).unwrap_or("").trim()
+                    ),
+                }
+            }
             None => DictionaryError::Syntax {
                 origin: origin.to_string(),
                 message: e.to_string().trim().replace('\n', " "),
@@ -217,7 +218,6 @@ impl Dictionary {
                 origin: origin.to_string(),
             });
         }
-        let lines = Lines::new(text);
         let invalid = |span: std::ops::Range<usize>, message: String| DictionaryError::Invalid {
             origin: origin.to_string(),
             line: lines.of(span.start),

@@ -582,7 +582,7 @@ fn rule_sample(
                     let once = edit(&words[i], rng.below(4), rng);
                     // Two edits that do not undo each other (checked: two apart).
                     let mut twice = edit(&once, rng.below(3), rng);
-                    while edits_apart(&words[i], &twice) < 2 {
+                    while super::candidates::distance(&words[i], &twice, 2) < 2 {
                         twice = edit(&once, rng.below(3), rng);
                     }
                     words[i] = twice;
@@ -613,32 +613,6 @@ fn rule_sample(
         text,
         gold,
     }
-}
-
-/// The optimal-string-alignment distance of two words (edits, a swap of neighbours counting
-/// one).
-fn edits_apart(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 /// A near miss of a product: one word of its name alone.

@@ -149,8 +149,8 @@ pub struct Scratch {
 #[derive(Debug)]
 struct FuzzyForm {
     product: u32,
-    /// Each word's key.
-    words: Vec<String>,
+    /// Each word's key, letter by letter.
+    words: Vec<Vec<char>>,
     /// Each word may differ by one edit (six or more letters).
     eligible: Vec<bool>,
     /// Each word's first text letter must be a capital (case-sensitive products).
@@ -332,7 +332,7 @@ fn one_edit<T: PartialEq>(a: &[T], b: &[T]) -> bool {
 /// case-sensitive form starts with a capital, and the form ends where a text word ends. Returns
 /// the last text word used, when the form holds with at least one edit in all.
 fn align(
-    window: &[Vec<(char, usize)>],
+    window: &[(Vec<char>, Vec<usize>)],
     spaced: &[bool],
     f: &FuzzyForm,
     cap_ok: &dyn Fn(usize) -> bool,
@@ -342,26 +342,24 @@ fn align(
     if nj == f.words.len() {
         return (off == 0 && edits > 0 && ti > 0).then(|| ti - 1);
     }
-    let word = window.get(ti)?;
+    let (word, positions) = window.get(ti)?;
     if off == 0 && nj > 0 && !spaced[ti] {
         return None;
     }
-    if f.caps[nj] && !word.get(off).is_some_and(|&(_, pos)| cap_ok(pos)) {
+    if f.caps[nj] && !positions.get(off).is_some_and(|&pos| cap_ok(pos)) {
         return None;
     }
-    let rest: Vec<char> = word[off..].iter().map(|&(c, _)| c).collect();
-    let w: Vec<char> = f.words[nj].chars().collect();
+    let rest = &word[off..];
+    let w = &f.words[nj][..];
     let last = nj + 1 == f.words.len();
     for len in w.len().saturating_sub(1).max(1)..=(w.len() + 2).min(rest.len()) {
         let part = &rest[..len];
         let ends = len == rest.len();
-        let plural = last && ends && part.len() > w.len() && part.starts_with(&w) && {
-            let tail: String = part[w.len()..].iter().collect();
-            tail == "s" || tail == "es"
-        };
-        let cost = if *part == w[..] || plural {
+        let plural =
+            last && ends && part.starts_with(w) && matches!(part[w.len()..], ['s'] | ['e', 's']);
+        let cost = if part == w || plural {
             0
-        } else if f.eligible[nj] && one_edit(part, &w) {
+        } else if f.eligible[nj] && one_edit(part, w) {
             1
         } else {
             continue;
@@ -395,14 +393,16 @@ impl Fuzzy {
                         .iter()
                         .map(|(_, c)| cased && c.is_uppercase())
                         .collect(),
-                    words: words.into_iter().map(|(k, _)| k).collect(),
+                    words: words
+                        .into_iter()
+                        .map(|(k, _)| k.chars().collect())
+                        .collect(),
                 };
                 let form_id = forms.len() as u32;
-                for (w, key) in f.words.iter().enumerate() {
+                for (w, chars) in f.words.iter().enumerate() {
                     if !f.eligible[w] {
                         continue;
                     }
-                    let chars: Vec<char> = key.chars().collect();
                     let m = chars.len() / 2;
                     let mut swapped = chars.clone();
                     swapped.swap(m - 1, m);
@@ -797,15 +797,10 @@ impl Matcher {
                     }
                     tried.push((first, form));
                     // The text words from `first` on, letter by letter with their key bytes.
-                    let window: Vec<Vec<(char, usize)>> = words[first..]
+                    let window: Vec<(Vec<char>, Vec<usize>)> = words[first..]
                         .iter()
                         .take(f.words.len() + 1)
-                        .map(|&(x, y)| {
-                            s.key[x..y]
-                                .char_indices()
-                                .map(|(o, c)| (c, x + o))
-                                .collect()
-                        })
+                        .map(|&(x, y)| s.key[x..y].char_indices().map(|(o, c)| (c, x + o)).unzip())
                         .collect();
                     let spaced: Vec<bool> = (first..first + window.len())
                         .map(|t| {

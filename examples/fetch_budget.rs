@@ -116,6 +116,8 @@ async fn main() -> anyhow::Result<()> {
             job_poll_max: Duration::from_secs(3),
             job_timeout: Duration::from_secs(30 * 60),
             not_ready: NotReadyPolicy::default(),
+            mask: None,
+            restore: false,
         };
         let started = Instant::now();
         let summary = analytics::fetch(&lake, &client, &opts).await?;

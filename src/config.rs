@@ -179,6 +179,20 @@ pub struct FetchConfig {
     pub not_ready_attempts: u32,
     pub not_ready_wait: f64,
     pub job_timeout: Duration,
+    pub mask: Mask,
+    pub masks: Option<std::path::PathBuf>,
+    pub restore: bool,
+}
+
+/// What a fetch masks before anything is written (`--mask`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mask {
+    /// Texts are stored as received.
+    #[default]
+    None,
+    /// Card numbers, e-mail addresses, phone numbers, US SSNs, IBANs and the `--masks`
+    /// patterns are replaced by tags (`[card number]`, `[email]`, …).
+    Pii,
 }
 
 impl Default for FetchConfig {
@@ -207,6 +221,9 @@ impl Default for FetchConfig {
             not_ready_attempts: defaults::NOT_READY_ATTEMPTS,
             not_ready_wait: defaults::NOT_READY_WAIT_SECS,
             job_timeout: default_duration(defaults::JOB_TIMEOUT),
+            mask: Mask::None,
+            masks: None,
+            restore: false,
         }
     }
 }
@@ -367,6 +384,8 @@ pub struct RunConfig {
     pub dashboard: DashboardConfig,
     pub workers: Option<usize>,
     pub every: Option<Duration>,
+    /// Erase conversations older than this after each fetch.
+    pub retention: Option<crate::privacy::retention::Age>,
     /// The charts `run` draws (no flags of its own: the report's defaults).
     pub report: ReportConfig,
 }
@@ -395,6 +414,7 @@ impl Default for DemoConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimulateConfig {
     pub port: u16,
+    pub raw_pii: bool,
     pub conversations: usize,
     pub start: Option<NaiveDate>,
     pub days: u32,
@@ -423,6 +443,7 @@ pub struct SimulateConfig {
 impl Default for SimulateConfig {
     fn default() -> Self {
         SimulateConfig {
+            raw_pii: false,
             port: defaults::SIM_PORT,
             conversations: defaults::SIM_CONVERSATIONS,
             start: None,

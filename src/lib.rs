@@ -13,6 +13,7 @@ pub mod extract;
 pub mod genesys;
 pub mod lake;
 pub mod pgtmp;
+pub mod privacy;
 pub mod report;
 pub mod secret;
 pub mod simulator;

@@ -10,7 +10,7 @@ use clap::{CommandFactory, FromArgMatches};
 use convlake::cli::config_file::{self, ConfigFile};
 use convlake::cli::{Cli, Command};
 use convlake::commands::{
-    ballista, bench, curate, demo, query, report, run, simulate, stages, verify,
+    ballista, bench, curate, demo, privacy, query, report, run, simulate, stages, verify,
 };
 use convlake::config::{DiffConfig, ExtractConfig, GlobalConfig};
 use convlake::lake::Lake;
@@ -119,7 +119,35 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
         Command::Dictionary(c) => {
             curate::dictionary_command(&existing().await?, explicit, &c.into()).await
         }
+        Command::Verify(a) if a.erased => {
+            let db = convlake::config::DbConfig {
+                database_url: a.database_url,
+                schema: a.schema,
+                ..Default::default()
+            };
+            privacy::verify_erased(&existing().await?, &db).await
+        }
         Command::Verify(a) => verify::verify_command(&existing().await?, a.dry_run).await,
+        Command::Forget(a) => {
+            let lake = existing().await?;
+            if a.finish
+                && a.conversation.is_empty()
+                && a.file.is_empty()
+                && a.participant_address.is_empty()
+            {
+                return privacy::finish(&lake, a.workers).await;
+            }
+            let req = privacy::ForgetRequest {
+                conversations: a.conversation,
+                files: a.file,
+                participant_addresses: a.participant_address,
+                workers: a.workers,
+            };
+            privacy::forget(&lake, &req).await
+        }
+        Command::Retain(a) => {
+            privacy::retain(&existing().await?, a.older_than, a.dry_run, a.workers).await
+        }
         Command::Ballista(a) => ballista::ballista(&a.role.into(), &global.lake).await,
         // Answered in `main` before the runtime starts (they need the parsed matches).
         Command::Config(_) | Command::Completions(_) | Command::Man(_) => Ok(()),

@@ -36,6 +36,8 @@ pub async fn simulated_lake(dir: &std::path::Path, dict: &crate::extract::Dictio
                 .map(|m| m.to_string())
                 .collect(),
             page_size: 25,
+            mask: None,
+            restore: false,
         };
         genesys::fetch(&lake, &client, &opts).await.unwrap();
     }

@@ -112,6 +112,12 @@ impl From<SourceArgs> for FetchConfig {
             not_ready_attempts: a.not_ready_attempts,
             not_ready_wait: a.not_ready_wait,
             job_timeout: a.job_timeout,
+            mask: match a.mask {
+                MaskArg::None => crate::config::Mask::None,
+                MaskArg::Pii => crate::config::Mask::Pii,
+            },
+            masks: a.masks,
+            restore: a.restore,
         }
     }
 }
@@ -214,6 +220,7 @@ impl From<RunArgs> for RunConfig {
             dashboard: a.dashboard.into(),
             workers: a.workers,
             every: a.every,
+            retention: a.retention,
             report: ReportConfig::default(),
         }
     }
@@ -248,6 +255,7 @@ impl From<SimulateArgs> for SimulateConfig {
                 transcript_url_rate_limit: a.transcript_url_rate_limit,
             },
             port: a.port,
+            raw_pii: a.raw_pii,
             conversations: a.conversations,
             start: a.start,
             days: a.days,

@@ -98,6 +98,11 @@ pub enum Command {
     /// Check every file in the lake and every file the event log refers to; move damaged files
     /// to quarantine/ (never deleted). Exit 1 when something was wrong.
     Verify(VerifyArgs),
+    /// Erase conversations from the lake: their snapshots are written again without them, the
+    /// old files deleted, mentions and aggregates rebuilt; the next sync deletes their rows.
+    Forget(ForgetArgs),
+    /// Erase every conversation older than a retention window (e.g. --older-than 18m).
+    Retain(RetainArgs),
     /// Run a Ballista scheduler or executor, for `aggregate --engine ballista`.
     Ballista(BallistaArgs),
     /// Print the effective settings of `run` (flags, environment, convlake.toml, defaults), each
@@ -279,6 +284,10 @@ pub struct SimulateArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = defaults::SIM_PORT)]
     pub port: u16,
+    /// Customers of chat, email and messaging type card numbers, e-mail addresses, phone
+    /// numbers, IBANs and SSNs in the clear (instead of redaction tags): try `fetch --mask pii`.
+    #[arg(long)]
+    pub raw_pii: bool,
     /// Conversations over the whole period.
     #[arg(long, default_value_t = defaults::SIM_CONVERSATIONS)]
     pub conversations: usize,
@@ -505,6 +514,29 @@ pub struct SourceArgs {
     /// with an error (a re-run resumes), e.g. 30m, 1h, 90s.
     #[arg(long, default_value = defaults::JOB_TIMEOUT, value_parser = parse_duration, env = "CONVLAKE_JOB_TIMEOUT")]
     pub job_timeout: std::time::Duration,
+    /// Mask personal data in every text and record before anything is written: `pii` replaces
+    /// card numbers (Luhn-valid), e-mail addresses, phone numbers, US SSNs, IBANs and the
+    /// --masks patterns with tags such as `[card number]` (README, "Privacy").
+    #[arg(long, value_enum, default_value = "none", env = "CONVLAKE_MASK")]
+    pub mask: MaskArg,
+    /// Your own masking patterns: a TOML file (a masks file, or the dictionary file) with
+    /// `[[mask]]` tables of `name`, `pattern` (a regex) and `replacement`.
+    #[arg(long, env = "CONVLAKE_MASKS", value_name = "FILE")]
+    pub masks: Option<PathBuf>,
+    /// Stage conversations `convlake forget` or `retain` erased, if the source sends them
+    /// again (by default they are skipped).
+    #[arg(long)]
+    pub restore: bool,
+}
+
+/// What `fetch --mask` masks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum MaskArg {
+    /// Nothing: texts are stored as received.
+    #[default]
+    None,
+    /// Card numbers, e-mail addresses, phone numbers, US SSNs, IBANs and the --masks patterns.
+    Pii,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -662,6 +694,10 @@ pub struct RunArgs {
     /// Run the pipeline again every DURATION (e.g. 15m, 1h, 90s) until Ctrl-C or SIGTERM.
     #[arg(long, env = "CONVLAKE_EVERY", value_parser = parse_duration)]
     pub every: Option<std::time::Duration>,
+    /// Erase conversations older than this after each fetch (90d, 12w, 18m for months, 2y),
+    /// as `convlake retain --older-than` does; their PostgreSQL rows go in the same run's sync.
+    #[arg(long, env = "CONVLAKE_RETENTION", value_name = "AGE")]
+    pub retention: Option<crate::privacy::retention::Age>,
 }
 
 /// `convlake demo`. It never writes a lake or a database of real work: its lake is data/demo
@@ -748,6 +784,48 @@ pub struct VerifyArgs {
     /// Only report: move nothing to quarantine/ and leave the checksum record as it is.
     #[arg(long)]
     pub dry_run: bool,
+    /// Instead: check that no lake file and no row of the synced tables (with --database-url)
+    /// holds an erased conversation's id or one of its texts.
+    #[arg(long)]
+    pub erased: bool,
+    /// PostgreSQL connection string, for --erased (also POSTGRES_CONNECTION_STRING).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub database_url: Option<Secret>,
+    /// Schema of convlake's tables, for --erased.
+    #[arg(long, env = "CONVLAKE_DB_SCHEMA", default_value = defaults::DB_SCHEMA)]
+    pub schema: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ForgetArgs {
+    /// Conversation ids to erase (several, or comma separated).
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "ID")]
+    pub conversation: Vec<String>,
+    /// A file of conversation ids, one per line (`#` comments allowed; `-` reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub file: Vec<PathBuf>,
+    /// Erase every conversation whose records or texts hold this e-mail address or phone number.
+    #[arg(long, value_name = "ADDRESS")]
+    pub participant_address: Vec<String>,
+    /// Only finish erasures an interrupted forget or retain left (what a re-run would do).
+    #[arg(long)]
+    pub finish: bool,
+    /// Snapshots extracted at once when mentions are rebuilt (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RetainArgs {
+    /// Erase conversations that started longer ago than this: 90d, 12w, 18m (months), 2y.
+    #[arg(long, env = "CONVLAKE_RETENTION", value_name = "AGE")]
+    pub older_than: crate::privacy::retention::Age,
+    /// Only say how many conversations would be erased.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Snapshots extracted at once when mentions are rebuilt (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 /// Utterances per conversation, by media type.

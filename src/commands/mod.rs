@@ -10,6 +10,7 @@ pub mod ballista;
 pub mod bench;
 pub mod curate;
 pub mod demo;
+pub mod privacy;
 pub mod query;
 pub mod report;
 pub mod run;

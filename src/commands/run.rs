@@ -158,6 +158,10 @@ pub async fn run_command(lake: &Lake, dict: &Dictionary, args: &RunConfig) -> Re
 pub async fn run(lake: &Lake, dict: &Dictionary, args: &RunConfig) -> Result<RunSummary> {
     check_stop("fetch")?;
     let f = fetch(lake, &args.fetch).await?;
+    if let Some(age) = args.retention {
+        check_stop("retain")?;
+        super::privacy::retain(lake, age, false, args.workers).await?;
+    }
     check_stop("extract")?;
     let e = extract(lake, dict, args.workers).await?;
     check_stop("aggregate")?;

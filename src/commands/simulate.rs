@@ -41,6 +41,7 @@ pub async fn simulate(dict: &Dictionary, args: &SimulateConfig) -> Result<()> {
     cfg.transcript_url_ttl_secs = args.transcript_url_ttl;
     cfg.traffic = args.traffic.clone();
     cfg.scenario = args.scenario;
+    cfg.raw_pii = args.raw_pii;
     let sim = simulator::start(cfg.clone(), loopback(args.port)).await?;
     println!("{}", sim.url);
     eprintln!(

@@ -109,8 +109,11 @@ pub async fn fetch(lake: &Lake, args: &FetchConfig) -> Result<genesys::FetchSumm
         to,
         media,
         page_size: args.page_size.unwrap_or(100).clamp(1, 1000),
+        mask: masker(args)?,
+        restore: args.restore,
     };
     let s = genesys::fetch(lake, &client, &opts).await?;
+    privacy_lines(&s);
     eprintln!(
         "fetch: {} pages, {} new snapshots, {} conversations, {} utterances, {:.1} MB ({} to {}){}",
         s.pages,
@@ -127,6 +130,50 @@ pub async fn fetch(lake: &Lake, args: &FetchConfig) -> Result<genesys::FetchSumm
         }
     );
     Ok(s)
+}
+
+/// The masking rules of `--mask pii` (with the patterns of `--masks FILE`), or none.
+fn masker(args: &FetchConfig) -> Result<Option<std::sync::Arc<crate::privacy::mask::Masker>>> {
+    use crate::privacy::mask::Masker;
+    let user = match &args.masks {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "cannot read the masks file {} (--masks, CONVLAKE_MASKS or `masks` in convlake.toml); check the path",
+                    path.display()
+                )
+            })?;
+            Masker::user_patterns_in(&text, &path.display().to_string())?
+        }
+        None => Vec::new(),
+    };
+    match args.mask {
+        config::Mask::None if !user.is_empty() => bail!(
+            "--masks {} names masking patterns but --mask is none: nothing would be masked; add --mask pii (or `mask = \"pii\"` in convlake.toml)",
+            args.masks.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+        ),
+        config::Mask::None => Ok(None),
+        config::Mask::Pii => Ok(Some(std::sync::Arc::new(Masker::pii(user)?))),
+    }
+}
+
+/// What a fetch did about privacy: its masking, and erased conversations skipped or restored.
+fn privacy_lines(s: &genesys::FetchSummary) {
+    if let Some(m) = &s.masked {
+        eprintln!("fetch: texts masked before staging ({m})");
+    }
+    if s.erased_skipped > 0 {
+        eprintln!(
+            "fetch: {} erased conversation(s) were sent again and not staged (`convlake fetch --restore` stages them again)",
+            s.erased_skipped
+        );
+    }
+    if s.restored > 0 {
+        eprintln!(
+            "fetch: --restore: {} erased conversation(s) staged again",
+            s.restored
+        );
+    }
 }
 
 /// The listing page size of an analytics fetch: `--page-size`, checked against what the
@@ -219,8 +266,11 @@ async fn fetch_analytics(
             attempts: args.not_ready_attempts.max(1),
             wait: seconds_flag("--not-ready-wait", args.not_ready_wait, 0.0, 600.0)?,
         },
+        mask: masker(args)?,
+        restore: args.restore,
     };
     let s = analytics::fetch(lake, client, &opts).await?;
+    privacy_lines(&s);
     let minutes = (s.elapsed_ms as f64 / 60_000.0).max(1e-9);
     eprintln!(
         "fetch: analytics ({}) {} to {}: {} intervals ({} already done), {} pages, {} conversations ({} unchanged), {} transcripts, {} without transcript{}, {} new snapshots, {} utterances; {} API requests ({:.0}/min), {} 429s{}{}",

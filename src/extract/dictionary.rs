@@ -91,6 +91,12 @@ pub enum DictionaryError {
 struct RawFile {
     #[serde(default)]
     product: Vec<RawProduct>,
+    /// `[[mask]]` tables: the fetch's own masking patterns (`fetch --mask pii --masks FILE`,
+    /// read by [`crate::privacy::mask::Masker::user_patterns_in`]); not part of the dictionary
+    /// or its version.
+    #[serde(default)]
+    #[allow(dead_code)]
+    mask: Vec<toml::Value>,
 }
 
 #[derive(Deserialize)]

@@ -375,6 +375,28 @@ pub async fn extract_shard(
     workers: usize,
     shard: Shard,
 ) -> Result<ExtractSummary, ExtractError> {
+    extract_run(lake, dict, workers, shard, true).await
+}
+
+/// [`extract`] that writes the files only: with `record` false no `extracted` event is
+/// appended, so the lake's current dictionary stays what it was (an erasure extracts the
+/// snapshots it wrote with every version the lake holds, not only the current one).
+pub async fn extract_files(
+    lake: &Lake,
+    dict: &Dictionary,
+    workers: usize,
+    record: bool,
+) -> Result<ExtractSummary, ExtractError> {
+    extract_run(lake, dict, workers, Shard::ALL, record).await
+}
+
+async fn extract_run(
+    lake: &Lake,
+    dict: &Dictionary,
+    workers: usize,
+    shard: Shard,
+    record: bool,
+) -> Result<ExtractSummary, ExtractError> {
     let events = lake.events().read_all().await?;
     // The analytics source's snapshots have their texts stored next to them (`bodies/`).
     let analytics: Arc<std::collections::HashSet<String>> = Arc::new(
@@ -469,7 +491,7 @@ pub async fn extract_shard(
     // run extracted something or changed which dictionary is current, with a copy of its
     // normalized content so later stages (and `dictionary show`) need no file.
     let current = current_dictionary(&events).map(|c| c.version);
-    if summary.extracted > 0 || current.as_deref() != Some(version.as_str()) {
+    if record && (summary.extracted > 0 || current.as_deref() != Some(version.as_str())) {
         let copy = dictionary_copy_path(&version);
         lake.put_if_absent(&copy, bytes::Bytes::from(dict.to_toml()))
             .await?;

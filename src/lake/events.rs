@@ -46,6 +46,10 @@ pub enum EventKind {
         body_bytes: u64,
         /// False when the same page was already stored (same content, same name).
         new: bool,
+        /// The masking rules its texts went through before anything was written (`pii-v1`,
+        /// `pii-v1+<hash of the user patterns>`); absent when it was stored as received.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        masked: Option<String>,
     },
     /// An archive fetch of several runs (one per interaction type) began; a fetch of the same
     /// runs started again before all of them finished continues this one.
@@ -154,6 +158,30 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         tables: std::collections::BTreeMap<String, TableFile>,
     },
+    /// Conversations were erased from the lake (`convlake forget`, `convlake retain`): every
+    /// snapshot that held one was written again without it under a new name (`snapshots`: old
+    /// → new), the old files are deleted, and readers see the new snapshot in the old one's
+    /// place in the log (see [`apply_erasures`]). No id and no text is recorded: the erased
+    /// conversations as [`erased_hash`] of their ids, their utterance texts as blake3 hashes
+    /// (the proof `convlake verify --erased` looks for).
+    Erased {
+        /// `forget` or `retention`.
+        reason: String,
+        conversations: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        texts: Vec<String>,
+        snapshots: Vec<Rewrite>,
+        /// Event segments that named an erased conversation (in `texts_missing`): written
+        /// again with the id replaced by its hash, the one rewrite of a segment there is.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        segments: Vec<String>,
+        /// The dictionary versions that had mentions of the old snapshots: the new ones are
+        /// extracted with each.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        versions: Vec<String>,
+    },
+    /// `fetch --restore` staged erased conversations again: later fetches no longer skip them.
+    Restored { conversations: Vec<String> },
     /// The aggregates were synced to PostgreSQL.
     Synced {
         dictionary_version: String,
@@ -178,6 +206,97 @@ pub struct TableFile {
     pub path: String,
     /// The blake3 of its bytes.
     pub hash: String,
+}
+
+/// One snapshot an erasure wrote again: the old name, the new one and its raw file, and what the
+/// new one holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrite {
+    pub old: String,
+    pub new: String,
+    pub path: String,
+    pub conversations: u64,
+    pub utterances: u64,
+}
+
+/// The name an erased conversation is recorded under: the blake3 of its id (with a prefix, so
+/// it is never the hash of anything else the lake names).
+pub fn erased_hash(conversation_id: &str) -> String {
+    super::content_hash(format!("convlake-erased:{conversation_id}").as_bytes())
+}
+
+/// What an erased conversation's id is replaced with where a file must keep its place.
+pub fn erased_placeholder(conversation_id: &str) -> String {
+    format!("erased:{}", erased_hash(conversation_id))
+}
+
+/// The erased conversations (their [`erased_hash`]) that a later `fetch --restore` did not
+/// bring back: fetches skip them.
+pub fn erased_conversations(events: &[Event]) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    for e in events {
+        match &e.kind {
+            EventKind::Erased { conversations, .. } => out.extend(conversations.iter().cloned()),
+            EventKind::Restored { conversations } => {
+                for c in conversations {
+                    out.remove(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Puts each erasure's new snapshots in the place of the old ones in the events before it
+/// (snapshot events and listing pages), so that every reader sees the lake as if the erased
+/// conversations had never been fetched: the order of copies (newest wins) is kept. Chained
+/// erasures compose. Entries of `texts_missing` scrubbed by an erasure are left out.
+pub fn apply_erasures(events: &mut [Event]) {
+    if !events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Erased { .. }))
+    {
+        return;
+    }
+    // Walking backwards, `map` holds what each name became by the erasures after this point.
+    let mut map: std::collections::HashMap<String, Rewrite> = std::collections::HashMap::new();
+    for e in events.iter_mut().rev() {
+        match &mut e.kind {
+            EventKind::Erased { snapshots, .. } => {
+                for r in snapshots.iter() {
+                    let to = map.get(&r.new).cloned().unwrap_or_else(|| r.clone());
+                    map.insert(r.old.clone(), to);
+                }
+            }
+            EventKind::Snapshot {
+                snapshot,
+                path,
+                conversations,
+                utterances,
+                ..
+            } => {
+                if let Some(r) = map.get(snapshot.as_str()) {
+                    snapshot.clone_from(&r.new);
+                    path.clone_from(&r.path);
+                    *conversations = r.conversations;
+                    *utterances = r.utterances;
+                }
+            }
+            EventKind::ListingPage {
+                snapshot: Some(snapshot),
+                ..
+            } => {
+                if let Some(r) = map.get(snapshot.as_str()) {
+                    snapshot.clone_from(&r.new);
+                }
+            }
+            EventKind::TextsMissing { conversations, .. } => {
+                conversations.retain(|m| !m.conversation_id.starts_with("erased:"));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One conversation of a [`EventKind::TextsMissing`] event.
@@ -208,6 +327,8 @@ impl EventKind {
             EventKind::Extracted { .. } => "extracted",
             EventKind::DictionarySelected { .. } => "dictionary_selected",
             EventKind::Aggregated { .. } => "aggregated",
+            EventKind::Erased { .. } => "erased",
+            EventKind::Restored { .. } => "restored",
             EventKind::Synced { .. } => "synced",
         }
     }
@@ -223,7 +344,7 @@ pub struct EventLog {
 
 pub(super) const DIR: &str = "events";
 
-fn segment_path(seq: u64) -> String {
+pub(crate) fn segment_path(seq: u64) -> String {
     format!("{DIR}/{seq:020}.jsonl")
 }
 
@@ -298,9 +419,17 @@ impl EventLog {
         }
     }
 
-    /// Reads the whole log, oldest first. Segments are fetched a few at once (on an object
-    /// store each is a request) and parsed in order.
+    /// Reads the whole log, oldest first, as every reader sees it: erasures applied (see
+    /// [`apply_erasures`]).
     pub async fn read_all(&self) -> Result<Vec<Event>, LakeError> {
+        let mut events = self.read_all_unapplied().await?;
+        apply_erasures(&mut events);
+        Ok(events)
+    }
+
+    /// Reads the whole log as written, oldest first. Segments are fetched a few at once (on an
+    /// object store each is a request) and parsed in order.
+    pub async fn read_all_unapplied(&self) -> Result<Vec<Event>, LakeError> {
         use futures::{StreamExt, TryStreamExt};
         let seqs = self.segment_numbers().await?;
         let segments: Vec<(String, Bytes)> = futures::stream::iter(seqs)

@@ -517,13 +517,31 @@ pub async fn verify(lake: &Lake, quarantine_damaged: bool) -> Result<VerifyRepor
 
     // Event segments first, in order: the other checks need the events.
     let mut events = Vec::new();
+    let mut segments = Vec::new();
     for (_, path) in files.iter().filter(|(k, _)| *k == Kind::Event) {
         let bytes = lake.get(path).await?;
         let hash = content_hash(&bytes);
         report.event_segments += 1;
-        match check_event_segment(&bytes, &mut events) {
+        segments.push((path, hash, check_event_segment(&bytes, &mut events)));
+    }
+    // The one rewrite of a segment: an erasure replaced the ids it named with their hashes.
+    let scrubbed: HashSet<&str> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Erased { segments, .. } => Some(segments.iter().map(String::as_str)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let scrubbed: HashSet<String> = scrubbed.into_iter().map(String::from).collect();
+    super::events::apply_erasures(&mut events);
+    for (path, hash, verdict) in segments {
+        match verdict {
             Verdict::Sound { .. } => {
-                if let Some(old) = record.get(path).filter(|old| **old != hash) {
+                if let Some(old) = record
+                    .get(path)
+                    .filter(|old| **old != hash && !scrubbed.contains(path))
+                {
                     report.problems.push(Problem {
                         path: path.clone(),
                         reason: format!("its bytes changed since the last verify (blake3 {old}, now {hash}); event segments are never rewritten. Left in place"),

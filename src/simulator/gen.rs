@@ -451,6 +451,24 @@ const PII: &[Tpl] = &[
     t("You can reach me at {PII}.", 0),
     t("The card expires {PII}, my name is {PII}.", 0),
 ];
+/// What customers of digital conversations type with [`SimConfig::raw_pii`]: (kind, text, whether
+/// `--mask pii` masks it). The digit runs marked `false` fail the Luhn check: order and
+/// tracking numbers, which masking keeps.
+pub const RAW_PII: &[(&str, &str, bool)] = &[
+    ("card", "4111 1111 1111 1111", true),
+    ("card", "5500-0000-0000-0004", true),
+    ("card", "378282246310005", true),
+    ("not a card", "4111 1111 1111 1112", false),
+    ("not a card", "7234-5678-9012-3456", false),
+    ("email", "jane.doe+orders@example.com", true),
+    ("email", "OMAR.K@Mail.Example.org", true),
+    ("phone", "+44 20 7946 0958", true),
+    ("phone", "(317) 555-0123", true),
+    ("phone", "+1 317 555 0199", true),
+    ("iban", "GB82 WEST 1234 5698 7654 32", true),
+    ("iban", "DE89370400440532013000", true),
+    ("ssn", "219-09-9999", true),
+];
 const PII_TAGS: &[&str] = &[
     "[card number]",
     "[card expiry date]",
@@ -693,6 +711,8 @@ pub struct Generator {
     banned: Vec<String>,
     vocab: Vec<&'static str>,
     pii_tags: Vec<&'static str>,
+    /// [`SimConfig::raw_pii`].
+    raw_pii: bool,
     templates: HashMap<&'static str, Vec<Tok>>,
     /// The scenario's events (empty: flat).
     plants: Vec<Plant>,
@@ -790,6 +810,7 @@ impl Generator {
             banned,
             vocab: Vec::new(),
             pii_tags: Vec::new(),
+            raw_pii: cfg.raw_pii,
             templates: HashMap::new(),
             plants: story::plants(cfg.scenario, cfg.start, cfg.days, products_len),
             flat_rates: Media::ALL.map(|m| flat_rate(m, cfg.lengths, products_len)),
@@ -1415,6 +1436,13 @@ impl Generator {
                     slot: Slot::Near,
                     post,
                 } => (near.unwrap_or("").to_string(), post.as_str()),
+                Tok::Slot {
+                    slot: Slot::Pii,
+                    post,
+                } if self.raw_pii && !voice => (
+                    rng.pick(RAW_PII).map(|p| p.1).unwrap_or("").to_string(),
+                    post.as_str(),
+                ),
                 Tok::Slot {
                     slot: Slot::Pii,
                     post,

@@ -48,7 +48,7 @@ use crate::secret::Secret;
 pub use dictionary_feedback::seeded as seeded_dictionary_feedback;
 pub use gen::{
     conversation, ground_truth, planted_events, untranscribed, utterance_labels, Conversation,
-    Generator, GroundTruth, Interaction, Media, Shape,
+    Generator, GroundTruth, Interaction, Media, Shape, RAW_PII,
 };
 pub use state::DictionaryFeedbackEntry;
 pub use story::{PlantedEvent, Scenario, UnknownScenario};
@@ -418,6 +418,10 @@ pub struct SimConfig {
     /// answer 403 `missing.permissions` naming `speechAndTextAnalytics:dictionaryterm:add`
     /// (`:edit`, `:delete`).
     pub dictionary_view_only: bool,
+    /// Customers of chat, email and messaging type personal data as it is (card numbers, some
+    /// with a wrong check digit, e-mail addresses, phone numbers, IBANs, SSNs: [`RAW_PII`])
+    /// where the flat data has Genesys's redaction tags: what `fetch --mask pii` is for.
+    pub raw_pii: bool,
 }
 
 /// Utterances per conversation, by media type.
@@ -457,6 +461,7 @@ impl SimConfig {
             traffic: Traffic::OFF,
             scenario: Scenario::Flat,
             dictionary_view_only: false,
+            raw_pii: false,
         }
     }
 

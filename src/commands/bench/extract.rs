@@ -182,6 +182,7 @@ async fn write_text_snapshots(
                 utterances: n as u64,
                 body_bytes: size as u64,
                 new: true,
+                masked: None,
             }])
             .await?;
         total += size as u64;

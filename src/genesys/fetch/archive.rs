@@ -27,6 +27,10 @@ pub struct FetchOptions {
     pub media: Vec<String>,
     /// Conversations per page.
     pub page_size: u32,
+    /// Masks personal data in every text before anything is written.
+    pub mask: Option<std::sync::Arc<crate::privacy::mask::Masker>>,
+    /// Stage erased conversations again (`fetch --restore`) instead of skipping them.
+    pub restore: bool,
 }
 
 fn day_start(d: NaiveDate) -> DateTime<Utc> {
@@ -93,7 +97,12 @@ pub async fn fetch(
     let history = log.read_all().await?;
     let start = day_start(opts.from);
     let end = day_start(opts.to + chrono::Days::new(1));
-    let mut summary = FetchSummary::default();
+    let mut summary = FetchSummary {
+        masked: opts.mask.as_ref().map(|m| m.id()),
+        ..Default::default()
+    };
+    let erased = crate::lake::events::erased_conversations(&history);
+    let mut restored = std::collections::BTreeSet::new();
 
     let runs: Vec<String> = opts
         .media
@@ -147,8 +156,38 @@ pub async fn fetch(
                 page: page_no,
                 reason,
             };
-            let page = archive::parse_page(&body).map_err(bad_page)?;
-            let hash = content_hash(&body);
+            // Masked before anything is hashed or written: the name is that of what is stored.
+            let received = body.len() as u64;
+            let body = match &opts.mask {
+                Some(m) => match m.json(&body).map_err(bad_page)? {
+                    Some(masked) => bytes::Bytes::from(masked),
+                    None => body,
+                },
+                None => body,
+            };
+            let mut page = archive::parse_page(&body).map_err(bad_page)?;
+            let mut hash = content_hash(&body);
+            if !erased.is_empty() {
+                // Erased conversations are not staged again: the page is stored without them,
+                // under the name `forget` gave its rewrite (so a rewrite already there is kept).
+                let mut dropped = std::collections::BTreeSet::new();
+                page.entities.retain(|e| {
+                    let h = crate::lake::events::erased_hash(&e.id);
+                    if !erased.contains(&h) {
+                        return true;
+                    }
+                    if opts.restore {
+                        restored.insert(h);
+                        return true;
+                    }
+                    dropped.insert(h);
+                    false
+                });
+                if !dropped.is_empty() {
+                    summary.erased_skipped += dropped.len() as u64;
+                    hash = crate::privacy::erase::rewritten_name(&hash, &dropped);
+                }
+            }
             let path = snapshot_path(&hash);
             let batch = archive::page_to_batch(&page, &hash).map_err(bad_page)?;
             let conversations = page.entities.len() as u64;
@@ -169,13 +208,14 @@ pub async fn fetch(
                 next: next_uri.clone(),
                 conversations,
                 utterances: batch.num_rows() as u64,
-                body_bytes: body.len() as u64,
+                body_bytes: received,
                 new,
+                masked: summary.masked.clone(),
             }];
             summary.pages += 1;
             summary.conversations += conversations;
             summary.utterances += batch.num_rows() as u64;
-            summary.body_bytes += body.len() as u64;
+            summary.body_bytes += received;
             run_conversations += conversations;
             if next_uri.is_none() {
                 events.push(EventKind::FetchDone {
@@ -207,6 +247,13 @@ pub async fn fetch(
             }
         }
     }
+    if !restored.is_empty() {
+        summary.restored = restored.len() as u64;
+        log.append(vec![EventKind::Restored {
+            conversations: restored.into_iter().collect(),
+        }])
+        .await?;
+    }
     Ok(summary)
 }
 
@@ -231,6 +278,7 @@ mod tests {
                 utterances: 1,
                 body_bytes: 1,
                 new: true,
+                masked: None,
             },
         }
     }

@@ -58,6 +58,12 @@ pub struct FetchSummary {
     pub elapsed_ms: u64,
     /// Analytics jobs: the data lake's `dataAvailabilityDate`.
     pub data_availability: Option<DateTime<Utc>>,
+    /// Conversations erased from the lake (`convlake forget`, `retain`) that this fetch was
+    /// sent again and did not stage; and those `--restore` staged again.
+    pub erased_skipped: u64,
+    pub restored: u64,
+    /// The masking rules the texts went through (`--mask`), if any.
+    pub masked: Option<String>,
 }
 
 /// Errors of the fetch stage.

@@ -24,6 +24,8 @@ use crate::lake::{content_hash, snapshot_path, EventLog, Lake};
 pub(super) struct Fetched {
     pub(super) outcome: Outcome,
     pub(super) stored: Option<String>,
+    /// The text as it is stored (masked when the fetch masks), whose blake3 is `stored`.
+    pub(super) body: Option<Bytes>,
     pub(super) utterances: Result<Vec<Utterance>, String>,
 }
 
@@ -40,26 +42,45 @@ fn utterances_of(outcome: &mut Outcome, info: &ConversationInfo) -> Result<Vec<U
 
 /// Hashes a received text and reads its utterances on the blocking pool: the page's other
 /// requests keep going on the runtime meanwhile, and two texts are read on two cores.
+/// With `mask`, the stored body and the utterances are masked: the utterances are read from
+/// the text as received (an e-mail's sender tells whose it is), then each is masked with the
+/// same rules as the body's strings, so a stored voice body read again gives the same texts.
 pub(super) async fn digest(
     mut outcome: Outcome,
     info: ConversationInfo,
+    mask: Option<std::sync::Arc<crate::privacy::mask::Masker>>,
 ) -> Result<Fetched, String> {
     tokio::task::spawn_blocking(move || {
-        let body = match &outcome {
+        let mut body = match &outcome {
             Outcome::Voice { documents } => Some(transcripts::voice_body(documents)),
             Outcome::Digital { body } => Some(body.clone()),
             Outcome::Missing { .. } => None,
         };
-        let stored = body.map(|b| content_hash(&b));
-        let utterances = utterances_of(&mut outcome, &info);
-        Fetched {
+        let mut utterances = utterances_of(&mut outcome, &info);
+        if let Some(m) = &mask {
+            if let Some(b) = &body {
+                if let Some(masked) = m.json(b)? {
+                    body = Some(Bytes::from(masked));
+                }
+            }
+            if let Ok(us) = &mut utterances {
+                for u in us.iter_mut() {
+                    if let std::borrow::Cow::Owned(t) = m.text(&u.text) {
+                        u.text = t;
+                    }
+                }
+            }
+        }
+        let stored = body.as_ref().map(|b| content_hash(b));
+        Ok(Fetched {
             outcome,
             stored,
+            body,
             utterances,
-        }
+        })
     })
     .await
-    .map_err(|e| format!("reading a received text failed: {e}"))
+    .map_err(|e| format!("reading a received text failed: {e}"))?
 }
 
 /// What staging one page did.
@@ -72,6 +93,8 @@ pub(super) struct PageResult {
     pub(super) missing: u64,
     /// The page's conversations asked for their text without getting it (`texts_missing`).
     pub(super) missing_texts: Vec<MissingText>,
+    /// The masking rules its texts went through (see [`EventKind::Snapshot`]).
+    pub(super) masked: Option<String>,
 }
 
 /// The `texts_missing` event of a page's conversations without text, if any.
@@ -107,6 +130,7 @@ pub(super) fn page_events(
             utterances: r.utterances,
             body_bytes: 0,
             new: *new,
+            masked: r.masked.clone(),
         });
     }
     if let Some(listed) = checkpoint {

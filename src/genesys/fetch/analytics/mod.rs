@@ -106,6 +106,10 @@ pub struct AnalyticsOptions {
     pub job_timeout: Duration,
     /// Patience with recordings still being prepared.
     pub not_ready: NotReadyPolicy,
+    /// Masks personal data in every record and text before anything is written.
+    pub mask: Option<std::sync::Arc<crate::privacy::mask::Masker>>,
+    /// Stage erased conversations again (`fetch --restore`) instead of skipping them.
+    pub restore: bool,
 }
 
 fn run_key(o: &AnalyticsOptions) -> String {
@@ -246,6 +250,10 @@ struct Stage<'a> {
     without_text: HashMap<Fingerprint, String>,
     summary: FetchSummary,
     progress: Progress,
+    /// Erased conversations ([`crate::lake::events::erased_hash`]): skipped unless `restore`.
+    erased: HashSet<String>,
+    /// Erased conversations this fetch staged again (`--restore`).
+    restored: std::collections::BTreeSet<String>,
 }
 
 impl Stage<'_> {
@@ -368,7 +376,21 @@ impl Stage<'_> {
             if !self.wanted(&info) || !ids.insert(info.id.clone()) {
                 continue;
             }
+            if !self.erased.is_empty() {
+                let hash = crate::lake::events::erased_hash(&info.id);
+                if self.erased.contains(&hash) {
+                    if !self.opts.restore {
+                        self.summary.erased_skipped += 1;
+                        continue;
+                    }
+                    self.restored.insert(hash);
+                }
+            }
             warn_odd_start(&info, &self.progress);
+            let mut record = record;
+            if let Some(m) = &self.opts.mask {
+                m.json_value(&mut record);
+            }
             let bytes = serde_json::to_vec(&record).map_err(|e| bad(e.to_string()))?;
             items.push(Item {
                 record_hash: content_hash(&bytes),
@@ -416,7 +438,9 @@ impl Stage<'_> {
                     let fetched = async {
                         let info = &items_ref[k].info;
                         let outcome = this.pending_or_untranscribed(this.text(info).await?, info);
-                        digest(outcome, info.clone()).await.map_err(bad)
+                        digest(outcome, info.clone(), this.opts.mask.clone())
+                            .await
+                            .map_err(bad)
                     };
                     (n, fetched.await)
                 })
@@ -425,7 +449,10 @@ impl Stage<'_> {
                 .await;
         outcomes.sort_by_key(|(n, _)| *n);
         let outcomes = outcomes.into_iter().map(|(_, o)| o);
-        let mut result = PageResult::default();
+        let mut result = PageResult {
+            masked: self.opts.mask.as_ref().map(|m| m.id()),
+            ..Default::default()
+        };
         let mut entries = Vec::new();
         let mut texts: Vec<(usize, Result<Vec<Utterance>, String>)> = Vec::new();
         let mut bodies: Vec<Bytes> = Vec::new();
@@ -433,6 +460,7 @@ impl Stage<'_> {
             let Fetched {
                 outcome,
                 stored,
+                body,
                 utterances,
             } = fetched?;
             let stored = stored.unwrap_or_default();
@@ -495,11 +523,7 @@ impl Stage<'_> {
                 text,
                 communication_id,
             });
-            match outcome {
-                Outcome::Voice { documents } => bodies.push(transcripts::voice_body(&documents)),
-                Outcome::Digital { body } => bodies.push(body),
-                Outcome::Missing { .. } => {}
-            }
+            bodies.extend(body);
             texts.push((k, utterances));
         }
         self.summary.transcripts += result.transcripts;
@@ -858,8 +882,13 @@ pub async fn fetch(
         deferred: waiting,
         attempts,
         without_text,
-        summary: FetchSummary::default(),
+        summary: FetchSummary {
+            masked: opts.mask.as_ref().map(|m| m.id()),
+            ..Default::default()
+        },
         progress: Progress::new(intervals.len() as u64, skipped),
+        erased: crate::lake::events::erased_conversations(&history),
+        restored: Default::default(),
     };
     if !resume.done.is_empty() || !resume.partial.is_empty() || !resume.texts.is_empty() {
         stage.summary.resumed_runs = 1;
@@ -989,6 +1018,7 @@ pub async fn fetch(
                 utterances: r.utterances,
                 body_bytes: 0,
                 new: *new,
+                masked: r.masked.clone(),
             });
         }
         events.extend(texts_missing_event(&run, &r));
@@ -1012,6 +1042,13 @@ pub async fn fetch(
         ));
         log.append(vec![EventKind::SnapshotsReplaced {
             snapshots: replaced,
+        }])
+        .await?;
+    }
+    if !stage.restored.is_empty() {
+        stage.summary.restored = stage.restored.len() as u64;
+        log.append(vec![EventKind::Restored {
+            conversations: std::mem::take(&mut stage.restored).into_iter().collect(),
         }])
         .await?;
     }
@@ -1125,6 +1162,8 @@ mod tests {
             job_poll_max: Duration::from_millis(10),
             job_timeout: Duration::from_secs(5),
             not_ready: NotReadyPolicy::default(),
+            mask: None,
+            restore: false,
         }
     }
 

@@ -1,0 +1,54 @@
+//! Retention windows: `convlake retain --older-than AGE` and `run --retention AGE` erase every
+//! conversation that started before today minus AGE (see [`super::erase`]).
+
+use chrono::NaiveDate;
+
+/// A retention window: `90d`, `12w`, `18m` (months), `2y`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Age {
+    Days(u32),
+    Months(u32),
+}
+
+impl std::str::FromStr for Age {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Age, String> {
+        let t = s.trim();
+        let usage = "write it as a number of days, weeks, months or years: 90d, 12w, 18m, 2y";
+        let (n, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+        let n: u32 = n
+            .parse()
+            .map_err(|_| format!("{s:?} is not an age; {usage}"))?;
+        match unit.trim() {
+            "d" | "day" | "days" => Ok(Age::Days(n)),
+            "w" | "week" | "weeks" => Ok(Age::Days(n.saturating_mul(7))),
+            "m" | "mo" | "month" | "months" => Ok(Age::Months(n)),
+            "y" | "year" | "years" => Ok(Age::Months(n.saturating_mul(12))),
+            "" => Err(format!("{s:?} has no unit; {usage}")),
+            u => Err(format!("{s:?}: unknown unit {u:?}; {usage}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Age {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Age::Days(n) => write!(f, "{n}d"),
+            Age::Months(n) => write!(f, "{n}m"),
+        }
+    }
+}
+
+impl Age {
+    /// The first day kept: conversations of earlier days are erased.
+    pub fn cutoff(self, today: NaiveDate) -> NaiveDate {
+        match self {
+            Age::Days(n) => today
+                .checked_sub_days(chrono::Days::new(u64::from(n)))
+                .unwrap_or(NaiveDate::MIN),
+            Age::Months(n) => today
+                .checked_sub_months(chrono::Months::new(n))
+                .unwrap_or(NaiveDate::MIN),
+        }
+    }
+}

@@ -547,6 +547,14 @@ pub enum BenchConfig {
     Pipeline(PipelineBenchConfig),
     Extract(ExtractBenchConfig),
     Sync(SyncBenchConfig),
+    Mask(MaskBenchConfig),
+}
+
+/// `bench mask`'s settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaskBenchConfig {
+    pub megabytes: usize,
+    pub json: Option<PathBuf>,
 }
 
 /// `bench pipeline`'s settings.

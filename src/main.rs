@@ -130,6 +130,8 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
         Command::Verify(a) => verify::verify_command(&existing().await?, a.dry_run).await,
         Command::Forget(a) => {
             let lake = existing().await?;
+            // Not while a scheduled run fetches into the lake (it could stage them again).
+            let _lock = run::lock_lake(&lake)?;
             if a.finish
                 && a.conversation.is_empty()
                 && a.file.is_empty()
@@ -146,7 +148,9 @@ async fn dispatch(cli: Cli, lake_typed: bool) -> anyhow::Result<()> {
             privacy::forget(&lake, &req).await
         }
         Command::Retain(a) => {
-            privacy::retain(&existing().await?, a.older_than, a.dry_run, a.workers).await
+            let lake = existing().await?;
+            let _lock = run::lock_lake(&lake)?;
+            privacy::retain(&lake, a.older_than, a.dry_run, a.workers).await
         }
         Command::Ballista(a) => ballista::ballista(&a.role.into(), &global.lake).await,
         // Answered in `main` before the runtime starts (they need the parsed matches).

@@ -138,9 +138,13 @@ async fn a_masked_fetch_leaves_no_personal_data_in_any_lake_file() {
     lake.ok(&["extract"]).await;
     lake.ok(&["aggregate"]).await;
     lake.ok(&["report"]).await;
+    // The archive lake masks through the setting in convlake.toml, as a scheduled job would.
+    let config = dir.path().join("convlake.toml");
+    std::fs::write(&config, "mask = \"pii\"\n").unwrap();
     let archived = TestLake::new();
+    let config_flag = ["--config", config.to_str().unwrap()];
     archived
-        .ok(&[&["fetch"][..], &archive[..], &["--mask", "pii"][..]].concat())
+        .ok(&[&config_flag[..], &["fetch"][..], &archive[..]].concat())
         .await;
     archived.ok(&["extract"]).await;
 
@@ -473,7 +477,13 @@ async fn forget_by_address_and_by_a_file_of_ids_and_a_wrong_id_is_an_error() {
     lake.ok(&["verify", "--erased"]).await;
 
     // A typo erases nothing and says so.
-    let before = lake.files("");
+    // Every file but the run lock, which holds the pid of the last command that took it.
+    let files_now = || {
+        let mut f = lake.files("");
+        f.retain(|(p, _)| p != ".convlake-run.lock");
+        f
+    };
+    let before = files_now();
     let out = lake
         .run(&["forget", "--conversation", "no-such-conversation"])
         .await;
@@ -483,7 +493,7 @@ async fn forget_by_address_and_by_a_file_of_ids_and_a_wrong_id_is_an_error() {
         err.contains("no-such-conversation") && err.contains("nothing was erased"),
         "{err}"
     );
-    assert_eq!(lake.files(""), before);
+    assert_eq!(files_now(), before);
     let out = lake.run(&["forget"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
@@ -653,6 +663,35 @@ async fn retain_erases_every_conversation_older_than_the_window() {
     assert_eq!(now_kept, kept);
     assert_eq!(lake.mention_count_lines().await, kept_counts);
     lake.ok(&["verify", "--erased"]).await;
+
+    // `run` applies a `retention` setting after its fetch.
+    let scheduled = TestLake::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("convlake.toml");
+    std::fs::write(&config, format!("retention = \"{window}\"\n")).unwrap();
+    let sim = start_sim(sim_config(200)).await;
+    let run = [
+        "--config",
+        config.to_str().unwrap(),
+        "run",
+        "--source",
+        "archive",
+        "--api-url",
+        &sim.url,
+        "--from",
+        FROM,
+        "--to",
+        TO,
+    ];
+    let out = scheduled.run(&run).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("retain: erased {} conversation(s)", old[0])),
+        "{err}"
+    );
+    assert_eq!(scheduled.mention_count_lines().await, kept_counts);
+    sim.shutdown().await;
 
     let out = lake.run(&["retain", "--older-than", "18x"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

@@ -404,6 +404,10 @@ impl From<BenchArgs> for config::BenchConfig {
             Some(BenchWhat::Pipeline(p)) => config::BenchConfig::Pipeline(p.into()),
             Some(BenchWhat::Extract(e)) => config::BenchConfig::Extract(e.into()),
             Some(BenchWhat::Sync(s)) => config::BenchConfig::Sync(s.into()),
+            Some(BenchWhat::Mask(m)) => config::BenchConfig::Mask(config::MaskBenchConfig {
+                megabytes: m.megabytes,
+                json: m.json,
+            }),
         }
     }
 }

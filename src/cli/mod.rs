@@ -865,6 +865,18 @@ pub enum BenchWhat {
     Extract(ExtractBench),
     /// PostgreSQL sync of 1,000,000 rows against multi-row INSERT.
     Sync(SyncBench),
+    /// What `fetch --mask pii` costs per MB of text (one core).
+    Mask(MaskBench),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MaskBench {
+    /// Megabytes of chat text to mask.
+    #[arg(long, default_value_t = 64)]
+    pub megabytes: usize,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -101,7 +101,7 @@ fn current_hint(events: &[crate::lake::Event]) -> String {
 /// A version's dictionary from the lake's copy. A lake written before copies were kept has
 /// none: the default dictionary stands in when it is that version, else a dictionary that
 /// knows only its version (enough for every stage but `candidates`).
-pub(crate) async fn read_lake_dictionary(lake: &Lake, d: &LakeDictionary) -> Result<Dictionary> {
+async fn read_lake_dictionary(lake: &Lake, d: &LakeDictionary) -> Result<Dictionary> {
     if let Some(copy) = &d.copy {
         if lake.exists(copy).await? {
             let bytes = lake.get(copy).await?;

@@ -191,7 +191,18 @@ pub async fn conversations_of_snapshot(
 ) -> Result<Vec<(String, Option<chrono::NaiveDate>)>, EraseError> {
     let mut out: Vec<(String, Option<chrono::NaiveDate>)> = Vec::new();
     let mut seen = HashSet::new();
-    if let Some(batches) = raw_rows(lake, snapshot).await? {
+    let path = snapshot_path(snapshot);
+    let rows = match lake.exists(&path).await? {
+        true => Some(
+            schema::from_parquet_columns(
+                lake.get(&path).await?,
+                &["conversation_id", "conversation_date"],
+            )
+            .map_err(damaged(&path))?,
+        ),
+        false => None,
+    };
+    if let Some(batches) = rows {
         for b in &batches {
             let Some(ids) = strings(b, "conversation_id") else {
                 continue;
@@ -243,10 +254,6 @@ pub async fn erase(
     let events = lake.events().read_all().await?;
     let before = erased_conversations(&events);
     let wanted: BTreeSet<String> = ids.iter().map(|s| s.trim().to_string()).collect();
-    let hashes: HashMap<String, String> = wanted
-        .iter()
-        .map(|id| (erased_hash(id), id.clone()))
-        .collect();
     let mut summary = EraseSummary::default();
 
     // Which snapshots hold which of them.
@@ -327,7 +334,6 @@ pub async fn erase(
         summary.erased = found.into_iter().collect();
         summary.erased.sort();
     }
-    let _ = hashes;
     // 3. What follows from it (and from any erasure a crash left unfinished).
     finish(lake, workers, &mut summary).await?;
     Ok(summary)
@@ -605,7 +611,6 @@ pub async fn finish(
     }
     apply_erasures(&mut raw_events);
     let events = raw_events;
-    let erased = erased_conversations(&events);
     let all_erased: HashSet<String> = events
         .iter()
         .filter_map(|e| match &e.kind {
@@ -642,15 +647,12 @@ pub async fn finish(
     let mut listed = lake.list_paths("mentions").await?;
     listed.extend(lake.list_paths("topics").await?);
     let versions = mention_versions(&listed);
-    let _ = &versions;
-    let mut removed_old = Vec::new();
     for (rewrites, _) in &erasures {
         for r in rewrites {
             if live.contains(&r.old) {
                 // Restaged since (a `fetch --restore` of the same page): it is live again.
                 continue;
             }
-            removed_old.push(r.old.clone());
             // The old batch's bodies, then its manifest, then its rows: the manifest is what
             // names the bodies, so it goes after them.
             if let Some(m) = manifest(lake, &r.old).await.ok().flatten() {
@@ -690,9 +692,13 @@ pub async fn finish(
         if !rebuild.contains(&d.version) {
             continue;
         }
-        let dict: Dictionary = crate::commands::curate::read_lake_dictionary(lake, &d)
-            .await
-            .map_err(|e| EraseError::Extract(format!("{e:#}")))?;
+        let Some(dict) = lake_copy(lake, &d).await? else {
+            tracing::warn!(
+                version = %d.version,
+                "the lake has no copy of this dictionary version; its mentions of the rewritten snapshots are not rebuilt"
+            );
+            continue;
+        };
         let record = current.as_deref() == Some(d.version.as_str());
         step();
         let s = crate::extract::extract_files(lake, &dict, workers, record)
@@ -763,8 +769,36 @@ pub async fn finish(
             }
         }
     }
-    let _ = (erased, removed_old);
     Ok(())
+}
+
+/// A dictionary version from the lake's copy (`dictionaries/<version>.toml`); `None` when the
+/// lake has none (lakes from before copies were kept).
+async fn lake_copy(
+    lake: &Lake,
+    d: &crate::lake::dictionaries::LakeDictionary,
+) -> Result<Option<Dictionary>, EraseError> {
+    let Some(copy) = &d.copy else {
+        return Ok(None);
+    };
+    if !lake.exists(copy).await? {
+        return Ok(None);
+    }
+    let bytes = lake.get(copy).await?;
+    let mut dict = Dictionary::parse(&String::from_utf8_lossy(&bytes), copy)
+        .map_err(|e| damaged(copy)(e.to_string()))?;
+    // A copy a convlake before issue 21 wrote has that convlake's version.
+    if dict.v1_version.as_deref() == Some(d.version.as_str()) {
+        dict.version = d.version.clone();
+    }
+    if dict.version != d.version {
+        return Err(damaged(copy)(format!(
+            "it holds dictionary version {}, not {}",
+            dict.version, d.version
+        )));
+    }
+    dict.origin = d.source.clone();
+    Ok(Some(dict))
 }
 
 /// The dictionary versions of `dict=<version>` folders among lake paths.

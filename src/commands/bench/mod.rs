@@ -7,9 +7,11 @@
 //!   side by side), and, separately, throughput of the snapshot → mentions transform with a
 //!   1,000-product dictionary, per core;
 //! - `sync`: 1,000,000 aggregate rows into PostgreSQL: first sync, no-change re-sync, a 10% change,
-//!   against the tutorial's multi-row INSERT.
+//!   against the tutorial's multi-row INSERT;
+//! - `mask`: what `fetch --mask pii` costs per MB of text.
 
 mod extract;
+mod mask;
 mod pipeline;
 pub mod probe;
 mod sync;
@@ -29,6 +31,7 @@ pub async fn run(args: &BenchConfig, dict: &Dictionary) -> Result<()> {
         BenchConfig::Pipeline(p) => pipeline::pipeline(p, dict).await,
         BenchConfig::Extract(e) => extract::extract_bench(e).await,
         BenchConfig::Sync(s) => sync::sync_bench(s).await,
+        BenchConfig::Mask(m) => mask::mask_bench(m).await,
     }
 }
 

@@ -475,6 +475,19 @@ async fn forget_by_address_and_by_a_file_of_ids_and_a_wrong_id_is_an_error() {
         assert!(files_holding(&files, id).is_empty(), "{id}");
     }
     lake.ok(&["verify", "--erased"]).await;
+    // The proof fails where something is left: a file a user copied into the lake, say.
+    let leak = lake.path().join("reports/notes.json");
+    std::fs::create_dir_all(leak.parent().unwrap()).unwrap();
+    std::fs::write(&leak, format!("{{\"follow up\": [\"{}\"]}}", ids[1])).unwrap();
+    let out = lake.run(&["verify", "--erased"]).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("reports/notes.json: the id of an erased conversation"),
+        "{text}"
+    );
+    std::fs::remove_file(&leak).unwrap();
+    lake.ok(&["verify", "--erased"]).await;
 
     // A typo erases nothing and says so.
     // Every file but the run lock, which holds the pid of the last command that took it.

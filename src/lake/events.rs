@@ -493,6 +493,96 @@ pub fn retired_snapshots(events: &[Event]) -> std::collections::HashSet<String> 
 mod tests {
     use super::*;
 
+    fn at(seq: u64, kind: EventKind) -> Event {
+        Event {
+            seq,
+            index: 0,
+            time: Utc::now(),
+            kind,
+        }
+    }
+
+    fn snapshot(name: &str) -> EventKind {
+        EventKind::Snapshot {
+            snapshot: name.into(),
+            path: format!("raw/{name}"),
+            source: "archive".into(),
+            run: "r".into(),
+            page: 0,
+            next: None,
+            conversations: 3,
+            utterances: 30,
+            body_bytes: 1,
+            new: true,
+            masked: None,
+        }
+    }
+
+    fn erased(pairs: &[(&str, &str)], ids: &[&str]) -> EventKind {
+        EventKind::Erased {
+            reason: "forget".into(),
+            conversations: ids.iter().map(|i| erased_hash(i)).collect(),
+            texts: Vec::new(),
+            snapshots: pairs
+                .iter()
+                .map(|(o, n)| Rewrite {
+                    old: o.to_string(),
+                    new: n.to_string(),
+                    path: format!("raw/{n}"),
+                    conversations: 2,
+                    utterances: 20,
+                })
+                .collect(),
+            segments: Vec::new(),
+            versions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn erasures_put_new_snapshots_in_the_old_ones_places_and_compose() {
+        let mut events = vec![
+            at(1, snapshot("a")),
+            at(2, snapshot("b")),
+            at(3, erased(&[("a", "a2")], &["x"])),
+            at(4, erased(&[("a2", "a3"), ("b", "b2")], &["y"])),
+            // Staged again after the erasures (`fetch --restore`): left as it is.
+            at(5, snapshot("a")),
+            at(
+                6,
+                EventKind::Restored {
+                    conversations: vec![erased_hash("x")],
+                },
+            ),
+        ];
+        apply_erasures(&mut events);
+        let order: Vec<String> = snapshots_in_order(&events)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(order, ["a3", "b2", "a"]);
+        match &events[0].kind {
+            EventKind::Snapshot {
+                path,
+                conversations,
+                utterances,
+                ..
+            } => {
+                assert_eq!(
+                    (path.as_str(), *conversations, *utterances),
+                    ("raw/a3", 2, 20)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let still: Vec<String> = erased_conversations(&events).into_iter().collect();
+        assert_eq!(still, [erased_hash("y")], "x was restored");
+        assert_ne!(erased_hash("x"), erased_hash("y"));
+        assert_eq!(
+            erased_placeholder("x"),
+            format!("erased:{}", erased_hash("x"))
+        );
+    }
+
     fn done(run: &str) -> EventKind {
         EventKind::FetchDone {
             run: run.into(),

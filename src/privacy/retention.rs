@@ -34,6 +34,7 @@ impl std::fmt::Display for Age {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Age::Days(n) => write!(f, "{n}d"),
+            Age::Months(n) if *n >= 12 && n % 12 == 0 => write!(f, "{}y", n / 12),
             Age::Months(n) => write!(f, "{n}m"),
         }
     }
@@ -49,6 +50,32 @@ impl Age {
             Age::Months(n) => today
                 .checked_sub_months(chrono::Months::new(n))
                 .unwrap_or(NaiveDate::MIN),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_and_cut_off_by_calendar_months() {
+        let today: NaiveDate = "2026-12-06".parse().unwrap();
+        let cut = |s: &str| s.parse::<Age>().unwrap().cutoff(today).to_string();
+        assert_eq!(cut("18m"), "2025-06-06");
+        assert_eq!(cut("2y"), "2024-12-06");
+        assert_eq!(cut("90d"), "2026-09-07");
+        assert_eq!(cut("12w"), "2026-09-13");
+        assert_eq!(cut(" 1 month"), "2026-11-06");
+        // 31 March minus one month is the last day of February.
+        let march: NaiveDate = "2026-03-31".parse().unwrap();
+        assert_eq!(Age::Months(1).cutoff(march).to_string(), "2026-02-28");
+        assert_eq!(Age::Months(240_000).cutoff(today).to_string(), "-17974-12-06");
+        assert_eq!(Age::Months(u32::MAX).cutoff(today), NaiveDate::MIN);
+        assert_eq!("24m".parse::<Age>().unwrap().to_string(), "2y");
+        for bad in ["18", "m", "18x", "-3d", "1.5y", ""] {
+            let e = bad.parse::<Age>().unwrap_err();
+            assert!(e.contains("90d, 12w, 18m, 2y"), "{bad}: {e}");
         }
     }
 }

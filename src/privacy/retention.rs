@@ -70,7 +70,10 @@ mod tests {
         // 31 March minus one month is the last day of February.
         let march: NaiveDate = "2026-03-31".parse().unwrap();
         assert_eq!(Age::Months(1).cutoff(march).to_string(), "2026-02-28");
-        assert_eq!(Age::Months(240_000).cutoff(today).to_string(), "-17974-12-06");
+        assert_eq!(
+            Age::Months(240_000).cutoff(today).to_string(),
+            "-17974-12-06"
+        );
         assert_eq!(Age::Months(u32::MAX).cutoff(today), NaiveDate::MIN);
         assert_eq!("24m".parse::<Age>().unwrap().to_string(), "2y");
         for bad in ["18", "m", "18x", "-3d", "1.5y", ""] {
